@@ -1,0 +1,104 @@
+// The few libc calls Node lacks, through koffi. Loaded lazily: the CLI's fast paths never pay for it.
+import { createRequire } from 'node:module';
+import { HutchError } from '../errors.js';
+
+type Fn = (...args: unknown[]) => number;
+interface Libc {
+  flock: Fn; umount2: Fn; mount: Fn; waitpid: Fn; waitid: Fn; prctl: Fn; errnoLoc: () => unknown;
+  decodeErrno: () => number;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  const require = createRequire(import.meta.url);
+  const koffi = require('koffi');
+  const lib = koffi.load('libc.so.6');
+  const errnoLoc = lib.func('int *__errno_location()');
+  libc = {
+    flock: lib.func('int flock(int fd, int op)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    mount: lib.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    // siginfo_t is 128 bytes; si_pid is at offset 16 for SIGCHLD.
+    waitid: lib.func('int waitid(int idtype, int id, _Out_ uint8_t *info, int options)'),
+    prctl: lib.func('int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+    errnoLoc,
+    decodeErrno: () => koffi.decode(errnoLoc(), 'int') as number,
+  };
+  return libc;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 10: 'ECHILD', 11: 'EAGAIN', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
+  20: 'ENOTDIR', 22: 'EINVAL', 38: 'ENOSYS',
+};
+
+/** The current errno as a name (EAGAIN, EBUSY...) for the call that just failed. */
+function lastErrno(): string {
+  const n = load().decodeErrno();
+  return ERRNO_NAMES[n] ?? `errno ${n}`;
+}
+
+export const LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+
+/** flock(2). Returns true on success, false when LOCK_NB was given and the lock is held; throws otherwise. */
+export function flock(fd: number, op: number): boolean {
+  if (load().flock(fd, op) === 0) return true;
+  const e = lastErrno();
+  if (e === 'EAGAIN' && (op & LOCK_NB)) return false;
+  throw new HutchError('EINTERNAL', `flock failed: ${e}`);
+}
+
+export const MNT_DETACH = 2;
+
+/** umount2(2). Returns the errno name on failure ('EINVAL' = not a mount point), or null on success. */
+export function umount2(target: string, flags = 0): string | null {
+  return load().umount2(target, flags) === 0 ? null : lastErrno();
+}
+
+export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
+
+/** mount(2); throws a HutchError naming the target on failure. */
+export function mount(src: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  if (load().mount(src, target, fstype, flags, data) !== 0) {
+    throw new HutchError('EINTERNAL', `mount ${fstype ?? 'bind'} on ${target} failed: ${lastErrno()}`, { path: target });
+  }
+}
+
+const WNOHANG = 1, WEXITED = 4, WNOWAIT = 0x01000000, P_ALL = 0;
+
+/** Decoded wait status of a reaped child. */
+export interface ReapedChild { pid: number; exitCode: number | null; signal: number | null }
+
+/** waitpid(pid, WNOHANG): reaps `pid` (or any child for -1) if it has exited; null when none has. */
+export function waitpidNoHang(pid: number): ReapedChild | null {
+  const status = [0];
+  const r = load().waitpid(pid, status, WNOHANG);
+  if (r <= 0) return null;
+  const s = status[0] ?? 0;
+  const sig = s & 0x7f;
+  return sig === 0 ? { pid: r, exitCode: (s >> 8) & 0xff, signal: null } : { pid: r, exitCode: null, signal: sig };
+}
+
+/** The pid of some exited child without reaping it (waitid WNOWAIT), or null when no child has exited. */
+export function peekExitedChild(): number | null {
+  const info = new Uint8Array(128);
+  const r = load().waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT);
+  if (r !== 0) return null;
+  const pid = new DataView(info.buffer).getInt32(16, true);
+  return pid > 0 ? pid : null;
+}
+
+const PR_SET_CHILD_SUBREAPER = 36, PR_SET_PDEATHSIG = 1;
+
+/** Makes this process the reaper of its orphaned descendants. */
+export function setChildSubreaper(): void {
+  if (load().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) !== 0) throw new HutchError('EINTERNAL', `prctl(SUBREAPER) failed: ${lastErrno()}`);
+}
+
+/** Asks the kernel to send `signal` to this process when its parent dies. */
+export function setParentDeathSignal(signal: number): void {
+  if (load().prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0) !== 0) throw new HutchError('EINTERNAL', `prctl(PDEATHSIG) failed: ${lastErrno()}`);
+}
