@@ -33,6 +33,8 @@ function load(): Libc {
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 10: 'ECHILD', 11: 'EAGAIN', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
   20: 'ENOTDIR', 22: 'EINVAL', 38: 'ENOSYS',
+  3: 'ESRCH', 7: 'E2BIG', 12: 'ENOMEM', 15: 'ENOTBLK', 19: 'ENODEV', 21: 'EISDIR', 28: 'ENOSPC', 30: 'EROFS',
+  36: 'ENAMETOOLONG', 40: 'ELOOP', 95: 'EOPNOTSUPP',
 };
 
 /** The current errno as a name (EAGAIN, EBUSY...) for the call that just failed. */
@@ -59,6 +61,7 @@ export function umount2(target: string, flags = 0): string | null {
 }
 
 export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
+export const MS_NOEXEC = 8, MS_REMOUNT = 32, MS_NOATIME = 1024, MS_NODIRATIME = 2048, MS_RELATIME = 1 << 21;
 
 /** mount(2); throws a HutchError naming the target on failure. */
 export function mount(src: string, target: string, fstype: string | null, flags: number, data: string | null): void {

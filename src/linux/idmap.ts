@@ -1,0 +1,140 @@
+// The host id range sandboxes' user namespaces map to, and shifting a rootfs's ownership into it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HutchError, errnoCode } from '../errors.js';
+import { assertCleanAbsolute } from './paths.js';
+
+/** Container ids 0..size-1 appear on the host as hostUid+id / hostGid+id. */
+export interface IdRange { hostUid: number; hostGid: number; size: number }
+
+/** A user namespace must map the full 16-bit id space: images use ids up to 65534 (nobody). */
+export const ID_RANGE_SIZE = 65536;
+
+/**
+ * Used when /etc/subuid or /etc/subgid has no entry for `hutch`. 10^9 is far above any real user (< 65536,
+ * systemd's dynamic users end at 65519) and above the ranges useradd hands out for podman/docker
+ * (SUB_UID_MIN 100000 .. SUB_UID_MAX 600100000), and below 2^31 so tools that treat ids as signed cope.
+ */
+export const DEFAULT_HOST_ID_BASE = 1_000_000_000;
+
+/** The user whose /etc/subuid and /etc/subgid entries, if any, give hutch its id range. */
+export const SUBID_USER = 'hutch';
+
+/** The start of the first `hutch` entry in a subid file, or null when it has none; EINVAL when entries are too small. */
+function subidStart(file: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return null;
+    throw new HutchError('EINTERNAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+  }
+  const entries = text.split('\n').map((l) => l.trim().split(':')).filter((f) => f.length === 3 && f[0] === SUBID_USER);
+  if (entries.length === 0) return null;
+  for (const [, start, count] of entries) {
+    const s = Number(start), c = Number(count);
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(c) && s > 0 && c >= ID_RANGE_SIZE && s + ID_RANGE_SIZE <= 0xffffffff) return s;
+  }
+  throw new HutchError('EINVAL', `${file}: no entry for ${SUBID_USER} with at least ${ID_RANGE_SIZE} ids`, { path: file });
+}
+
+/** The host id range for sandboxes: the `hutch` entries of /etc/subuid and /etc/subgid, else 10^9 (each independently). */
+export function hostIdRange(): IdRange {
+  return {
+    hostUid: subidStart('/etc/subuid') ?? DEFAULT_HOST_ID_BASE,
+    hostGid: subidStart('/etc/subgid') ?? DEFAULT_HOST_ID_BASE,
+    size: ID_RANGE_SIZE,
+  };
+}
+
+/** The shifted id, or null when `id` is already in the host range (a hard link seen twice, or a re-run). */
+function shiftId(id: number, base: number, size: number, file: string): number | null {
+  if (id >= base && id < base + size) return null;
+  if (id < size) return base + id;
+  throw new HutchError('EINVAL', `${file} is owned by id ${id}, which the ${size}-id user namespace cannot map`, { path: file });
+}
+
+/** chown clears set-uid/set-gid bits on files; this puts them back. (File capabilities are lost too: not restored.) */
+const SET_ID_BITS = 0o6000;
+
+/** Shifts one entry; returns true if it changed. */
+async function shiftEntry(file: string, st: fs.Stats, range: IdRange): Promise<boolean> {
+  const uid = shiftId(st.uid, range.hostUid, range.size, file);
+  const gid = shiftId(st.gid, range.hostGid, range.size, file);
+  if (uid === null && gid === null) return false;
+  try {
+    await fs.promises.lchown(file, uid ?? st.uid, gid ?? st.gid);
+    if (st.isFile() && (st.mode & SET_ID_BITS) !== 0) await fs.promises.chmod(file, st.mode & 0o7777);
+  } catch (e) {
+    throw new HutchError('EINTERNAL', `cannot change the owner of ${file}: ${(e as Error).message}`, { path: file, cause: e });
+  }
+  return true;
+}
+
+/** How many lstat/lchown calls are in flight at once: enough to keep libuv's thread pool busy. */
+const ENTRY_CONCURRENCY = 16;
+
+/** A minimal concurrency limiter. */
+function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    while (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * Changes the owner of every entry below `dir` (and `dir` itself) from container id u to host id base+u, for a
+ * rootfs unpacked as host root that a user-namespaced sandbox will use. Symlinks are changed themselves
+ * (lchown), never followed; another filesystem mounted inside is refused. Returns how many entries changed.
+ */
+export async function shiftOwnership(dir: string, range: IdRange): Promise<number> {
+  assertCleanAbsolute(dir, 'shiftOwnership');
+  const rootStat = await lstatOrThrow(dir);
+  if (!rootStat.isDirectory()) throw new HutchError('EINVAL', `shiftOwnership: ${dir} is not a directory`, { path: dir });
+  const limit = limiter(ENTRY_CONCURRENCY);
+  let changed = (await shiftEntry(dir, rootStat, range)) ? 1 : 0;
+  const walk = async (d: string): Promise<void> => {
+    const names = await limit(() => readdirOrThrow(d));
+    await Promise.all(names.map(async (name) => {
+      const file = path.join(d, name);
+      const isDir = await limit(async () => {
+        const st = await lstatOrThrow(file);
+        if (st.dev !== rootStat.dev) {
+          throw new HutchError('EINVAL', `shiftOwnership: ${file} is another filesystem mounted inside ${dir}`, { path: file });
+        }
+        if (await shiftEntry(file, st, range)) changed++;
+        return st.isDirectory();
+      });
+      if (isDir) await walk(file);
+    }));
+  };
+  await walk(dir);
+  return changed;
+}
+
+/** readdir that names the path in its error. */
+async function readdirOrThrow(dir: string): Promise<string[]> {
+  try {
+    return await fs.promises.readdir(dir);
+  } catch (e) {
+    throw new HutchError('EINTERNAL', `cannot list ${dir}: ${(e as Error).message}`, { path: dir, cause: e });
+  }
+}
+
+/** lstat that names the path in its error. */
+async function lstatOrThrow(file: string): Promise<fs.Stats> {
+  try {
+    return await fs.promises.lstat(file);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new HutchError('ENOTFOUND', `${file} does not exist`, { path: file, cause: e });
+    throw new HutchError('EINTERNAL', `cannot stat ${file}: ${(e as Error).message}`, { path: file, cause: e });
+  }
+}

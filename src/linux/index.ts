@@ -1,0 +1,23 @@
+// The linux layer's public API: cgroups, mounts, file locks, id mapping, host probing, and the few syscalls Node lacks.
+export {
+  detectCgroupMode, cgroupControllers, cgroupDirs, readCgroupStats, cgroupPids, freezeState, removeCgroup,
+  listCgroupChildren, CGROUP_ROOT, UNIFIED_KEY,
+} from './cgroups.js';
+export type { CgroupMode, CgroupStats, FreezeState, RemoveCgroupOptions } from './cgroups.js';
+export {
+  readMountinfo, parseMountinfo, mountsUnder, isMountPoint, unmountTree, removeTreeSafely, overlayOptions,
+  mountOverlay, bindMount, makePrivate,
+} from './mounts.js';
+export type { MountInfo, OverlayMount, BindOptions } from './mounts.js';
+export { FileLock } from './filelock.js';
+export type { LockMode, AcquireOptions } from './filelock.js';
+export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';
+export type { IdRange } from './idmap.js';
+export { probeHost, findExecutable } from './probe.js';
+export type { HostProbe, Feature, ToolFeature } from './probe.js';
+export { assertCleanAbsolute, isAtOrBelow } from './paths.js';
+export {
+  waitpidNoHang, peekExitedChild, setChildSubreaper, setParentDeathSignal, mount, umount2, MNT_DETACH,
+  MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT,
+} from './ffi.js';
+export type { ReapedChild } from './ffi.js';
