@@ -88,15 +88,15 @@ function assertCgroupsPath(p: string): void {
 }
 
 /** The host dir of `cgroupsPath` in one hierarchy; relative paths go below this process's own cgroup, as runc does. */
-function hierarchyDir(h: Hierarchy, cgroupsPath: string): string {
+function hierarchyDir(h: Hierarchy, cgroupsPath: string, allowRoot = false): string {
   let base = '/';
   if (!cgroupsPath.startsWith('/')) {
     const root = h.mountRoot === '/' ? '' : h.mountRoot;
     base = h.ownCgroup.startsWith(root + '/') ? h.ownCgroup.slice(root.length) : '/';
   }
   const dir = path.join(h.mountPoint, base, cgroupsPath);
-  // Never the hierarchy's root cgroup, never outside cgroupfs.
-  if (dir === h.mountPoint || !isAtOrBelow(dir, h.mountPoint) || !isAtOrBelow(dir, CGROUP_ROOT)) {
+  // Never the hierarchy's root cgroup (except to list it), never outside cgroupfs.
+  if ((dir === h.mountPoint && !allowRoot) || !isAtOrBelow(dir, h.mountPoint) || !isAtOrBelow(dir, CGROUP_ROOT)) {
     throw new HutchError('EPERM', `cgroupsPath ${cgroupsPath} resolves to ${dir}, outside ${h.mountPoint}`, { path: cgroupsPath });
   }
   return dir;
@@ -364,7 +364,12 @@ export async function removeCgroup(cgroupsPath: string, opts: RemoveCgroupOption
   }
 }
 
-/** Names of the cgroups directly below `parentPath` (e.g. "hutch") in any hierarchy: sandboxes, live or orphaned. */
+/**
+ * Names of the cgroups directly below `parentPath` in any hierarchy: sandboxes, live or orphaned. `parentPath`
+ * is a cgroupsPath like `/hutch`, or `/` for the top level (where `/hutch-<id>` paths live).
+ */
 export function listCgroupChildren(parentPath: string): string[] {
-  return [...new Set(distinctDirs(parentPath).flatMap(childCgroups))].sort();
+  if (parentPath !== '/') assertCgroupsPath(parentPath);
+  const dirs = new Set(cgroupLayout().hierarchies.map((h) => hierarchyDir(h, parentPath, true)));
+  return [...new Set([...dirs].flatMap(childCgroups))].sort();
 }
