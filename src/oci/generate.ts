@@ -62,14 +62,17 @@ function checkAbsolute(field: string, p: unknown): void {
 function checkInput(input: SandboxSpecInput): void {
   if (!Array.isArray(input.args) || input.args.length === 0) throw invalid('args', 'must have at least one element');
   input.args.forEach((a, i) => {
-    if (typeof a !== 'string' || (i === 0 && a === '')) throw invalid(`args[${i}]`, 'must be a non-empty string');
+    if (typeof a !== 'string') throw invalid(`args[${i}]`, 'must be a string');
+    if (i === 0 && a === '') throw invalid('args[0]', 'must be a non-empty string');
   });
   input.env.forEach((e, i) => {
     if (typeof e !== 'string' || e.indexOf('=') <= 0) throw invalid(`env[${i}]`, 'must be NAME=value');
   });
   checkAbsolute('cwd', input.cwd);
   if (typeof input.rootfsPath !== 'string' || input.rootfsPath === '') throw invalid('rootfsPath', 'must be a non-empty path');
-  if (!isId(input.user.uid) || !isId(input.user.gid)) throw invalid('user', 'uid and gid must be integers in 0..4294967295');
+  const ids = [input.user.uid, input.user.gid, ...(input.user.additionalGids ?? [])];
+  if (!ids.every(isId)) throw invalid('user', 'uid, gid and additionalGids must be integers in 0..4294967295');
+  if (input.hostname.length > 64) throw invalid('hostname', 'must be at most 64 characters');
   const ns = input.namespaces;
   if (!ns.mount) throw invalid('namespaces.mount', 'a sandbox needs its own mount namespace');
   if (ns.user !== (input.idMap !== null)) throw invalid('idMap', 'must be given exactly when namespaces.user is true');
@@ -82,7 +85,6 @@ function checkInput(input: SandboxSpecInput): void {
     if (!Number.isInteger(size) || size < 1 || hostUid + size - 1 > MAX_ID || hostGid + size - 1 > MAX_ID) {
       throw invalid('idMap.size', `must be an integer ≥ 1 that keeps the range within 32 bits, got ${size}`);
     }
-    const ids = [input.user.uid, input.user.gid, ...(input.user.additionalGids ?? [])];
     for (const id of ids) if (id >= size) throw invalid('user', `id ${id} is not mapped (idMap.size is ${size})`);
   }
   for (const cap of input.capabilities) {
@@ -117,7 +119,7 @@ export function defaultMounts(input: Pick<SandboxSpecInput, 'idMap' | 'namespace
   // sysfs can only be mounted by a user namespace that owns the network namespace; otherwise
   // bind the host's /sys read-only (what rootless runc does).
   if (ns.user && !ns.network) {
-    mounts.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+    mounts.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', 'rro'] });
   } else {
     mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
   }
@@ -158,7 +160,7 @@ export function buildSandboxSpec(input: SandboxSpecInput): Spec {
     destination: m.destination,
     type: 'bind',
     source: m.source,
-    options: ['rbind', m.readonly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+    options: m.readonly ? ['rbind', 'ro', 'rro', 'nosuid', 'nodev'] : ['rbind', 'rw', 'nosuid', 'nodev'],
   }));
   const spec: Spec = {
     ociVersion: OCI_VERSION,
