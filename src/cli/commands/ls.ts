@@ -1,0 +1,42 @@
+// hutch ls: the sandboxes and their observed states.
+import { bool } from '../args.js';
+import type { Command } from '../command.js';
+
+export const command: Command = {
+  usage: 'hutch ls [--json]',
+  summary: 'List sandboxes with their state as observed now (a sandbox whose init died shows as stopped).',
+  flags: [
+    { name: 'json', kind: 'bool', help: 'print JSON' },
+    { name: 'quiet', short: 'q', kind: 'bool', help: 'print ids only' },
+  ],
+  async run(ctx, args) {
+    const engine = await ctx.engine();
+    const all = await engine.list();
+    if (bool(args.flags, 'json')) {
+      ctx.out(JSON.stringify(all.map((s) => ({
+        id: s.id, name: s.name, status: s.status, mode: s.mode, rootfs: s.rootfs, createdAt: s.createdAt,
+        ...(s.startedAt ? { startedAt: s.startedAt } : {}), ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+        ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.note ? { note: s.note } : {}),
+        ...(s.handle?.initPid ? { pid: s.handle.initPid } : {}), limits: s.limits, command: s.command ?? [],
+      })), null, 2) + '\n');
+      return 0;
+    }
+    if (bool(args.flags, 'quiet')) {
+      ctx.out(all.map((s) => `${s.id}\n`).join(''));
+      return 0;
+    }
+    const rows = [['ID', 'NAME', 'STATUS', 'MODE', 'CREATED', 'COMMAND']];
+    for (const s of all) {
+      const status = s.status === 'stopped' && s.exitCode !== undefined && s.exitCode !== null ? `stopped (${s.exitCode})` : s.status;
+      rows.push([s.id, s.name, s.note ? `${status}: ${s.note}` : status, s.mode, s.createdAt.replace('T', ' ').slice(0, 19), (s.command ?? []).join(' ').slice(0, 40)]);
+    }
+    ctx.out(table(rows));
+    return 0;
+  },
+};
+
+/** Left-aligned columns, two spaces apart. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n').join('');
+}

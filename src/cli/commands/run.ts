@@ -1,0 +1,48 @@
+// hutch run: create a sandbox, run a command in it, wait for it (or leave it running with -d).
+import { HutchError } from '../../errors.js';
+import { bool, type FlagSpec } from '../args.js';
+import type { Command } from '../command.js';
+import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
+
+const FLAGS: FlagSpec[] = [
+  { name: 'rm', kind: 'bool', help: 'remove the sandbox when the command exits' },
+  { name: 'detach', short: 'd', kind: 'bool', help: 'leave the sandbox running (with its agent) and print its id' },
+  { name: 'tty', short: 't', kind: 'bool', help: 'give the command a terminal' },
+  { name: 'interactive', short: 'i', kind: 'bool', help: 'keep stdin open and pass it to the command' },
+  ...SANDBOX_FLAGS,
+];
+
+export const command: Command = {
+  usage: 'hutch run [OPTIONS] ROOTFS|busybox [--] [COMMAND [ARG...]]',
+  summary: 'Create a sandbox from a rootfs dir (or the embedded busybox), run COMMAND in it and return its exit code.\nWithout -d the command is the sandbox\'s init (no agent); with -d the sandbox keeps its agent for exec, cp, ps.',
+  flags: FLAGS,
+  stopAfter: 1,
+  errorExitCode: 125,
+  async run(ctx, args) {
+    const rootfs = args.operands[0];
+    if (rootfs === undefined) throw new HutchError('EINVAL', 'run: missing ROOTFS (a rootfs dir or "busybox")');
+    const f = args.flags;
+    const engine = await ctx.engine();
+    const opts = createOptionsFrom(args, rootfs, args.rest);
+    if (bool(f, 'detach')) {
+      if (bool(f, 'rm')) throw new HutchError('EINVAL', 'run: --rm and --detach do not go together');
+      if (bool(f, 'tty') || bool(f, 'interactive')) throw new HutchError('EINVAL', 'run: -t/-i need the foreground; use hutch exec -t -i on a detached sandbox');
+      const created = await engine.create(opts);
+      try {
+        await engine.start(created.id);
+      } catch (e) {
+        await engine.remove(created.id, true);
+        throw e;
+      }
+      ctx.out(`${created.id}\n`);
+      return 0;
+    }
+    if (args.rest.length === 0) throw new HutchError('EINVAL', 'run: missing COMMAND (or use -d for a sandbox that waits for exec)');
+    const tty = bool(f, 'tty');
+    const interactive = bool(f, 'interactive');
+    if (tty && interactive && !process.stdin.isTTY) throw new HutchError('EINVAL', 'run: -t -i needs a terminal on stdin');
+    opts.terminal = tty;
+    const { exitCode } = await engine.runForeground(opts, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], bool(f, 'rm'));
+    return exitCode;
+  },
+};

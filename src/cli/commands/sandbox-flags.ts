@@ -1,0 +1,66 @@
+// Flags shared by `run` and `create`: what the sandbox is made of, its limits and its hardening.
+import { HutchError } from '../../errors.js';
+import type { CreateOptions } from '../../engine/index.js';
+import { parseSize, parseUser } from '../../engine/options.js';
+import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
+
+/** Flags that describe a new sandbox. */
+export const SANDBOX_FLAGS: FlagSpec[] = [
+  { name: 'name', kind: 'string', value: 'NAME', help: 'name of the sandbox (also its hostname)' },
+  { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit, e.g. 256m, 1g' },
+  { name: 'cpus', kind: 'string', value: 'N', help: 'CPU limit in cores, e.g. 0.5' },
+  { name: 'pids', kind: 'string', value: 'N', help: 'maximum number of processes (default 1024)' },
+  { name: 'env', short: 'e', kind: 'list', value: 'K=V', help: 'set an environment variable (repeatable)' },
+  { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: 'working directory inside the sandbox' },
+  { name: 'user', short: 'u', kind: 'string', value: 'UID[:GID]', help: 'user to run the command as' },
+  { name: 'no-userns', kind: 'bool', help: 'hardening off: no user namespace (root inside is root outside)' },
+  { name: 'seccomp', kind: 'string', value: 'PROFILE', help: 'seccomp profile: default, strict or off' },
+  { name: 'cap-all', kind: 'bool', help: 'hardening off: give every capability' },
+  { name: 'allow-new-privs', kind: 'bool', help: 'hardening off: no no_new_privs' },
+  { name: 'no-mask-paths', kind: 'bool', help: 'hardening off: leave /proc and /sys paths unmasked and writable' },
+  { name: 'network', kind: 'string', value: 'MODE', help: 'none (loopback only, default) or host' },
+  { name: 'read-only', kind: 'bool', help: 'no writable layer: the rootfs is mounted read-only' },
+];
+
+/** Builds engine options from the sandbox flags. */
+export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: string[]): CreateOptions {
+  const f = args.flags;
+  const o: CreateOptions = { rootfs, env: list(f, 'env'), limits: {}, hardening: {} };
+  const name = str(f, 'name');
+  if (name !== undefined) o.name = name;
+  const memory = str(f, 'memory');
+  if (memory !== undefined) o.limits!.memoryBytes = parseSize(memory);
+  const cpus = str(f, 'cpus');
+  if (cpus !== undefined) {
+    const n = Number(cpus);
+    if (!/^\d+(\.\d+)?$/.test(cpus)) throw new HutchError('EINVAL', `invalid --cpus "${cpus}": use a number such as 0.5`);
+    o.limits!.cpus = n;
+  }
+  const pids = str(f, 'pids');
+  if (pids !== undefined) {
+    if (!/^\d+$/.test(pids)) throw new HutchError('EINVAL', `invalid --pids "${pids}": use a whole number`);
+    o.limits!.pids = Number(pids);
+  }
+  const cwd = str(f, 'workdir');
+  if (cwd !== undefined) o.cwd = cwd;
+  const user = str(f, 'user');
+  if (user !== undefined) o.user = parseUser(user);
+  const h = o.hardening!;
+  if (bool(f, 'no-userns')) h.userns = false;
+  const seccomp = str(f, 'seccomp');
+  if (seccomp !== undefined) {
+    if (seccomp !== 'default' && seccomp !== 'strict' && seccomp !== 'off') throw new HutchError('EINVAL', `invalid --seccomp "${seccomp}": use default, strict or off`);
+    h.seccomp = seccomp;
+  }
+  if (bool(f, 'cap-all')) h.capabilities = 'all';
+  if (bool(f, 'allow-new-privs')) h.noNewPrivileges = false;
+  if (bool(f, 'no-mask-paths')) h.maskPaths = false;
+  const network = str(f, 'network');
+  if (network !== undefined) {
+    if (network !== 'none' && network !== 'host') throw new HutchError('EINVAL', `invalid --network "${network}": use none or host`);
+    h.network = network;
+  }
+  if (bool(f, 'read-only')) h.overlay = false;
+  if (command.length) o.command = command;
+  return o;
+}

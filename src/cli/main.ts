@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// The `hutch` command: global flags, then a verb whose module is loaded only when it is used.
+import { HutchError } from '../errors.js';
+import { parseArgs } from './args.js';
+import type { Command, CommandContext, GlobalOptions } from './command.js';
+
+const VERBS: Record<string, () => Promise<{ command: Command }>> = {
+  run: () => import('./commands/run.js'),
+  create: () => import('./commands/create.js'),
+  start: () => import('./commands/start.js'),
+  exec: () => import('./commands/exec.js'),
+  ls: () => import('./commands/ls.js'),
+  ps: () => import('./commands/ps.js'),
+  stats: () => import('./commands/stats.js'),
+  pause: () => import('./commands/pause.js'),
+  resume: () => import('./commands/resume.js'),
+  stop: () => import('./commands/stop.js'),
+  kill: () => import('./commands/kill.js'),
+  wait: () => import('./commands/wait.js'),
+  rm: () => import('./commands/rm.js'),
+  cp: () => import('./commands/cp.js'),
+  info: () => import('./commands/info.js'),
+  setup: () => import('./commands/setup.js'),
+};
+
+const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] VERB [OPTIONS] ...
+
+Sandboxes for untrusted code.
+
+Verbs:
+  run       create a sandbox, run a command in it, and wait for it
+  create    create a sandbox (state ready)
+  start     start a ready sandbox
+  exec      run a command in a running sandbox
+  ls        list sandboxes
+  ps        list the processes of a sandbox
+  stats     cpu, memory and pids of a sandbox
+  pause     freeze every process of a sandbox
+  resume    thaw a paused sandbox
+  stop      stop a sandbox (SIGTERM, then SIGKILL)
+  kill      send a signal into a sandbox
+  wait      wait for a sandbox to stop and print its exit code
+  rm        remove sandboxes
+  cp        copy files between the host and a sandbox
+  info      versions, cgroup mode, executor, hardening this machine supports
+  setup     build the embedded busybox rootfs and the agent runtime
+
+Run 'hutch VERB --help' for a verb's options.
+`;
+
+/** Parses global flags; returns them and the index of the verb. */
+function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
+  const globals: GlobalOptions = { debug: false };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      if (i + 1 >= argv.length) throw new HutchError('EINVAL', `${flag} needs a value`);
+      return argv[++i]!;
+    };
+    if (flag === '--root') globals.root = value();
+    else if (flag === '--executor') globals.executor = value();
+    else if (flag === '--debug') globals.debug = true;
+    else break;
+  }
+  return { globals, at: i };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let errorExitCode = 1;
+  let debug = false;
+  try {
+    const { globals, at } = parseGlobals(argv);
+    debug = globals.debug;
+    const verb = argv[at];
+    if (verb === undefined || verb === '-h' || verb === '--help' || verb === 'help') {
+      process.stdout.write(USAGE);
+      return verb === undefined ? 2 : 0;
+    }
+    if (verb === '--version' || verb === 'version') {
+      process.stdout.write('hutch 0.1.0\n');
+      return 0;
+    }
+    const load = VERBS[verb];
+    if (!load) throw new HutchError('EINVAL', `unknown verb "${verb}" (see hutch --help)`);
+    const { command } = await load();
+    errorExitCode = command.errorExitCode ?? 1;
+    const rest = argv.slice(at + 1);
+    const stopAfter = command.stopAfter ?? Infinity;
+    if (rest.includes('--help') || rest.includes('-h')) {
+      const before = rest.indexOf('--');
+      const idx = Math.min(...['--help', '-h'].map((h) => rest.indexOf(h)).filter((n) => n >= 0));
+      if (before === -1 || idx < before) {
+        const { helpText } = await import('./args.js');
+        process.stdout.write(helpText(command.usage, command.summary, command.flags));
+        return 0;
+      }
+    }
+    const parsed = parseArgs(verb, rest, command.flags, stopAfter);
+    return await command.run(makeContext(globals), parsed);
+  } catch (e) {
+    process.stderr.write(`hutch: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    if (e instanceof HutchError && e.code === 'ENOEXEC') return 127;
+    return errorExitCode;
+  }
+}
+
+function makeContext(globals: GlobalOptions): CommandContext {
+  let engine: Promise<import('../engine/index.js').Engine> | undefined;
+  let calls: Promise<import('../engine/index.js').SandboxCalls> | undefined;
+  const ctx: CommandContext = {
+    globals,
+    engine: () => (engine ??= import('../engine/index.js').then((m) => new m.Engine({
+      ...(globals.root ? { root: globals.root } : {}), ...(globals.executor ? { executor: globals.executor } : {}),
+    }))),
+    calls: () => (calls ??= Promise.all([ctx.engine(), import('../engine/index.js')]).then(([e, m]) => new m.SandboxCalls(e))),
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+  };
+  return ctx;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => { process.stderr.write(`hutch: ${String(e)}\n`); process.exitCode = 1; },
+);

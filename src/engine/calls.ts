@@ -1,0 +1,117 @@
+// Calls into a running sandbox through its agent: processes, files, signals, ps, stats.
+import { HutchError } from '../errors.js';
+import type { AgentClient, ProcessHandle } from '../agent/index.js';
+import type { SandboxStats } from '../platform/index.js';
+import type { Engine } from './engine.js';
+import { requireStatus, type SandboxRecord } from './state.js';
+import { checkEnv, mergeEnv } from './options.js';
+
+/** A command to run in a sandbox. */
+export interface ExecRequest {
+  argv: string[];
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid: number };
+  tty?: { cols: number; rows: number };
+  stdin?: boolean;
+  /** The sandbox's main process: when it exits, the sandbox stops. */
+  main?: boolean;
+}
+
+/** Where a signal goes. */
+export type SignalTarget = { pid: number } | { pgid: number } | { all: true };
+
+/**
+ * Agent connections are kept per sandbox and reused, so that a long-lived process (hutchd,
+ * benchmarks) pays the connect once; a dropped connection is replaced on the next call.
+ */
+export class SandboxCalls {
+  private readonly clients = new Map<string, Promise<AgentClient>>();
+
+  constructor(private readonly engine: Engine) {}
+
+  /** The record of a sandbox that must be in one of `allowed` states; read under a shared lock. */
+  private async readRunning(ref: string, verb: string, allowed: ('running' | 'paused')[] = ['running']): Promise<SandboxRecord> {
+    const id = this.engine.store.resolve(ref);
+    const lock = await this.engine.store.lock(id, 'shared');
+    try {
+      const record = this.engine.mustRead(id);
+      await this.engine.refresh(record);
+      requireStatus(id, record.phase, allowed, verb);
+      return record;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** A connection to the sandbox's agent (reused). */
+  async client(record: SandboxRecord): Promise<AgentClient> {
+    if (record.mode !== 'agent') {
+      throw new HutchError('EUNSUPPORTED', `sandbox ${record.id} runs its command as init (hutch run without -d): it has no agent for this call`, { id: record.id });
+    }
+    let p = this.clients.get(record.id);
+    if (p) {
+      const c = await p.catch(() => null);
+      if (c && !c.closed) return c;
+      this.clients.delete(record.id);
+    }
+    const platform = await this.engine.platform();
+    p = platform.connect(record.handle!);
+    this.clients.set(record.id, p);
+    p.catch(() => this.clients.delete(record.id));
+    const c = await p;
+    c.onClose(() => { if (this.clients.get(record.id) === p) this.clients.delete(record.id); });
+    return c;
+  }
+
+  /** Closes every cached connection. */
+  closeAll(): void {
+    for (const p of this.clients.values()) void p.then((c) => c.close(), () => undefined);
+    this.clients.clear();
+  }
+
+  /** Starts a process in a running sandbox. */
+  async exec(ref: string, req: ExecRequest): Promise<ProcessHandle> {
+    const record = await this.readRunning(ref, 'exec in');
+    if (req.argv.length === 0) throw new HutchError('EINVAL', 'exec needs a command', { id: record.id });
+    const user = req.user ?? record.user;
+    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], user.uid === 0 ? [] : ['HOME=/'], checkEnv(req.env ?? []));
+    const client = await this.client(record);
+    return client.exec({
+      argv: req.argv, env: Object.fromEntries(env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+      cwd: req.cwd ?? record.cwd, uid: user.uid, gid: user.gid, stdin: req.stdin ?? false,
+      ...(req.tty ? { tty: req.tty } : {}), ...(req.main ? { main: true } : {}),
+    });
+  }
+
+  /** Waits for a process of the sandbox to exit. */
+  async wait(ref: string, pid: number): Promise<{ exitCode: number | null; signal: string | null }> {
+    const record = await this.readRunning(ref, 'wait in', ['running', 'paused']);
+    return (await this.client(record)).wait(pid);
+  }
+
+  /** Sends a signal to one process, a process group, or every process of the sandbox. */
+  async signal(ref: string, signal: string, target: SignalTarget): Promise<void> {
+    const record = await this.readRunning(ref, 'signal');
+    await (await this.client(record)).signal(signal, target);
+  }
+
+  /** The processes of the sandbox as its agent sees them. */
+  async ps(ref: string) {
+    const record = await this.readRunning(ref, 'list processes of', ['running', 'paused']);
+    if (record.phase === 'paused') throw new HutchError('ESTATE', `cannot list processes of sandbox ${record.id}: it is paused (needs running)`, { id: record.id });
+    return (await this.client(record)).ps();
+  }
+
+  /** cpu, memory and pids of the sandbox, from its cgroups. */
+  async stats(ref: string): Promise<SandboxStats> {
+    const record = await this.readRunning(ref, 'read stats of', ['running', 'paused']);
+    return (await this.engine.platform()).stats(record.handle!);
+  }
+
+  /** File calls, resolved inside the sandbox's own view by its agent. */
+  async files(ref: string): Promise<AgentClient> {
+    const record = await this.readRunning(ref, 'access files of');
+    return this.client(record);
+  }
+}

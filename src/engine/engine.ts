@@ -1,0 +1,432 @@
+// The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HutchError, isHutchError } from '../errors.js';
+import { DEFAULT_HARDENING, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
+import { SandboxStore, type SandboxLock } from './store.js';
+import { checkName, checkTransition, requireStatus, type SandboxRecord, type SandboxStatus } from './state.js';
+import { checkEnv, checkLimits, checkRootfsDir, mergeEnv } from './options.js';
+import { observeInit, exitRecordOf } from './liveness.js';
+
+/** Where the engine keeps things, and which executor it uses. */
+export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
+
+/** What a new sandbox is made from. */
+export interface CreateOptions {
+  /** A rootfs dir, or `busybox` for the embedded default. */
+  rootfs: string;
+  name?: string;
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid: number };
+  limits?: Limits;
+  hardening?: Partial<Hardening>;
+  /** The main command: run by the agent on start, or the init itself in direct mode. */
+  command?: string[];
+  terminal?: boolean;
+  mode?: InitMode;
+}
+
+/** What `list` and `inspect` return: the record with its observed status. */
+export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'creating' | 'deleting' }
+
+export const DEFAULT_ROOT = '/run/hutch';
+export const DEFAULT_DATA_ROOT = '/var/lib/hutch';
+const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+
+/** Sandboxes: create, start, stop, delete, list. Process, file and resource calls live in EngineCalls. */
+export class Engine {
+  readonly store: SandboxStore;
+  readonly dataRoot: string;
+  private platformInstance?: Platform;
+  private readonly executorName: string;
+
+  constructor(opts: EngineOptions = {}) {
+    this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT);
+    this.dataRoot = opts.dataRoot ?? process.env.HUTCH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
+    this.executorName = opts.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
+  }
+
+  /** The platform, loaded on first use. */
+  async platform(): Promise<Platform> {
+    if (!this.platformInstance) {
+      const { ContainerPlatform } = await import('../platform/container/index.js');
+      this.platformInstance = new ContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName });
+    }
+    return this.platformInstance;
+  }
+
+  /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */
+  async resolveRootfs(rootfs: string): Promise<string> {
+    if (rootfs === 'busybox') {
+      const dir = path.join(this.dataRoot, 'rootfs', 'busybox');
+      const { busyboxRootfsReady, buildBusyboxRootfs } = await import('../image/index.js');
+      if (!busyboxRootfsReady(dir)) {
+        const { hostIdRange } = await import('../linux/index.js');
+        const r = hostIdRange();
+        buildBusyboxRootfs(dir, { uid: r.hostUid, gid: r.hostGid });
+      }
+      return dir;
+    }
+    return checkRootfsDir(rootfs);
+  }
+
+  /** Checks options and builds the first record of a sandbox. */
+  private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
+    if (o.name !== undefined) checkName(o.name);
+    const rootfs = await this.resolveRootfs(o.rootfs);
+    const limits = checkLimits(o.limits ?? {});
+    const env = mergeEnv(BASE_ENV, ['HOME=' + ((o.user?.uid ?? 0) === 0 ? '/root' : '/'), 'HOSTNAME=' + (o.name ?? '')], checkEnv(o.env ?? []));
+    const cwd = o.cwd ?? '/';
+    if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
+    if (o.command !== undefined && (o.command.length === 0 || o.command.some((a) => typeof a !== 'string' || a.includes('\0')))) {
+      throw new HutchError('EINVAL', 'the command must be a non-empty list of strings');
+    }
+    const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
+    return (id, name) => ({
+      version: 1, id, name, phase: 'creating', mode: o.mode ?? 'agent', createdAt: new Date().toISOString(),
+      rootfs, env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user: o.user ?? { uid: 0, gid: 0 },
+      limits, hardening, ...(o.command ? { command: o.command } : {}), ...(o.terminal ? { terminal: true } : {}),
+    });
+  }
+
+  private configOf(r: SandboxRecord): SandboxConfig {
+    return {
+      id: r.id, name: r.name, dir: this.store.dir(r.id), rootfs: r.rootfs, env: r.env, cwd: r.cwd, user: r.user,
+      limits: r.limits, hardening: r.hardening, mode: r.mode,
+      ...(r.command ? { command: r.command } : {}), ...(r.terminal ? { terminal: true } : {}),
+    };
+  }
+
+  /** Creates a sandbox in state `ready` (agent mode: its init waits for start). */
+  async create(o: CreateOptions): Promise<SandboxInfo> {
+    if ((o.mode ?? 'agent') !== 'agent') throw new HutchError('EINVAL', 'create makes agent sandboxes; direct mode is for run');
+    const initial = await this.newRecord(o);
+    const platform = await this.platform();
+    const { record, lock } = await this.store.allocate(o.name, initial);
+    try {
+      record.handle = await platform.create(this.configOf(record));
+      record.phase = 'ready';
+      this.store.write(record);
+      return this.withStatus(record);
+    } catch (e) {
+      await this.abandon(record, lock, e);
+      throw e;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Undoes a failed create: everything the platform made goes, and so does the record. */
+  private async abandon(record: SandboxRecord, lock: SandboxLock, cause: unknown): Promise<void> {
+    try {
+      const platform = await this.platform();
+      await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
+      this.store.remove(record.id, record.name);
+    } catch (cleanupError) {
+      // Keep the record so that `hutch rm -f` can finish the job; say why on it.
+      record.phase = 'stopped';
+      record.note = `create failed (${cause instanceof Error ? cause.message : String(cause)}); cleanup failed: ${cleanupError instanceof Error ? cleanupError.message : String(cleanupError)}`;
+      this.store.write(record);
+    }
+    void lock;
+  }
+
+  /** Starts a ready sandbox: the agent comes up, then the main command (if any) is started. */
+  async start(ref: string): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      const record = this.mustRead(id);
+      await this.refresh(record);
+      checkTransition(id, record.phase, 'running', 'start');
+      const platform = await this.platform();
+      await platform.start(record.handle!, record.mode);
+      record.phase = 'running';
+      record.startedAt = new Date().toISOString();
+      const obs = observeInit(record, this.store.dir(id));
+      if (obs.startTime !== undefined) record.initStartTime = obs.startTime;
+      this.store.write(record);
+      if (record.mode === 'agent' && record.command) await this.startMain(record);
+      return this.withStatus(record);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Starts the main command through the agent; if it cannot start, the sandbox is stopped. */
+  private async startMain(record: SandboxRecord): Promise<void> {
+    const platform = await this.platform();
+    const client = await platform.connect(record.handle!);
+    try {
+      const env = Object.fromEntries(record.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const proc = await client.exec({ argv: record.command!, env, cwd: record.cwd, uid: record.user.uid, gid: record.user.gid, stdin: false, main: true });
+      record.mainPid = proc.pid;
+      this.store.write(record);
+    } catch (e) {
+      record.note = `main command failed to start: ${e instanceof Error ? e.message : String(e)}`;
+      await this.stopLocked(record, 0);
+      this.store.write(record);
+      throw e;
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Waits until the sandbox's init is gone; returns the final record. */
+  async waitStopped(ref: string, signal?: AbortSignal): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      signal?.throwIfAborted();
+      const info = await this.inspect(id);
+      if (info.status === 'stopped') {
+        const lock = this.store.tryLock(id, 'exclusive');
+        if (lock) {
+          try {
+            const record = this.store.read(id);
+            if (record && record.phase !== 'stopped') {
+              await this.refresh(record);
+              this.store.write(record);
+            }
+          } finally {
+            lock.release();
+          }
+        }
+        return info;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /**
+   * Direct mode in the foreground (`hutch run` without an agent): the command is the sandbox's
+   * init, with the caller's stdio; resolves to its exit code. The record stays unless `remove`.
+   */
+  async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore' | number)[], remove: boolean): Promise<{ id: string; exitCode: number }> {
+    const initial = await this.newRecord({ ...o, mode: 'direct' });
+    const platform = await this.platform();
+    const { record, lock } = await this.store.allocate(o.name, initial);
+    let exitCode: number;
+    try {
+      const result = await platform.runForeground(this.configOf(record), stdio, (handle) => {
+        record.handle = handle;
+        record.phase = 'running';
+        record.startedAt = new Date().toISOString();
+        this.store.write(record);
+        // Others may look at (ls) or stop (rm -f) a running sandbox while we wait for it.
+        lock.release();
+      });
+      exitCode = result.exitCode;
+    } catch (e) {
+      lock.release();
+      const relock = await this.store.lock(record.id, 'exclusive');
+      await this.abandon(record, relock, e);
+      relock.release();
+      throw e;
+    }
+    const relock = await this.store.lock(record.id, 'exclusive');
+    try {
+      const now = this.store.read(record.id);
+      if (now === null) return { id: record.id, exitCode }; // removed meanwhile (rm -f)
+      now.phase = 'stopped';
+      now.exitCode = exitCode;
+      now.finishedAt = new Date().toISOString();
+      if (remove) {
+        now.phase = 'stopped';
+        await this.destroyLocked(now);
+      } else {
+        this.store.write(now);
+      }
+    } finally {
+      relock.release();
+    }
+    return { id: record.id, exitCode };
+  }
+
+  /** Stops a sandbox: SIGTERM to every process, SIGKILL after `graceMs`. */
+  async stop(ref: string, graceMs = 10_000): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      const record = this.mustRead(id);
+      await this.refresh(record);
+      if (record.phase === 'stopped') return this.withStatus(record);
+      checkTransition(id, record.phase, 'stopped', 'stop');
+      await this.stopLocked(record, graceMs);
+      this.store.write(record);
+      return this.withStatus(record);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async stopLocked(record: SandboxRecord, graceMs: number): Promise<void> {
+    const platform = await this.platform();
+    const handle = record.handle!;
+    if (record.phase === 'paused') await platform.resume(handle);
+    let stopped = false;
+    if (record.mode === 'agent' && record.phase !== 'ready') {
+      try {
+        const client = await platform.connect(handle, 2000);
+        try {
+          await client.shutdown({ graceMs }, { timeoutMs: graceMs + 3000 });
+        } finally {
+          client.close();
+        }
+        stopped = await this.waitInitGone(record, 3000);
+      } catch (e) {
+        if (!isHutchError(e)) throw e; // the agent did not answer: fall through to signals
+      }
+    }
+    if (!stopped && record.phase !== 'ready') {
+      await platform.kill(handle, 'SIGTERM', true).catch(ignoreGone);
+      stopped = await this.waitInitGone(record, graceMs);
+    }
+    if (!stopped) {
+      await platform.kill(handle, 'SIGKILL', true).catch(ignoreGone);
+      if (!(await this.waitInitGone(record, 5000))) {
+        throw new HutchError('ETIMEDOUT', `sandbox ${record.id} did not stop after SIGKILL`, { id: record.id });
+      }
+    }
+    record.phase = 'stopped';
+    record.finishedAt = new Date().toISOString();
+    const exit = exitRecordOf(this.store.dir(record.id));
+    if (exit) record.exitCode = exit.exitCode;
+  }
+
+  private async waitInitGone(record: SandboxRecord, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      if (!observeInit(record, this.store.dir(record.id)).alive) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** Pauses (freezes) a running sandbox. */
+  async pause(ref: string): Promise<SandboxInfo> {
+    return this.transition(ref, 'paused', 'pause', async (p, h) => p.pause(h));
+  }
+
+  /** Resumes a paused sandbox. */
+  async resume(ref: string): Promise<SandboxInfo> {
+    return this.transition(ref, 'running', 'resume', async (p, h) => p.resume(h));
+  }
+
+  private async transition(ref: string, to: SandboxStatus, verb: string, act: (p: Platform, h: PlatformHandle) => Promise<void>): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      const record = this.mustRead(id);
+      await this.refresh(record);
+      checkTransition(id, record.phase, to, verb);
+      await act(await this.platform(), record.handle!);
+      record.phase = to;
+      this.store.write(record);
+      return this.withStatus(record);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Removes sandboxes; running or paused ones only with `force` (they are killed first). */
+  async remove(ref: string, force = false): Promise<void> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      if (!fs.existsSync(this.store.dir(id))) return; // removed while we waited for the lock
+      const record = this.store.read(id) ?? this.brokenRecord(id);
+      await this.refresh(record);
+      if (record.phase !== 'stopped' && !force) {
+        throw new HutchError('ESTATE', `cannot remove sandbox ${id}: it is ${record.phase}; stop it first or use rm -f`, { id });
+      }
+      await this.destroyLocked(record);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async destroyLocked(record: SandboxRecord): Promise<void> {
+    record.phase = 'deleting';
+    this.store.write(record);
+    const platform = await this.platform();
+    await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
+    this.store.remove(record.id, record.name);
+  }
+
+  /** A stand-in record for a dir whose state.json is missing or torn (a crash during create). */
+  private brokenRecord(id: string): SandboxRecord {
+    return {
+      version: 1, id, name: id, phase: 'stopped', mode: 'agent', createdAt: new Date(0).toISOString(), rootfs: '', env: [], cwd: '/',
+      user: { uid: 0, gid: 0 }, limits: {}, hardening: DEFAULT_HARDENING, note: 'interrupted create (no state record)',
+    };
+  }
+
+  /** The record of `id`; an error if it vanished. */
+  mustRead(id: string): SandboxRecord {
+    const r = this.store.read(id);
+    if (r === null) throw new HutchError('ESTATE', `sandbox ${id} has no valid state record (interrupted create?): remove it with rm -f`, { id });
+    return r;
+  }
+
+  /**
+   * Brings a record in line with reality: an init that is gone means stopped; a transitional
+   * phase whose lock is free means the hutch that set it died.
+   */
+  async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
+    if ((record.phase === 'creating' || record.phase === 'deleting') && lockFree) {
+      record.note = `interrupted ${record.phase === 'creating' ? 'create' : 'delete'}`;
+      record.phase = 'stopped';
+      return;
+    }
+    if (record.phase === 'running' || record.phase === 'paused' || record.phase === 'ready') {
+      const obs = observeInit(record, this.store.dir(record.id));
+      if (obs.known && !obs.alive) {
+        record.phase = 'stopped';
+        record.finishedAt ??= new Date().toISOString();
+        const exit = exitRecordOf(this.store.dir(record.id));
+        if (exit) record.exitCode = exit.exitCode;
+        else if (record.mode === 'agent') record.note ??= 'the agent exited';
+      }
+    }
+  }
+
+  /** Every sandbox with its observed status; never blocks on a busy sandbox. */
+  async list(): Promise<SandboxInfo[]> {
+    const out: SandboxInfo[] = [];
+    for (const id of this.store.ids()) {
+      const lock = this.store.tryLock(id, 'shared');
+      try {
+        const record = this.store.read(id) ?? (lock ? this.brokenRecord(id) : null);
+        if (record === null) continue; // being made right now: no record yet
+        await this.refresh(record, lock !== null);
+        out.push(this.withStatus(record));
+      } finally {
+        lock?.release();
+      }
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** One sandbox with its observed status. */
+  async inspect(ref: string): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = this.store.tryLock(id, 'shared');
+    try {
+      const record = this.store.read(id) ?? this.brokenRecord(id);
+      await this.refresh(record, lock !== null);
+      return this.withStatus(record);
+    } finally {
+      lock?.release();
+    }
+  }
+
+  private withStatus(record: SandboxRecord): SandboxInfo {
+    return { ...record, status: record.phase };
+  }
+}
+
+function ignoreGone(e: unknown): void {
+  if (isHutchError(e) && /not running|does not exist|container not running|no such process/i.test(e.message)) return;
+  throw e;
+}

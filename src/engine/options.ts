@@ -1,0 +1,83 @@
+// Validation of what users ask for: rootfs, limits, env, users.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HutchError } from '../errors.js';
+import type { Limits } from '../platform/index.js';
+
+/** The pids limit when none is given (a fork bomb stops there). */
+export const DEFAULT_PIDS_LIMIT = 1024;
+const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+/** Parses a size such as 256m, 1g, 512k, 1048576 into bytes. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new HutchError('EINVAL', `invalid size "${text}": use a number with an optional unit b, k, m, g (e.g. 256m)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit] ?? 1;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Checks limits against what this machine can give; fills in the default pids limit. */
+export function checkLimits(limits: Limits): Limits {
+  const out: Limits = { ...limits };
+  if (out.memoryBytes !== undefined) {
+    if (!Number.isFinite(out.memoryBytes) || out.memoryBytes < MIN_MEMORY_BYTES) {
+      throw new HutchError('EINVAL', `memory limit ${out.memoryBytes} bytes is too small: the minimum is 6m`);
+    }
+    if (out.memoryBytes > os.totalmem()) {
+      throw new HutchError('EINVAL', `memory limit ${out.memoryBytes} bytes is more than this machine has (${os.totalmem()} bytes)`);
+    }
+  }
+  if (out.cpus !== undefined) {
+    const ncpu = os.availableParallelism();
+    if (!Number.isFinite(out.cpus) || out.cpus < 0.01 || out.cpus > ncpu) {
+      throw new HutchError('EINVAL', `cpus ${out.cpus} is out of range: use 0.01 to ${ncpu} (this machine has ${ncpu} CPUs)`);
+    }
+  }
+  out.pids ??= DEFAULT_PIDS_LIMIT;
+  if (!Number.isInteger(out.pids) || out.pids < 1 || out.pids > 4194304) {
+    throw new HutchError('EINVAL', `pids limit ${out.pids} is out of range: use 1 to 4194304`);
+  }
+  return out;
+}
+
+/** Checks a rootfs dir given by path: it must exist, be a directory, and not be the host's root. */
+export function checkRootfsDir(p: string): string {
+  const abs = path.resolve(p);
+  let real: string;
+  try {
+    real = fs.realpathSync(abs);
+  } catch {
+    throw new HutchError('ENOTFOUND', `rootfs ${abs} does not exist`, { path: abs });
+  }
+  if (real === '/') throw new HutchError('EINVAL', `rootfs ${abs} is the host's root directory: refusing to use it`, { path: abs });
+  if (!fs.statSync(real).isDirectory()) throw new HutchError('EINVAL', `rootfs ${abs} is not a directory`, { path: abs });
+  return real;
+}
+
+/** Turns KEY=VALUE strings into a checked list (no '=' in keys, no NUL bytes). */
+export function checkEnv(env: string[]): string[] {
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0 || kv.includes('\0')) throw new HutchError('EINVAL', `invalid environment entry "${kv.slice(0, 80)}": use KEY=VALUE`);
+  }
+  return env;
+}
+
+/** Parses UID[:GID]. */
+export function parseUser(text: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new HutchError('EINVAL', `invalid user "${text}": use UID[:GID] with numbers`);
+  const uid = Number(m[1]);
+  const gid = m[2] === undefined ? uid : Number(m[2]);
+  if (uid > 65535 || gid > 65535) throw new HutchError('EINVAL', `user ${text} is outside the sandbox's id range 0-65535`);
+  return { uid, gid };
+}
+
+/** Merges env lists; later entries win per key, order of first appearance is kept. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) for (const kv of list) map.set(kv.slice(0, kv.indexOf('=')), kv);
+  return [...map.values()];
+}

@@ -1,0 +1,71 @@
+// The sandbox model: its persistent record and the state machine ready → running ⇄ paused → stopped.
+import { HutchError } from '../errors.js';
+import type { Hardening, InitMode, Limits, PlatformHandle } from '../platform/index.js';
+
+/** The states a user sees. */
+export type SandboxStatus = 'ready' | 'running' | 'paused' | 'stopped';
+
+/** Transitional phases recorded while an operation is under way; a crash leaves them behind. */
+export type SandboxPhase = SandboxStatus | 'creating' | 'deleting';
+
+/** What hutch keeps on disk about a sandbox (state.json). */
+export interface SandboxRecord {
+  version: 1;
+  id: string;
+  name: string;
+  phase: SandboxPhase;
+  mode: InitMode;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  rootfs: string;
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  limits: Limits;
+  hardening: Hardening;
+  /** The main command (run by the agent on start, or the init itself in direct mode). */
+  command?: string[];
+  terminal?: boolean;
+  handle?: PlatformHandle;
+  /** Agent mode: the pid (inside the sandbox) of the main command. */
+  mainPid?: number;
+  /** Start time (clock ticks since boot) of the init pid, so a reused pid is not taken for ours. */
+  initStartTime?: number;
+  exitCode?: number | null;
+  /** Why the sandbox is stopped when it did not end normally (interrupted create, agent died...). */
+  note?: string;
+}
+
+const TRANSITIONS: Record<SandboxStatus, SandboxStatus[]> = {
+  ready: ['running', 'stopped'],
+  running: ['paused', 'stopped'],
+  paused: ['running', 'stopped'],
+  stopped: [],
+};
+
+/** Throws unless `from` → `to` is a valid transition; the error names both states. */
+export function checkTransition(id: string, from: SandboxPhase, to: SandboxStatus, verb: string): void {
+  if (from === 'creating' || from === 'deleting') {
+    throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: it is ${from} (another hutch is working on it)`, { id });
+  }
+  if (!TRANSITIONS[from].includes(to)) {
+    throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: it is ${from}, and ${from} → ${to} is not a valid transition`, { id });
+  }
+}
+
+/** Throws unless the sandbox is in one of `allowed` (for operations that do not change state). */
+export function requireStatus(id: string, phase: SandboxPhase, allowed: SandboxStatus[], verb: string): void {
+  if (!(allowed as string[]).includes(phase)) {
+    throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: it is ${phase} (needs ${allowed.join(' or ')})`, { id });
+  }
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+/** Validates a sandbox name (also used as its hostname). */
+export function checkName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new HutchError('EINVAL', `invalid sandbox name "${name.slice(0, 80)}": use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit`);
+  }
+}

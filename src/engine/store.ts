@@ -1,0 +1,156 @@
+// The state store: one dir per sandbox under the root, state.json written atomically, a per-sandbox
+// file lock (shared to read, exclusive to change), and a name index claimed with O_EXCL.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { HutchError, errnoCode } from '../errors.js';
+import { FileLock } from '../linux/index.js';
+import type { SandboxRecord } from './state.js';
+
+const ID_RE = /^[0-9a-f]{16}$/;
+const LOCK_TIMEOUT_MS = 30_000;
+
+/** A held lock on one sandbox. */
+export type SandboxLock = { release(): void };
+
+/** Sandbox records on disk. */
+export class SandboxStore {
+  readonly sandboxesDir: string;
+  readonly namesDir: string;
+
+  constructor(readonly root: string) {
+    if (!path.isAbsolute(root)) throw new HutchError('EINVAL', `state root must be an absolute path: ${root}`, { path: root });
+    this.sandboxesDir = path.join(root, 'sandboxes');
+    this.namesDir = path.join(root, 'names');
+  }
+
+  /** The sandbox's private dir. */
+  dir(id: string): string { return path.join(this.sandboxesDir, id); }
+
+  /**
+   * Makes a new sandbox dir with a fresh id and holds its exclusive lock; writes the first
+   * record through `initial` before claiming the name, so a crash never leaves an unnamed claim.
+   */
+  async allocate(name: string | undefined, initial: (id: string, name: string) => SandboxRecord): Promise<{ record: SandboxRecord; lock: SandboxLock }> {
+    fs.mkdirSync(this.sandboxesDir, { recursive: true, mode: 0o711 });
+    fs.mkdirSync(this.namesDir, { recursive: true, mode: 0o700 });
+    const id = randomBytes(8).toString('hex');
+    const dir = this.dir(id);
+    fs.mkdirSync(dir, { mode: 0o711 });
+    const lock = await FileLock.acquire(path.join(dir, 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
+    const record = initial(id, name ?? id);
+    try {
+      this.write(record);
+      this.claimName(record.name, id);
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      lock.release();
+      throw e;
+    }
+    return { record, lock };
+  }
+
+  /** Claims `name` for `id`; a claim whose sandbox dir is gone is stale and taken over. */
+  private claimName(name: string, id: string): void {
+    const file = path.join(this.namesDir, name);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        fs.writeFileSync(file, id, { flag: 'wx', mode: 0o600 });
+        return;
+      } catch (e) {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      }
+      const owner = this.readNameClaim(name);
+      if (owner !== null && fs.existsSync(this.dir(owner))) {
+        throw new HutchError('EEXIST', `the name "${name}" is already in use by sandbox ${owner}`, { id: owner });
+      }
+      fs.rmSync(file, { force: true });
+    }
+    throw new HutchError('EEXIST', `the name "${name}" is being claimed by another hutch`, { path: file });
+  }
+
+  private readNameClaim(name: string): string | null {
+    try {
+      const id = fs.readFileSync(path.join(this.namesDir, name), 'utf8').trim();
+      return ID_RE.test(id) ? id : null;
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  /** Writes a record atomically: temp file, fsync, rename, fsync of the dir. */
+  write(record: SandboxRecord): void {
+    const dir = this.dir(record.id);
+    const tmp = path.join(dir, `.state.json.${process.pid}.tmp`);
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(record, null, 1));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path.join(dir, 'state.json'));
+    const dfd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+  }
+
+  /** The record of `id`, or null when its dir exists without a (readable) state.json. */
+  read(id: string): SandboxRecord | null {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8');
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      const r = JSON.parse(text) as SandboxRecord;
+      if (r.version !== 1 || r.id !== id) return null;
+      return r;
+    } catch {
+      return null; // a torn or foreign file: treated like a missing record (the sandbox shows as broken)
+    }
+  }
+
+  /** Every sandbox id present on disk. */
+  ids(): string[] {
+    try {
+      return fs.readdirSync(this.sandboxesDir).filter((n) => ID_RE.test(n));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** Resolves an id, a name, or a unique id prefix (4+ characters) to an id. */
+  resolve(ref: string): string {
+    if (ID_RE.test(ref) && fs.existsSync(this.dir(ref))) return ref;
+    if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(ref)) {
+      const byName = this.readNameClaim(ref);
+      if (byName !== null && fs.existsSync(this.dir(byName))) return byName;
+      if (/^[0-9a-f]{4,15}$/.test(ref)) {
+        const matches = this.ids().filter((i) => i.startsWith(ref));
+        if (matches.length === 1) return matches[0]!;
+        if (matches.length > 1) throw new HutchError('EINVAL', `"${ref}" matches ${matches.length} sandboxes: give more of the id`);
+      }
+    }
+    throw new HutchError('ENOTFOUND', `no such sandbox: ${ref.slice(0, 100)}`, { id: ref.slice(0, 100) });
+  }
+
+  /** Takes the sandbox's lock. */
+  lock(id: string, mode: 'shared' | 'exclusive', timeoutMs = LOCK_TIMEOUT_MS): Promise<SandboxLock> {
+    return FileLock.acquire(path.join(this.dir(id), 'lock'), mode, { timeoutMs, id });
+  }
+
+  /** Takes the lock only if it is free at once. */
+  tryLock(id: string, mode: 'shared' | 'exclusive'): SandboxLock | null {
+    return FileLock.tryAcquire(path.join(this.dir(id), 'lock'), mode);
+  }
+
+  /** Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). */
+  remove(id: string, name: string | undefined): void {
+    if (name !== undefined && this.readNameClaim(name) === id) fs.rmSync(path.join(this.namesDir, name), { force: true });
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}

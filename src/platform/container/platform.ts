@@ -1,0 +1,226 @@
+// The container platform: a sandbox is an OCI container (runc by default) whose bundle hutch
+// writes itself, with an overlay rootfs, a user namespace and the agent as init.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HutchError } from '../../errors.js';
+import type { AgentClient } from '../../agent/index.js';
+import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
+import { mountOverlay, unmountTree, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
+import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
+import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
+import { ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
+
+/** The agent's socket in the run dir; the platform passes it on the agent's command line. */
+const AGENT_SOCKET_NAME = 'agent.sock';
+
+/** Node flags for the agent: small heaps, since every sandbox holds one agent. */
+const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64', '--stack-size=984'];
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Options of the container platform. */
+export interface ContainerPlatformOptions { stateRoot: string; dataRoot: string; executor: string }
+
+/** The files and dirs of one sandbox under its state dir. */
+function layout(dir: string) {
+  return {
+    bundle: path.join(dir, 'bundle'),
+    rootfs: path.join(dir, 'rootfs'),
+    upper: path.join(dir, 'upper'),
+    work: path.join(dir, 'work'),
+    run: path.join(dir, 'run'),
+    pidFile: path.join(dir, 'init.pid'),
+    log: path.join(dir, 'init.log'),
+  };
+}
+
+/** Sandboxes as OCI containers. */
+export class ContainerPlatform implements Platform {
+  readonly name = 'container';
+  readonly executor: OciExecutor;
+
+  constructor(private readonly opts: ContainerPlatformOptions) {
+    this.executor = makeExecutor(opts.executor, opts.stateRoot, detectCgroupMode());
+  }
+
+  /** The handle of the sandbox `id` in `dir`: names follow from the id alone. */
+  handleFor(id: string, dir: string): PlatformHandle {
+    return { platform: 'container', executor: this.executor.name, containerId: id, dir, cgroupsPath: `/hutch-${id}` };
+  }
+
+  /** Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. */
+  private prepare(cfg: SandboxConfig): PlatformHandle {
+    const l = layout(cfg.dir);
+    const ids = hostIdRange();
+    const handle = this.handleFor(cfg.id, cfg.dir);
+    const cgroupsPath = handle.cgroupsPath;
+    fs.mkdirSync(l.bundle, { mode: 0o700 });
+    fs.mkdirSync(l.run, { mode: 0o700 });
+    if (cfg.hardening.userns) fs.chownSync(l.run, ids.hostUid, ids.hostGid);
+    let rootfsPath = cfg.rootfs;
+    if (cfg.hardening.overlay) {
+      for (const d of [l.rootfs, l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
+      // The merged root takes its owner from the upper dir: root inside the sandbox.
+      const rootStat = fs.statSync(cfg.rootfs);
+      fs.chownSync(l.upper, rootStat.uid, rootStat.gid);
+      fs.chmodSync(l.upper, rootStat.mode & 0o7777);
+      mountOverlay({ lowerDirs: [cfg.rootfs], upperDir: l.upper, workDir: l.work, target: l.rootfs });
+      rootfsPath = l.rootfs;
+    }
+    const runtime = ensureAgentRuntime(this.opts.dataRoot);
+    const args = cfg.mode === 'agent'
+      ? [SANDBOX_LOADER, '--library-path', `${SANDBOX_HUTCH_DIR}/lib`, SANDBOX_NODE, ...AGENT_NODE_FLAGS, SANDBOX_AGENT_MAIN, '--listen', `${SANDBOX_RUN_DIR}/${AGENT_SOCKET_NAME}`]
+      : cfg.command ?? [];
+    if (args.length === 0) throw new HutchError('EINVAL', 'no command to run', { id: cfg.id });
+    const h = cfg.hardening;
+    const input: SandboxSpecInput = {
+      args,
+      env: cfg.mode === 'agent' ? [DEFAULT_PATH] : cfg.env,
+      cwd: cfg.mode === 'agent' ? '/' : cfg.cwd,
+      user: cfg.mode === 'agent' ? { uid: 0, gid: 0 } : cfg.user,
+      terminal: cfg.mode === 'direct' && cfg.terminal === true,
+      hostname: cfg.name,
+      rootfsPath,
+      readonlyRootfs: !h.overlay,
+      mounts: [
+        { source: runtime.dir, destination: SANDBOX_HUTCH_DIR, readonly: true },
+        { source: path.join(runtime.installDir, 'dist'), destination: `${SANDBOX_HUTCH_DIR}/app/dist`, readonly: true },
+        { source: path.join(runtime.installDir, 'node_modules'), destination: `${SANDBOX_HUTCH_DIR}/app/node_modules`, readonly: true },
+        { source: l.run, destination: SANDBOX_RUN_DIR, readonly: false },
+      ],
+      idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
+      namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
+      seccomp: h.seccomp,
+      capabilities: h.capabilities === 'all' ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES],
+      noNewPrivileges: h.noNewPrivileges,
+      maskPaths: h.maskPaths,
+      limits: cfg.limits,
+      cgroupsPath,
+      annotations: { 'dev.hutch.sandbox.id': cfg.id, 'dev.hutch.sandbox.name': cfg.name, 'dev.hutch.init': cfg.mode },
+    };
+    fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(buildSandboxSpec(input)), { mode: 0o600 });
+    return handle;
+  }
+
+  /** Makes the container; its init waits for start. */
+  async create(cfg: SandboxConfig): Promise<PlatformHandle> {
+    const handle = this.prepare(cfg);
+    const l = layout(cfg.dir);
+    const log = fs.openSync(l.log, 'a', 0o600);
+    try {
+      await this.executor.create(cfg.id, l.bundle, { stdio: ['ignore', log, log], pidFile: l.pidFile });
+    } catch (e) {
+      throw withInitLog(e, l.log);
+    } finally {
+      fs.closeSync(log);
+    }
+    const pid = readPidFile(l.pidFile);
+    if (pid !== null) handle.initPid = pid;
+    return handle;
+  }
+
+  /** Starts the init; in agent mode waits until the agent answers a ping. */
+  async start(h: PlatformHandle, mode: InitMode): Promise<void> {
+    await this.executor.start(h.containerId);
+    if (mode === 'agent') await this.waitForAgent(h, 10_000);
+  }
+
+  /** Polls for the agent's socket and a successful ping. */
+  private async waitForAgent(h: PlatformHandle, timeoutMs: number): Promise<void> {
+    const sock = path.join(layout(h.dir).run, AGENT_SOCKET_NAME);
+    const deadline = Date.now() + timeoutMs;
+    let delay = 1;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if (fs.existsSync(sock)) {
+        try {
+          const { AgentClient } = await import('../../agent/index.js');
+          const client = await AgentClient.connectSocket(sock, { timeoutMs: Math.max(100, deadline - Date.now()) });
+          await client.ping();
+          client.close();
+          return;
+        } catch (e) {
+          lastError = e;
+        }
+      }
+      if (h.initPid !== undefined && !processAlive(h.initPid)) {
+        throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(layout(h.dir).log)}`, { id: h.containerId });
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 20);
+    }
+    throw new HutchError('ETIMEDOUT', `sandbox ${h.containerId}: the agent did not answer within ${timeoutMs} ms${lastError instanceof Error ? ` (${lastError.message})` : ''}`, { id: h.containerId });
+  }
+
+  /** Direct mode: the user's command is the init, run in the foreground with the caller's stdio. */
+  async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore' | number)[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
+    const handle = this.prepare(cfg);
+    const l = layout(cfg.dir);
+    const run = this.executor.runForeground(cfg.id, l.bundle, stdio, l.pidFile);
+    onStarted(handle);
+    const exitCode = await run.done;
+    return { handle, exitCode };
+  }
+
+  /** A new connection to the agent of a running sandbox. */
+  async connect(h: PlatformHandle, timeoutMs = 5000): Promise<AgentClient> {
+    const { AgentClient } = await import('../../agent/index.js');
+    return AgentClient.connectSocket(path.join(layout(h.dir).run, AGENT_SOCKET_NAME), { timeoutMs });
+  }
+
+  pause(h: PlatformHandle): Promise<void> { return this.executor.pause(h.containerId); }
+  resume(h: PlatformHandle): Promise<void> { return this.executor.resume(h.containerId); }
+  kill(h: PlatformHandle, signal: string, all: boolean): Promise<void> { return this.executor.kill(h.containerId, signal, all); }
+
+  /** Cgroup figures of the sandbox. */
+  async stats(h: PlatformHandle): Promise<SandboxStats> {
+    return readCgroupStats(h.cgroupsPath);
+  }
+
+  /** Runs a process in the container through the executor (`runc exec`). */
+  execDirect(h: PlatformHandle, req: ExecDirectRequest): { done: Promise<number> } {
+    const processFile = path.join(h.dir, `exec-${process.pid}-${Date.now()}.json`);
+    const spec = {
+      terminal: req.terminal, args: req.args, env: req.env, cwd: req.cwd, user: { uid: req.user.uid, gid: req.user.gid },
+      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] },
+      noNewPrivileges: true,
+    };
+    fs.writeFileSync(processFile, JSON.stringify(spec), { mode: 0o600 });
+    const run = this.executor.exec(h.containerId, processFile, req.stdio);
+    const done = run.done.finally(() => fs.rmSync(processFile, { force: true }));
+    return { done };
+  }
+
+  /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
+  async destroy(h: PlatformHandle): Promise<void> {
+    await this.executor.delete(h.containerId, true);
+    unmountTree(h.dir);
+    await removeCgroup(h.cgroupsPath);
+  }
+}
+
+/** True when a process with this pid exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function initLogTail(file: string): string {
+  try {
+    const text = fs.readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+    return text ? `: ${text.slice(0, 500)}` : '';
+  } catch {
+    return ''; // no log written: nothing to add to the error
+  }
+}
+
+function withInitLog(e: unknown, log: string): unknown {
+  if (e instanceof HutchError && e.message.endsWith('exit code 1')) {
+    return new HutchError(e.code, `${e.message}${initLogTail(log)}`, { ...(e.id ? { id: e.id } : {}), cause: e });
+  }
+  return e;
+}

@@ -1,0 +1,82 @@
+// The agent runtime: the host's node binary and the libraries it links, laid out once per
+// node version so that it can be bind-mounted read-only into any rootfs (busybox, musl, glibc).
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { HutchError, errnoCode } from '../../errors.js';
+
+/** Fixed paths inside every sandbox. */
+export const SANDBOX_HUTCH_DIR = '/.hutch';
+export const SANDBOX_RUN_DIR = '/.hutch/run';
+export const SANDBOX_LOADER = '/.hutch/lib/ld-linux-x86-64.so.2';
+export const SANDBOX_NODE = '/.hutch/node';
+export const SANDBOX_AGENT_MAIN = '/.hutch/app/dist/src/agent/main.js';
+
+/** The host-side layout of a prepared runtime. */
+export interface AgentRuntime { dir: string; installDir: string }
+
+/** hutch's own install dir (holds dist/ and node_modules/). */
+export function installDir(): string {
+  // this file is dist/src/platform/container/runtime.js
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../..');
+}
+
+/** Returns the runtime for the running node binary under `dataRoot`, building it the first time. */
+export function ensureAgentRuntime(dataRoot: string): AgentRuntime {
+  const node = fs.realpathSync(process.execPath);
+  const st = fs.statSync(node);
+  const key = createHash('sha256').update(`${node}:${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
+  const dir = path.join(dataRoot, 'runtime', key);
+  const runtime = { dir, installDir: installDir() };
+  if (fs.existsSync(path.join(dir, '.complete'))) return runtime;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  for (const d of ['lib', 'app/dist', 'app/node_modules', 'run']) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
+  linkOrCopy(node, path.join(tmp, 'node'));
+  for (const lib of sharedLibraries(node)) linkOrCopy(lib.file, path.join(tmp, 'lib', lib.name));
+  // The agent is ESM: node needs a package.json saying so above /.hutch/app/dist.
+  fs.writeFileSync(path.join(tmp, 'app/package.json'), '{"type":"module","private":true}\n');
+  fs.writeFileSync(path.join(tmp, '.complete'), '');
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    // A concurrent hutch built the same runtime first: theirs is as good as ours.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(path.join(dir, '.complete'))) throw e;
+  }
+  return runtime;
+}
+
+/** The libraries `binary` needs, with the dynamic loader named ld-linux-x86-64.so.2. */
+function sharedLibraries(binary: string): { name: string; file: string }[] {
+  let out: string;
+  try {
+    out = execFileSync('ldd', [binary], { encoding: 'utf8' });
+  } catch (e) {
+    throw new HutchError('EEXEC', `ldd ${binary} failed: cannot find node's libraries`, { path: binary, cause: e });
+  }
+  const libs: { name: string; file: string }[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*(\S+)\s+=>\s+(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (!m) continue;
+    const file = m[2] ?? m[1]!;
+    const name = m[2] ? m[1]! : path.basename(file);
+    libs.push({ name: path.basename(name), file: fs.realpathSync(file) });
+  }
+  if (!libs.some((l) => l.name === 'ld-linux-x86-64.so.2')) {
+    throw new HutchError('EUNSUPPORTED', `node at ${binary} has no ld-linux-x86-64.so.2 loader (only x86_64 glibc hosts are supported)`, { path: binary });
+  }
+  return libs;
+}
+
+/** Hard-links (sharing page cache with the host's node) or, across filesystems, copies. */
+function linkOrCopy(src: string, dst: string): void {
+  try {
+    fs.linkSync(src, dst);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code !== 'EXDEV' && code !== 'EPERM') throw e;
+    fs.copyFileSync(src, dst); // copyFile keeps the mode bits
+  }
+}

@@ -1,0 +1,96 @@
+// What the engine hands a platform, and what a platform reports back.
+import type { AgentClient } from '../agent/index.js';
+
+/** Hardening switches; every one is on by default and can be turned off by an option. */
+export interface Hardening {
+  userns: boolean;
+  seccomp: 'default' | 'strict' | 'off';
+  capabilities: 'default' | 'all';
+  noNewPrivileges: boolean;
+  maskPaths: boolean;
+  /** 'none' = a new network namespace with loopback only; 'host' = the host's network. */
+  network: 'none' | 'host';
+  /** A writable overlay layer over a read-only base; off = the base itself, read-only. */
+  overlay: boolean;
+}
+
+/** The default hardening profile. */
+export const DEFAULT_HARDENING: Hardening = {
+  userns: true, seccomp: 'default', capabilities: 'default', noNewPrivileges: true, maskPaths: true, network: 'none', overlay: true,
+};
+
+/** Resource limits; undefined = no limit (pids defaults to 1024 in the engine). */
+export interface Limits { memoryBytes?: number; cpus?: number; pids?: number }
+
+/** How a sandbox's init runs: the agent (long-lived, exec/files/ps) or the user's command itself (one-shot). */
+export type InitMode = 'agent' | 'direct';
+
+/** Everything a platform needs to make one sandbox. */
+export interface SandboxConfig {
+  id: string;
+  name: string;
+  /** The sandbox's private host dir, made and removed by the engine. */
+  dir: string;
+  /** Base rootfs dir (read-only lower layer). */
+  rootfs: string;
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  limits: Limits;
+  hardening: Hardening;
+  mode: InitMode;
+  /** Direct mode: the command that is the sandbox's init. */
+  command?: string[];
+  terminal?: boolean;
+}
+
+/** Where a created sandbox's host-side pieces are; stored in the engine's state record. */
+export interface PlatformHandle {
+  platform: 'container';
+  executor: string;
+  /** The executor's container id (hutch's sandbox id). */
+  containerId: string;
+  dir: string;
+  cgroupsPath: string;
+  initPid?: number;
+}
+
+/** Resource usage read from the sandbox's cgroups. */
+export interface SandboxStats {
+  cpuUsageNs: number | null;
+  memoryBytes: number | null;
+  memoryLimitBytes: number | null;
+  pids: number | null;
+  pidsLimit: number | null;
+  oomKills?: number | null;
+}
+
+/** One isolation platform (containers now, microVMs later). */
+export interface Platform {
+  readonly name: string;
+  /** The handle a sandbox in `dir` has or would have: lets cleanup work after a crash lost it. */
+  handleFor(id: string, dir: string): PlatformHandle;
+  /** Makes the sandbox's rootfs and bundle and the executor's container; the init waits for start. */
+  create(cfg: SandboxConfig): Promise<PlatformHandle>;
+  /** Starts the init; in agent mode resolves when the agent answers. */
+  start(h: PlatformHandle, mode: InitMode): Promise<void>;
+  /** Direct mode in the foreground: create, run and wait with the caller's stdio. */
+  runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore' | number)[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }>;
+  /** A new connection to the sandbox's agent. */
+  connect(h: PlatformHandle, timeoutMs?: number): Promise<AgentClient>;
+  pause(h: PlatformHandle): Promise<void>;
+  resume(h: PlatformHandle): Promise<void>;
+  /** Sends a signal to the init (all = every process in the sandbox). */
+  kill(h: PlatformHandle, signal: string, all: boolean): Promise<void>;
+  stats(h: PlatformHandle): Promise<SandboxStats>;
+  /** Runs a command through the executor (no agent needed): for direct-mode sandboxes. */
+  execDirect(h: PlatformHandle, cfg: ExecDirectRequest): { done: Promise<number> };
+  /** Removes everything the sandbox had on the host; idempotent, safe after a crash. */
+  destroy(h: PlatformHandle): Promise<void>;
+}
+
+/** A command run through the executor rather than the agent. */
+export interface ExecDirectRequest {
+  args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number }; terminal: boolean;
+  stdio: ('inherit' | 'ignore' | number)[];
+}

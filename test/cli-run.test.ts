@@ -1,0 +1,148 @@
+// hutch run: one-shot sandboxes, exit codes, hardening really in force, limits, bad input.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanRoot, hutch, hutchOk, leftovers, makeRoot } from './helpers.js';
+
+let root: string;
+before(() => { root = makeRoot('run'); });
+after(async () => {
+  await cleanRoot(root);
+  assert.deepEqual(leftovers(root), []);
+});
+
+test('run --rm prints the command output and leaves no sandbox', async () => {
+  const out = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'echo', 'hello sandbox']);
+  assert.equal(out, 'hello sandbox\n');
+  assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '');
+});
+
+test('the exit code comes back; a signal N gives 128+N', async () => {
+  assert.equal((await hutch(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'exit 7'])).code, 7);
+  assert.equal((await hutch(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'kill -9 $$'])).code, 137);
+});
+
+test('stdin reaches the command with -i', async () => {
+  const r = await hutch(root, ['run', '--rm', '-i', 'busybox', '--', 'sh', '-c', 'tr a-z A-Z'], { input: 'shout\n' });
+  assert.equal(r.stdout, 'SHOUT\n');
+});
+
+test('a command that does not exist gives exit code 127 and one clear line', async () => {
+  const r = await hutch(root, ['run', '--rm', 'busybox', '--', 'no-such-command']);
+  assert.equal(r.code, 127, r.stderr);
+  assert.match(r.stderr, /no-such-command/);
+  assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '');
+});
+
+test('root inside is an unprivileged id outside; hostname is the name; env, workdir and user apply', async () => {
+  const out = await hutchOk(root, ['run', '--rm', '--name', 'probe-1', '-e', 'GREETING=hi', '-w', '/tmp', '-u', '1000:1000', 'busybox', '--',
+    'sh', '-c', 'cat /proc/self/uid_map; hostname; echo $GREETING; pwd; id -u; id -g']);
+  const lines = out.trim().split('\n');
+  const [inside, outside, size] = lines[0]!.trim().split(/\s+/).map(Number);
+  assert.equal(inside, 0);
+  assert.ok(outside! >= 65536, `root maps to host uid ${outside}`);
+  assert.equal(size, 65536);
+  assert.deepEqual(lines.slice(1), ['probe-1', 'hi', '/tmp', '1000', '1000']);
+});
+
+test('the rootfs appears owned by root and the writable layer works; the base is never modified', async () => {
+  const out = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'stat -c %u:%g /bin/busybox; echo data > /etc/new-file && cat /etc/new-file; rm /bin/ls && echo removed']);
+  assert.deepEqual(out.trim().split('\n'), ['0:0', 'data', 'removed']);
+  const again = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'test -e /etc/new-file && echo leaked; test -e /bin/ls && echo intact']);
+  assert.equal(again.trim(), 'intact');
+});
+
+test('seccomp denies dangerous syscalls with EPERM; capabilities are minimal; no_new_privs is set', async () => {
+  const out = await hutch(root, ['run', '--rm', 'busybox', '--', 'sh', '-c',
+    'unshare -U true 2>&1; echo "unshare=$?"; mount -t tmpfs none /mnt 2>&1; echo "mount=$?"; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status']);
+  assert.match(out.stdout, /unshare: .*(Operation not permitted|not permitted)/i);
+  assert.match(out.stdout, /unshare=1/);
+  assert.match(out.stdout, /mount=[1-9]/);
+  assert.match(out.stdout, /CapEff:\s+00000000a80425fb/);
+  assert.match(out.stdout, /NoNewPrivs:\s+1/);
+  assert.match(out.stdout, /Seccomp:\s+2/);
+});
+
+test('masked and read-only /proc and /sys paths', async () => {
+  const out = await hutch(root, ['run', '--rm', 'busybox', '--', 'sh', '-c',
+    'wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname 2>&1; echo "sys=$?"; echo x > /proc/sysrq-trigger 2>&1; echo "sysrq=$?"']);
+  const lines = out.stdout.trim().split('\n');
+  assert.equal(lines[0]!.trim(), '0', 'kcore reads as empty');
+  assert.match(out.stdout, /sys=1/);
+  assert.match(out.stdout, /sysrq=1/);
+});
+
+test('network: loopback only by default', async () => {
+  const out = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'ls /sys/class/net | tr "\\n" " "; ip -o link show lo | grep -c UP']);
+  assert.equal(out.trim().split('\n')[0]!.trim(), 'lo');
+});
+
+test('hardening can be switched off part by part', async () => {
+  const out = await hutchOk(root, ['run', '--rm', '--no-userns', '--seccomp', 'off', '--cap-all', '--allow-new-privs', 'busybox', '--', 'sh', '-c',
+    'cat /proc/self/uid_map; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status']);
+  assert.match(out, /^\s*0\s+0\s+4294967295/m);
+  assert.match(out, /NoNewPrivs:\s+0/);
+  assert.match(out, /Seccomp:\s+0/);
+});
+
+test('the pids limit stops a fork bomb', async () => {
+  const r = await hutch(root, ['run', '--rm', '--pids', '20', 'busybox', '--', 'sh', '-c',
+    'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; echo "running=$(ls /proc | grep -c "^[0-9]")"; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; kill -9 -1'], { timeoutMs: 60_000 });
+  const running = Number(/running=(\d+)/.exec(r.stdout)?.[1]);
+  assert.ok(running <= 20, `processes in the sandbox: ${running}`);
+  assert.match(r.stdout, /^20$/m);
+});
+
+test('the memory limit OOM-kills a process that grows past it', async () => {
+  const r = await hutch(root, ['run', '--rm', '--memory', '32m', 'busybox', '--', 'sh', '-c', 'tail /dev/zero; echo "tail=$?"'], { timeoutMs: 60_000 });
+  assert.match(r.stdout, /tail=137/);
+});
+
+test('the cpu limit is written to the cgroup', async () => {
+  const out = await hutchOk(root, ['run', '--rm', '--cpus', '0.5', 'busybox', '--', 'sh', '-c',
+    'cat /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max']);
+  assert.equal(out.trim(), '50000');
+});
+
+test('bad input: each is one clear line, non-zero, and nothing is left', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-bad-'));
+  try {
+    fs.symlinkSync('/', path.join(tmp, 'to-root'));
+    const cases: [string[], RegExp][] = [
+      [['run', '--rm', '/nonexistent/rootfs', '--', 'true'], /does not exist/],
+      [['run', '--rm', path.join(tmp, 'to-root'), '--', 'true'], /host's root/],
+      [['run', '--rm', '--name', 'bad/name', 'busybox', '--', 'true'], /invalid sandbox name/],
+      [['run', '--rm', '--name', 'x'.repeat(200), 'busybox', '--', 'true'], /invalid sandbox name/],
+      [['run', '--rm', '--memory', '1k', 'busybox', '--', 'true'], /too small/],
+      [['run', '--rm', '--memory', 'lots', 'busybox', '--', 'true'], /invalid size/],
+      [['run', '--rm', '--cpus', '1000', 'busybox', '--', 'true'], /out of range/],
+      [['run', '--rm', '--pids', '0', 'busybox', '--', 'true'], /out of range/],
+      [['run', '--rm', '-u', 'root', 'busybox', '--', 'true'], /invalid user/],
+      [['run', '--rm', '-e', '=x', 'busybox', '--', 'true'], /invalid environment/],
+      [['run', '--bogus', 'busybox'], /unknown flag --bogus/],
+      [['frobnicate'], /unknown verb/],
+      [['exec', 'ffffffffffffffff', '--', 'true'], /no such sandbox/],
+      [['rm', 'nope'], /no such sandbox/],
+      [['start', 'nope'], /no such sandbox/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await hutch(root, args);
+      assert.notEqual(r.code, 0, `${args.join(' ')} should fail`);
+      assert.match(r.stderr, re, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+    }
+    assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('every verb has --help', async () => {
+  for (const verb of ['run', 'create', 'start', 'exec', 'ls', 'ps', 'stats', 'pause', 'resume', 'stop', 'kill', 'wait', 'rm', 'cp', 'info', 'setup']) {
+    const r = await hutch(root, [verb, '--help']);
+    assert.equal(r.code, 0, verb);
+    assert.match(r.stdout, new RegExp(`^Usage: hutch ${verb}`), verb);
+  }
+});

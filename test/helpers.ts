@@ -1,0 +1,75 @@
+// Test helpers: run the real `hutch` CLI against a private state root, and check for leftovers.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** The built CLI. */
+export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/main.js');
+
+/** A fresh state root for one test file (under /run, like the default). */
+export function makeRoot(tag: string): string {
+  const root = `/run/hutch-test-${tag}-${randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(root, { recursive: true });
+  return root;
+}
+
+/** What a finished command gave. */
+export interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Runs hutch with `args` against `root`, to completion. */
+export function hutch(root: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HUTCH, '--root', root, ...args], {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...(opts.env ?? {}) },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`hutch ${args.join(' ')} timed out; stderr: ${stderr}`)); }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+/** Runs hutch and insists on exit code 0; returns stdout. */
+export async function hutchOk(root: string, args: string[], opts: { input?: string } = {}): Promise<string> {
+  const r = await hutch(root, args, opts);
+  if (r.code !== 0) throw new Error(`hutch ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Removes every sandbox under `root` (rm -f) and then the root itself; fails if anything stays. */
+export async function cleanRoot(root: string): Promise<void> {
+  const ids = (await hutch(root, ['ls', '-q'])).stdout.split('\n').filter(Boolean);
+  if (ids.length) await hutchOk(root, ['rm', '-f', ...ids]);
+  const left = fs.existsSync(path.join(root, 'sandboxes')) ? fs.readdirSync(path.join(root, 'sandboxes')) : [];
+  if (left.length) throw new Error(`sandbox dirs left in ${root}: ${left.join(' ')}`);
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
+/** Things of hutch's still on the machine: mounts, cgroups, processes of a state root. */
+export function leftovers(root: string): string[] {
+  const out: string[] = [];
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root));
+  if (mounts.length) out.push(`mounts: ${mounts.length}`);
+  const ps = spawnSync('pgrep', ['-f', root], { encoding: 'utf8' }).stdout.trim();
+  if (ps) out.push(`processes: ${ps.replace(/\n/g, ' ')}`);
+  return out;
+}
+
+/** Cgroup dirs of hutch's sandboxes under every hierarchy. */
+export function hutchCgroups(): string[] {
+  const found: string[] = [];
+  for (const top of fs.readdirSync('/sys/fs/cgroup')) {
+    if (top.startsWith('hutch')) found.push(path.join('/sys/fs/cgroup', top));
+    const dir = path.join('/sys/fs/cgroup', top);
+    try {
+      for (const e of fs.readdirSync(dir)) if (e.startsWith('hutch')) found.push(path.join(dir, e));
+    } catch { /* not a dir (a file of a v2 root) */ }
+  }
+  return found;
+}
