@@ -34,16 +34,39 @@ export class OciExecutor {
     await this.call([...args, id], { id, stdio: opts.stdio });
   }
 
-  /** `run --bundle B ID` in the foreground with the caller's stdio; resolves to the exit status. */
-  runForeground(id: string, bundle: string, stdio: StdioOptions, pidFile?: string): { pid: number | undefined; done: Promise<number> } {
-    const args = [...this.config.globalArgs, 'run', '--bundle', bundle];
-    if (pidFile) args.push('--pid-file', pidFile);
-    const child = spawn(this.config.binary, [...args, id], { stdio });
+  /**
+   * `run --bundle B ID` in the foreground with the caller's stdio; resolves to the exit status.
+   * runc's own messages go to `logFile` (JSON), so that stderr carries only the container's output
+   * and a failure to start becomes one clear HutchError. Signals sent to hutch go on to the container.
+   */
+  runForeground(id: string, bundle: string, opts: { stdio: StdioOptions; pidFile: string; logFile: string }): { done: Promise<number> } {
+    const args = ['--log', opts.logFile, '--log-format', 'json', ...this.config.globalArgs, 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
+    // On a terminal, runc must stay in the terminal's foreground group (it gets ^C/^\ from the tty
+    // itself); otherwise it gets its own group and hutch forwards every signal.
+    const onTerminal = process.stdin.isTTY === true && opts.stdio !== 'ignore' && Array.isArray(opts.stdio) && opts.stdio[0] === 'inherit';
+    // stderr runs through hutch so that runc's own copy of a start failure (it also prints it there,
+    // besides the log) is dropped: hutch reports it as one line of its own.
+    const stdio = Array.isArray(opts.stdio) && opts.stdio[2] === 'inherit' ? [opts.stdio[0], opts.stdio[1], 'pipe'] as StdioOptions : opts.stdio;
+    const child = spawn(this.config.binary, args, { stdio, detached: !onTerminal });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      if (!text.includes('runc run failed: ')) return void process.stderr.write(chunk);
+      process.stderr.write(Buffer.from(text.split('\n').filter((l) => !l.startsWith('runc run failed: ')).join('\n'), 'latin1'));
+    });
+    const forwarded: NodeJS.Signals[] = onTerminal ? ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] : ['SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+    const forward = (sig: NodeJS.Signals) => { child.kill(sig); };
+    for (const sig of forwarded) process.on(sig, forward);
     const done = new Promise<number>((resolve, reject) => {
       child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} run ${id}: ${e.message}`, { id, cause: e })));
-      child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+      child.on('close', (code, signal) => {
+        for (const sig of forwarded) process.off(sig, forward);
+        const status = code ?? 128 + signalNumber(signal);
+        const failure = status === 0 ? null : executorFailure(opts.logFile);
+        if (failure === null) return resolve(status);
+        reject(new HutchError(/executable file not found|no such file or directory/.test(failure) && /exec/.test(failure) ? 'ENOEXEC' : 'EEXEC', failure, { id }));
+      });
     });
-    return { pid: child.pid, done };
+    return { done };
   }
 
   /** `start ID`. */
@@ -124,6 +147,29 @@ export function lastErrorLine(stderr: string): string {
   const last = lines[lines.length - 1] ?? '';
   const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
   return (m ? m[1]!.replace(/\\"/g, '"') : last).replace(/^(time=\S+ level=\S+ )/, '');
+}
+
+/** The error runc logged (JSON log lines) when it failed to run a container, made readable; null if none. */
+export function executorFailure(logFile: string): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(logFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  let msg: string | null = null;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if ((entry.level === 'error' || entry.level === 'fatal') && typeof entry.msg === 'string') msg = entry.msg;
+    } catch {
+      continue; // a torn line: runc was killed while writing it
+    }
+  }
+  if (msg === null) return null;
+  return msg.replace(/^runc (run|create|exec) failed: /, '').replace(/^unable to start container process: /, '').replace(/^exec: /, '').slice(0, 500);
 }
 
 /** Reads a pid file that an executor wrote; null if it is missing. */

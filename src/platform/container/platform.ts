@@ -156,7 +156,7 @@ export class ContainerPlatform implements Platform {
   async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore' | number)[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
     const handle = this.prepare(cfg);
     const l = layout(cfg.dir);
-    const run = this.executor.runForeground(cfg.id, l.bundle, stdio, l.pidFile);
+    const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
     onStarted(handle);
     const exitCode = await run.done;
     return { handle, exitCode };
