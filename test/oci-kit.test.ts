@@ -78,7 +78,12 @@ export class RuncLab {
     // The sandbox's root is an unprivileged host id: it must be able to walk to the rootfs.
     await chmod(dir, 0o755);
     const lab = new RuncLab(dir, join(dir, 'rootfs'), label);
-    await lab.buildRootfs();
+    try {
+      await lab.buildRootfs();
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
     return lab;
   }
 
