@@ -170,11 +170,10 @@ function allowWhenMasked(name: string, index: number, mask: number, value: numbe
   return { names: [name], action: 'SCMP_ACT_ALLOW', args: [{ index, value: mask, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }] };
 }
 
-/**
- * hutch's seccomp filter for `linux.seccomp`: an allow-list (everything else fails with EPERM),
- * clone only without namespace flags, clone3 → ENOSYS so libcs fall back to clone, socket only
- * for ordinary address families. `strict` also drops io_uring, AIO, the ptrace family and more.
- */
+// clone is allowed only without namespace flags; clone3 gets ENOSYS so libcs fall back to clone;
+// socket only for ordinary address families. `strict` also drops io_uring, AIO, the ptrace family,
+// personality and the scheduler/hostname setters.
+/** hutch's `linux.seccomp` allow-list for `arch` (a process.arch value) and profile; all else fails with EPERM. */
 export function defaultSeccompProfile(arch: string = process.arch, profile: SeccompProfileName = 'default'): LinuxSeccomp {
   const families = profile === 'strict' ? [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK]
     : [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET];

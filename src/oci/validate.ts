@@ -241,7 +241,8 @@ export async function loadBundleSpec(bundleDir: string, purpose: ValidateOptions
     text = await readFile(file, 'utf8');
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') throw new HutchError('ENOTFOUND', `bundle ${bundleDir} has no config.json`, { path: file, cause: e });
-    throw new HutchError('EINVAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+    const code = errnoCode(e) === 'EACCES' || errnoCode(e) === 'EPERM' ? 'EPERM' : 'EINVAL';
+    throw new HutchError(code, `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
   }
   return parseSpec(text, { file, purpose });
 }
