@@ -38,11 +38,14 @@ function subidStart(file: string): number | null {
   throw new HutchError('EINVAL', `${file}: no entry for ${SUBID_USER} with at least ${ID_RANGE_SIZE} ids`, { path: file });
 }
 
+/** Where hostIdRange reads the subordinate id entries (tests point it elsewhere). */
+export interface SubidFiles { subuid: string; subgid: string }
+
 /** The host id range for sandboxes: the `hutch` entries of /etc/subuid and /etc/subgid, else 10^9 (each independently). */
-export function hostIdRange(): IdRange {
+export function hostIdRange(files: SubidFiles = { subuid: '/etc/subuid', subgid: '/etc/subgid' }): IdRange {
   return {
-    hostUid: subidStart('/etc/subuid') ?? DEFAULT_HOST_ID_BASE,
-    hostGid: subidStart('/etc/subgid') ?? DEFAULT_HOST_ID_BASE,
+    hostUid: subidStart(files.subuid) ?? DEFAULT_HOST_ID_BASE,
+    hostGid: subidStart(files.subgid) ?? DEFAULT_HOST_ID_BASE,
     size: ID_RANGE_SIZE,
   };
 }
@@ -58,37 +61,21 @@ function shiftId(id: number, base: number, size: number, file: string): number |
 const SET_ID_BITS = 0o6000;
 
 /** Shifts one entry; returns true if it changed. */
-async function shiftEntry(file: string, st: fs.Stats, range: IdRange): Promise<boolean> {
+function shiftEntry(file: string, st: fs.Stats, range: IdRange): boolean {
   const uid = shiftId(st.uid, range.hostUid, range.size, file);
   const gid = shiftId(st.gid, range.hostGid, range.size, file);
   if (uid === null && gid === null) return false;
   try {
-    await fs.promises.lchown(file, uid ?? st.uid, gid ?? st.gid);
-    if (st.isFile() && (st.mode & SET_ID_BITS) !== 0) await fs.promises.chmod(file, st.mode & 0o7777);
+    fs.lchownSync(file, uid ?? st.uid, gid ?? st.gid);
+    if (st.isFile() && (st.mode & SET_ID_BITS) !== 0) fs.chmodSync(file, st.mode & 0o7777);
   } catch (e) {
     throw new HutchError('EINTERNAL', `cannot change the owner of ${file}: ${(e as Error).message}`, { path: file, cause: e });
   }
   return true;
 }
 
-/** How many lstat/lchown calls are in flight at once: enough to keep libuv's thread pool busy. */
-const ENTRY_CONCURRENCY = 16;
-
-/** A minimal concurrency limiter. */
-function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (fn) => {
-    while (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
+/** The walk runs synchronously (3-4x faster than fs.promises here) but yields to the event loop this often. */
+const SLICE_MS = 8;
 
 /**
  * Changes the owner of every entry below `dir` (and `dir` itself) from container id u to host id base+u, for a
@@ -97,42 +84,42 @@ function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
  */
 export async function shiftOwnership(dir: string, range: IdRange): Promise<number> {
   assertCleanAbsolute(dir, 'shiftOwnership');
-  const rootStat = await lstatOrThrow(dir);
+  const rootStat = lstatOrThrow(dir);
   if (!rootStat.isDirectory()) throw new HutchError('EINVAL', `shiftOwnership: ${dir} is not a directory`, { path: dir });
-  const limit = limiter(ENTRY_CONCURRENCY);
-  let changed = (await shiftEntry(dir, rootStat, range)) ? 1 : 0;
-  const walk = async (d: string): Promise<void> => {
-    const names = await limit(() => readdirOrThrow(d));
-    await Promise.all(names.map(async (name) => {
+  let changed = shiftEntry(dir, rootStat, range) ? 1 : 0;
+  const pending = [dir];
+  let sliceStart = Date.now();
+  for (let d = pending.pop(); d !== undefined; d = pending.pop()) {
+    for (const name of readdirOrThrow(d)) {
       const file = path.join(d, name);
-      const isDir = await limit(async () => {
-        const st = await lstatOrThrow(file);
-        if (st.dev !== rootStat.dev) {
-          throw new HutchError('EINVAL', `shiftOwnership: ${file} is another filesystem mounted inside ${dir}`, { path: file });
-        }
-        if (await shiftEntry(file, st, range)) changed++;
-        return st.isDirectory();
-      });
-      if (isDir) await walk(file);
-    }));
-  };
-  await walk(dir);
+      const st = lstatOrThrow(file);
+      if (st.dev !== rootStat.dev) {
+        throw new HutchError('EINVAL', `shiftOwnership: ${file} is another filesystem mounted inside ${dir}`, { path: file });
+      }
+      if (shiftEntry(file, st, range)) changed++;
+      if (st.isDirectory()) pending.push(file);
+    }
+    if (Date.now() - sliceStart >= SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = Date.now();
+    }
+  }
   return changed;
 }
 
 /** readdir that names the path in its error. */
-async function readdirOrThrow(dir: string): Promise<string[]> {
+function readdirOrThrow(dir: string): string[] {
   try {
-    return await fs.promises.readdir(dir);
+    return fs.readdirSync(dir);
   } catch (e) {
     throw new HutchError('EINTERNAL', `cannot list ${dir}: ${(e as Error).message}`, { path: dir, cause: e });
   }
 }
 
 /** lstat that names the path in its error. */
-async function lstatOrThrow(file: string): Promise<fs.Stats> {
+function lstatOrThrow(file: string): fs.Stats {
   try {
-    return await fs.promises.lstat(file);
+    return fs.lstatSync(file);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') throw new HutchError('ENOTFOUND', `${file} does not exist`, { path: file, cause: e });
     throw new HutchError('EINTERNAL', `cannot stat ${file}: ${(e as Error).message}`, { path: file, cause: e });

@@ -12,7 +12,7 @@ export type { MountInfo, OverlayMount, BindOptions } from './mounts.js';
 export { FileLock } from './filelock.js';
 export type { LockMode, AcquireOptions } from './filelock.js';
 export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';
-export type { IdRange } from './idmap.js';
+export type { IdRange, SubidFiles } from './idmap.js';
 export { probeHost, findExecutable } from './probe.js';
 export type { HostProbe, Feature, ToolFeature } from './probe.js';
 export { assertCleanAbsolute, isAtOrBelow } from './paths.js';
