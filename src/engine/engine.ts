@@ -202,7 +202,7 @@ export class Engine {
    * Direct mode in the foreground (`hutch run` without an agent): the command is the sandbox's
    * init, with the caller's stdio; resolves to its exit code. The record stays unless `remove`.
    */
-  async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore' | number)[], remove: boolean): Promise<{ id: string; exitCode: number }> {
+  async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore')[], remove: boolean): Promise<{ id: string; exitCode: number }> {
     const initial = await this.newRecord({ ...o, mode: 'direct' });
     const platform = await this.platform();
     const { record, lock } = await this.store.allocate(o.name, initial);

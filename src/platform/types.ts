@@ -75,7 +75,7 @@ export interface Platform {
   /** Starts the init; in agent mode resolves when the agent answers. */
   start(h: PlatformHandle, mode: InitMode): Promise<void>;
   /** Direct mode in the foreground: create, run and wait with the caller's stdio. */
-  runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore' | number)[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }>;
+  runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }>;
   /** A new connection to the sandbox's agent. */
   connect(h: PlatformHandle, timeoutMs?: number): Promise<AgentClient>;
   pause(h: PlatformHandle): Promise<void>;

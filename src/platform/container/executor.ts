@@ -3,10 +3,14 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import tty from 'node:tty';
 import { HutchError } from '../../errors.js';
 
 /** What `<executor> state ID` reports. */
 export interface ExecutorState { id: string; pid: number; status: 'created' | 'running' | 'paused' | 'stopped' | 'creating'; bundle: string }
+
+/** The caller's stdio for a foreground run: inherit or ignore each of stdin, stdout, stderr. */
+export type ForegroundStdio = ('inherit' | 'ignore')[];
 
 /** Options for starting a container process. */
 export interface ExecutorSpawnOptions { stdio: StdioOptions; pidFile?: string; detach?: boolean }
@@ -39,15 +43,20 @@ export class OciExecutor {
    * runc's own messages go to `logFile` (JSON), so that stderr carries only the container's output
    * and a failure to start becomes one clear HutchError. Signals sent to hutch go on to the container.
    */
-  runForeground(id: string, bundle: string, opts: { stdio: StdioOptions; pidFile: string; logFile: string }): { done: Promise<number> } {
+  runForeground(id: string, bundle: string, opts: { stdio: ForegroundStdio; terminal: boolean; pidFile: string; logFile: string }): { done: Promise<number> } {
     const args = ['--log', opts.logFile, '--log-format', 'json', ...this.config.globalArgs, 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
-    // On a terminal, runc must stay in the terminal's foreground group (it gets ^C/^\ from the tty
-    // itself); otherwise it gets its own group and hutch forwards every signal.
-    const onTerminal = process.stdin.isTTY === true && opts.stdio !== 'ignore' && Array.isArray(opts.stdio) && opts.stdio[0] === 'inherit';
-    // stderr runs through hutch so that runc's own copy of a start failure (it also prints it there,
-    // besides the log) is dropped: hutch reports it as one line of its own.
-    const stdio = Array.isArray(opts.stdio) && opts.stdio[2] === 'inherit' ? [opts.stdio[0], opts.stdio[1], 'pipe'] as StdioOptions : opts.stdio;
+    // With a terminal, runc reads the host's tty itself and must stay in its foreground group (it
+    // gets ^C/^\ from the tty); otherwise it gets its own group and hutch forwards every signal.
+    const onTerminal = opts.terminal && opts.stdio[0] === 'inherit' && tty.isatty(0);
+    // A host terminal is never handed to the sandbox (TIOCSTI could type into the host's shell):
+    // without -t, a tty fd becomes a pipe that hutch relays. stderr always goes through hutch so
+    // that runc's own copy of a start failure is dropped: hutch reports it as one line of its own.
+    const relayIn = opts.stdio[0] === 'inherit' && !opts.terminal && tty.isatty(0);
+    const relayOut = opts.stdio[1] === 'inherit' && !opts.terminal && tty.isatty(1);
+    const stdio: StdioOptions = [relayIn ? 'pipe' : opts.stdio[0], relayOut ? 'pipe' : opts.stdio[1], opts.stdio[2] === 'inherit' ? 'pipe' : opts.stdio[2]];
     const child = spawn(this.config.binary, args, { stdio, detached: !onTerminal });
+    if (relayIn) process.stdin.pipe(child.stdin!);
+    if (relayOut) child.stdout!.pipe(process.stdout, { end: false });
     child.stderr?.on('data', (chunk: Buffer) => {
       const text = chunk.toString('latin1');
       if (!text.includes('runc run failed: ')) return void process.stderr.write(chunk);
@@ -60,6 +69,7 @@ export class OciExecutor {
       child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} run ${id}: ${e.message}`, { id, cause: e })));
       child.on('close', (code, signal) => {
         for (const sig of forwarded) process.off(sig, forward);
+        if (relayIn) { process.stdin.unpipe(child.stdin!); process.stdin.pause(); }
         const status = code ?? 128 + signalNumber(signal);
         const failure = status === 0 ? null : executorFailure(opts.logFile);
         if (failure === null) return resolve(status);

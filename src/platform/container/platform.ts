@@ -5,7 +5,7 @@ import path from 'node:path';
 import { HutchError } from '../../errors.js';
 import type { AgentClient } from '../../agent/index.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { mountOverlay, unmountTree, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
+import { mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
@@ -153,10 +153,10 @@ export class ContainerPlatform implements Platform {
   }
 
   /** Direct mode: the user's command is the init, run in the foreground with the caller's stdio. */
-  async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore' | number)[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
+  async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
     const handle = this.prepare(cfg);
     const l = layout(cfg.dir);
-    const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
+    const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
     onStarted(handle);
     const exitCode = await run.done;
     return { handle, exitCode };
@@ -194,6 +194,11 @@ export class ContainerPlatform implements Platform {
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
     await this.executor.delete(h.containerId, true);
+    // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
+    const detached = umount2(layout(h.dir).rootfs, MNT_DETACH);
+    if (detached !== null && detached !== 'EINVAL' && detached !== 'ENOENT') {
+      throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${h.containerId}: ${detached}`, { id: h.containerId });
+    }
     unmountTree(h.dir);
     await removeCgroup(h.cgroupsPath);
   }

@@ -1,0 +1,131 @@
+// Sandboxes with an agent: create/start/exec/ps/stats/pause/resume/kill/stop/wait/rm/cp, and bad transitions.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanRoot, hutch, hutchOk, leftovers, makeRoot } from './helpers.js';
+
+let root: string;
+before(() => { root = makeRoot('life'); });
+after(async () => {
+  await cleanRoot(root);
+  assert.deepEqual(leftovers(root), []);
+});
+
+async function status(ref: string): Promise<string> {
+  const all = JSON.parse(await hutchOk(root, ['ls', '--json'])) as { id: string; name: string; status: string }[];
+  const s = all.find((x) => x.id === ref || x.name === ref);
+  return s ? s.status : 'absent';
+}
+
+test('create → ready, start → running, exec, pause ⇄ resume, stop, rm', async () => {
+  const id = (await hutchOk(root, ['create', '--name', 'life1', '--memory', '128m', 'busybox'])).trim();
+  assert.match(id, /^[0-9a-f]{16}$/);
+  assert.equal(await status(id), 'ready');
+  const r = await hutch(root, ['exec', id, '--', 'true']);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /it is ready \(needs running\)/);
+
+  await hutchOk(root, ['start', 'life1']);
+  assert.equal(await status(id), 'running');
+  const again = await hutch(root, ['start', 'life1']);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /running → running is not a valid transition/);
+
+  assert.equal(await hutchOk(root, ['exec', 'life1', '--', 'sh', '-c', 'echo out; echo err >&2; hostname']), 'out\nlife1\n');
+  assert.equal((await hutch(root, ['exec', 'life1', '--', 'sh', '-c', 'exit 3'])).code, 3);
+  assert.equal((await hutch(root, ['exec', 'life1', '--', 'sh', '-c', 'kill -9 $$'])).code, 137);
+  assert.equal((await hutch(root, ['exec', 'life1', '--', 'no-such-binary'])).code, 127);
+  assert.equal(await hutchOk(root, ['exec', '-i', 'life1', '--', 'cat'], { input: 'piped stdin\n' }), 'piped stdin\n');
+  assert.equal(await hutchOk(root, ['exec', '-u', '1234:5678', '-w', '/tmp', '-e', 'A=b', 'life1', '--', 'sh', '-c', 'echo $(id -u):$(id -g) $(pwd) $A']), '1234:5678 /tmp b\n');
+
+  const stats = JSON.parse(await hutchOk(root, ['stats', '--json', 'life1'])) as { memoryBytes: number; memoryLimitBytes: number; pids: number; pidsLimit: number };
+  assert.ok(stats.memoryBytes > 0);
+  assert.equal(stats.memoryLimitBytes, 128 * 1024 * 1024);
+  assert.equal(stats.pidsLimit, 1024);
+
+  await hutchOk(root, ['pause', 'life1']);
+  assert.equal(await status(id), 'paused');
+  assert.match((await hutch(root, ['exec', 'life1', '--', 'true'])).stderr, /paused/);
+  assert.match((await hutch(root, ['pause', 'life1'])).stderr, /paused → paused is not a valid transition/);
+  await hutchOk(root, ['resume', 'life1']);
+  assert.equal(await hutchOk(root, ['exec', 'life1', '--', 'echo', 'thawed']), 'thawed\n');
+
+  const rmRunning = await hutch(root, ['rm', 'life1']);
+  assert.notEqual(rmRunning.code, 0);
+  assert.match(rmRunning.stderr, /stop it first or use rm -f/);
+
+  await hutchOk(root, ['stop', '--time', '2', 'life1']);
+  assert.equal(await status(id), 'stopped');
+  assert.match((await hutch(root, ['exec', 'life1', '--', 'true'])).stderr, /it is stopped \(needs running\)/);
+  assert.match((await hutch(root, ['start', 'life1'])).stderr, /stopped → running is not a valid transition/);
+  await hutchOk(root, ['rm', 'life1']);
+  assert.equal(await status(id), 'absent');
+  assert.match((await hutch(root, ['rm', id])).stderr, /no such sandbox/);
+});
+
+test('ps lists processes; kill reaches one pid, a process group, or all', async () => {
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  const pid = Number((await hutchOk(root, ['exec', '-d', id, '--', 'sleep', '1001'])).trim());
+  await hutchOk(root, ['exec', '-d', id, '--', 'sh', '-c', 'sleep 1002 & sleep 1003']);
+  let ps = JSON.parse(await hutchOk(root, ['ps', '--json', id])) as { pid: number; pgid: number; argv: string[] }[];
+  assert.ok(ps.some((p) => p.pid === pid && p.argv.join(' ') === 'sleep 1001'));
+  const group = ps.find((p) => p.argv.join(' ') === 'sleep 1002')!;
+  assert.ok(group);
+
+  await hutchOk(root, ['kill', '--pid', String(pid), id, 'KILL']);
+  await hutchOk(root, ['kill', '--pgid', String(group.pgid), id, '9']);
+  await new Promise((r) => setTimeout(r, 200));
+  ps = JSON.parse(await hutchOk(root, ['ps', '--json', id])) as { pid: number; pgid: number; argv: string[] }[];
+  assert.ok(!ps.some((p) => /sleep 100[123]/.test(p.argv.join(' '))), JSON.stringify(ps));
+  assert.ok(!ps.some((p) => p.argv.length === 0 && p.pid !== 1), 'no zombies left after the kills');
+
+  await hutchOk(root, ['exec', '-d', id, '--', 'sleep', '1004']);
+  await hutchOk(root, ['kill', '--all', id, 'TERM']);
+  await new Promise((r) => setTimeout(r, 200));
+  ps = JSON.parse(await hutchOk(root, ["ps", "--json", id])) as { pid: number; pgid: number; argv: string[] }[];
+  assert.deepEqual(ps.map((p) => p.pid), [1]);
+  assert.match((await hutch(root, ['kill', '--pid', 'x', id])).stderr, /invalid pid/);
+  await hutchOk(root, ['rm', '-f', id]);
+});
+
+test('a main process: the sandbox stops when it exits, wait prints its code', async () => {
+  const id = (await hutchOk(root, ['create', 'busybox', '--', 'sh', '-c', 'sleep 0.3; exit 42'])).trim();
+  await hutchOk(root, ['start', id]);
+  assert.equal((await hutchOk(root, ['wait', id])).trim(), '42');
+  assert.equal(await status(id), 'stopped');
+  await hutchOk(root, ['rm', id]);
+});
+
+test('cp copies files and directories both ways; paths resolve inside the sandbox', async () => {
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-cp-'));
+  try {
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 'x');
+    fs.writeFileSync(path.join(tmp, 'big.bin'), big);
+    fs.mkdirSync(path.join(tmp, 'tree/sub'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'tree/a.txt'), 'A');
+    fs.writeFileSync(path.join(tmp, 'tree/sub/b.txt'), 'B');
+    await hutchOk(root, ['cp', path.join(tmp, 'big.bin'), `${id}:/tmp/big.bin`]);
+    await hutchOk(root, ['cp', path.join(tmp, 'tree'), `${id}:/tmp`]);
+    assert.equal(await hutchOk(root, ['exec', id, '--', 'sh', '-c', 'wc -c < /tmp/big.bin; cat /tmp/tree/a.txt /tmp/tree/sub/b.txt']), `${big.length}\nAB`);
+    await hutchOk(root, ['exec', id, '--', 'sh', '-c', 'mkdir -p /out/d && echo inside > /out/d/f && ln -s /etc/shadow /out/d/link']);
+    await hutchOk(root, ['cp', `${id}:/out`, path.join(tmp, 'back')]);
+    assert.equal(fs.readFileSync(path.join(tmp, 'back/d/f'), 'utf8'), 'inside\n');
+    assert.equal(fs.readlinkSync(path.join(tmp, 'back/d/link')), '/etc/shadow', 'links are copied as links, not followed');
+    await hutchOk(root, ['cp', `${id}:/tmp/big.bin`, path.join(tmp, 'big.back')]);
+    assert.ok(fs.readFileSync(path.join(tmp, 'big.back')).equals(big));
+    // A link planted inside resolves inside the sandbox, not on the host.
+    await hutchOk(root, ['exec', id, '--', 'sh', '-c', 'ln -s / /tmp/escape; echo from-sandbox > /etc/os-release']);
+    const r = await hutch(root, ['cp', `${id}:/tmp/escape/etc/os-release`, path.join(tmp, 'osr')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(tmp, 'osr'), 'utf8'), 'from-sandbox\n', 'the file came from the sandbox, not from the host');
+    assert.match((await hutch(root, ['cp', `${id}:/nope`, path.join(tmp, 'x')])).stderr, /nope/);
+    assert.match((await hutch(root, ['cp', `${id}:relative`, tmp])).stderr, /must be absolute/);
+    assert.match((await hutch(root, ['cp', tmp, tmp])).stderr, /exactly one/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    await hutchOk(root, ['rm', '-f', id]);
+  }
+});
