@@ -55,7 +55,7 @@ test('acquire gives up with ELOCKED naming the id and path', async () => {
     return true;
   });
   const waited = Date.now() - start;
-  assert.ok(waited >= 110 && waited < 1000, `waited ${waited} ms`);
+  assert.ok(waited >= 110 && waited < 3000, `waited ${waited} ms`);
   held.release();
 });
 
@@ -65,7 +65,7 @@ test('a waiting acquire gets the lock soon after it is released', async () => {
   setTimeout(() => held.release(), 30);
   const start = Date.now();
   const got = await FileLock.acquire(file, 'exclusive', { timeoutMs: 2000 });
-  assert.ok(Date.now() - start < 200);
+  assert.ok(Date.now() - start < 1000);
   assert.ok(got.held);
   got[Symbol.dispose]();
   assert.equal(got.held, false);

@@ -60,7 +60,7 @@ export class FileLock implements Disposable {
       if (left <= 0) {
         fs.closeSync(fd);
         const what = opts.id === undefined ? path : `${opts.id} (${path})`;
-        throw new HutchError('ELOCKED', `${what} is locked by another hutch process; gave up after ${opts.timeoutMs} ms`,
+        throw new HutchError('ELOCKED', `${what} is locked by someone else; gave up after ${opts.timeoutMs} ms`,
           opts.id === undefined ? { path } : { id: opts.id, path });
       }
       await sleep(Math.min(delay, left));

@@ -1,5 +1,4 @@
 // What this host can do, for `hutch info`: each feature says whether it is there and, if not, why.
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -52,7 +51,9 @@ export function findExecutable(name: string): string | null {
 const TOOL_TIMEOUT_MS = 3000;
 
 /** Runs a short command; resolves with its exit code and output, never rejects (the caller reports failures). */
-function run(file: string, args: string[]): Promise<{ code: number | null; out: string; error?: string }> {
+async function run(file: string, args: string[]): Promise<{ code: number | null; out: string; error?: string }> {
+  // Loaded here, not at the top: child_process costs the CLI's every start ~1 ms and only `hutch info` needs it.
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve) => {
     execFile(file, args, { timeout: TOOL_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err === null) resolve({ code: 0, out: stdout + stderr });
