@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   CGROUP_ROOT, UNIFIED_KEY, cgroupDirs, cgroupPids, detectCgroupMode, freezeState, listCgroupChildren,
-  readCgroupStats, removeCgroup,
+  readCgroupStats, removeCgroup, parseCgroupLayout, parseMountinfo, cgroupDirsIn,
 } from '../src/linux/index.js';
 import { isHutchError } from '../src/errors.js';
 
@@ -163,4 +163,56 @@ test('removal kills through the v1 freezer when there is no cgroup.kill', async 
   assert.equal((await exited)[1], 'SIGKILL');
   assert.deepEqual(cgroupPids(cgroupsPath), []);
   for (const dir of Object.values(dirs)) assert.equal(fs.existsSync(dir), false, dir);
+});
+
+const PROC_CGROUPS = '#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t0\t1\t1\ncpu\t0\t1\t1\ncpuacct\t0\t1\t1\nmemory\t0\t1\t1\npids\t0\t1\t1\nfreezer\t0\t1\t1\n';
+
+/** A mountinfo line for a cgroup mount. */
+function cgMount(id: number, point: string, fsType: 'cgroup' | 'cgroup2', superOpts: string, root = '/'): string {
+  return `${id} 1 0:${id} ${root} ${point} rw,nosuid,nodev,noexec,relatime shared:${id} - ${fsType} ${fsType} ${superOpts}`;
+}
+
+test('layouts: a pure v2 host (systemd style)', () => {
+  const mounts = parseMountinfo([
+    '24 1 0:22 / /sys rw shared:2 - sysfs sysfs rw',
+    cgMount(30, '/sys/fs/cgroup', 'cgroup2', 'rw,nsdelegate,memory_recursiveprot'),
+  ].join('\n'));
+  const l = parseCgroupLayout(mounts, PROC_CGROUPS, '0::/user.slice/user-0.slice/session-3.scope\n');
+  assert.equal(l.mode, 'v2');
+  assert.deepEqual(cgroupDirsIn(l, '/hutch/abc'), { [UNIFIED_KEY]: '/sys/fs/cgroup/hutch/abc' });
+  assert.deepEqual(cgroupDirsIn(l, 'hutch/abc'), { [UNIFIED_KEY]: '/sys/fs/cgroup/user.slice/user-0.slice/session-3.scope/hutch/abc' });
+});
+
+test('layouts: hybrid with co-mounted cpu,cpuacct and a named systemd hierarchy', () => {
+  const mounts = parseMountinfo([
+    cgMount(31, '/sys/fs/cgroup/unified', 'cgroup2', 'rw,nsdelegate'),
+    cgMount(32, '/sys/fs/cgroup/systemd', 'cgroup', 'rw,xattr,name=systemd'),
+    cgMount(33, '/sys/fs/cgroup/cpu,cpuacct', 'cgroup', 'rw,cpu,cpuacct'),
+    cgMount(34, '/sys/fs/cgroup/memory', 'cgroup', 'rw,memory'),
+    cgMount(34, '/sys/fs/cgroup/memory-again', 'cgroup', 'rw,memory'), // the same hierarchy twice
+    cgMount(35, '/mnt/elsewhere', 'cgroup', 'rw,pids'), // outside /sys/fs/cgroup: ignored
+  ].join('\n'));
+  const l = parseCgroupLayout(mounts, PROC_CGROUPS, '4:memory:/sessions/x\n3:cpu,cpuacct:/\n1:name=systemd:/init.scope\n0::/init.scope\n');
+  assert.equal(l.mode, 'hybrid');
+  assert.deepEqual(cgroupDirsIn(l, 'hutch/abc'), {
+    [UNIFIED_KEY]: '/sys/fs/cgroup/unified/init.scope/hutch/abc',
+    'name=systemd': '/sys/fs/cgroup/systemd/init.scope/hutch/abc',
+    cpu: '/sys/fs/cgroup/cpu,cpuacct/hutch/abc',
+    cpuacct: '/sys/fs/cgroup/cpu,cpuacct/hutch/abc',
+    memory: '/sys/fs/cgroup/memory/sessions/x/hutch/abc',
+  });
+});
+
+test('layouts: v1 only, inside a cgroup namespace (mount roots not "/"), and none at all', () => {
+  const mounts = parseMountinfo([
+    cgMount(40, '/sys/fs/cgroup/memory', 'cgroup', 'rw,memory', '/docker/c1'),
+    cgMount(41, '/sys/fs/cgroup/pids', 'cgroup', 'rw,pids', '/docker/c1'),
+  ].join('\n'));
+  const l = parseCgroupLayout(mounts, PROC_CGROUPS, '5:memory:/docker/c1/app\n4:pids:/docker/c1\n');
+  assert.equal(l.mode, 'v1');
+  assert.deepEqual(cgroupDirsIn(l, 'hutch/abc'), {
+    memory: '/sys/fs/cgroup/memory/app/hutch/abc',
+    pids: '/sys/fs/cgroup/pids/hutch/abc',
+  });
+  assert.throws(() => parseCgroupLayout([], PROC_CGROUPS, ''), (e: unknown) => isHutchError(e, 'EUNSUPPORTED'));
 });

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HutchError, errnoCode } from '../errors.js';
-import { readMountinfo } from './mounts.js';
+import { readMountinfo, type MountInfo } from './mounts.js';
 import { isAtOrBelow } from './paths.js';
 
 export type CgroupMode = 'v1' | 'v2' | 'hybrid';
@@ -15,7 +15,7 @@ export const CGROUP_ROOT = '/sys/fs/cgroup';
 export const UNIFIED_KEY = '';
 
 /** One mounted cgroup hierarchy: v1 (one or more controllers, or a named one) or the v2 unified one. */
-interface Hierarchy {
+export interface CgroupHierarchy {
   /** v1: controller names ("cpu", "cpuacct", "name=systemd"); v2: [""]. */
   keys: string[];
   mountPoint: string;
@@ -25,24 +25,24 @@ interface Hierarchy {
   ownCgroup: string;
 }
 
-interface CgroupLayout { mode: CgroupMode; hierarchies: Hierarchy[] }
+/** The host's cgroup mode and its hierarchies. */
+export interface CgroupLayout { mode: CgroupMode; hierarchies: CgroupHierarchy[] }
 
-let layout: CgroupLayout | undefined;
-
-/** Reads the mount table and /proc/self/cgroup once: which hierarchies exist and where this process sits in them. */
-function cgroupLayout(): CgroupLayout {
-  if (layout) return layout;
-  const known = new Set(fs.readFileSync('/proc/cgroups', 'utf8').split('\n')
-    .filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split('\t')[0]!));
+/**
+ * Works out the layout from a mount table, /proc/cgroups and /proc/<pid>/cgroup: v2 when cgroup2 is mounted at
+ * /sys/fs/cgroup (or nothing else is), hybrid when v1 controllers sit beside a cgroup2 mount, else v1.
+ */
+export function parseCgroupLayout(mounts: MountInfo[], procCgroups: string, selfCgroup: string): CgroupLayout {
+  const known = new Set(procCgroups.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split('\t')[0]!));
   const own = new Map<string, string>();
-  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+  for (const line of selfCgroup.split('\n')) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line);
     if (m) own.set(m[1] === '0' ? UNIFIED_KEY : m[2]!.split(',').sort().join(','), m[3]!);
   }
-  const hierarchies: Hierarchy[] = [];
+  const hierarchies: CgroupHierarchy[] = [];
   const seenDevices = new Set<string>();
   let v2AtRoot = false;
-  for (const m of readMountinfo()) {
+  for (const m of mounts) {
     if ((m.fsType !== 'cgroup' && m.fsType !== 'cgroup2') || !isAtOrBelow(m.mountPoint, CGROUP_ROOT)) continue;
     if (seenDevices.has(m.device)) continue; // the same hierarchy mounted twice
     seenDevices.add(m.device);
@@ -57,7 +57,14 @@ function cgroupLayout(): CgroupLayout {
   if (!hasV1 && !hasV2) throw new HutchError('EUNSUPPORTED', `no cgroup filesystem is mounted under ${CGROUP_ROOT}`, { path: CGROUP_ROOT });
   const mode: CgroupMode = v2AtRoot || !hasV1 ? 'v2' : hasV2 ? 'hybrid' : 'v1';
   // In v2 mode ignore stray v1 mounts; runc does too.
-  layout = { mode, hierarchies: mode === 'v2' ? hierarchies.filter((h) => h.keys[0] === UNIFIED_KEY) : hierarchies };
+  return { mode, hierarchies: mode === 'v2' ? hierarchies.filter((h) => h.keys[0] === UNIFIED_KEY) : hierarchies };
+}
+
+let layout: CgroupLayout | undefined;
+
+/** This host's layout, read once per process. */
+function cgroupLayout(): CgroupLayout {
+  layout ??= parseCgroupLayout(readMountinfo(), fs.readFileSync('/proc/cgroups', 'utf8'), fs.readFileSync('/proc/self/cgroup', 'utf8'));
   return layout;
 }
 
@@ -88,7 +95,7 @@ function assertCgroupsPath(p: string): void {
 }
 
 /** The host dir of `cgroupsPath` in one hierarchy; relative paths go below this process's own cgroup, as runc does. */
-function hierarchyDir(h: Hierarchy, cgroupsPath: string, allowRoot = false): string {
+function hierarchyDir(h: CgroupHierarchy, cgroupsPath: string, allowRoot = false): string {
   let base = '/';
   if (!cgroupsPath.startsWith('/')) {
     const root = h.mountRoot === '/' ? '' : h.mountRoot;
@@ -109,9 +116,14 @@ function hierarchyDir(h: Hierarchy, cgroupsPath: string, allowRoot = false): str
  * (`/hutch/abc`) when another process (a later `hutch` call cleaning orphans) must find the same dirs.
  */
 export function cgroupDirs(cgroupsPath: string): Record<string, string> {
+  return cgroupDirsIn(cgroupLayout(), cgroupsPath);
+}
+
+/** cgroupDirs for a given layout (see parseCgroupLayout). */
+export function cgroupDirsIn(l: CgroupLayout, cgroupsPath: string): Record<string, string> {
   assertCgroupsPath(cgroupsPath);
   const dirs: Record<string, string> = {};
-  for (const h of cgroupLayout().hierarchies) {
+  for (const h of l.hierarchies) {
     const dir = hierarchyDir(h, cgroupsPath);
     for (const k of h.keys) dirs[k] = dir;
   }

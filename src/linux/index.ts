@@ -1,9 +1,9 @@
 // The linux layer's public API: cgroups, mounts, file locks, id mapping, host probing, and the few syscalls Node lacks.
 export {
   detectCgroupMode, cgroupControllers, cgroupDirs, readCgroupStats, cgroupPids, freezeState, removeCgroup,
-  listCgroupChildren, CGROUP_ROOT, UNIFIED_KEY,
+  listCgroupChildren, parseCgroupLayout, cgroupDirsIn, CGROUP_ROOT, UNIFIED_KEY,
 } from './cgroups.js';
-export type { CgroupMode, CgroupStats, FreezeState, RemoveCgroupOptions } from './cgroups.js';
+export type { CgroupMode, CgroupStats, CgroupLayout, CgroupHierarchy, FreezeState, RemoveCgroupOptions } from './cgroups.js';
 export {
   readMountinfo, parseMountinfo, mountsUnder, isMountPoint, unmountTree, removeTreeSafely, overlayOptions,
   mountOverlay, bindMount, makePrivate,
