@@ -145,11 +145,12 @@ function readOptional(file: string): string | null {
   }
 }
 
-/** A file's text; ENOTFOUND naming the cgroup when it is gone. */
+/** A file's text; ENOTFOUND when the cgroup is gone, EUNSUPPORTED when only the file is (controller not enabled). */
 function readRequired(file: string, cgroupsPath: string): string {
   const text = readOptional(file);
-  if (text === null) throw new HutchError('ENOTFOUND', `cgroup ${cgroupsPath}: ${file} does not exist`, { path: file });
-  return text;
+  if (text !== null) return text;
+  if (!fs.existsSync(path.dirname(file))) throw new HutchError('ENOTFOUND', `cgroup ${cgroupsPath} does not exist`, { path: cgroupsPath });
+  throw new HutchError('EUNSUPPORTED', `cgroup ${cgroupsPath}: no ${path.basename(file)} (controller not enabled?)`, { path: file });
 }
 
 /** Values at or above this are "no limit" (v1 writes PAGE_COUNTER_MAX pages as 9223372036854771712). */
