@@ -91,7 +91,7 @@ export class ContainerPlatform implements Platform {
       idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
       namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
       seccomp: h.seccomp,
-      capabilities: h.capabilities === 'all' ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES],
+      capabilities: h.capabilities === 'all' ? hostBoundingCapabilities() : [...DEFAULT_CAPABILITIES],
       noNewPrivileges: h.noNewPrivileges,
       maskPaths: h.maskPaths,
       limits: cfg.limits,
@@ -202,6 +202,16 @@ export class ContainerPlatform implements Platform {
     unmountTree(h.dir);
     await removeCgroup(h.cgroupsPath);
   }
+}
+
+/**
+ * Every capability hutch itself may hand on (its bounding set): "all" can mean no more than that,
+ * and here root lacks CAP_SYS_RESOURCE, so asking runc for it would fail.
+ */
+export function hostBoundingCapabilities(): string[] {
+  const line = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  const mask = BigInt(`0x${line?.[1] ?? '0'}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
 /** True when a process with this pid exists. */
