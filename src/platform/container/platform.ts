@@ -8,7 +8,7 @@ import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxS
 import { mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
-import { ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
+import { AGENT_PACKAGES, ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 
 /** The agent's socket in the run dir; the platform passes it on the agent's command line. */
 const AGENT_SOCKET_NAME = 'agent.sock';
@@ -67,7 +67,7 @@ export class ContainerPlatform implements Platform {
       mountOverlay({ lowerDirs: [cfg.rootfs], upperDir: l.upper, workDir: l.work, target: l.rootfs });
       rootfsPath = l.rootfs;
     }
-    const runtime = ensureAgentRuntime(this.opts.dataRoot);
+    const runtime = cfg.mode === 'agent' ? ensureAgentRuntime(this.opts.dataRoot) : { dir: '', installDir: '' };
     const args = cfg.mode === 'agent'
       ? [SANDBOX_LOADER, '--library-path', `${SANDBOX_HUTCH_DIR}/lib`, SANDBOX_NODE, ...AGENT_NODE_FLAGS, SANDBOX_AGENT_MAIN, '--listen', `${SANDBOX_RUN_DIR}/${AGENT_SOCKET_NAME}`]
       : cfg.command ?? [];
@@ -82,12 +82,13 @@ export class ContainerPlatform implements Platform {
       hostname: cfg.name,
       rootfsPath,
       readonlyRootfs: !h.overlay,
-      mounts: [
+      // Direct mode has no agent: nothing of hutch's goes into the sandbox.
+      mounts: cfg.mode === 'agent' ? [
         { source: runtime.dir, destination: SANDBOX_HUTCH_DIR, readonly: true },
-        { source: path.join(runtime.installDir, 'dist'), destination: `${SANDBOX_HUTCH_DIR}/app/dist`, readonly: true },
-        { source: path.join(runtime.installDir, 'node_modules'), destination: `${SANDBOX_HUTCH_DIR}/app/node_modules`, readonly: true },
+        { source: path.join(runtime.installDir, 'dist/bundle'), destination: `${SANDBOX_HUTCH_DIR}/app/bundle`, readonly: true },
+        ...AGENT_PACKAGES.map((p) => ({ source: path.join(runtime.installDir, 'node_modules', p), destination: `${SANDBOX_HUTCH_DIR}/app/node_modules/${p}`, readonly: true })),
         { source: l.run, destination: SANDBOX_RUN_DIR, readonly: false },
-      ],
+      ] : [],
       idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
       namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
       seccomp: h.seccomp,
@@ -193,7 +194,8 @@ export class ContainerPlatform implements Platform {
 
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
-    await this.executor.delete(h.containerId, true);
+    // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
+    if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.executor.delete(h.containerId, true);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
     const detached = umount2(layout(h.dir).rootfs, MNT_DETACH);
     if (detached !== null && detached !== 'EINVAL' && detached !== 'ENOENT') {

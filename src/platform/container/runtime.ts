@@ -11,32 +11,47 @@ export const SANDBOX_HUTCH_DIR = '/.hutch';
 export const SANDBOX_RUN_DIR = '/.hutch/run';
 export const SANDBOX_LOADER = '/.hutch/lib/ld-linux-x86-64.so.2';
 export const SANDBOX_NODE = '/.hutch/node';
-export const SANDBOX_AGENT_MAIN = '/.hutch/app/dist/src/agent/main.js';
+export const SANDBOX_AGENT_MAIN = '/.hutch/app/bundle/agent.mjs';
+
+/** The npm packages the agent loads at run time (native addons), mounted under /.hutch/app/node_modules. */
+export const AGENT_PACKAGES = ['koffi', 'node-pty'];
+
+/** Bumped whenever the runtime dir's layout changes, so that an old one is not reused. */
+const RUNTIME_LAYOUT = 2;
 
 /** The host-side layout of a prepared runtime. */
 export interface AgentRuntime { dir: string; installDir: string }
 
-/** hutch's own install dir (holds dist/ and node_modules/). */
+let installDirCache: string | undefined;
+
+/** hutch's own install dir (holds dist/ and node_modules/): the nearest dir above this module with hutch's package.json. */
 export function installDir(): string {
-  // this file is dist/src/platform/container/runtime.js
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../..');
+  if (installDirCache) return installDirCache;
+  // This code runs from dist/src/... (tsc) or dist/bundle/ (esbuild): walk up rather than count.
+  for (let dir = path.dirname(new URL(import.meta.url).pathname); dir !== '/'; dir = path.dirname(dir)) {
+    try {
+      if ((JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'hutch') return (installDirCache = dir);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    }
+  }
+  throw new HutchError('ENOTFOUND', 'cannot find hutch\'s install dir (package.json) above its code');
 }
 
 /** Returns the runtime for the running node binary under `dataRoot`, building it the first time. */
 export function ensureAgentRuntime(dataRoot: string): AgentRuntime {
   const node = fs.realpathSync(process.execPath);
   const st = fs.statSync(node);
-  const key = createHash('sha256').update(`${node}:${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(`${RUNTIME_LAYOUT}:${node}:${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
   const dir = path.join(dataRoot, 'runtime', key);
   const runtime = { dir, installDir: installDir() };
   if (fs.existsSync(path.join(dir, '.complete'))) return runtime;
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const d of ['lib', 'app/dist', 'app/node_modules', 'run']) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
+  // Empty dirs are the mount points of the read-only binds (the runtime itself is mounted read-only).
+  for (const d of ['lib', 'app/bundle', 'run', ...AGENT_PACKAGES.map((p) => `app/node_modules/${p}`)]) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
   linkOrCopy(node, path.join(tmp, 'node'));
   for (const lib of sharedLibraries(node)) linkOrCopy(lib.file, path.join(tmp, 'lib', lib.name));
-  // The agent is ESM: node needs a package.json saying so above /.hutch/app/dist.
-  fs.writeFileSync(path.join(tmp, 'app/package.json'), '{"type":"module","private":true}\n');
   fs.writeFileSync(path.join(tmp, '.complete'), '');
   try {
     fs.renameSync(tmp, dir);
