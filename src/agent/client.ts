@@ -232,8 +232,8 @@ export class AgentClient {
     const ev = checkEvent(raw, 'event');
     if (ev.event === 'error') throw new HutchError(ev.code, `agent dropped the connection: ${ev.message}`);
     const ch = this.channel(ev.pid);
+    ch.exited({ exitCode: ev.exitCode, signal: ev.signal }); // if this throws, shutDown fails the channel
     this.channels.delete(ev.pid);
-    ch.exited({ exitCode: ev.exitCode, signal: ev.signal });
   }
 
   private shutDown(reason: HutchError | null): void {
