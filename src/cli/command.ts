@@ -12,6 +12,8 @@ export interface CommandContext {
   calls(): Promise<SandboxCalls>;
   out(text: string): void;
   err(text: string): void;
+  /** Releases what the context opened (agent connections). */
+  close(): Promise<void>;
 }
 
 /** A verb of the `hutch` command. */

@@ -99,7 +99,12 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     const parsed = parseArgs(verb, rest, command.flags, stopAfter);
-    return await command.run(makeContext(globals), parsed);
+    const ctx = makeContext(globals);
+    try {
+      return await command.run(ctx, parsed);
+    } finally {
+      await ctx.close();
+    }
   } catch (e) {
     process.stderr.write(`hutch: ${e instanceof Error ? e.message : String(e)}\n`);
     if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
@@ -119,6 +124,8 @@ function makeContext(globals: GlobalOptions): CommandContext {
     calls: () => (calls ??= Promise.all([ctx.engine(), import('../engine/index.js')]).then(([e, m]) => new m.SandboxCalls(e))),
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
+    // Agent connections must not keep the process alive after the verb is done, error or not.
+    close: async () => { if (calls) (await calls.catch(() => null))?.closeAll(); },
   };
   return ctx;
 }

@@ -91,7 +91,7 @@ export class SandboxCalls {
   }
 
   /** Sends a signal to one process, a process group, or every process of the sandbox. */
-  async signal(ref: string, signal: string, target: SignalTarget): Promise<void> {
+  async signal(ref: string, signal: string | number, target: SignalTarget): Promise<void> {
     const record = await this.readRunning(ref, 'signal');
     await (await this.client(record)).signal(signal, target);
   }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { HutchError } from '../../errors.js';
-import type { FileTransfers } from '../../agent/index.js';
+import type { AgentClient } from '../../agent/index.js';
 import type { Command } from '../command.js';
 
 /** `ID:/path` → sandbox side; anything else is a host path. */
@@ -24,7 +24,7 @@ function safeName(name: string, where: string): string {
 
 const O_NOFOLLOW_WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW;
 
-async function copyOut(files: FileTransfers, src: string, dst: string, warn: (t: string) => void): Promise<number> {
+async function copyOut(files: AgentClient, src: string, dst: string, warn: (t: string) => void): Promise<number> {
   const st = await files.stat(src);
   if (st.type === 'dir') {
     try {
@@ -55,7 +55,7 @@ async function copyOut(files: FileTransfers, src: string, dst: string, warn: (t:
   return 1;
 }
 
-async function copyIn(files: FileTransfers, src: string, dst: string, warn: (t: string) => void): Promise<number> {
+async function copyIn(files: AgentClient, src: string, dst: string, warn: (t: string) => void): Promise<number> {
   const st = fs.lstatSync(src);
   if (st.isDirectory()) {
     await files.mkdir(dst, { mode: st.mode & 0o777 }).catch((e: unknown) => {
@@ -86,12 +86,12 @@ export const command: Command = {
     const calls = await ctx.calls();
     try {
       if (src) {
-        const files = (await calls.files(src.sandbox)).files;
+        const files = await calls.files(src.sandbox);
         let target = path.resolve(dstArg);
         if (fs.existsSync(target) && fs.statSync(target).isDirectory()) target = path.join(target, path.posix.basename(src.path) || 'root');
         await copyOut(files, src.path, target, ctx.err);
       } else {
-        const files = (await calls.files(dst!.sandbox)).files;
+        const files = await calls.files(dst!.sandbox);
         const host = path.resolve(srcArg);
         if (!fs.existsSync(host)) throw new HutchError('ENOTFOUND', `cp: ${host} does not exist`, { path: host });
         let target = dst!.path;

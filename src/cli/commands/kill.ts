@@ -6,7 +6,7 @@ import type { SignalTarget } from '../../engine/index.js';
 
 export const command: Command = {
   usage: 'hutch kill [--pid PID | --pgid PGID | --all] ID|NAME [SIGNAL]',
-  summary: 'Send SIGNAL (name or number, default SIGTERM) into a running sandbox: to its main process group by default.',
+  summary: 'Send SIGNAL (name or number, default SIGTERM) into a running sandbox: to every process by default.',
   flags: [
     { name: 'pid', kind: 'string', value: 'PID', help: 'one process (pid inside the sandbox)' },
     { name: 'pgid', kind: 'string', value: 'PGID', help: 'a process group' },
@@ -26,7 +26,7 @@ export const command: Command = {
     const target: SignalTarget = pid !== undefined ? { pid: num(pid, 'pid') } : pgid !== undefined ? { pgid: num(pgid, 'pgid') } : { all: true };
     const calls = await ctx.calls();
     try {
-      await calls.signal(ref, /^\d+$/.test(sig) ? sig : sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`, target);
+      await calls.signal(ref, /^\d+$/.test(sig) ? Number(sig) : sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`, target);
     } finally {
       calls.closeAll();
     }

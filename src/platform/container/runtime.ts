@@ -14,10 +14,10 @@ export const SANDBOX_NODE = '/.hutch/node';
 export const SANDBOX_AGENT_MAIN = '/.hutch/app/bundle/agent.mjs';
 
 /** The npm packages the agent loads at run time (native addons), mounted under /.hutch/app/node_modules. */
-export const AGENT_PACKAGES = ['koffi', 'node-pty'];
+export const AGENT_PACKAGES = ['koffi', `@koromix/koffi-${process.platform}-${process.arch}`, 'node-pty'];
 
 /** Bumped whenever the runtime dir's layout changes, so that an old one is not reused. */
-const RUNTIME_LAYOUT = 2;
+const RUNTIME_LAYOUT = 3;
 
 /** The host-side layout of a prepared runtime. */
 export interface AgentRuntime { dir: string; installDir: string }
