@@ -2,6 +2,7 @@
 // processes (main-process exit, shutdown, reaping). main.ts only sets up the transport around it.
 import type { Readable, Writable } from 'node:stream';
 import { HutchError } from '../errors.js';
+import { mallocTrim } from '../linux/ffi.js';
 import { writeExitFile } from './exit-file.js';
 import * as files from './files.js';
 import { ProcessTable } from './processes.js';
@@ -22,6 +23,8 @@ export interface AgentOptions {
 const SIGTERM = 15, SIGKILL = 9;
 /** After SIGKILL, how long shutdown waits for the processes to be gone before it replies anyway. */
 const KILL_SETTLE_MS = 1000;
+/** Quiet time after activity before the agent gives its garbage back to the kernel. */
+const COMPACT_AFTER_IDLE_MS = 2000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The in-sandbox agent. */
@@ -34,11 +37,12 @@ export class Agent implements Dispatcher {
   private exiting = false;
   private exitCode = 0;
   private connections = 0;
+  private compactTimer: NodeJS.Timeout | undefined;
   /** Runs just before the agent exits (main.ts closes the listener and removes the socket). */
   onBeforeExit: (() => void) | undefined;
 
   constructor(private readonly opts: AgentOptions) {
-    this.table = new ProcessTable(opts.log, (s) => this.mainExited(s));
+    this.table = new ProcessTable(opts.log, (s) => this.mainExited(s), () => this.noteActivity());
     this.reaper = new Reaper(this.table.spawnedPids, opts.log);
   }
 
@@ -62,11 +66,32 @@ export class Agent implements Dispatcher {
   /** A session ended. */
   closed(session: Session): void {
     this.sessions.delete(session);
+    this.noteActivity();
     this.opts.onSessionClosed?.(session);
+  }
+
+  /**
+   * Schedules a compaction once the agent has been quiet for a while. A burst of output or file
+   * transfers leaves garbage buffers that an idle V8 never collects and freed heap that glibc keeps;
+   * in a sandbox that then sits idle that would be tens of MB held for nothing.
+   */
+  noteActivity(): void {
+    if (this.compactTimer) this.compactTimer.refresh();
+    else {
+      this.compactTimer = setTimeout(() => this.compact(), COMPACT_AFTER_IDLE_MS);
+      this.compactTimer.unref();
+    }
+  }
+
+  private compact(): void {
+    // gc exists when node runs with --expose-gc (recommended for the agent); malloc_trim needs glibc.
+    (globalThis as { gc?: () => void }).gc?.();
+    mallocTrim();
   }
 
   /** Runs one checked call. */
   async call(session: Session, method: MethodName, params: unknown): Promise<unknown> {
+    this.noteActivity();
     switch (method) {
       case 'ping': return { version: PROTOCOL_VERSION, pid: process.pid, uptimeMs: this.uptimeMs() };
       case 'exec': {

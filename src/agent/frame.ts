@@ -44,16 +44,20 @@ export function encodeJsonFrame(type: FrameTypeCode, message: unknown): Buffer {
   return encodeFrame(type, Buffer.from(JSON.stringify(message), 'utf8'));
 }
 
-/** Encodes a DATA frame for stream (pid, fd); an empty `bytes` ends the stream. */
-export function encodeDataFrame(pid: number, fd: number, bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + 5 + bytes.length);
-  if (bytes.length > MAX_DATA_CHUNK) throw new HutchError('EINVAL', `data chunk of ${bytes.length} bytes exceeds ${MAX_DATA_CHUNK}`);
-  out.writeUInt32BE(6 + bytes.length, 0);
+/** The 10-byte head of a DATA frame carrying `length` bytes; the bytes follow it on the wire. */
+export function encodeDataHeader(pid: number, fd: number, length: number): Buffer {
+  if (length > MAX_DATA_CHUNK) throw new HutchError('EINVAL', `data chunk of ${length} bytes exceeds ${MAX_DATA_CHUNK}`);
+  const out = Buffer.allocUnsafe(HEADER + 5);
+  out.writeUInt32BE(6 + length, 0);
   out.writeUInt8(FrameType.DATA, 4);
   out.writeUInt32BE(pid, 5);
   out.writeUInt8(fd, 9);
-  out.set(bytes, 10);
   return out;
+}
+
+/** Encodes a whole DATA frame for stream (pid, fd); an empty `bytes` ends the stream. */
+export function encodeDataFrame(pid: number, fd: number, bytes: Uint8Array): Buffer {
+  return Buffer.concat([encodeDataHeader(pid, fd, bytes.length), bytes]);
 }
 
 /** Encodes a CREDIT frame: `bytes` more may be sent on stream (pid, fd). */

@@ -154,8 +154,9 @@ export class ProcessTable {
   private readonly waiters = new Map<number, { owner: ProcessOwner; resolve: (s: ExitStatus) => void }[]>();
   private mainStarted = false;
 
-  /** `onMainExit` runs when the process exec'd with main: true has finished. */
-  constructor(readonly log: (m: string) => void, private readonly onMainExit: (s: ExitStatus) => void) {}
+  /** `onMainExit` runs when the process exec'd with main: true has finished; `onFinished` for every process. */
+  constructor(readonly log: (m: string) => void, private readonly onMainExit: (s: ExitStatus) => void,
+    private readonly onFinished: () => void = () => undefined) {}
 
   /** How many exec'd processes are still running or draining output. */
   get size(): number {
@@ -227,6 +228,7 @@ export class ProcessTable {
     if (this.exitStatuses.size > EXIT_TABLE_SIZE) this.exitStatuses.delete(this.exitStatuses.keys().next().value!);
     for (const w of this.waiters.get(proc.pid) ?? []) w.resolve(status);
     this.waiters.delete(proc.pid);
+    this.onFinished();
     if (proc.main) this.onMainExit(status);
   }
 

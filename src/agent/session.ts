@@ -6,7 +6,7 @@ import { errnoCode, HutchError } from '../errors.js';
 import { fsError } from './files.js';
 import type { ProcessOwner } from './output.js';
 import {
-  checkRequest, decodeCredit, decodeData, encodeCreditFrame, encodeDataFrame, encodeJsonFrame, FrameDecoder,
+  checkRequest, decodeCredit, decodeData, encodeCreditFrame, encodeDataHeader, encodeJsonFrame, FrameDecoder,
   FrameType, isMethodName, paramChecks, parseJsonPayload, SchemaError,
   type ErrorEvent, type ExitEvent, type Frame, type MethodName, type ResponseMessage, type WireError,
 } from './protocol.js';
@@ -122,7 +122,13 @@ export class Session implements ProcessOwner {
 
   /** Sends output bytes of a process (an empty chunk ends the stream). */
   sendData(pid: number, fd: number, bytes: Buffer): void {
-    this.write(encodeDataFrame(pid, fd, bytes));
+    if (this.closedFlag) return;
+    // Header and bytes go out as one writev, without copying the bytes into a frame buffer.
+    this.output.cork();
+    this.output.write(encodeDataHeader(pid, fd, bytes.length));
+    if (bytes.length > 0) this.output.write(bytes);
+    this.output.uncork();
+    if (this.output.writableLength > CONGESTION_BYTES) this.congested = true;
   }
 
   /** Tells the host it may send `bytes` more of stdin. */

@@ -7,6 +7,7 @@ import { SandboxStore, type SandboxLock } from './store.js';
 import { checkName, checkTransition, requireStatus, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkEnv, checkLimits, checkRootfsDir, mergeEnv } from './options.js';
 import { observeInit, exitRecordOf } from './liveness.js';
+import { crashPoint } from '../faults.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
@@ -105,7 +106,9 @@ export class Engine {
     const platform = await this.platform();
     const { record, lock } = await this.store.allocate(o.name, initial);
     try {
+      crashPoint('create:allocated');
       record.handle = await platform.create(this.configOf(record));
+      crashPoint('create:executor');
       record.phase = 'ready';
       this.store.write(record);
       return this.withStatus(record);
@@ -142,6 +145,7 @@ export class Engine {
       checkTransition(id, record.phase, 'running', 'start');
       const platform = await this.platform();
       await platform.start(record.handle!, record.mode);
+      crashPoint('start:started');
       record.phase = 'running';
       record.startedAt = new Date().toISOString();
       const obs = observeInit(record, this.store.dir(id));
@@ -213,6 +217,7 @@ export class Engine {
         record.phase = 'running';
         record.startedAt = new Date().toISOString();
         this.store.write(record);
+        crashPoint('run:started');
         // Others may look at (ls) or stop (rm -f) a running sandbox while we wait for it.
         lock.release();
       });
@@ -349,8 +354,10 @@ export class Engine {
   private async destroyLocked(record: SandboxRecord): Promise<void> {
     record.phase = 'deleting';
     this.store.write(record);
+    crashPoint('delete:deleting');
     const platform = await this.platform();
     await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
+    crashPoint('delete:destroyed');
     this.store.remove(record.id, record.name);
   }
 

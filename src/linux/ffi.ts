@@ -105,3 +105,24 @@ export function setChildSubreaper(): void {
 export function setParentDeathSignal(signal: number): void {
   if (load().prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0) !== 0) throw new HutchError('EINTERNAL', `prctl(PDEATHSIG) failed: ${lastErrno()}`);
 }
+
+// ---- Added for the agent (src/agent/agent.ts): returning freed heap memory to the kernel. ----
+// Bound on first use and on its own, so a libc without malloc_trim (musl) costs nothing else.
+
+let mallocTrimFn: ((pad: number) => number) | null | undefined;
+
+/** glibc malloc_trim(0): gives free heap pages back to the kernel; false where libc lacks it. */
+export function mallocTrim(): boolean {
+  if (mallocTrimFn === undefined) {
+    const require = createRequire(import.meta.url);
+    const koffi = require('koffi');
+    try {
+      mallocTrimFn = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    } catch {
+      mallocTrimFn = null; // not glibc: there is nothing to trim through this call
+    }
+  }
+  if (!mallocTrimFn) return false;
+  mallocTrimFn(0);
+  return true;
+}

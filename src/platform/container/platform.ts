@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
+import { crashPoint } from '../../faults.js';
 import type { AgentClient } from '../../agent/index.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
 import { mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
@@ -100,6 +101,7 @@ export class ContainerPlatform implements Platform {
       annotations: { 'dev.hutch.sandbox.id': cfg.id, 'dev.hutch.sandbox.name': cfg.name, 'dev.hutch.init': cfg.mode },
     };
     fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(buildSandboxSpec(input)), { mode: 0o600 });
+    crashPoint('create:prepared');
     return handle;
   }
 
