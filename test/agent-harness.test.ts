@@ -38,8 +38,11 @@ function exitCodeOf(child: ChildProcess): Promise<number> {
   });
 }
 
+/** Node flags for the agents the tests start: HUTCH_AGENT_NODE_FLAGS (space-separated), e.g. the platform's. */
+export const AGENT_NODE_FLAGS = (process.env.HUTCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
 /** Starts `node main.js --listen <dir>/agent.sock` and waits until it accepts connections. */
-export async function startAgent(nodeFlags: string[] = []): Promise<TestAgent & { startMs: number }> {
+export async function startAgent(nodeFlags: string[] = AGENT_NODE_FLAGS): Promise<TestAgent & { startMs: number }> {
   const dir = tempDir();
   const sock = path.join(dir, AGENT_SOCKET_NAME);
   const t0 = performance.now();
@@ -132,7 +135,7 @@ if (isEntry) test('a stale socket file is replaced; anything else at the path is
   try {
     const sock = path.join(dir, AGENT_SOCKET_NAME);
     fs.writeFileSync(sock, 'not a socket');
-    const child = spawn(process.execPath, [AGENT_MAIN, '--listen', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--listen', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
     assert.equal(await exitCodeOf(child), 1);
@@ -145,7 +148,7 @@ if (isEntry) test('a stale socket file is replaced; anything else at the path is
     agent.child.kill('SIGKILL'); // leaves its socket behind
     await agent.exited;
     assert.ok(fs.lstatSync(agent.sock).isSocket());
-    const again = spawn(process.execPath, [AGENT_MAIN, '--listen', agent.sock], { stdio: 'ignore' });
+    const again = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--listen', agent.sock], { stdio: 'ignore' });
     try {
       await until(async () => {
         try {
@@ -167,7 +170,7 @@ if (isEntry) test('a stale socket file is replaced; anything else at the path is
 });
 
 if (isEntry) test('bad command lines are refused with a usage line', async () => {
-  const child = spawn(process.execPath, [AGENT_MAIN, '--bogus'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--bogus'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => { err += d; });
   assert.equal(await exitCodeOf(child), 2);

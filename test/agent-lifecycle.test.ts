@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isHutchError } from '../src/errors.js';
 import { AgentClient, EXIT_FILE_NAME, MAX_EXIT_FILE_BYTES, readExitFile } from '../src/agent/index.js';
-import { AGENT_MAIN, collect, execParams, startAgent, tempDir, until } from './agent-harness.test.js';
+import { AGENT_MAIN, AGENT_NODE_FLAGS, collect, execParams, startAgent, tempDir, until } from './agent-harness.test.js';
 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
@@ -81,7 +81,7 @@ test('SIGTERM to the agent runs the shutdown path', async () => {
 });
 
 test('--stdio: one session over stdin/stdout; the agent exits when it closes', async () => {
-  const child = spawn(process.execPath, [AGENT_MAIN, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
     const c = AgentClient.fromStreams(child.stdout!, child.stdin!);
@@ -101,7 +101,7 @@ test('--stdio refuses a terminal or file as its transport', async () => {
   const dir = tempDir();
   try {
     const f = fs.openSync(path.join(dir, 'in'), 'w+');
-    const child = spawn(process.execPath, [AGENT_MAIN, '--stdio'], { stdio: [f, f, 'pipe'] });
+    const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--stdio'], { stdio: [f, f, 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
     assert.equal(await new Promise((r) => child.once('exit', r)), 2);

@@ -172,8 +172,8 @@ test('socket paths longer than sun_path work for both agent and client', async (
   const sock = path.join(deep, 'agent.sock');
   assert.ok(Buffer.byteLength(sock) > 108);
   const { spawn } = await import('node:child_process');
-  const { AGENT_MAIN } = await import('./agent-harness.test.js');
-  const child = spawn(process.execPath, [AGENT_MAIN, '--listen', sock], { stdio: 'ignore' });
+  const { AGENT_MAIN, AGENT_NODE_FLAGS } = await import('./agent-harness.test.js');
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--listen', sock], { stdio: 'ignore' });
   try {
     for (let i = 0; !fs.existsSync(sock); i++) {
       assert.ok(i < 500, 'agent socket appears');
