@@ -339,7 +339,6 @@ export class Engine {
     const id = this.store.resolve(ref);
     const lock = await this.store.lock(id, 'exclusive');
     try {
-      if (!fs.existsSync(this.store.dir(id))) return; // removed while we waited for the lock
       const record = this.store.read(id) ?? this.brokenRecord(id);
       await this.refresh(record);
       if (record.phase !== 'stopped' && !force) {

@@ -138,14 +138,33 @@ export class SandboxStore {
     throw new HutchError('ENOTFOUND', `no such sandbox: ${ref.slice(0, 100)}`, { id: ref.slice(0, 100) });
   }
 
-  /** Takes the sandbox's lock. */
-  lock(id: string, mode: 'shared' | 'exclusive', timeoutMs = LOCK_TIMEOUT_MS): Promise<SandboxLock> {
-    return FileLock.acquire(path.join(this.dir(id), 'lock'), mode, { timeoutMs, id });
+  /**
+   * Takes the sandbox's lock; ENOTFOUND if the sandbox is gone (or goes while we wait: a remover
+   * holding the lock deletes the dir, and then we hold a lock on a file that no longer exists).
+   */
+  async lock(id: string, mode: 'shared' | 'exclusive', timeoutMs = LOCK_TIMEOUT_MS): Promise<SandboxLock> {
+    let lock: FileLock;
+    try {
+      lock = await FileLock.acquire(path.join(this.dir(id), 'lock'), mode, { timeoutMs, id });
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT' || !fs.existsSync(this.dir(id))) throw new HutchError('ENOTFOUND', `no such sandbox: ${id}`, { id });
+      throw e;
+    }
+    if (!fs.existsSync(path.join(this.dir(id), 'lock'))) {
+      lock.release();
+      throw new HutchError('ENOTFOUND', `no such sandbox: ${id} (removed meanwhile)`, { id });
+    }
+    return lock;
   }
 
   /** Takes the lock only if it is free at once. */
   tryLock(id: string, mode: 'shared' | 'exclusive'): SandboxLock | null {
-    return FileLock.tryAcquire(path.join(this.dir(id), 'lock'), mode);
+    try {
+      return FileLock.tryAcquire(path.join(this.dir(id), 'lock'), mode);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT' || !fs.existsSync(this.dir(id))) return null; // removed meanwhile
+      throw e;
+    }
   }
 
   /** Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). */
