@@ -2,6 +2,7 @@
 // The `hutch` command: global flags, then a verb whose module is loaded only when it is used.
 import { HutchError } from '../errors.js';
 import { parseArgs } from './args.js';
+import { traceMark } from '../trace.js';
 import type { Command, CommandContext, GlobalOptions } from './command.js';
 
 const VERBS: Record<string, () => Promise<{ command: Command }>> = {
@@ -69,6 +70,7 @@ function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
 }
 
 async function main(argv: string[]): Promise<number> {
+  traceMark('cli: main');
   let errorExitCode = 1;
   let debug = false;
   try {

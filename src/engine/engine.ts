@@ -8,6 +8,7 @@ import { checkName, checkTransition, requireStatus, type SandboxRecord, type San
 import { checkEnv, checkLimits, checkRootfsDir, mergeEnv } from './options.js';
 import { observeInit, exitRecordOf } from './liveness.js';
 import { crashPoint } from '../faults.js';
+import { traceMark } from '../trace.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
@@ -207,9 +208,12 @@ export class Engine {
    * init, with the caller's stdio; resolves to its exit code. The record stays unless `remove`.
    */
   async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore')[], remove: boolean): Promise<{ id: string; exitCode: number }> {
+    traceMark('engine: runForeground');
     const initial = await this.newRecord({ ...o, mode: 'direct' });
     const platform = await this.platform();
+    traceMark('engine: platform loaded');
     const { record, lock } = await this.store.allocate(o.name, initial);
+    traceMark('engine: allocated');
     let exitCode: number;
     try {
       const result = await platform.runForeground(this.configOf(record), stdio, (handle) => {
@@ -222,6 +226,7 @@ export class Engine {
         lock.release();
       });
       exitCode = result.exitCode;
+      traceMark('engine: command exited');
     } catch (e) {
       lock.release();
       const relock = await this.store.lock(record.id, 'exclusive');
@@ -239,6 +244,7 @@ export class Engine {
       if (remove) {
         now.phase = 'stopped';
         await this.destroyLocked(now);
+        traceMark('engine: removed');
       } else {
         this.store.write(now);
       }

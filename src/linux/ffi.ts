@@ -10,11 +10,38 @@ interface Libc {
 
 let libc: Libc | undefined;
 
+/** The subset of koffi's API used here. */
+interface Koffi {
+  load(name: string): { func(signature: string): Fn };
+  decode(pointer: unknown, type: string): unknown;
+}
+
+let koffiModule: Koffi | undefined;
+
+/**
+ * koffi's native module. Its JS entry spends ~6 ms at every start finding which build to load (it
+ * reads the node binary's ELF header); a `hutch run` cannot afford that, so the glibc build of the
+ * matching platform package is opened directly, with the entry as the fallback.
+ */
+function koffi(): Koffi {
+  if (koffiModule) return koffiModule;
+  const require = createRequire(import.meta.url);
+  try {
+    const pkg = require.resolve(`@koromix/koffi-${process.platform}-${process.arch}/package.json`);
+    const native = { exports: {} as Koffi & { version?: string } };
+    process.dlopen(native, `${pkg.slice(0, -'package.json'.length)}${process.platform}_${process.arch}/koffi.node`);
+    // The platform package is koffi's own build, versioned with it; a mismatch means a stale install.
+    if (native.exports.version === (require(pkg) as { version: string }).version) return (koffiModule = native.exports);
+  } catch {
+    // Another layout or libc (musl): koffi's own entry knows how to find its build.
+  }
+  return (koffiModule = require('koffi') as Koffi);
+}
+
 function load(): Libc {
   if (libc) return libc;
-  const require = createRequire(import.meta.url);
-  const koffi = require('koffi');
-  const lib = koffi.load('libc.so.6');
+  const k = koffi();
+  const lib = k.load('libc.so.6');
   const errnoLoc = lib.func('int *__errno_location()');
   libc = {
     flock: lib.func('int flock(int fd, int op)'),
@@ -25,7 +52,7 @@ function load(): Libc {
     waitid: lib.func('int waitid(int idtype, int id, _Out_ uint8_t *info, int options)'),
     prctl: lib.func('int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     errnoLoc,
-    decodeErrno: () => koffi.decode(errnoLoc(), 'int') as number,
+    decodeErrno: () => k.decode(errnoLoc(), 'int') as number,
   };
   return libc;
 }
@@ -114,10 +141,8 @@ let mallocTrimFn: ((pad: number) => number) | null | undefined;
 /** glibc malloc_trim(0): gives free heap pages back to the kernel; false where libc lacks it. */
 export function mallocTrim(): boolean {
   if (mallocTrimFn === undefined) {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi');
     try {
-      mallocTrimFn = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+      mallocTrimFn = koffi().load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
     } catch {
       mallocTrimFn = null; // not glibc: there is nothing to trim through this call
     }

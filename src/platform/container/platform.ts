@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
 import { crashPoint } from '../../faults.js';
+import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
 import { mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
@@ -159,6 +160,7 @@ export class ContainerPlatform implements Platform {
   async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
     const handle = this.prepare(cfg);
     const l = layout(cfg.dir);
+    traceMark('platform: bundle ready');
     const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
     onStarted(handle);
     const exitCode = await run.done;
