@@ -15,6 +15,6 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
-chmod +x dist/bundle/hutch.mjs
-ln -sfn "$PWD/dist/bundle/hutch.mjs" /usr/local/bin/hutch
+chmod +x dist/bundle/hutch.cjs
+ln -sfn "$PWD/dist/bundle/hutch.cjs" /usr/local/bin/hutch
 hutch setup >/dev/null

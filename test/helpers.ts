@@ -5,7 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /** The built CLI. */
-export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../bundle/hutch.mjs');
+export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../bundle/hutch.cjs');
 
 /** A fresh state root for one test file (under /run, like the default). */
 export function makeRoot(tag: string): string {

@@ -11,7 +11,7 @@ export const SANDBOX_HUTCH_DIR = '/.hutch';
 export const SANDBOX_RUN_DIR = '/.hutch/run';
 export const SANDBOX_LOADER = '/.hutch/lib/ld-linux-x86-64.so.2';
 export const SANDBOX_NODE = '/.hutch/node';
-export const SANDBOX_AGENT_MAIN = '/.hutch/app/bundle/agent.mjs';
+export const SANDBOX_AGENT_MAIN = '/.hutch/app/bundle/agent.cjs';
 
 /** The npm packages the agent loads at run time (native addons), mounted under /.hutch/app/node_modules. */
 export const AGENT_PACKAGES = ['koffi', `@koromix/koffi-${process.platform}-${process.arch}`, 'node-pty'];
