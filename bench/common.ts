@@ -12,8 +12,14 @@ import { listCgroupChildren, removeCgroup, removeTreeSafely } from '../src/linux
 
 /** hutch's install dir: bench code runs from dist/bench/. */
 export const INSTALL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** The bundled CLI, exactly what `hutch` on the PATH runs. */
-export const HUTCH_CLI = path.join(INSTALL_DIR, 'dist/bundle/hutch.mjs');
+/** The bundled CLI that `hutch` on the PATH runs: package.json's bin, so a change of bundle name follows. */
+export const HUTCH_CLI = cliPath();
+
+function cliPath(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(INSTALL_DIR, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
+  const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.['hutch'];
+  return path.join(INSTALL_DIR, bin ?? 'dist/bundle/hutch.cjs');
+}
 /** The embedded busybox rootfs that `busybox` names. */
 export const BUSYBOX_ROOTFS = path.join(process.env.HUTCH_DATA_ROOT ?? '/var/lib/hutch', 'rootfs/busybox');
 
