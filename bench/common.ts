@@ -64,7 +64,9 @@ export function machineLine(): string {
   const osRelease = fs.readFileSync('/etc/os-release', 'utf8');
   const distro = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(osRelease)?.[1] ?? 'unknown distro';
   const runc = spawnSync('runc', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'runc ?';
-  return `${new Date().toISOString()} | ${distro} | kernel ${os.release()} | ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}) | ` +
+  const sha = spawnSync('git', ['-C', INSTALL_DIR, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || '?';
+  const dirty = spawnSync('git', ['-C', INSTALL_DIR, 'status', '--porcelain', '--', 'src', 'scripts'], { encoding: 'utf8' }).stdout.trim() ? '+uncommitted src' : '';
+  return `${new Date().toISOString()} | hutch ${sha}${dirty} | ${distro} | kernel ${os.release()} | ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}) | ` +
     `${Math.round(os.totalmem() / 2 ** 30)} GiB | node ${process.version} | ${runc}`;
 }
 

@@ -16,8 +16,16 @@ import { addMem, cgroupMemory, MEMINFO_KEYS, meminfo, memOf, mib, processTable, 
 /** An idle sandbox should cost at most this much (PSS of every process hutch keeps for it). */
 const TARGET_MIB = 25;
 
-/** The agent's node flags (src/platform/container/platform.ts), for the bare-node floor. */
-const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64', '--stack-size=984'];
+/** The node flags hutch gives its agent (between the node binary and the script in its init's args). */
+function agentNodeFlags(initArgs: string[]): string[] {
+  const node = initArgs.findIndex((a) => a.endsWith('/node'));
+  const flags: string[] = [];
+  for (const a of initArgs.slice(node + 1)) {
+    if (!a.startsWith('--')) break;
+    flags.push(a);
+  }
+  return flags;
+}
 
 /** What one phase measured, per unit (sandbox, container or process). */
 interface PhaseResult {
@@ -113,12 +121,14 @@ runBench('memory: per idle sandbox', async () => {
   for (const c of containers.splice(0)) await peer.remove(c);
 
   // Phase 3: bare node processes with the agent's flags, idle (the floor of a node agent).
+  const nodeFlags = agentNodeFlags(spec.process.args);
+  console.log(`bare node floor runs with the agent's flags: ${nodeFlags.join(' ')}`);
   before = meminfo();
   const nodes: ChildProcess[] = [];
   onCleanup(() => { for (const c of nodes) c.kill('SIGKILL'); });
   for (let i = 0; i < n; i++) {
     checkInterrupted();
-    const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [...nodeFlags, '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
     nodes.push(child);
     await sleep(20);
   }

@@ -10,7 +10,7 @@ import type { BenchRoot, Cmd } from './common.js';
 import { BUSYBOX_ROOTFS, timeCommand } from './common.js';
 
 /** An OCI runtime spec, loosely typed: the peer edits only a few fields. */
-type Spec = {
+export type Spec = {
   process: { args: string[] };
   root: { path: string; readonly?: boolean };
   mounts?: { destination: string; source?: string }[];
