@@ -66,7 +66,11 @@ function serveSocket(agent: Agent, socketPath: string): void {
   } finally {
     process.umask(oldMask);
   }
-  server.once('listening', () => fs.chmodSync(socketPath, 0o600));
+  server.once('listening', () => {
+    fs.chmodSync(socketPath, 0o600);
+    // performance.now() counts from process start: this line shows start-up cost in the init log.
+    log(`listening on ${socketPath} ${performance.now().toFixed(1)} ms after start`);
+  });
   agent.onBeforeExit = () => {
     server.close();
     fs.rmSync(socketPath, { force: true });

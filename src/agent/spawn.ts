@@ -1,7 +1,7 @@
 // Starting a process for `exec`: checks the cwd and resolves the command first, so a missing command
 // is reported as ENOEXEC naming it (spawn's own ENOENT could also mean a bad cwd), then spawns it with
 // pipes (child_process) or on a pseudo-terminal (node-pty, loaded only when a tty is asked for).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -72,6 +72,8 @@ function spawnError(command: string, e: unknown): HutchError {
 
 /** Spawns `file` with pipes, in a new session (so its process group can be signalled as a whole). */
 export async function spawnPipes(file: string, p: ExecParams): Promise<ChildProcess & { pid: number }> {
+  // Loaded on first use: it is a few ms of the agent's start-up, which every sandbox pays.
+  const { spawn } = await import('node:child_process');
   const child = spawn(file, p.argv.slice(1), {
     argv0: p.argv[0], cwd: p.cwd, env: p.env, uid: p.uid, gid: p.gid, detached: true,
     stdio: [p.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
