@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentClient, AGENT_SOCKET_NAME, type ExecParams, type ProcessHandle } from '../src/agent/index.js';
 
@@ -87,7 +88,8 @@ export async function collect(p: ProcessHandle): Promise<{ stdout: string; stder
   let stdout = '', stderr = '';
   p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const status = await p.wait();
+  // wait() can settle before 'data' handlers have run on output still buffered in the streams.
+  const [status] = await Promise.all([p.wait(), finished(p.stdout), finished(p.stderr)]);
   return { stdout, stderr, ...status };
 }
 

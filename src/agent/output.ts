@@ -9,6 +9,8 @@ import { MAX_DATA_CHUNK, OUTPUT_WINDOW, type ExitEvent } from './protocol.js';
 export interface ProcessOwner {
   /** True while the connection's write buffer is over its limit; `resumeOwned` is called when it drains. */
   readonly congested: boolean;
+  /** True once the connection is gone. */
+  readonly isClosed: boolean;
   sendData(pid: number, fd: number, bytes: Buffer): void;
   sendCredit(pid: number, fd: number, bytes: number): void;
   sendExit(ev: ExitEvent): void;

@@ -15,7 +15,10 @@ export interface ProcessHandle {
   readonly stderr: Readable;
   /** Its input; ending it closes the process's stdin. Writing fails with EINVAL if exec had stdin: false. */
   readonly stdin: Writable;
-  /** Resolves once it has exited and all its output has arrived; rejects if the connection is lost first. */
+  /**
+   * Resolves once it has exited and all its output has arrived in stdout/stderr (which may still hold
+   * some unread: wait for their 'end' too); rejects if the connection is lost first.
+   */
   wait(): Promise<ExitStatus>;
   /** Resizes its terminal. */
   resize(cols: number, rows: number): Promise<void>;

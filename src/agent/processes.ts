@@ -182,6 +182,8 @@ export class ProcessTable {
         proc = this.add(new ManagedProcess(child.pid, false, p.main ?? false, owner, this, p.stdin));
         proc.attachPipes(child);
       }
+      // The connection may have closed while the command was being resolved: nobody will read it.
+      if (owner.isClosed) proc.detach();
       return { pid: proc.pid };
     } catch (e) {
       if (p.main) this.mainStarted = false;

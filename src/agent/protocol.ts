@@ -1,5 +1,15 @@
 // The agent control protocol, shared by the agent and the host client: message types, limits,
 // and a schema check for every message either side receives (see frame.ts for the framing).
+//
+// Calls: the host sends REQUEST {id, method, params}; the agent answers RESPONSE {id, result} or
+// {id, error}, in any order (calls run concurrently). Processes: `exec` answers {pid} before any
+// output; stdout/stderr then come as DATA (pid, fd 1|2), each stream ended by an empty DATA, and
+// after both ends an EVENT {event: 'exit'} to the connection that started it. Stdin goes the other
+// way as DATA (pid, 0); an empty one closes it. Flow control is by credit, per stream: the agent
+// sends at most OUTPUT_WINDOW unacknowledged bytes of a stream (it pauses the process's pipe) and
+// the host returns CREDIT (pid, fd, n) as its reader consumes; the host sends at most STDIN_WINDOW
+// unacknowledged stdin bytes and the agent returns CREDIT (pid, 0, n) once they reached the pipe.
+// Anything malformed ends the connection: the agent sends EVENT {event: 'error'} first.
 import type { ErrorCode } from '../errors.js';
 import {
   arr, bool, int, literal, nullable, num, obj, oneOf, optional, record, SchemaError, str, union,

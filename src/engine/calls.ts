@@ -55,7 +55,7 @@ export class SandboxCalls {
       if (c && !c.closed) return c;
       this.clients.delete(record.id);
     }
-    const platform = await this.engine.platform();
+    const platform = await this.engine.platformOf(record);
     p = platform.connect(record.handle!);
     this.clients.set(record.id, p);
     p.catch(() => this.clients.delete(record.id));
@@ -106,7 +106,7 @@ export class SandboxCalls {
   /** cpu, memory and pids of the sandbox, from its cgroups. */
   async stats(ref: string): Promise<SandboxStats> {
     const record = await this.readRunning(ref, 'read stats of', ['running', 'paused']);
-    return (await this.engine.platform()).stats(record.handle!);
+    return (await this.engine.platformOf(record)).stats(record.handle!);
   }
 
   /** File calls, resolved inside the sandbox's own view by its agent. */

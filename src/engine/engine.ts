@@ -40,8 +40,9 @@ const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 export class Engine {
   readonly store: SandboxStore;
   readonly dataRoot: string;
-  private platformInstance?: Platform;
-  private readonly executorName: string;
+  private readonly platforms = new Map<string, Promise<Platform>>();
+  /** The executor new sandboxes get; each sandbox keeps the one it was made with. */
+  readonly executorName: string;
 
   constructor(opts: EngineOptions = {}) {
     this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT);
@@ -49,13 +50,20 @@ export class Engine {
     this.executorName = opts.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
   }
 
-  /** The platform, loaded on first use. */
-  async platform(): Promise<Platform> {
-    if (!this.platformInstance) {
-      const { ContainerPlatform } = await import('../platform/container/index.js');
-      this.platformInstance = new ContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName });
+  /** The platform driving `executor` (default: the engine's), loaded on first use. */
+  platform(executor = this.executorName): Promise<Platform> {
+    let p = this.platforms.get(executor);
+    if (!p) {
+      p = import('../platform/container/index.js').then(({ ContainerPlatform }) =>
+        new ContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor }));
+      this.platforms.set(executor, p);
     }
-    return this.platformInstance;
+    return p;
+  }
+
+  /** The platform of an existing sandbox: the executor it was made with, whatever the engine's default. */
+  platformOf(record: SandboxRecord): Promise<Platform> {
+    return this.platform(record.executor ?? this.executorName);
   }
 
   /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */
@@ -86,7 +94,7 @@ export class Engine {
     }
     const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
     return (id, name) => ({
-      version: 1, id, name, phase: 'creating', mode: o.mode ?? 'agent', createdAt: new Date().toISOString(),
+      version: 1, id, name, phase: 'creating', mode: o.mode ?? 'agent', executor: this.executorName, createdAt: new Date().toISOString(),
       rootfs, env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user: o.user ?? { uid: 0, gid: 0 },
       limits, hardening, ...(o.command ? { command: o.command } : {}), ...(o.terminal ? { terminal: true } : {}),
     });
@@ -124,7 +132,7 @@ export class Engine {
   /** Undoes a failed create: everything the platform made goes, and so does the record. */
   private async abandon(record: SandboxRecord, lock: SandboxLock, cause: unknown): Promise<void> {
     try {
-      const platform = await this.platform();
+      const platform = await this.platformOf(record);
       await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
       this.store.remove(record.id, record.name);
     } catch (cleanupError) {
@@ -144,7 +152,7 @@ export class Engine {
       const record = this.mustRead(id);
       await this.refresh(record);
       checkTransition(id, record.phase, 'running', 'start');
-      const platform = await this.platform();
+      const platform = await this.platformOf(record);
       await platform.start(record.handle!, record.mode);
       crashPoint('start:started');
       record.phase = 'running';
@@ -161,7 +169,7 @@ export class Engine {
 
   /** Starts the main command through the agent; if it cannot start, the sandbox is stopped. */
   private async startMain(record: SandboxRecord): Promise<void> {
-    const platform = await this.platform();
+    const platform = await this.platformOf(record);
     const client = await platform.connect(record.handle!);
     try {
       const env = Object.fromEntries(record.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
@@ -272,7 +280,7 @@ export class Engine {
   }
 
   private async stopLocked(record: SandboxRecord, graceMs: number): Promise<void> {
-    const platform = await this.platform();
+    const platform = await this.platformOf(record);
     const handle = record.handle!;
     if (record.phase === 'paused') await platform.resume(handle);
     let stopped = false;
@@ -331,7 +339,7 @@ export class Engine {
       const record = this.mustRead(id);
       await this.refresh(record);
       checkTransition(id, record.phase, to, verb);
-      await act(await this.platform(), record.handle!);
+      await act(await this.platformOf(record), record.handle!);
       record.phase = to;
       this.store.write(record);
       return this.withStatus(record);
@@ -360,7 +368,7 @@ export class Engine {
     record.phase = 'deleting';
     this.store.write(record);
     crashPoint('delete:deleting');
-    const platform = await this.platform();
+    const platform = await this.platformOf(record);
     await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
     crashPoint('delete:destroyed');
     this.store.remove(record.id, record.name);

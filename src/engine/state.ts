@@ -15,6 +15,8 @@ export interface SandboxRecord {
   name: string;
   phase: SandboxPhase;
   mode: InitMode;
+  /** The OCI executor the sandbox was made with (runc, crun). */
+  executor?: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -18,7 +18,7 @@ export const command: Command = {
       seccomp: probe.seccomp,
       overlayWritableLayer: probe.overlayfs,
       cgroupLimits: executor === 'crun' && probe.cgroups.mode === 'hybrid'
-        ? { available: false, detail: 'crun refuses hybrid cgroups: it runs with --cgroup-manager=disabled, so memory/cpu/pids limits are not applied' }
+        ? { available: probe.cgroups.available, detail: `${probe.cgroups.detail}; crun refuses hybrid hosts, so it runs in a mount namespace without the cgroup2 hierarchy and drives the v1 controllers` }
         : { available: probe.cgroups.available, detail: probe.cgroups.detail },
       capabilities: { available: true, detail: 'minimal default set (Docker\'s), no_new_privs' },
       maskedPaths: { available: true, detail: '/proc and /sys paths masked or read-only' },

@@ -1,6 +1,6 @@
 // The OCI executor: one interface over runc-compatible binaries (runc, crun; runsc and
 // kata-runtime later), driven through their command line.
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import tty from 'node:tty';
@@ -16,7 +16,15 @@ export type ForegroundStdio = ('inherit' | 'ignore')[];
 export interface ExecutorSpawnOptions { stdio: StdioOptions; pidFile?: string; detach?: boolean }
 
 /** How an executor binary is run. */
-export interface ExecutorConfig { name: 'runc' | 'crun' | 'runsc' | 'kata-runtime'; binary: string; stateDir: string; globalArgs: string[] }
+export interface ExecutorConfig {
+  name: 'runc' | 'crun' | 'runsc' | 'kata-runtime';
+  /** The executor's binary. */
+  binary: string;
+  /** What runs it: [binary] itself, or a launcher whose last words exec the binary with the rest. */
+  command: string[];
+  stateDir: string;
+  globalArgs: string[];
+}
 
 /** A runc-compatible OCI executor. */
 export class OciExecutor {
@@ -54,7 +62,7 @@ export class OciExecutor {
     const relayIn = opts.stdio[0] === 'inherit' && !opts.terminal && tty.isatty(0);
     const relayOut = opts.stdio[1] === 'inherit' && !opts.terminal && tty.isatty(1);
     const stdio: StdioOptions = [relayIn ? 'pipe' : opts.stdio[0], relayOut ? 'pipe' : opts.stdio[1], opts.stdio[2] === 'inherit' ? 'pipe' : opts.stdio[2]];
-    const child = spawn(this.config.binary, args, { stdio, detached: !onTerminal });
+    const child = this.spawn(args, { stdio, detached: !onTerminal });
     if (relayIn) process.stdin.pipe(child.stdin!);
     if (relayOut) child.stdout!.pipe(process.stdout, { end: false });
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -118,7 +126,7 @@ export class OciExecutor {
 
   /** `exec --process FILE ID` with the given stdio; resolves to the exit status. */
   exec(id: string, processFile: string, stdio: StdioOptions, extra: string[] = []): { pid: number | undefined; done: Promise<number> } {
-    const child = spawn(this.config.binary, [...this.config.globalArgs, 'exec', '--process', processFile, ...extra, id], { stdio });
+    const child = this.spawn([...this.config.globalArgs, 'exec', '--process', processFile, ...extra, id], { stdio });
     const done = new Promise<number>((resolve, reject) => {
       child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} exec ${id}: ${e.message}`, { id, cause: e })));
       child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
@@ -132,12 +140,18 @@ export class OciExecutor {
     return out.split('\n')[0] ?? '';
   }
 
+  /** Starts the executor (through its launcher, if any) with `args`. */
+  private spawn(args: string[], opts: SpawnOptions): ChildProcess {
+    const [file, ...pre] = this.config.command;
+    return spawn(file!, [...pre, ...args], opts);
+  }
+
   /** Runs the executor to completion; its stderr becomes a one-line HutchError on failure. */
   private call(args: string[], opts: { id?: string; stdio?: StdioOptions }): Promise<string> {
     const full = args[0] === '--version' ? args : [...this.config.globalArgs, ...args];
     return new Promise((resolve, reject) => {
       const stdio: StdioOptions = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
-      const child = spawn(this.config.binary, full, { stdio });
+      const child = this.spawn(full, { stdio });
       let out = '';
       let err = '';
       child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -199,11 +213,15 @@ function signalNumber(signal: NodeJS.Signals | null): number {
 
 /** Chooses the executor: runc by default, crun when asked (it needs cgroups off on hybrid hosts). */
 export function makeExecutor(name: string, stateRoot: string, cgroupMode: 'v1' | 'v2' | 'hybrid'): OciExecutor {
-  if (name === 'runc') return new OciExecutor({ name: 'runc', binary: 'runc', stateDir: `${stateRoot}/runc`, globalArgs: ['--root', `${stateRoot}/runc`] });
+  if (name === 'runc') return new OciExecutor({ name: 'runc', binary: 'runc', command: ['runc'], stateDir: `${stateRoot}/runc`, globalArgs: ['--root', `${stateRoot}/runc`] });
   if (name === 'crun') {
-    const globalArgs = ['--root', `${stateRoot}/crun`];
-    if (cgroupMode === 'hybrid') globalArgs.push('--cgroup-manager=disabled');
-    return new OciExecutor({ name: 'crun', binary: 'crun', stateDir: `${stateRoot}/crun`, globalArgs });
+    // crun 1.8 refuses a hybrid host whose cgroup2 hierarchy holds any controller (here: hugetlb),
+    // whatever its cgroup manager. Seen from a private mount namespace without that hierarchy the
+    // host is plain v1, which crun drives fine, limits included.
+    const command = cgroupMode === 'hybrid'
+      ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun "$@"', 'crun']
+      : ['crun'];
+    return new OciExecutor({ name: 'crun', binary: 'crun', command, stateDir: `${stateRoot}/crun`, globalArgs: ['--root', `${stateRoot}/crun`] });
   }
   throw new HutchError('EINVAL', `unknown executor "${name}" (want runc or crun)`);
 }
