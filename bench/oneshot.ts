@@ -22,35 +22,35 @@ runBench('oneshot: hutch run --rm busybox -- true', async () => {
   const prepareMs: number[] = [];
   const removeMs: number[] = [];
   const hutchRun = hutchCmd(br.root, ['run', '--rm', 'busybox', '--', 'true']);
+  /** One `runc run` of a fresh peer container; the overlay mount and its removal are not timed. */
+  const runcOnce = async (withLog: boolean) => {
+    const t0 = performance.now();
+    const c = peer.prepare(spec, ['true']);
+    prepareMs.push(performance.now() - t0);
+    try {
+      const cmd = peer.runCmd(c);
+      if (withLog) cmd.args.unshift('--log', `${c.dir}/runc.log`, '--log-format', 'json');
+      return (await timeCommand(cmd)).ms;
+    } finally {
+      const t1 = performance.now();
+      await peer.remove(c);
+      removeMs.push(performance.now() - t1);
+    }
+  };
   const variants = [
     { name: 'node -e 0', once: async () => (await timeCommand(NODE_FLOOR)).ms },
     { name: 'hutch run --rm busybox -- true', once: async () => (await timeCommand(hutchRun)).ms },
-    {
-      name: 'runc run (same config.json, own overlay)',
-      once: async () => {
-        // The overlay mount and its removal are not timed: runc's figure is runc alone.
-        const t0 = performance.now();
-        const c = peer.prepare(spec, ['true']);
-        prepareMs.push(performance.now() - t0);
-        try {
-          return (await timeCommand(peer.runCmd(c))).ms;
-        } finally {
-          const t1 = performance.now();
-          await peer.remove(c);
-          removeMs.push(performance.now() - t1);
-        }
-      },
-    },
+    { name: 'runc run (same config.json, own overlay)', once: () => runcOnce(false) },
+    { name: 'runc run --log F --log-format json (as hutch calls it)', once: () => runcOnce(true) },
   ];
   console.log(`warm-up: ${warmup} rounds; then ${n} rounds, interleaved\n`);
   await interleave(warmup, variants);
   prepareMs.length = 0;
   removeMs.length = 0;
   const results = await interleave(n, variants);
-  const [node, hutch, runc] = variants.map((v) => summarize(results.get(v.name)!));
-  printTable(['wall time, ms', 'n', 'p50', 'p90', 'mean'], [
-    timingRow(variants[0]!.name, node!), timingRow(variants[1]!.name, hutch!), timingRow(variants[2]!.name, runc!),
-  ]);
+  const summaries = variants.map((v) => summarize(results.get(v.name)!));
+  const [node, hutch, runc] = summaries;
+  printTable(['wall time, ms', 'n', 'p50', 'p90', 'mean'], variants.map((v, i) => timingRow(v.name, summaries[i]!)));
   const prep = summarize(prepareMs), rm = summarize(removeMs);
   console.log(`\n(not timed in runc's row: the bench's own overlay mount + config write p50 ${ms(prep.p50)} ms, runc delete + umount + cgroup + rm p50 ${ms(rm.p50)} ms)\n`);
   const floor50 = runc!.p50 + node!.p50, floorMean = runc!.mean + node!.mean;
