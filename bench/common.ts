@@ -157,13 +157,29 @@ export function onCleanup(fn: () => Promise<void> | void): void {
   cleanups.push(fn);
 }
 
-/** Makes `/run/hutch-bench-<rand>` and registers its sweep. */
+/** String option `--name VALUE` from the command line, or its default. */
+export function stringOption(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+/**
+ * Makes `/run/hutch-bench-<rand>` and registers its sweep. `--state-parent DIR` puts it elsewhere, e.g. on
+ * a tmpfs (/dev/shm) when /run is on disk, to show what the state root's filesystem costs.
+ */
 export function makeBenchRoot(): BenchRoot {
   const tag = `hutch-bench-${randomBytes(3).toString('hex')}`;
-  const root = `/run/${tag}`;
+  const parent = stringOption('state-parent', '/run');
+  if (!path.isAbsolute(parent) || !fs.statSync(parent).isDirectory()) throw new Error(`--state-parent ${parent}: not an absolute dir`);
+  const root = path.join(fs.realpathSync(parent), tag);
   fs.mkdirSync(root, { mode: 0o711 });
   const br = { root, tag };
   onCleanup(() => sweepRoot(br));
+  const fsType = spawnSync('stat', ['-f', '-c', '%T', root], { encoding: 'utf8' }).stdout.trim();
+  console.log(`state root ${root} (${fsType || 'unknown fs'})`);
   return br;
 }
 
