@@ -129,3 +129,18 @@ test('cp copies files and directories both ways; paths resolve inside the sandbo
     await hutchOk(root, ['rm', '-f', id]);
   }
 });
+
+test('exec into a sandbox whose init is the command (run without -d) goes through the executor', async () => {
+  const { spawn } = await import('node:child_process');
+  const { HUTCH } = await import('./helpers.js');
+  const fg = spawn(process.execPath, [HUTCH, '--root', root, 'run', '--name', 'direct1', 'busybox', '--', 'sleep', '1000'], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((res) => fg.on('exit', (code) => res(code)));
+  for (let i = 0; i < 100 && (await status('direct1')) !== 'running'; i++) await new Promise((r) => setTimeout(r, 50));
+  const r = await hutch(root, ['exec', '-e', 'X=y', 'direct1', '--', 'sh', '-c', 'echo $X; cat /proc/1/cmdline | tr "\\0" " "; grep Seccomp: /proc/self/status; exit 4']);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stdout, /^y\nsleep 1000 Seccomp:\s+2\n$/);
+  assert.equal((await hutch(root, ['exec', 'direct1', '--', 'nope'])).code, 127);
+  assert.match((await hutch(root, ['ps', 'direct1'])).stderr, /no agent for this call/);
+  await hutchOk(root, ['rm', '-f', 'direct1']);
+  assert.equal(await exited, 137, 'the foreground run reports the kill');
+});

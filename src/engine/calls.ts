@@ -84,6 +84,20 @@ export class SandboxCalls {
     });
   }
 
+  /**
+   * Runs a command attached to this process's stdio. Sandboxes with an agent use it; a sandbox whose
+   * init is the user's command (hutch run without -d) is entered through the executor (`runc exec`).
+   */
+  async execAttached(ref: string, req: ExecRequest, stdio: ('inherit' | 'ignore')[], viaAgent: (p: ProcessHandle) => Promise<number>): Promise<number> {
+    const record = await this.readRunning(ref, 'exec in');
+    if (record.mode === 'agent') return viaAgent(await this.exec(record.id, req));
+    if (req.argv.length === 0) throw new HutchError('EINVAL', 'exec needs a command', { id: record.id });
+    const user = req.user ?? record.user;
+    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], user.uid === 0 ? [] : ['HOME=/'], checkEnv(req.env ?? []));
+    const platform = await this.engine.platformOf(record);
+    return platform.execDirect(record.handle!, { args: req.argv, env, cwd: req.cwd ?? record.cwd, user, terminal: req.tty !== undefined, stdio }).done;
+  }
+
   /** Waits for a process of the sandbox to exit. */
   async wait(ref: string, pid: number): Promise<{ exitCode: number | null; signal: string | null }> {
     const record = await this.readRunning(ref, 'wait in', ['running', 'paused']);

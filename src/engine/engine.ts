@@ -242,10 +242,16 @@ export class Engine {
       relock.release();
       throw e;
     }
-    const relock = await this.store.lock(record.id, 'exclusive');
+    let relock: SandboxLock;
+    try {
+      relock = await this.store.lock(record.id, 'exclusive');
+    } catch (e) {
+      if (isHutchError(e, 'ENOTFOUND')) return { id: record.id, exitCode }; // removed meanwhile (rm -f)
+      throw e;
+    }
     try {
       const now = this.store.read(record.id);
-      if (now === null) return { id: record.id, exitCode }; // removed meanwhile (rm -f)
+      if (now === null) return { id: record.id, exitCode };
       now.phase = 'stopped';
       now.exitCode = exitCode;
       now.finishedAt = new Date().toISOString();

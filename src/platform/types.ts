@@ -92,5 +92,5 @@ export interface Platform {
 /** A command run through the executor rather than the agent. */
 export interface ExecDirectRequest {
   args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number }; terminal: boolean;
-  stdio: ('inherit' | 'ignore' | number)[];
+  stdio: ('inherit' | 'ignore')[];
 }

@@ -29,18 +29,17 @@ export const command: Command = {
     const user = str(f, 'user');
     const cwd = str(f, 'workdir');
     const size = { cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
-    const proc = await calls.exec(ref, {
+    const req = {
       argv: args.rest, env: list(f, 'env'), stdin: interactive,
       ...(cwd !== undefined ? { cwd } : {}), ...(user !== undefined ? { user: parseUser(user) } : {}), ...(tty ? { tty: size } : {}),
-    });
-    try {
-      if (bool(f, 'detach')) {
+    };
+    const detach = bool(f, 'detach');
+    return calls.execAttached(ref, req, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], async (proc) => {
+      if (detach) {
         ctx.out(`${proc.pid}\n`);
         return 0;
       }
-      return await attach(proc, { tty, interactive });
-    } finally {
-      calls.closeAll();
-    }
+      return attach(proc, { tty, interactive });
+    });
   },
 };

@@ -12,6 +12,9 @@ export interface ExecutorState { id: string; pid: number; status: 'created' | 'r
 /** The caller's stdio for a foreground run: inherit or ignore each of stdin, stdout, stderr. */
 export type ForegroundStdio = ('inherit' | 'ignore')[];
 
+/** A verb run in the foreground, attached to hutch's stdio. */
+export interface AttachedOptions { stdio: ForegroundStdio; terminal: boolean; logFile: string }
+
 /** Options for starting a container process. */
 export interface ExecutorSpawnOptions { stdio: StdioOptions; pidFile?: string; detach?: boolean }
 
@@ -46,35 +49,48 @@ export class OciExecutor {
     await this.call([...args, id], { id, stdio: opts.stdio });
   }
 
+  /** `run --bundle B ID` in the foreground with the caller's stdio; resolves to the exit status. */
+  runForeground(id: string, bundle: string, opts: AttachedOptions & { pidFile: string }): { done: Promise<number> } {
+    return this.attached(id, ['run', '--bundle', bundle, '--pid-file', opts.pidFile, id], opts);
+  }
+
+  /** `exec [FLAGS] ID -- ARGS` in the foreground with the caller's stdio; resolves to the exit status. */
+  exec(id: string, flags: string[], argv: string[], opts: AttachedOptions): { done: Promise<number> } {
+    // No `--`: runc takes every word after the id as the command.
+    return this.attached(id, ['exec', ...flags, id, ...argv], opts);
+  }
+
   /**
-   * `run --bundle B ID` in the foreground with the caller's stdio; resolves to the exit status.
-   * runc's own messages go to `logFile` (JSON), so that stderr carries only the container's output
-   * and a failure to start becomes one clear HutchError. Signals sent to hutch go on to the container.
+   * Runs a foreground verb with the caller's stdio. The executor's own messages go to `logFile`
+   * (JSON), so that stderr carries only the container's output and a failure to start becomes one
+   * clear HutchError. Signals sent to hutch go on to the container.
    */
-  runForeground(id: string, bundle: string, opts: { stdio: ForegroundStdio; terminal: boolean; pidFile: string; logFile: string }): { done: Promise<number> } {
-    const args = ['--log', opts.logFile, '--log-format', 'json', ...this.config.globalArgs, 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id];
-    // With a terminal, runc reads the host's tty itself and must stay in its foreground group (it
-    // gets ^C/^\ from the tty); otherwise it gets its own group and hutch forwards every signal.
+  private attached(id: string, verbArgs: string[], opts: AttachedOptions): { done: Promise<number> } {
+    const verb = verbArgs[0]!;
+    const args = ['--log', opts.logFile, '--log-format', 'json', ...this.config.globalArgs, ...verbArgs];
+    // With a terminal, the executor reads the host's tty itself and must stay in its foreground
+    // group (it gets ^C/^\ from the tty); otherwise it gets its own group and hutch forwards signals.
     const onTerminal = opts.terminal && opts.stdio[0] === 'inherit' && tty.isatty(0);
     // A host terminal is never handed to the sandbox (TIOCSTI could type into the host's shell):
     // without -t, a tty fd becomes a pipe that hutch relays. stderr always goes through hutch so
-    // that runc's own copy of a start failure is dropped: hutch reports it as one line of its own.
+    // that the executor's own copy of a start failure is dropped: hutch reports it as one line.
     const relayIn = opts.stdio[0] === 'inherit' && !opts.terminal && tty.isatty(0);
     const relayOut = opts.stdio[1] === 'inherit' && !opts.terminal && tty.isatty(1);
     const stdio: StdioOptions = [relayIn ? 'pipe' : opts.stdio[0], relayOut ? 'pipe' : opts.stdio[1], opts.stdio[2] === 'inherit' ? 'pipe' : opts.stdio[2]];
     const child = this.spawn(args, { stdio, detached: !onTerminal });
     if (relayIn) process.stdin.pipe(child.stdin!);
     if (relayOut) child.stdout!.pipe(process.stdout, { end: false });
+    const failureLine = new RegExp(`^(${this.name} )?${verb} failed: `);
     child.stderr?.on('data', (chunk: Buffer) => {
       const text = chunk.toString('latin1');
-      if (!text.includes('runc run failed: ')) return void process.stderr.write(chunk);
-      process.stderr.write(Buffer.from(text.split('\n').filter((l) => !l.startsWith('runc run failed: ')).join('\n'), 'latin1'));
+      if (!text.includes(`${verb} failed: `)) return void process.stderr.write(chunk);
+      process.stderr.write(Buffer.from(text.split('\n').filter((l) => !failureLine.test(l)).join('\n'), 'latin1'));
     });
     const forwarded: NodeJS.Signals[] = onTerminal ? ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] : ['SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
     const forward = (sig: NodeJS.Signals) => { child.kill(sig); };
     for (const sig of forwarded) process.on(sig, forward);
     const done = new Promise<number>((resolve, reject) => {
-      child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} run ${id}: ${e.message}`, { id, cause: e })));
+      child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} ${verb} ${id}: ${e.message}`, { id, cause: e })));
       child.on('close', (code, signal) => {
         for (const sig of forwarded) process.off(sig, forward);
         if (relayIn) { process.stdin.unpipe(child.stdin!); process.stdin.pause(); }
@@ -122,16 +138,6 @@ export class OciExecutor {
     }
     const s = JSON.parse(out) as ExecutorState;
     return s;
-  }
-
-  /** `exec --process FILE ID` with the given stdio; resolves to the exit status. */
-  exec(id: string, processFile: string, stdio: StdioOptions, extra: string[] = []): { pid: number | undefined; done: Promise<number> } {
-    const child = this.spawn([...this.config.globalArgs, 'exec', '--process', processFile, ...extra, id], { stdio });
-    const done = new Promise<number>((resolve, reject) => {
-      child.on('error', (e) => reject(new HutchError('EEXEC', `${this.name} exec ${id}: ${e.message}`, { id, cause: e })));
-      child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
-    });
-    return { pid: child.pid, done };
   }
 
   /** The executor's version line. */
@@ -193,7 +199,7 @@ export function executorFailure(logFile: string): string | null {
     }
   }
   if (msg === null) return null;
-  return msg.replace(/^runc (run|create|exec) failed: /, '').replace(/^unable to start container process: /, '').replace(/^exec: /, '').slice(0, 500);
+  return msg.replace(/^((runc|crun) )?(run|create|exec) failed: /, '').replace(/^unable to start container process: /, '').replace(/^exec: /, '').slice(0, 500);
 }
 
 /** Reads a pid file that an executor wrote; null if it is missing. */

@@ -182,18 +182,16 @@ export class ContainerPlatform implements Platform {
     return readCgroupStats(h.cgroupsPath);
   }
 
-  /** Runs a process in the container through the executor (`runc exec`). */
+  /**
+   * Runs a process in the container through the executor (`runc exec`), attached to hutch's stdio.
+   * Flags rather than a process.json, so the process gets the container's own capabilities,
+   * seccomp profile and no_new_privs.
+   */
   execDirect(h: PlatformHandle, req: ExecDirectRequest): { done: Promise<number> } {
-    const processFile = path.join(h.dir, `exec-${process.pid}-${Date.now()}.json`);
-    const spec = {
-      terminal: req.terminal, args: req.args, env: req.env, cwd: req.cwd, user: { uid: req.user.uid, gid: req.user.gid },
-      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] },
-      noNewPrivileges: true,
-    };
-    fs.writeFileSync(processFile, JSON.stringify(spec), { mode: 0o600 });
-    const run = this.executor.exec(h.containerId, processFile, req.stdio);
-    const done = run.done.finally(() => fs.rmSync(processFile, { force: true }));
-    return { done };
+    const logFile = path.join(h.dir, `exec-${process.pid}-${Date.now()}.log`);
+    const args = ['--cwd', req.cwd, '--user', `${req.user.uid}:${req.user.gid}`, ...req.env.flatMap((e) => ['--env', e]), ...(req.terminal ? ['--tty'] : [])];
+    const run = this.executor.exec(h.containerId, args, req.args, { stdio: req.stdio, terminal: req.terminal, logFile });
+    return { done: run.done.finally(() => fs.rmSync(logFile, { force: true })) };
   }
 
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
