@@ -1,12 +1,14 @@
 // Runs every benchmark, one after the other, each in its own process (so that one's leftovers or heap
 // never colour the next). `--quick` runs small counts, for a smoke test of the benchmarks themselves.
-// Usage: node dist/bench/all.js [--quick]
+// Other options (--clean-node-env, --state-parent DIR) go on to every benchmark.
+// Usage: node dist/bench/all.js [--quick] [--clean-node-env] [--state-parent DIR]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+const passOn = process.argv.slice(2).filter((a) => a !== '--quick');
 
 /** Each benchmark with the options of a quick run. */
 const BENCHMARKS: { file: string; quickArgs: string[] }[] = [
@@ -33,7 +35,7 @@ process.on('SIGTERM', () => { interrupted = true; });
 let failed = 0;
 for (const b of BENCHMARKS) {
   if (interrupted) break;
-  const code = await runOne(b.file, quick ? b.quickArgs : []);
+  const code = await runOne(b.file, [...(quick ? b.quickArgs : []), ...passOn]);
   if (code !== 0) {
     failed++;
     console.error(`bench/all: ${b.file} exited ${code}`);

@@ -128,7 +128,10 @@ runBench('memory: per idle sandbox', async () => {
   onCleanup(() => { for (const c of nodes) c.kill('SIGKILL'); });
   for (let i = 0; i < n; i++) {
     checkInterrupted();
-    const child = spawn(process.execPath, [...nodeFlags, '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [...nodeFlags, '-e', 'setInterval(() => {}, 1 << 30)'], {
+      // The agent's environment (PATH only): NODE_EXTRA_CA_CERTS, say, would make node load a CA bundle.
+      stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
     nodes.push(child);
     await sleep(20);
   }
