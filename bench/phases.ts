@@ -3,7 +3,9 @@
 // own boot (to the first line of user code) and the wall-clock tail (last mark to exit as the parent sees
 // it) from the same runs. Labels come from hutch's marks, so the table follows whatever hutch marks.
 // Usage: node dist/bench/phases.js [--n 20]
+import path from 'node:path';
 import { Engine } from '../src/engine/index.js';
+import { hutchSpec, RuncPeer } from './runc-peer.js';
 import { hutchCmd, interleave, intOption, makeBenchRoot, ms, printTable, runBench, summarize, timeCommand, type Cmd } from './common.js';
 
 /** A traced run: its marks (label, ms since process start) and its wall time. */
@@ -41,8 +43,8 @@ c.on('close', (code) => {
 });
 `;
 
-/** Reports the phases of one verb. */
-function report(title: string, runs: Traced[], bootMs: number[]): void {
+/** Reports the phases of one verb, with its peer's wall time from the same runs for reference. */
+function report(title: string, runs: Traced[], bootMs: number[], nodeTailMs: number[], peer: { label: string; ms: number[] }): void {
   const labels = runs[0]!.marks.map((m) => m.label);
   const rows: string[][] = [];
   const boot = summarize(bootMs);
@@ -55,8 +57,12 @@ function report(title: string, runs: Traced[], bootMs: number[]): void {
   }
   const tail = summarize(runs.map((r) => r.wall - r.marks[r.marks.length - 1]!.at));
   rows.push([`${labels[labels.length - 1]} → exit seen by the parent`, ms(tail.p50), ms(tail.mean)]);
+  const nodeTail = summarize(nodeTailMs);
+  rows.push(['for reference: `node -p` from its code to its exit seen by the parent', ms(nodeTail.p50), ms(nodeTail.mean)]);
   const wall = summarize(runs.map((r) => r.wall));
   rows.push(['wall time', ms(wall.p50), ms(wall.mean)]);
+  const p = summarize(peer.ms);
+  rows.push([`for reference: ${peer.label}, wall time`, ms(p.p50), ms(p.mean)]);
   console.log(`## ${title} (${runs.length} runs)\n`);
   printTable(['phase, ms', 'p50', 'mean'], rows);
   console.log('');
@@ -68,26 +74,48 @@ runBench('phases: where a hutch call spends its time (HUTCH_TRACE=1)', async () 
   const engine = new Engine({ root: br.root });
   const sb = await engine.create({ rootfs: 'busybox' });
   await engine.start(sb.id);
-  const verbs: { title: string; cmd: Cmd }[] = [
-    { title: 'hutch run --rm busybox -- true', cmd: hutchCmd(br.root, ['run', '--rm', 'busybox', '--', 'true']) },
-    { title: 'hutch exec ID -- true', cmd: hutchCmd(br.root, ['exec', sb.id, '--', 'true']) },
+  const peer = new RuncPeer(br);
+  const spec = await hutchSpec(engine, 'direct');
+  const runcRun = async () => {
+    const c = peer.prepare(spec, ['true']);
+    try {
+      return (await timeCommand(peer.runCmd(c))).ms;
+    } finally {
+      await peer.remove(c);
+    }
+  };
+  const runcExec = async () => (await timeCommand(peer.execCmd(sb.id, ['true'], path.join(br.root, 'runc')))).ms;
+  const verbs: { title: string; cmd: Cmd; peer: string; peerOnce: () => Promise<number> }[] = [
+    { title: 'hutch run --rm busybox -- true', cmd: hutchCmd(br.root, ['run', '--rm', 'busybox', '--', 'true']), peer: 'runc run, same config', peerOnce: runcRun },
+    { title: 'hutch exec ID -- true', cmd: hutchCmd(br.root, ['exec', sb.id, '--', 'true']), peer: 'runc exec ID true', peerOnce: runcExec },
   ];
+  const peerMs = new Map<string, number[]>(verbs.map((v) => [v.title, []]));
   const runs = new Map<string, Traced[]>(verbs.map((v) => [v.title, []]));
   const bootMs: number[] = [];
+  const nodeTailMs: number[] = [];
   const variants = [
     ...verbs.map((v) => ({ name: v.title, once: async () => { runs.get(v.title)!.push(await traced(v.cmd)); return 0; } })),
-    { name: 'boot', once: async () => { bootMs.push(Number((await timeCommand({ file: process.execPath, args: ['-p', 'performance.now()'] })).stdout)); return 0; } },
+    ...verbs.map((v) => ({ name: v.peer, once: async () => { peerMs.get(v.title)!.push(await v.peerOnce()); return 0; } })),
+    {
+      name: 'boot',
+      once: async () => {
+        const r = await timeCommand({ file: process.execPath, args: ['-p', 'performance.now()'] });
+        bootMs.push(Number(r.stdout));
+        nodeTailMs.push(r.ms - Number(r.stdout));
+        return 0;
+      },
+    },
   ];
   await interleave(2, variants);
-  for (const r of runs.values()) r.length = 0;
-  bootMs.length = 0;
+  for (const r of [...runs.values(), ...peerMs.values()]) r.length = 0;
+  bootMs.length = nodeTailMs.length = 0;
   await interleave(n, variants);
   for (const v of verbs) {
     const all = runs.get(v.title)!;
     const labels = all[0]!.marks.map((m) => m.label).join('|');
     if (!labels) throw new Error(`${v.title}: no HUTCH_TRACE marks (does this build print them?)`);
     // Runs that took another path (other marks) cannot be lined up with the rest.
-    report(v.title, all.filter((r) => r.marks.map((m) => m.label).join('|') === labels), bootMs);
+    report(v.title, all.filter((r) => r.marks.map((m) => m.label).join('|') === labels), bootMs, nodeTailMs, { label: v.peer, ms: peerMs.get(v.title)! });
   }
   await engine.remove(sb.id, true);
 });
