@@ -15,6 +15,14 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
-chmod +x dist/bundle/hutch.cjs
-ln -sfn "$PWD/dist/bundle/hutch.cjs" /usr/local/bin/hutch
+# The `hutch` command: a two-line sh launcher rather than a symlink, because node parses
+# NODE_EXTRA_CA_CERTS at every start (~40 ms here) and hutch needs no extra CAs for its work.
+node_bin=$(command -v node)
+cat > /usr/local/bin/hutch.tmp <<LAUNCHER
+#!/bin/sh
+unset NODE_EXTRA_CA_CERTS
+exec "$node_bin" "$PWD/dist/bundle/hutch.cjs" "\$@"
+LAUNCHER
+chmod 755 /usr/local/bin/hutch.tmp
+mv -f /usr/local/bin/hutch.tmp /usr/local/bin/hutch
 hutch setup >/dev/null
