@@ -1,7 +1,7 @@
 // Runs every benchmark, one after the other, each in its own process (so that one's leftovers or heap
 // never colour the next). `--quick` runs small counts, for a smoke test of the benchmarks themselves.
-// Other options (--clean-node-env, --state-parent DIR) go on to every benchmark.
-// Usage: node dist/bench/all.js [--quick] [--clean-node-env] [--state-parent DIR]
+// Other options (--inherit-node-env, --state-parent DIR) go on to every benchmark.
+// Usage: node dist/bench/all.js [--quick] [--inherit-node-env] [--state-parent DIR]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -81,10 +81,11 @@ export function intOption(name: string, fallback: number): number {
 
 /**
  * Variables that change how long node takes to start: NODE_EXTRA_CA_CERTS makes node 20 read and parse the
- * whole CA bundle before running any code (~40 ms here). `--clean-node-env` drops them from every child.
+ * whole CA bundle before running any code (~40 ms here). The `hutch` launcher unsets it, so by default every
+ * child (hutch, the node floor, runc) runs without them; `--inherit-node-env` keeps them.
  */
 const NODE_START_VARS = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
-const cleanNodeEnv = process.argv.includes('--clean-node-env');
+const cleanNodeEnv = !process.argv.includes('--inherit-node-env');
 const childEnv: NodeJS.ProcessEnv = cleanNodeEnv
   ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !NODE_START_VARS.includes(k)))
   : process.env;
@@ -93,7 +94,7 @@ const childEnv: NodeJS.ProcessEnv = cleanNodeEnv
 export function nodeEnvLine(): string {
   const set = NODE_START_VARS.filter((k) => process.env[k] !== undefined);
   if (set.length === 0) return 'node start-up variables: none set';
-  return `node start-up variables: ${set.map((k) => `${k}=${process.env[k]}`).join(' ')} (${cleanNodeEnv ? 'dropped from children by --clean-node-env' : 'inherited by children; --clean-node-env drops them'})`;
+  return `node start-up variables: ${set.map((k) => `${k}=${process.env[k]}`).join(' ')} (${cleanNodeEnv ? 'dropped from children, as the hutch launcher does; --inherit-node-env keeps them' : 'inherited by children (--inherit-node-env)'})`;
 }
 
 /**

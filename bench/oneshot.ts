@@ -1,12 +1,27 @@
 // Benchmark 1: a one-shot sandbox. `hutch run --rm busybox -- true` against `runc run` of the same
 // config.json on the same kind of overlay, and `node -e 0` (the floor of every CLI call), interleaved.
 // Usage: node dist/bench/oneshot.js [--n 30] [--warmup 3]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/index.js';
 import {
-  hutchCmd, interleave, intOption, makeBenchRoot, ms, NODE_FLOOR, printTable, runBench, summarize, timeCommand, timingRow, verdict,
+  HUTCH_CLI, hutchCmd, interleave, intOption, makeBenchRoot, ms, NODE_FLOOR, printTable, runBench, summarize, timeCommand, timingRow, verdict,
 } from './common.js';
 import { hutchSpec, RuncPeer } from './runc-peer.js';
+
+/** The `hutch` command on the PATH when it runs this install's bundle (as a link or from a launcher script). */
+function hutchOnPath(): string | null {
+  const found = spawnSync('sh', ['-c', 'command -v hutch'], { encoding: 'utf8' }).stdout.trim();
+  if (!found) return null;
+  if (fs.realpathSync(found) === HUTCH_CLI) return found;
+  const text = fs.readFileSync(found, 'utf8').slice(0, 4096);
+  return text.startsWith('#!') && text.includes(HUTCH_CLI) ? found : null;
+}
+
+const NODE_ROW = 'node -e 0';
+const HUTCH_ROW = 'node hutch.cjs run --rm busybox -- true';
+const RUNC_ROW = 'runc run (same config.json, own overlay)';
 
 /** hutch may spend this much above runc + node's own start-up. */
 const TARGET_OVERHEAD_MS = 20;
@@ -38,18 +53,22 @@ runBench('oneshot: hutch run --rm busybox -- true', async () => {
     }
   };
   const variants = [
-    { name: 'node -e 0', once: async () => (await timeCommand(NODE_FLOOR)).ms },
-    { name: 'hutch run --rm busybox -- true', once: async () => (await timeCommand(hutchRun)).ms },
-    { name: 'runc run (same config.json, own overlay)', once: () => runcOnce(false) },
+    { name: NODE_ROW, once: async () => (await timeCommand(NODE_FLOOR)).ms },
+    { name: HUTCH_ROW, once: async () => (await timeCommand(hutchRun)).ms },
+    { name: RUNC_ROW, once: () => runcOnce(false) },
     { name: 'runc run --log F --log-format json (as hutch calls it)', once: () => runcOnce(true) },
   ];
+  // What users type: the `hutch` on the PATH (a launcher script or a link to the bundle), if it runs this install.
+  const onPath = hutchOnPath();
+  if (onPath) variants.splice(2, 0, { name: '`hutch` on the PATH, run --rm busybox -- true', once: async () => (await timeCommand({ file: onPath, args: ['--root', br.root, 'run', '--rm', 'busybox', '--', 'true'] })).ms });
+  else console.log('no `hutch` on the PATH that runs this install: its row is left out');
   console.log(`warm-up: ${warmup} rounds; then ${n} rounds, interleaved\n`);
   await interleave(warmup, variants);
   prepareMs.length = 0;
   removeMs.length = 0;
   const results = await interleave(n, variants);
   const summaries = variants.map((v) => summarize(results.get(v.name)!));
-  const [node, hutch, runc] = summaries;
+  const [node, hutch, runc] = [NODE_ROW, HUTCH_ROW, RUNC_ROW].map((name) => summarize(results.get(name)!));
   printTable(['wall time, ms', 'n', 'p50', 'p90', 'mean'], variants.map((v, i) => timingRow(v.name, summaries[i]!)));
   const prep = summarize(prepareMs), rm = summarize(removeMs);
   console.log(`\n(not timed in runc's row: the bench's own overlay mount + config write p50 ${ms(prep.p50)} ms, runc delete + umount + cgroup + rm p50 ${ms(rm.p50)} ms)\n`);
