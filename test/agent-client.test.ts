@@ -56,14 +56,14 @@ async function expectBroken(reply: (req: Req, s: net.Socket) => void, why: RegEx
   }
 }
 
-test('a malformed result is EPROTO and closes the connection', async () => {
+test('a malformed result is EPROTO and closes the connection', { timeout: 60_000 }, async () => {
   await expectBroken((r, s) => respond(s, { id: r.id, result: { version: '1', pid: 1, uptimeMs: 0 } }), /malformed ping result.*version/);
   await expectBroken((r, s) => respond(s, { id: r.id, result: { version: 1, pid: 1, uptimeMs: 0, extra: 'x' } }), /unknown field/);
   await expectBroken((r, s) => respond(s, { id: r.id }), /expected \{id, result\} \| \{id, error\}/);
   await expectBroken((r, s) => respond(s, { id: r.id, error: { code: 'ENOPE', message: 'x' } }), /expected one of/);
 });
 
-test('an answer to a call never made, an oversized frame, or garbage is EPROTO', async () => {
+test('an answer to a call never made, an oversized frame, or garbage is EPROTO', { timeout: 60_000 }, async () => {
   await expectBroken((r, s) => respond(s, { id: r.id + 1000, result: {} }), /unknown call id/);
   await expectBroken((_r, s) => { const h = Buffer.alloc(5); h.writeUInt32BE(0x7fffffff); s.write(h); }, /frame length/);
   await expectBroken((_r, s) => s.write('garbage garbage garbage'), /frame length|frame type/);
@@ -71,7 +71,7 @@ test('an answer to a call never made, an oversized frame, or garbage is EPROTO',
   await expectBroken((_r, s) => s.write(encodeDataFrame(42, 1, Buffer.from('x'))), /unknown process 42/);
 });
 
-test('an error event from the agent closes the connection with its code', async () => {
+test('an error event from the agent closes the connection with its code', { timeout: 60_000 }, async () => {
   const f = await fakeAgent((_r, s) => s.write(encodeJsonFrame(FrameType.EVENT, { event: 'error', code: 'EPROTO', message: 'you sent junk' })));
   try {
     await assert.rejects(f.client.ping(), (e) => isHutchError(e, 'EPROTO') && /you sent junk/.test(e.message));
@@ -80,7 +80,7 @@ test('an error event from the agent closes the connection with its code', async 
   }
 });
 
-test('process streams: exit before end of output, data after end, or an unsolicited credit are EPROTO', async () => {
+test('process streams: exit before end of output, data after end, or an unsolicited credit are EPROTO', { timeout: 60_000 }, async () => {
   const exec = (c: AgentClient) => c.exec({ argv: ['x'], env: {}, cwd: '/', uid: 0, gid: 0, stdin: false }).then((p) => p.wait());
   const started = (r: Req, s: net.Socket) => respond(s, { id: r.id, result: { pid: 77 } });
   await expectBroken((r, s) => {
@@ -102,7 +102,7 @@ test('process streams: exit before end of output, data after end, or an unsolici
   }, /more than were sent/, exec);
 });
 
-test('calls time out; a late answer is tolerated; a late exec is killed', async () => {
+test('calls time out; a late answer is tolerated; a late exec is killed', { timeout: 60_000 }, async () => {
   let held: { r: Req; s: net.Socket }[] = [];
   const killed: unknown[] = [];
   const f = await fakeAgent((r, s) => {
@@ -125,7 +125,7 @@ test('calls time out; a late answer is tolerated; a late exec is killed', async 
   }
 });
 
-test('close() fails calls in flight with ESTATE and notifies onClose with null', async () => {
+test('close() fails calls in flight with ESTATE and notifies onClose with null', { timeout: 60_000 }, async () => {
   const f = await fakeAgent(() => undefined);
   try {
     const pending = f.client.ping();

@@ -22,7 +22,7 @@ after(async () => {
   await agent.stop();
 });
 
-test('pipes: stdout, stderr, stdin and the exit code', async () => {
+test('pipes: stdout, stderr, stdin and the exit code', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sh', '-c', 'echo out; echo err >&2; read x; echo "got $x"; exit 3'], { stdin: true }));
   assert.ok(p.pid > 0);
   assert.equal(p.tty, false);
@@ -30,7 +30,7 @@ test('pipes: stdout, stderr, stdin and the exit code', async () => {
   assert.deepEqual(await collect(p), { stdout: 'out\ngot hello\n', stderr: 'err\n', exitCode: 3, signal: null });
 });
 
-test('closing stdin ends the input of cat; 5 MB round trip intact', async () => {
+test('closing stdin ends the input of cat; 5 MB round trip intact', { timeout: 60_000 }, async () => {
   const data = randomBytes(5 * 1024 * 1024);
   const p = await c.exec(execParams(['cat'], { stdin: true }));
   const chunks: Buffer[] = [];
@@ -42,7 +42,7 @@ test('closing stdin ends the input of cat; 5 MB round trip intact', async () => 
   assert.equal(createHash('sha256').update(out).digest('hex'), createHash('sha256').update(data).digest('hex'));
 });
 
-test('death by signal is reported by name', async () => {
+test('death by signal is reported by name', { timeout: 60_000 }, async () => {
   const self = await c.exec(execParams(['sh', '-c', 'kill -TERM $$']));
   assert.deepEqual(await collect(self), { stdout: '', stderr: '', exitCode: null, signal: 'SIGTERM' });
   const p = await c.exec(execParams(['sleep', '30']));
@@ -50,7 +50,7 @@ test('death by signal is reported by name', async () => {
   assert.deepEqual(await p.wait(), { exitCode: null, signal: 'SIGKILL' });
 });
 
-test('tty: output on the terminal, size from exec and from resize', async () => {
+test('tty: output on the terminal, size from exec and from resize', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sh', '-c', 'stty size; read x; stty size; tty >/dev/null && echo is-a-tty'], { stdin: true, tty: { cols: 100, rows: 30 } }));
   assert.equal(p.tty, true);
   let out = '';
@@ -64,14 +64,14 @@ test('tty: output on the terminal, size from exec and from resize', async () => 
   await assert.rejects(c.resize(p.pid, 10, 10), (e) => isHutchError(e, 'ENOTFOUND'));
 });
 
-test('resize of a process without a terminal is EINVAL', async () => {
+test('resize of a process without a terminal is EINVAL', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sleep', '5']));
   await assert.rejects(p.resize(80, 24), (e) => isHutchError(e, 'EINVAL') && /no terminal/.test(e.message));
   await p.kill('SIGKILL');
   await p.wait();
 });
 
-test('a missing command is ENOEXEC naming it; a bad cwd is ENOTFOUND or EINVAL', async () => {
+test('a missing command is ENOEXEC naming it; a bad cwd is ENOTFOUND or EINVAL', { timeout: 60_000 }, async () => {
   await assert.rejects(c.exec(execParams(['no-such-command-xyz'])), (e) => isHutchError(e, 'ENOEXEC') && /no-such-command-xyz/.test(e.message));
   await assert.rejects(c.exec(execParams(['/nonexistent/bin/tool'])), (e) => isHutchError(e, 'ENOEXEC') && e.path === '/nonexistent/bin/tool');
   await assert.rejects(c.exec(execParams(['true'], { cwd: '/nonexistent-dir' })), (e) => isHutchError(e, 'ENOTFOUND') && e.path === '/nonexistent-dir');
@@ -83,12 +83,12 @@ test('a missing command is ENOEXEC naming it; a bad cwd is ENOTFOUND or EINVAL',
   await assert.rejects(c.exec(execParams(['sh'], { tty: { cols: 80, rows: 24 }, env: { PATH: '/nowhere' } })), (e) => isHutchError(e, 'ENOEXEC'));
 });
 
-test('argv[0] and the environment are passed as given', async () => {
+test('argv[0] and the environment are passed as given', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sh', '-c', 'echo "$0 $FOO"; pwd'], { env: { PATH: '/usr/bin:/bin', FOO: 'bar baz' }, cwd: '/tmp' }));
   assert.equal((await collect(p)).stdout, 'sh bar baz\n/tmp\n');
 });
 
-test('100 concurrent execs each get their own output and status', async () => {
+test('100 concurrent execs each get their own output and status', { timeout: 60_000 }, async () => {
   const runs = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
     const p = await c.exec(execParams(['sh', '-c', `echo ${i}; exit ${i % 7}`]));
     return { i, r: await collect(p) };
@@ -96,7 +96,7 @@ test('100 concurrent execs each get their own output and status', async () => {
   for (const { i, r } of runs) assert.deepEqual(r, { stdout: `${i}\n`, stderr: '', exitCode: i % 7, signal: null });
 });
 
-test('20 MB of output through a slow reader: all arrives, the agent does not buffer it', async () => {
+test('20 MB of output through a slow reader: all arrives, the agent does not buffer it', { timeout: 60_000 }, async () => {
   const total = 20 * 1000 * 1000;
   const p = await c.exec(execParams(['head', '-c', String(total), '/dev/zero']));
   const rssBefore = procKb(agent.child.pid!, 'status', 'VmRSS');
@@ -123,7 +123,7 @@ test('20 MB of output through a slow reader: all arrives, the agent does not buf
   assert.ok(maxRss - rssBefore < 40 * 1024, `agent RSS grew by ${maxRss - rssBefore} kB`);
 });
 
-test('wait: after exit from the table, from another connection, and while running', async () => {
+test('wait: after exit from the table, from another connection, and while running', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sh', '-c', 'exit 5']));
   const status = await p.wait();
   assert.deepEqual(await c.wait(p.pid), status);
@@ -146,7 +146,7 @@ test('wait: after exit from the table, from another connection, and while runnin
   }
 });
 
-test('a process outlives the connection that started it; its status stays available', async () => {
+test('a process outlives the connection that started it; its status stays available', { timeout: 60_000 }, async () => {
   const first = await agent.connect();
   const p = await first.exec(execParams(['sh', '-c', 'sleep 0.3; echo lost-output; exit 4'], { stdin: true }));
   first.close();
@@ -154,7 +154,7 @@ test('a process outlives the connection that started it; its status stays availa
   assert.deepEqual(await c.wait(p.pid), { exitCode: 4, signal: null });
 });
 
-test('signal to a process group and to all processes', async () => {
+test('signal to a process group and to all processes', { timeout: 60_000 }, async () => {
   const group = await c.exec(execParams(['sh', '-c', 'sleep 30 & sleep 30 & wait']));
   await until(async () => (await c.ps()).filter((x) => x.pgid === group.pid).length === 3, 5000, 'group of 3');
   assert.equal(await c.signal('TERM', { pgid: group.pid }), 3);
@@ -170,7 +170,7 @@ test('signal to a process group and to all processes', async () => {
   await assert.rejects(c.signal('SIGNOPE', { all: true }), (e) => isHutchError(e, 'EINVAL') && /unknown signal/.test(e.message));
 });
 
-test('ps lists the sandbox processes with argv, ppid and uid', async () => {
+test('ps lists the sandbox processes with argv, ppid and uid', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sleep', '7']));
   const list = await c.ps();
   const me = list.find((x) => x.pid === p.pid);
@@ -184,7 +184,7 @@ test('ps lists the sandbox processes with argv, ppid and uid', async () => {
   await p.wait();
 });
 
-test('stats report processes, memory and uptime', async () => {
+test('stats report processes, memory and uptime', { timeout: 60_000 }, async () => {
   const s = await c.stats();
   assert.ok(s.processes >= 1);
   assert.ok(s.memory.totalBytes > 0 && s.memory.availableBytes > 0);
@@ -192,7 +192,7 @@ test('stats report processes, memory and uptime', async () => {
   assert.equal(s.loadavg.length, 3);
 });
 
-test('an orphan left by a shell that exits is adopted and reaped: no zombie remains', async () => {
+test('an orphan left by a shell that exits is adopted and reaped: no zombie remains', { timeout: 60_000 }, async () => {
   const p = await c.exec(execParams(['sh', '-c', 'sleep 0.4 & echo $!']));
   const r = await collect(p);
   assert.equal(r.exitCode, 0);

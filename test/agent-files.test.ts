@@ -27,7 +27,7 @@ after(async () => {
 
 const code = (want: string, p?: string) => (e: unknown) => isHutchError(e) && e.code === want && (p === undefined || e.path === p);
 
-test('writeFile then readFile: small, multi-chunk, ranges, append, mode', async () => {
+test('writeFile then readFile: small, multi-chunk, ranges, append, mode', { timeout: 60_000 }, async () => {
   const small = path.join(root, 'small.txt');
   assert.equal(await c.writeFile(small, 'hello'), 5);
   assert.equal((await c.readFile(small)).toString(), 'hello');
@@ -55,7 +55,7 @@ test('writeFile then readFile: small, multi-chunk, ranges, append, mode', async 
   assert.equal(fs.statSync(bigPath).size, 0);
 });
 
-test('readFile/writeFile errors carry the path', async () => {
+test('readFile/writeFile errors carry the path', { timeout: 60_000 }, async () => {
   const missing = path.join(root, 'missing');
   await assert.rejects(c.readFile(missing), code('ENOTFOUND', missing));
   await assert.rejects(c.readFile(root), code('EINVAL', root));
@@ -70,13 +70,13 @@ test('readFile/writeFile errors carry the path', async () => {
   fs.rmSync(fifo);
 });
 
-test('paths are normalised', async () => {
+test('paths are normalised', { timeout: 60_000 }, async () => {
   fs.writeFileSync(path.join(root, 'norm.txt'), 'n');
   assert.equal((await c.readFile(`${root}/./sub/../norm.txt`)).toString(), 'n');
   assert.equal((await c.stat(`${root}//norm.txt`)).size, 1);
 });
 
-test('list: sorted entries with types, paging past 1000, errors', async () => {
+test('list: sorted entries with types, paging past 1000, errors', { timeout: 60_000 }, async () => {
   const dir = path.join(root, 'many');
   fs.mkdirSync(dir);
   for (let i = 0; i < 2500; i++) fs.writeFileSync(path.join(dir, `f${String(i).padStart(4, '0')}`), '');
@@ -93,7 +93,7 @@ test('list: sorted entries with types, paging past 1000, errors', async () => {
   fs.rmSync(dir, { recursive: true });
 });
 
-test('stat: the link itself unless follow', async () => {
+test('stat: the link itself unless follow', { timeout: 60_000 }, async () => {
   const target = path.join(root, 'target.txt');
   const link = path.join(root, 'link');
   fs.writeFileSync(target, 'abc');
@@ -112,7 +112,7 @@ test('stat: the link itself unless follow', async () => {
   await assert.rejects(c.stat(path.join(root, 'dangling'), { follow: true }), code('ENOTFOUND'));
 });
 
-test('mkdir: plain, existing, parents, missing parent, mode', async () => {
+test('mkdir: plain, existing, parents, missing parent, mode', { timeout: 60_000 }, async () => {
   const d = path.join(root, 'd1');
   await c.mkdir(d, { mode: 0o700 });
   assert.equal(fs.statSync(d).mode & 0o777, 0o700);
@@ -123,7 +123,7 @@ test('mkdir: plain, existing, parents, missing parent, mode', async () => {
   await assert.rejects(c.mkdir(path.join(root, 'x/y')), code('ENOTFOUND'));
 });
 
-test('remove: file, symlink (not its target), empty dir, tree, errors', async () => {
+test('remove: file, symlink (not its target), empty dir, tree, errors', { timeout: 60_000 }, async () => {
   const f = path.join(root, 'rm-file');
   fs.writeFileSync(f, 'x');
   const link = path.join(root, 'rm-link');

@@ -112,7 +112,7 @@ export function procKb(pid: number, file: 'status' | 'smaps_rollup', field: stri
 // Other agent tests import the helpers above; the tests below run only when this file is the entry.
 const isEntry = process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url;
 
-if (isEntry) test('the agent starts, answers ping, and stops cleanly on SIGTERM', async (t) => {
+if (isEntry) test('the agent starts, answers ping, and stops cleanly on SIGTERM', { timeout: 60_000 }, async (t) => {
   const agent = await startAgent();
   try {
     t.diagnostic(`spawn → listening: ${agent.startMs.toFixed(1)} ms`);
@@ -132,7 +132,7 @@ if (isEntry) test('the agent starts, answers ping, and stops cleanly on SIGTERM'
   }
 });
 
-if (isEntry) test('a stale socket file is replaced; anything else at the path is refused', async () => {
+if (isEntry) test('a stale socket file is replaced; anything else at the path is refused', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   try {
     const sock = path.join(dir, AGENT_SOCKET_NAME);
@@ -171,7 +171,7 @@ if (isEntry) test('a stale socket file is replaced; anything else at the path is
   }
 });
 
-if (isEntry) test('bad command lines are refused with a usage line', async () => {
+if (isEntry) test('bad command lines are refused with a usage line', { timeout: 60_000 }, async () => {
   const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--bogus'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => { err += d; });

@@ -9,7 +9,8 @@ import { AgentClient, AGENT_SOCKET_NAME, EXIT_FILE_NAME, readExitFile } from '..
 import { AGENT_MAIN, AGENT_NODE_FLAGS, collect, execParams, tempDir, until } from './agent-harness.test.js';
 
 // Root can make a pid namespace directly; others need a user namespace as well.
-const unshareArgs = process.getuid!() === 0 ? ['-fp', '--mount-proc'] : ['-Urfp', '--mount-proc'];
+// --kill-child: if unshare dies (or the test kills it), the agent inside goes with it.
+const unshareArgs = [process.getuid!() === 0 ? '-fp' : '-Urfp', '--mount-proc', '--kill-child'];
 const canUnshare = spawnSync('unshare', [...unshareArgs, 'true']).status === 0;
 const skip = canUnshare ? false : 'unshare of a pid namespace is not available here';
 
@@ -18,9 +19,18 @@ interface InitAgent { dir: string; sock: string; unshare: ChildProcess; exited: 
 async function startInit(): Promise<InitAgent> {
   const dir = tempDir();
   const sock = path.join(dir, AGENT_SOCKET_NAME);
-  const unshare = spawn('unshare', [...unshareArgs, process.execPath, ...AGENT_NODE_FLAGS, AGENT_MAIN, '--listen', sock], { stdio: 'ignore' });
+  const unshare = spawn('unshare', [...unshareArgs, process.execPath, ...AGENT_NODE_FLAGS, AGENT_MAIN, '--listen', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  unshare.stderr!.on('data', (d) => { err += d; });
   const exited = new Promise<number | null>((r) => unshare.once('exit', (code) => r(code)));
-  await until(() => fs.existsSync(sock), 10_000, 'agent socket');
+  // A timeout is reported below, with the agent's stderr, after cleaning up.
+  await until(() => fs.existsSync(sock) || unshare.exitCode !== null, 10_000, 'agent socket').catch(() => undefined);
+  if (!fs.existsSync(sock)) {
+    unshare.kill('SIGKILL');
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`agent did not start (unshare exit ${unshare.exitCode}): ${err}`);
+  }
   return {
     dir, sock, unshare, exited,
     connect: () => AgentClient.connectSocket(sock),
@@ -31,13 +41,13 @@ async function startInit(): Promise<InitAgent> {
 
 async function stopInit(a: InitAgent): Promise<void> {
   if (a.unshare.exitCode === null) {
-    a.unshare.kill('SIGKILL'); // kills the agent with it: the namespace's init dies, and so does all inside
+    a.unshare.kill('SIGKILL'); // --kill-child takes the agent, and with it everything in the namespace
     await a.exited;
   }
   fs.rmSync(a.dir, { recursive: true, force: true });
 }
 
-test('as pid 1: ps, signal to all (kill -1), and no zombies left by orphans', { skip }, async () => {
+test('as pid 1: ps, signal to all (kill -1), and no zombies left by orphans', { skip, timeout: 30_000 }, async () => {
   const a = await startInit();
   try {
     const c = await a.connect();
@@ -56,7 +66,7 @@ test('as pid 1: ps, signal to all (kill -1), and no zombies left by orphans', { 
   }
 });
 
-test('as pid 1: SIGTERM from outside shuts the sandbox down', { skip }, async () => {
+test('as pid 1: SIGTERM from outside shuts the sandbox down', { skip, timeout: 30_000 }, async () => {
   const a = await startInit();
   try {
     const c = await a.connect();
@@ -69,7 +79,7 @@ test('as pid 1: SIGTERM from outside shuts the sandbox down', { skip }, async ()
   }
 });
 
-test('as pid 1: the main process exit code becomes the sandbox exit code', { skip }, async () => {
+test('as pid 1: the main process exit code becomes the sandbox exit code', { skip, timeout: 30_000 }, async () => {
   const a = await startInit();
   try {
     const c = await a.connect();

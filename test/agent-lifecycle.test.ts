@@ -11,7 +11,7 @@ import { AGENT_MAIN, AGENT_NODE_FLAGS, collect, execParams, startAgent, tempDir,
 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
-test('shutdown: SIGTERM, then SIGKILL after the grace period; reply, then exit', async () => {
+test('shutdown: SIGTERM, then SIGKILL after the grace period; reply, then exit', { timeout: 60_000 }, async () => {
   const agent = await startAgent();
   try {
     const c = await agent.connect();
@@ -33,7 +33,7 @@ test('shutdown: SIGTERM, then SIGKILL after the grace period; reply, then exit',
   }
 });
 
-test('main process exit: exit record, everything else killed, agent exits with its code', async () => {
+test('main process exit: exit record, everything else killed, agent exits with its code', { timeout: 60_000 }, async () => {
   const agent = await startAgent();
   try {
     const c = await agent.connect();
@@ -49,7 +49,7 @@ test('main process exit: exit record, everything else killed, agent exits with i
   }
 });
 
-test('main process killed by a signal: 128+n, signal in the record; only one main', async () => {
+test('main process killed by a signal: 128+n, signal in the record; only one main', { timeout: 60_000 }, async () => {
   const agent = await startAgent();
   try {
     const c = await agent.connect();
@@ -65,7 +65,7 @@ test('main process killed by a signal: 128+n, signal in the record; only one mai
   }
 });
 
-test('SIGTERM to the agent runs the shutdown path', async () => {
+test('SIGTERM to the agent runs the shutdown path', { timeout: 60_000 }, async () => {
   const agent = await startAgent();
   try {
     const c = await agent.connect();
@@ -80,7 +80,7 @@ test('SIGTERM to the agent runs the shutdown path', async () => {
   }
 });
 
-test('--stdio: one session over stdin/stdout; the agent exits when it closes', async () => {
+test('--stdio: one session over stdin/stdout; the agent exits when it closes', { timeout: 60_000 }, async () => {
   const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT_MAIN, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
@@ -97,7 +97,7 @@ test('--stdio: one session over stdin/stdout; the agent exits when it closes', a
   }
 });
 
-test('--stdio refuses a terminal or file as its transport', async () => {
+test('--stdio refuses a terminal or file as its transport', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   try {
     const f = fs.openSync(path.join(dir, 'in'), 'w+');
@@ -112,7 +112,7 @@ test('--stdio refuses a terminal or file as its transport', async () => {
   }
 });
 
-test('readExitFile treats the record as untrusted', () => {
+test('readExitFile treats the record as untrusted', { timeout: 60_000 }, () => {
   const dir = tempDir();
   try {
     const file = path.join(dir, EXIT_FILE_NAME);

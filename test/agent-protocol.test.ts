@@ -13,7 +13,7 @@ import {
 } from '../src/agent/protocol.js';
 import { execParams, startAgent, tempDir, type TestAgent } from './agent-harness.test.js';
 
-test('FrameDecoder: frames split across chunks and many in one chunk', () => {
+test('FrameDecoder: frames split across chunks and many in one chunk', { timeout: 60_000 }, () => {
   const d = new FrameDecoder([FrameType.REQUEST, FrameType.DATA]);
   const a = encodeJsonFrame(FrameType.REQUEST, { id: 1, method: 'ping', params: {} });
   const b = encodeDataFrame(7, 0, Buffer.from('xyz'));
@@ -26,7 +26,7 @@ test('FrameDecoder: frames split across chunks and many in one chunk', () => {
   assert.equal(new FrameDecoder([FrameType.REQUEST]).push(Buffer.concat([a, a, a])).length, 3);
 });
 
-test('FrameDecoder: oversize, empty and unknown-type frames fail with EPROTO, for good', () => {
+test('FrameDecoder: oversize, empty and unknown-type frames fail with EPROTO, for good', { timeout: 60_000 }, () => {
   const header = (len: number, type: number) => Buffer.from([len >>> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, type]);
   const oversize = new FrameDecoder([FrameType.REQUEST]);
   assert.throws(() => oversize.push(header(MAX_FRAME_BYTES + 1, 1).subarray(0, 4)), (e) => isHutchError(e, 'EPROTO'));
@@ -37,7 +37,7 @@ test('FrameDecoder: oversize, empty and unknown-type frames fail with EPROTO, fo
   assert.throws(() => encodeFrame(FrameType.DATA, Buffer.alloc(MAX_FRAME_BYTES)), (e) => isHutchError(e, 'EINVAL'));
 });
 
-test('schema checks: types, ranges, unknown fields, absolute paths', () => {
+test('schema checks: types, ranges, unknown fields, absolute paths', { timeout: 60_000 }, () => {
   const ok = paramChecks.exec({ argv: ['ls'], env: { A: 'b' }, cwd: '/', uid: 0, gid: 0, stdin: false }, 'exec');
   assert.deepEqual(ok.argv, ['ls']);
   const bad = (v: unknown, re: RegExp) => assert.throws(() => paramChecks.exec(v, 'exec'), (e) => e instanceof SchemaError && re.test(e.message));
@@ -84,7 +84,7 @@ let agent: TestAgent;
 before(async () => { agent = await startAgent(); });
 after(async () => { await agent.stop(); });
 
-test('agent: unknown method and wrong-typed params get EINVAL; the connection stays usable', async () => {
+test('agent: unknown method and wrong-typed params get EINVAL; the connection stays usable', { timeout: 60_000 }, async () => {
   const r = await rawConnect(agent.sock);
   r.s.write(request(1, 'frobnicate', {}));
   assert.deepEqual(parseJsonPayload((await r.next()).payload), { id: 1, error: { code: 'EINVAL', message: 'unknown method frobnicate' } });
@@ -114,14 +114,14 @@ async function expectDropped(bytes: Buffer, why: RegExp): Promise<void> {
   c.close();
 }
 
-test('agent: an oversized frame drops the connection, not the agent', async () => {
+test('agent: an oversized frame drops the connection, not the agent', { timeout: 60_000 }, async () => {
   const header = Buffer.alloc(5);
   header.writeUInt32BE(0x7fffffff, 0);
   header.writeUInt8(FrameType.REQUEST, 4);
   await expectDropped(header, /frame length/);
 });
 
-test('agent: garbage bytes, bad JSON, bad envelopes and wrong-way frames drop the connection', async () => {
+test('agent: garbage bytes, bad JSON, bad envelopes and wrong-way frames drop the connection', { timeout: 60_000 }, async () => {
   await expectDropped(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /frame length|frame type/);
   await expectDropped(encodeFrame(FrameType.REQUEST, Buffer.from('{not json')), /not valid JSON/);
   await expectDropped(encodeFrame(FrameType.REQUEST, Buffer.from([0xff, 0xfe])), /not valid JSON/);
@@ -131,7 +131,7 @@ test('agent: garbage bytes, bad JSON, bad envelopes and wrong-way frames drop th
   await expectDropped(encodeFrame(FrameType.DATA, Buffer.from([0, 0, 0, 1, 7])), /fd 7/);
 });
 
-test('agent: stdin beyond the window or to a process without stdin is a protocol error', async () => {
+test('agent: stdin beyond the window or to a process without stdin is a protocol error', { timeout: 60_000 }, async () => {
   const c = await agent.connect();
   const p = await c.exec(execParams(['sleep', '5']));
   c.close();
@@ -149,7 +149,7 @@ test('agent: stdin beyond the window or to a process without stdin is a protocol
   k.close();
 });
 
-test('client: refuses a symlink, a regular file or nothing in place of the socket', async () => {
+test('client: refuses a symlink, a regular file or nothing in place of the socket', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   try {
     const link = path.join(dir, 'agent.sock');
@@ -165,7 +165,7 @@ test('client: refuses a symlink, a regular file or nothing in place of the socke
   }
 });
 
-test('socket paths longer than sun_path work for both agent and client', async () => {
+test('socket paths longer than sun_path work for both agent and client', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   const deep = path.join(dir, 'd'.repeat(100), 'e'.repeat(60));
   fs.mkdirSync(deep, { recursive: true });
