@@ -1,12 +1,12 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
-import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, isHutchError } from '../errors.js';
-import { DEFAULT_HARDENING, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
+import { type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
-import { checkName, checkTransition, requireStatus, type SandboxRecord, type SandboxStatus } from './state.js';
-import { checkEnv, checkLimits, checkRootfsDir, mergeEnv } from './options.js';
+import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
+import { checkRootfsDir } from './options.js';
 import { observeInit, exitRecordOf } from './liveness.js';
+import { brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 
@@ -34,7 +34,6 @@ export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'cr
 
 export const DEFAULT_ROOT = '/run/hutch';
 export const DEFAULT_DATA_ROOT = '/var/lib/hutch';
-const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
 /** Sandboxes: create, start, stop, delete, list. Process, file and resource calls live in EngineCalls. */
 export class Engine {
@@ -83,29 +82,16 @@ export class Engine {
 
   /** Checks options and builds the first record of a sandbox. */
   private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
-    if (o.name !== undefined) checkName(o.name);
-    const rootfs = await this.resolveRootfs(o.rootfs);
-    const limits = checkLimits(o.limits ?? {});
-    const env = mergeEnv(BASE_ENV, ['HOME=' + ((o.user?.uid ?? 0) === 0 ? '/root' : '/'), 'HOSTNAME=' + (o.name ?? '')], checkEnv(o.env ?? []));
-    const cwd = o.cwd ?? '/';
-    if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
-    if (o.command !== undefined && (o.command.length === 0 || o.command.some((a) => typeof a !== 'string' || a.includes('\0')))) {
-      throw new HutchError('EINVAL', 'the command must be a non-empty list of strings');
-    }
-    const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
-    return (id, name) => ({
-      version: 1, id, name, phase: 'creating', mode: o.mode ?? 'agent', executor: this.executorName, createdAt: new Date().toISOString(),
-      rootfs, env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user: o.user ?? { uid: 0, gid: 0 },
-      limits, hardening, ...(o.command ? { command: o.command } : {}), ...(o.terminal ? { terminal: true } : {}),
-    });
+    return recordFactory(o, await this.resolveRootfs(o.rootfs), this.executorName);
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {
-    return {
-      id: r.id, name: r.name, dir: this.store.dir(r.id), rootfs: r.rootfs, env: r.env, cwd: r.cwd, user: r.user,
-      limits: r.limits, hardening: r.hardening, mode: r.mode,
-      ...(r.command ? { command: r.command } : {}), ...(r.terminal ? { terminal: true } : {}),
-    };
+    return configOf(r, this.store.dir(r.id));
+  }
+
+  /** Brings a record in line with reality (see refreshRecord). */
+  async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
+    refreshRecord(record, this.store.dir(record.id), lockFree);
   }
 
   /** Creates a sandbox in state `ready` (agent mode: its init waits for start). */
@@ -122,7 +108,7 @@ export class Engine {
       this.store.write(record);
       return this.withStatus(record);
     } catch (e) {
-      await this.abandon(record, lock, e);
+      await this.abandon(record, e);
       throw e;
     } finally {
       lock.release();
@@ -130,7 +116,7 @@ export class Engine {
   }
 
   /** Undoes a failed create: everything the platform made goes, and so does the record. */
-  private async abandon(record: SandboxRecord, lock: SandboxLock, cause: unknown): Promise<void> {
+  private async abandon(record: SandboxRecord, cause: unknown): Promise<void> {
     try {
       const platform = await this.platformOf(record);
       await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
@@ -141,7 +127,6 @@ export class Engine {
       record.note = `create failed (${cause instanceof Error ? cause.message : String(cause)}); cleanup failed: ${cleanupError instanceof Error ? cleanupError.message : String(cleanupError)}`;
       this.store.write(record);
     }
-    void lock;
   }
 
   /** Starts a ready sandbox: the agent comes up, then the main command (if any) is started. */
@@ -238,7 +223,7 @@ export class Engine {
     } catch (e) {
       lock.release();
       const relock = await this.store.lock(record.id, 'exclusive');
-      await this.abandon(record, relock, e);
+      await this.abandon(record, e);
       relock.release();
       throw e;
     }
@@ -359,7 +344,7 @@ export class Engine {
     const id = this.store.resolve(ref);
     const lock = await this.store.lock(id, 'exclusive');
     try {
-      const record = this.store.read(id) ?? this.brokenRecord(id);
+      const record = this.store.read(id) ?? brokenRecord(id);
       await this.refresh(record);
       if (record.phase !== 'stopped' && !force) {
         throw new HutchError('ESTATE', `cannot remove sandbox ${id}: it is ${record.phase}; stop it first or use rm -f`, { id });
@@ -380,41 +365,11 @@ export class Engine {
     this.store.remove(record.id, record.name);
   }
 
-  /** A stand-in record for a dir whose state.json is missing or torn (a crash during create). */
-  private brokenRecord(id: string): SandboxRecord {
-    return {
-      version: 1, id, name: id, phase: 'stopped', mode: 'agent', createdAt: new Date(0).toISOString(), rootfs: '', env: [], cwd: '/',
-      user: { uid: 0, gid: 0 }, limits: {}, hardening: DEFAULT_HARDENING, note: 'interrupted create (no state record)',
-    };
-  }
-
   /** The record of `id`; an error if it vanished. */
   mustRead(id: string): SandboxRecord {
     const r = this.store.read(id);
     if (r === null) throw new HutchError('ESTATE', `sandbox ${id} has no valid state record (interrupted create?): remove it with rm -f`, { id });
     return r;
-  }
-
-  /**
-   * Brings a record in line with reality: an init that is gone means stopped; a transitional
-   * phase whose lock is free means the hutch that set it died.
-   */
-  async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
-    if ((record.phase === 'creating' || record.phase === 'deleting') && lockFree) {
-      record.note = `interrupted ${record.phase === 'creating' ? 'create' : 'delete'}`;
-      record.phase = 'stopped';
-      return;
-    }
-    if (record.phase === 'running' || record.phase === 'paused' || record.phase === 'ready') {
-      const obs = observeInit(record, this.store.dir(record.id));
-      if (obs.known && !obs.alive) {
-        record.phase = 'stopped';
-        record.finishedAt ??= new Date().toISOString();
-        const exit = exitRecordOf(this.store.dir(record.id));
-        if (exit) record.exitCode = exit.exitCode;
-        else if (record.mode === 'agent') record.note ??= 'the agent exited';
-      }
-    }
   }
 
   /** Every sandbox with its observed status; never blocks on a busy sandbox. */
@@ -423,7 +378,7 @@ export class Engine {
     for (const id of this.store.ids()) {
       const lock = this.store.tryLock(id, 'shared');
       try {
-        const record = this.store.read(id) ?? (lock ? this.brokenRecord(id) : null);
+        const record = this.store.read(id) ?? (lock ? brokenRecord(id) : null);
         if (record === null) continue; // being made right now: no record yet
         await this.refresh(record, lock !== null);
         out.push(this.withStatus(record));
@@ -439,7 +394,7 @@ export class Engine {
     const id = this.store.resolve(ref);
     const lock = this.store.tryLock(id, 'shared');
     try {
-      const record = this.store.read(id) ?? this.brokenRecord(id);
+      const record = this.store.read(id) ?? brokenRecord(id);
       await this.refresh(record, lock !== null);
       return this.withStatus(record);
     } finally {

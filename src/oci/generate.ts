@@ -2,7 +2,7 @@
 // and the plain `runc spec`-like template for `hutch spec`.
 import { HutchError } from '../errors.js';
 import {
-  ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+  ALL_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
   defaultSeccompProfile,
 } from './hardening.js';
 import type { LinuxNamespace, LinuxResources, Mount, POSIXRlimit, Spec } from './types.js';
