@@ -5,6 +5,7 @@
 // removed before the next.
 // Usage: node dist/bench/memory.js [--n 50] [--settle 5]
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,8 +106,8 @@ runBench('memory: per idle sandbox', async () => {
 
   // Phase 2: runc containers of the same config, `sleep` as init.
   before = meminfo();
+  // After an error or Ctrl-C, the root's sweep removes these (runc state, overlays, cgroups).
   const containers: PeerContainer[] = [];
-  onCleanup(async () => { for (const c of containers) await peer.remove(c); });
   for (let i = 0; i < n; i++) {
     checkInterrupted();
     const c = peer.prepare(spec, ['sleep', '100000']);
@@ -124,20 +125,25 @@ runBench('memory: per idle sandbox', async () => {
   const nodeFlags = agentNodeFlags(spec.process.args);
   console.log(`bare node floor runs with the agent's flags: ${nodeFlags.join(' ')}`);
   before = meminfo();
-  const nodes: ChildProcess[] = [];
-  onCleanup(() => { for (const c of nodes) c.kill('SIGKILL'); });
+  // Each child with a promise of its exit made at spawn: one that dies early (Ctrl-C reaches it too) is
+  // still waited for, rather than waited on for an 'exit' event that has already fired.
+  const nodes: { child: ChildProcess; exited: Promise<unknown> }[] = [];
+  const stopNodes = async () => { await Promise.all(nodes.splice(0).map((n) => { n.child.kill('SIGKILL'); return n.exited; })); };
+  onCleanup(stopNodes);
   for (let i = 0; i < n; i++) {
     checkInterrupted();
     const child = spawn(process.execPath, [...nodeFlags, '-e', 'setInterval(() => {}, 1 << 30)'], {
       // The agent's environment (PATH only): NODE_EXTRA_CA_CERTS, say, would make node load a CA bundle.
-      stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      // Own session, as for every child here: Ctrl-C stops the benchmark between steps, not its peers.
+      stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, detached: true,
     });
-    nodes.push(child);
+    nodes.push({ child, exited: once(child, 'exit').catch(() => undefined) });
     await sleep(20);
   }
   await sleep(settleMs);
-  results.push({ name: 'bare idle `node` on the host, agent flags', ...perUnit(nodes.map((c) => c.pid!)), meminfo: meminfoDelta(before, meminfo(), n) });
-  await Promise.all(nodes.splice(0).map((c) => new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); })));
+  results.push({ name: 'bare idle `node` on the host, agent flags', ...perUnit(nodes.map((c) => c.child.pid!)), meminfo: meminfoDelta(before, meminfo(), n) });
+  await stopNodes();
+  checkInterrupted();
 
   printTable(['per unit, MiB', 'procs', 'PSS', 'PSS anon', 'PSS file', 'USS', 'RSS', 'cgroup usage', 'cgroup rss', 'cgroup cache', 'cgroup kmem'], results.map((r) => [
     r.name, r.processes.toFixed(1), mib(r.mem.pss), mib(r.mem.pssAnon), mib(r.mem.pssFile), mib(r.mem.uss), mib(r.mem.rss),

@@ -1,13 +1,12 @@
 // The peer of hutch in every benchmark: plain runc running the very config.json that hutch writes
 // (same namespaces, user namespace, seccomp, capabilities, masks and limits), on an overlay rootfs
 // made the way hutch makes it, with a cgroup and a state dir of its own.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine } from '../src/engine/index.js';
 import { hostIdRange, mountOverlay, removeCgroup, umount2, MNT_DETACH } from '../src/linux/index.js';
 import type { BenchRoot, Cmd } from './common.js';
-import { BUSYBOX_ROOTFS, timeCommand } from './common.js';
+import { BUSYBOX_ROOTFS, runQuiet, timeCommand } from './common.js';
 
 /** An OCI runtime spec, loosely typed: the peer edits only a few fields. */
 export type Spec = {
@@ -126,8 +125,8 @@ export class RuncPeer {
   /** Kills and deletes the container, unmounts its rootfs, removes its cgroup and dir. */
   async remove(c: PeerContainer): Promise<void> {
     if (fs.existsSync(path.join(this.runcRoot, c.id))) {
-      const r = spawnSync('runc', ['--root', this.runcRoot, 'delete', '--force', c.id], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`runc delete ${c.id}: ${r.stderr.trim()}`);
+      const r = await runQuiet({ file: 'runc', args: ['--root', this.runcRoot, 'delete', '--force', c.id] });
+      if (r.status !== 0) throw new Error(`runc delete ${c.id} exited ${r.status}: ${r.stderr.trim()}`);
     }
     const err = umount2(c.rootfs, MNT_DETACH);
     if (err !== null && err !== 'EINVAL' && err !== 'ENOENT') throw new Error(`umount ${c.rootfs}: ${err}`);
