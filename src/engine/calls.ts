@@ -30,18 +30,18 @@ export class SandboxCalls {
 
   constructor(private readonly engine: Engine) {}
 
-  /** The record of a sandbox that must be in one of `allowed` states; read under a shared lock. */
+  /**
+   * The record of a sandbox that must be in one of `allowed` states. Read without a lock: records
+   * are replaced by rename, so a reader always sees a whole one, and a call into a sandbox that is
+   * being stopped meanwhile fails on the agent's closed socket. (No lock here also means no FFI load
+   * on the exec path.)
+   */
   private async readRunning(ref: string, verb: string, allowed: ('running' | 'paused')[] = ['running']): Promise<SandboxRecord> {
     const id = this.engine.store.resolve(ref);
-    const lock = await this.engine.store.lock(id, 'shared');
-    try {
-      const record = this.engine.mustRead(id);
-      await this.engine.refresh(record);
-      requireStatus(id, record.phase, allowed, verb);
-      return record;
-    } finally {
-      lock.release();
-    }
+    const record = this.engine.mustRead(id);
+    await this.engine.refresh(record, false);
+    requireStatus(id, record.phase, allowed, verb);
+    return record;
   }
 
   /** A connection to the sandbox's agent (reused). */

@@ -1,7 +1,7 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
 import path from 'node:path';
 import { HutchError, isHutchError } from '../errors.js';
-import { type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
+import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir } from './options.js';
@@ -53,8 +53,7 @@ export class Engine {
   platform(executor = this.executorName): Promise<Platform> {
     let p = this.platforms.get(executor);
     if (!p) {
-      p = import('../platform/container/index.js').then(({ ContainerPlatform }) =>
-        new ContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor }));
+      p = loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor });
       this.platforms.set(executor, p);
     }
     return p;
@@ -63,6 +62,13 @@ export class Engine {
   /** The platform of an existing sandbox: the executor it was made with, whatever the engine's default. */
   platformOf(record: SandboxRecord): Promise<Platform> {
     return this.platform(record.executor ?? this.executorName);
+  }
+
+  /** Builds what sandboxes need ahead of time: the busybox rootfs and the agent runtime. */
+  async setup(): Promise<{ rootfs: string; runtime: string }> {
+    const rootfs = await this.resolveRootfs('busybox');
+    const platform = await loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName });
+    return { rootfs, runtime: platform.prepareRuntime() };
   }
 
   /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */

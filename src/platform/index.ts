@@ -1,3 +1,13 @@
-// Isolation platforms behind one interface.
+// Isolation platforms behind one interface. Only types and data here: a platform's code is loaded
+// when a sandbox needs it (loadContainerPlatform), so verbs that only read state never pay for it.
 export * from './types.js';
-export { ContainerPlatform, processAlive, makeExecutor, OciExecutor, ensureAgentRuntime, installDir } from './container/index.js';
+import type { Platform } from './types.js';
+
+/** Options of the container platform. */
+export interface ContainerPlatformOptions { stateRoot: string; dataRoot: string; executor: string }
+
+/** Loads the container platform (OCI executor) for these options. */
+export async function loadContainerPlatform(opts: ContainerPlatformOptions): Promise<Platform & { prepareRuntime(): string }> {
+  const { ContainerPlatform } = await import('./container/index.js');
+  return new ContainerPlatform(opts);
+}

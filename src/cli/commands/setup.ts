@@ -6,11 +6,8 @@ export const command: Command = {
   summary: 'Build the embedded busybox rootfs (from Debian\'s busybox-static) and the agent runtime (node and its libraries) under the data root.',
   flags: [],
   async run(ctx) {
-    const engine = await ctx.engine();
-    const rootfs = await engine.resolveRootfs('busybox');
-    const { ensureAgentRuntime } = await import('../../platform/index.js');
-    const runtime = ensureAgentRuntime(engine.dataRoot);
-    ctx.out(`busybox rootfs: ${rootfs}\nagent runtime:  ${runtime.dir}\n`);
+    const { rootfs, runtime } = await (await ctx.engine()).setup();
+    ctx.out(`busybox rootfs: ${rootfs}\nagent runtime:  ${runtime}\n`);
     return 0;
   },
 };

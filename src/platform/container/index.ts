@@ -1,4 +1,4 @@
 // The container platform (OCI executor) and its pieces.
-export { ContainerPlatform, processAlive, type ContainerPlatformOptions } from './platform.js';
+export { ContainerPlatform, processAlive } from './platform.js';
 export { OciExecutor, makeExecutor, lastErrorLine, readPidFile, type ExecutorState, type ExecutorConfig } from './executor.js';
 export { ensureAgentRuntime, installDir, SANDBOX_HUTCH_DIR, SANDBOX_RUN_DIR } from './runtime.js';
