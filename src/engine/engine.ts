@@ -247,8 +247,7 @@ export class Engine {
       now.exitCode = exitCode;
       now.finishedAt = new Date().toISOString();
       if (remove) {
-        now.phase = 'stopped';
-        await this.destroyLocked(now);
+        await this.destroyLocked(now, false);
         traceMark('engine: removed');
       } else {
         this.store.write(now);
@@ -361,10 +360,17 @@ export class Engine {
     }
   }
 
-  private async destroyLocked(record: SandboxRecord): Promise<void> {
-    record.phase = 'deleting';
-    this.store.write(record);
-    crashPoint('delete:deleting');
+  /**
+   * Removes everything of a sandbox. `markDeleting` records the phase first, so that a crash midway
+   * shows as an interrupted delete; a finished one-shot run skips it (a crash then leaves a record
+   * whose init is gone, which shows as stopped and `rm -f` removes just the same).
+   */
+  private async destroyLocked(record: SandboxRecord, markDeleting = true): Promise<void> {
+    if (markDeleting) {
+      record.phase = 'deleting';
+      this.store.write(record);
+      crashPoint('delete:deleting');
+    }
     const platform = await this.platformOf(record);
     await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
     crashPoint('delete:destroyed');
