@@ -2,6 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SandboxRecord } from './state.js';
+import { isHutchError } from '../errors.js';
+// The exit record is the agent's format: read with the agent's own strict reader.
+import { EXIT_FILE_NAME, readExitFile } from '../agent/exit-file.js';
 
 /** What the engine can see of an init process. */
 export interface InitObservation { known: boolean; alive: boolean; pid?: number; startTime?: number }
@@ -40,31 +43,12 @@ export function observeInit(record: SandboxRecord, dir: string): InitObservation
   return { known: true, alive: true, pid, startTime: start };
 }
 
-/** The exit record the agent left in the sandbox's run dir, validated; null if none. */
+/** The exit record the agent left in the sandbox's run dir, validated (it is sandbox input); null if none or invalid. */
 export function exitRecordOf(dir: string): { exitCode: number | null; signal: string | null } | null {
-  const file = path.join(dir, 'run', 'exit.json');
-  let text: string;
   try {
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    try {
-      if (!fs.fstatSync(fd).isFile()) return null;
-      const buf = Buffer.alloc(4096);
-      const n = fs.readSync(fd, buf, 0, buf.length, 0);
-      text = buf.subarray(0, n).toString('utf8');
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return null; // missing, a link the sandbox planted, or unreadable: no trusted exit record
-  }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null) return null;
-    const { exitCode, signal } = v as Record<string, unknown>;
-    const code = typeof exitCode === 'number' && Number.isInteger(exitCode) && exitCode >= 0 && exitCode <= 255 ? exitCode : null;
-    const sig = typeof signal === 'string' && /^SIG[A-Z0-9]{1,10}$/.test(signal) ? signal : null;
-    return { exitCode: code, signal: sig };
-  } catch {
-    return null; // not JSON: the sandbox wrote garbage; ignore it
+    return readExitFile(path.join(dir, 'run', EXIT_FILE_NAME));
+  } catch (e) {
+    if (isHutchError(e, 'ENOTFOUND') || isHutchError(e, 'EPROTO')) return null; // none, or garbage the sandbox wrote
+    throw e;
   }
 }

@@ -146,6 +146,12 @@ export class OciExecutor {
     return out.split('\n')[0] ?? '';
   }
 
+  /** The program and arguments that run `verbArgs` with `extraGlobals` (e.g. --log) before the executor's own global flags. */
+  argv(verbArgs: string[], extraGlobals: string[] = []): { file: string; args: string[] } {
+    const [file, ...pre] = this.config.command;
+    return { file: file!, args: [...pre, ...extraGlobals, ...this.config.globalArgs, ...verbArgs] };
+  }
+
   /** Starts the executor (through its launcher, if any) with `args`. */
   private spawn(args: string[], opts: SpawnOptions): ChildProcess {
     const [file, ...pre] = this.config.command;

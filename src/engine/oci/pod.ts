@@ -1,0 +1,37 @@
+// Pod sandboxes: the CRI annotations (containerd's and cri-o's) that say a container is a pod's
+// sandbox, or a container of the pod whose sandbox has a given id.
+import { HutchError } from '../../errors.js';
+import type { Spec } from '../../oci/index.js';
+import type { PodMembership } from './store.js';
+
+const CONTAINERD_TYPE = 'io.kubernetes.cri.container-type';
+const CONTAINERD_SANDBOX = 'io.kubernetes.cri.sandbox-id';
+const CRIO_TYPE = 'io.kubernetes.cri-o.ContainerType';
+const CRIO_SANDBOX = 'io.kubernetes.cri-o.SandboxID';
+
+/** The namespaces a pod's containers share with its sandbox (pid only when the caller's spec sets it). */
+export const POD_SHARED_NAMESPACES: readonly { type: string; file: string }[] = [
+  { type: 'network', file: 'net' }, { type: 'ipc', file: 'ipc' }, { type: 'uts', file: 'uts' },
+];
+
+/** The pod membership `spec` declares for container `id`; undefined for a container outside any pod. */
+export function podMembershipOf(id: string, spec: Spec): PodMembership | undefined {
+  const a = spec.annotations ?? {};
+  const type = a[CONTAINERD_TYPE] ?? a[CRIO_TYPE];
+  const sandboxId = a[CONTAINERD_SANDBOX] ?? a[CRIO_SANDBOX];
+  if (type === undefined) return undefined;
+  if (type === 'sandbox') {
+    if (sandboxId !== undefined && sandboxId !== id) {
+      throw new HutchError('EINVAL', `config.json: annotations: a pod sandbox's sandbox id (${sandboxId}) must be its own id`, { id });
+    }
+    return { role: 'sandbox', sandboxId: id };
+  }
+  if (type === 'container') {
+    if (sandboxId === undefined || sandboxId === '') {
+      throw new HutchError('EINVAL', `config.json: annotations["${CONTAINERD_SANDBOX}"]: a pod container needs its sandbox's id`, { id });
+    }
+    if (sandboxId === id) throw new HutchError('EINVAL', `config.json: annotations: container ${id} cannot be its own pod sandbox`, { id });
+    return { role: 'container', sandboxId };
+  }
+  throw new HutchError('EINVAL', `config.json: annotations["${a[CONTAINERD_TYPE] !== undefined ? CONTAINERD_TYPE : CRIO_TYPE}"]: unknown container type "${type}" (want sandbox or container)`, { id });
+}

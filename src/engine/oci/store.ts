@@ -1,0 +1,147 @@
+// OCI containers on disk: one dir per container under the caller's --root (`<root>/<id>/`) with
+// hutch's record (written atomically), a lock file and the private bundle. The dir itself is the
+// claim on the id: mkdir fails for a duplicate, so two concurrent creates cannot both win.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HutchError, errnoCode } from '../../errors.js';
+import { FileLock } from '../../linux/filelock.js';
+
+/** A container's part in a pod, from the CRI annotations. */
+export interface PodMembership { role: 'sandbox' | 'container'; sandboxId: string }
+
+/** hutch's record of one OCI container. */
+export interface OciRecord {
+  version: 1;
+  id: string;
+  /** The caller's bundle (absolute), reported by `state` and `list`. */
+  bundle: string;
+  executor: string;
+  platform: 'container';
+  /** creating until the executor has made the container; deleting once teardown began. */
+  phase: 'creating' | 'ready' | 'deleting';
+  created: string;
+  pod?: PodMembership;
+}
+
+/** The executor's own state root under hutch's root. */
+export const EXECUTOR_DIR = '.executor';
+
+const LOCK_TIMEOUT_MS = 30_000;
+// runc's id rule ([\w+-.]: word characters and + , - .); a leading dot is hutch's own (.executor).
+const ID_PATTERN = /^[\w+,.-]+$/;
+
+/** Throws runc's "invalid id format" error unless `id` is a usable container id. */
+export function checkContainerId(id: string): void {
+  if (!ID_PATTERN.test(id) || id.startsWith('.') || id.length > 1024) {
+    throw new HutchError('EINVAL', `invalid id format: ${id}`, { id });
+  }
+}
+
+/** The error every verb gives for an id it does not know (runc's words). */
+export function notFound(id: string): HutchError {
+  return new HutchError('ENOTFOUND', 'container does not exist', { id });
+}
+
+/** The records of OCI containers under one root. */
+export class OciStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  /** The container's dir. */
+  dir(id: string): string { return path.join(this.root, id); }
+
+  /** The private bundle dir the executor is given. */
+  bundleDir(id: string): string { return path.join(this.dir(id), 'bundle'); }
+
+  /** The executor's state root. */
+  get executorRoot(): string { return path.join(this.root, EXECUTOR_DIR); }
+
+  /** Claims `id` (its dir, made with mkdir so a duplicate fails) and holds its exclusive lock. */
+  async claim(id: string): Promise<FileLock> {
+    checkContainerId(id);
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    try {
+      fs.mkdirSync(this.dir(id), { mode: 0o711 });
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') throw new HutchError('EEXIST', `container with id exists: ${id}`, { id });
+      throw e;
+    }
+    try {
+      return await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
+    } catch (e) {
+      fs.rmSync(this.dir(id), { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Takes the exclusive lock of an existing container; ENOTFOUND when there is none. */
+  async lock(id: string): Promise<FileLock> {
+    checkContainerId(id);
+    if (!fs.existsSync(this.dir(id))) throw notFound(id);
+    try {
+      return await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
+    } catch (e) {
+      // Deleted by someone else between the check and the lock.
+      if (e instanceof HutchError && e.code === 'ENOTFOUND') throw notFound(id);
+      throw e;
+    }
+  }
+
+  /** Writes a record atomically: temp file, fsync, rename. */
+  write(record: OciRecord): void {
+    const dir = this.dir(record.id);
+    const tmp = path.join(dir, `.record.json.${process.pid}.tmp`);
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(record));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path.join(dir, 'record.json'));
+  }
+
+  /** The record of `id`; null when there is no such container; 'broken' when its dir has no readable record (a create cut short). */
+  read(id: string): OciRecord | 'broken' | null {
+    checkContainerId(id);
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.dir(id), 'record.json'), 'utf8');
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+      return fs.existsSync(this.dir(id)) ? 'broken' : null;
+    }
+    try {
+      const r = JSON.parse(text) as OciRecord;
+      return r.version === 1 && r.id === id ? r : 'broken';
+    } catch {
+      return 'broken'; // not hutch's format: shown as broken, removable with delete --force
+    }
+  }
+
+  /** The record of `id`, or runc's "container does not exist". */
+  get(id: string): OciRecord | 'broken' {
+    const r = this.read(id);
+    if (r === null) throw notFound(id);
+    return r;
+  }
+
+  /** Every container id under the root, sorted. */
+  ids(): string[] {
+    try {
+      return fs.readdirSync(this.root).filter((n) => !n.startsWith('.') && ID_PATTERN.test(n)).sort();
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** Removes the container's dir (record, lock, private bundle). */
+  remove(id: string): void {
+    checkContainerId(id);
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
