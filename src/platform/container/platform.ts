@@ -23,6 +23,11 @@ const AGENT_NODE_FLAGS = ['--expose-gc', '--max-semi-space-size=1', '--max-old-s
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 
+/** Top-level dirs that mounts need; made in the writable layer when the rootfs lacks them. */
+const MOUNT_POINTS = ['proc', 'sys', 'dev', 'tmp', '.hutch'];
+
+const inRange = (id: number, base: number, size: number) => id >= base && id < base + size;
+
 /** The files and dirs of one sandbox under its state dir. */
 function layout(dir: string) {
   return {
@@ -67,10 +72,21 @@ export class ContainerPlatform implements Platform {
     let rootfsPath = cfg.rootfs;
     if (cfg.hardening.overlay) {
       for (const d of [l.rootfs, l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
-      // The merged root takes its owner from the upper dir: root inside the sandbox.
+      // The merged root takes its owner from the upper dir. A rootfs owned by ids outside the
+      // sandbox's range (a dir unpacked by host root) would leave / owned by nobody inside: its root
+      // becomes the sandbox's root then, and the mount points runc needs are made in the upper
+      // layer (runc, as root inside, could not create them in a dir it does not own).
       const rootStat = fs.statSync(cfg.rootfs);
-      fs.chownSync(l.upper, rootStat.uid, rootStat.gid);
+      const owner = !cfg.hardening.userns || inRange(rootStat.uid, ids.hostUid, ids.size) ? rootStat : { uid: ids.hostUid, gid: ids.hostGid };
+      fs.chownSync(l.upper, owner.uid, owner.gid);
       fs.chmodSync(l.upper, rootStat.mode & 0o7777);
+      for (const d of MOUNT_POINTS) {
+        if (!fs.existsSync(path.join(cfg.rootfs, d))) {
+          fs.mkdirSync(path.join(l.upper, d));
+          fs.chmodSync(path.join(l.upper, d), d === 'tmp' ? 0o1777 : 0o755);
+          fs.chownSync(path.join(l.upper, d), owner.uid, owner.gid);
+        }
+      }
       mountOverlay({ lowerDirs: [cfg.rootfs], upperDir: l.upper, workDir: l.work, target: l.rootfs });
       rootfsPath = l.rootfs;
     }
