@@ -3,6 +3,7 @@
 import { HutchError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { traceMark } from '../trace.js';
+import { isOciInvocation } from './oci/detect.js';
 import type { Command, CommandContext, GlobalOptions } from './command.js';
 
 const VERBS: Record<string, () => Promise<{ command: Command }>> = {
@@ -132,7 +133,9 @@ function makeContext(globals: GlobalOptions): CommandContext {
   return ctx;
 }
 
-main(process.argv.slice(2)).then(
+// Called the way podman and containerd call runc: runc's contract, with none of the user verbs.
+const oci = isOciInvocation(process.argv.slice(2), process.argv[1], process.env);
+(oci ? import('./oci/main.js').then((m) => m.ociMain(process.argv.slice(2))) : main(process.argv.slice(2))).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => { process.stderr.write(`hutch: ${String(e)}\n`); process.exitCode = 1; },
 );

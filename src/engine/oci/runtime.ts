@@ -1,0 +1,280 @@
+// hutch as an OCI runtime: a policy and state layer over the executor (runc or crun). hutch
+// validates the caller's bundle, keeps its own record per container under the caller's --root,
+// gives the executor a private bundle (hutch's profile, pod namespaces), and passes the caller's
+// stdio, fds, pid file and console socket straight through, so the container is the caller's.
+import path from 'node:path';
+import { HutchError } from '../../errors.js';
+import { detectCgroupMode } from '../../linux/cgroups.js';
+import { loadBundleSpec, type Spec } from '../../oci/index.js';
+import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
+import { privateSpec, unraisableHardLimits, writePrivateBundle, type JoinedNamespace } from './bundle.js';
+import { POD_SHARED_NAMESPACES, podMembershipOf } from './pod.js';
+import { OciStore, checkContainerId, type OciRecord } from './store.js';
+
+/** The platform annotation: container (default) or vm. */
+export const PLATFORM_ANNOTATION = 'dev.hutch.platform';
+
+/** How the runtime was called: the caller's --root and the global flags the executor must see too. */
+export interface OciRuntimeOptions {
+  root: string;
+  /** Executor for new containers: runc (default) or crun. */
+  executor: string;
+  /** The --platform flag, if given. */
+  platform?: string;
+  /** The caller's --log, --log-format, --debug, --systemd-cgroup, --rootless, passed on to the executor. */
+  executorGlobals: string[];
+}
+
+/** A create or run request with runc's flags. */
+export interface CreateRequest {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+  /** run only: return once started; keep: do not delete the container when it exits. */
+  detach?: boolean;
+  keep?: boolean;
+}
+
+/** What `state` prints: the OCI state with the caller's bundle. */
+export interface OciState {
+  ociVersion: string; id: string; pid: number; status: string; bundle: string; rootfs: string;
+  created: string; owner: string; annotations?: Record<string, string>;
+}
+
+/** The OCI runtime over one state root. */
+export class OciRuntime {
+  readonly store: OciStore;
+  private readonly executors = new Map<string, OciExecutor>();
+
+  constructor(readonly opts: OciRuntimeOptions) {
+    this.store = new OciStore(opts.root);
+  }
+
+  /** The executor of a container (or of new ones), with its state under `<root>/.executor`. */
+  executor(name: string = this.opts.executor): OciExecutor {
+    let e = this.executors.get(name);
+    if (!e) {
+      // crun needs the host's cgroup layout (it is wrapped on hybrid hosts); runc does not.
+      const mode = name === 'crun' ? detectCgroupMode() : 'v1';
+      e = makeExecutor(name, this.store.executorRoot, mode);
+      this.executors.set(name, e);
+    }
+    return e;
+  }
+
+  /** `create` or `run`: validates the bundle, writes the private one and has the executor make the container. */
+  async create(verb: 'create' | 'run', req: CreateRequest): Promise<number> {
+    checkContainerId(req.id);
+    const callerBundle = path.resolve(req.bundle);
+    const spec = await loadBundleSpec(callerBundle);
+    this.checkPlatform(spec);
+    const pod = podMembershipOf(req.id, spec);
+    const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId) : [];
+    const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
+    const lock = await this.store.claim(req.id);
+    const executor = this.executor();
+    const record: OciRecord = {
+      version: 1, id: req.id, bundle: callerBundle, executor: executor.name, platform: 'container',
+      phase: 'creating', created: new Date().toISOString(), ...(pod ? { pod } : {}),
+    };
+    let code: number;
+    try {
+      this.store.write(record);
+      writePrivateBundle(this.store.bundleDir(req.id), executorSpec);
+      if (verb === 'run') {
+        // The executor makes and starts the container in one go; other verbs may act on it meanwhile.
+        record.phase = 'ready';
+        this.store.write(record);
+        lock.release();
+      }
+      code = await runAttached(executor, [verb, ...this.createFlags(verb, req), req.id], {
+        extraGlobals: this.opts.executorGlobals, extraFds: preservedFdCount(req.preserveFds),
+      });
+    } catch (e) {
+      await this.discard(req.id, executor);
+      throw e;
+    } finally {
+      lock.release();
+    }
+    if (verb === 'create' || req.detach) {
+      if (code !== 0) {
+        await this.discard(req.id, executor);
+        return code;
+      }
+      record.phase = 'ready';
+      this.store.write(record);
+      return code;
+    }
+    // A foreground run: the executor deleted the container when it exited, unless --keep.
+    if (!req.keep || (await this.executorState(req.id, executor)) === null) await this.discard(req.id, executor);
+    return code;
+  }
+
+  private createFlags(verb: 'create' | 'run', req: CreateRequest): string[] {
+    const flags = ['--bundle', this.store.bundleDir(req.id)];
+    if (req.pidFile !== undefined) flags.push('--pid-file', path.resolve(req.pidFile));
+    if (req.consoleSocket !== undefined) flags.push('--console-socket', path.resolve(req.consoleSocket));
+    if (req.noPivot) flags.push('--no-pivot');
+    if (req.noNewKeyring) flags.push('--no-new-keyring');
+    if (req.preserveFds) flags.push('--preserve-fds', String(req.preserveFds));
+    if (verb === 'run' && req.detach) flags.push('--detach');
+    if (verb === 'run' && req.keep) flags.push('--keep');
+    return flags;
+  }
+
+  /** Removes every trace of a container whose create failed or whose run ended: executor state, dir. */
+  private async discard(id: string, executor: OciExecutor): Promise<void> {
+    const r = await runCaptured(executor, ['delete', '--force', id]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
+      throw new HutchError('EEXEC', `cannot clean up container ${id}: ${executorMessage(r.stderr)}`, { id });
+    }
+    this.store.remove(id);
+  }
+
+  private checkPlatform(spec: Spec): void {
+    const wanted = spec.annotations?.[PLATFORM_ANNOTATION] ?? this.opts.platform ?? 'container';
+    if (wanted === 'container') return;
+    if (wanted === 'vm') throw new HutchError('EUNSUPPORTED', 'vm platform is not available yet');
+    throw new HutchError('EINVAL', `unknown platform "${wanted}" (want container or vm)`);
+  }
+
+  /** The namespaces of a pod's sandbox container that its other containers join. */
+  private async podNamespaces(sandboxId: string): Promise<JoinedNamespace[]> {
+    checkContainerId(sandboxId);
+    const record = this.store.read(sandboxId);
+    if (record === null || record === 'broken' || record.pod?.role !== 'sandbox') {
+      throw new HutchError('ENOTFOUND', `pod sandbox ${sandboxId} does not exist`, { id: sandboxId });
+    }
+    const state = await this.executorState(sandboxId, this.executor(record.executor));
+    if (!state || state.pid <= 0 || state.status === 'stopped') {
+      throw new HutchError('ESTATE', `pod sandbox ${sandboxId} is not running`, { id: sandboxId });
+    }
+    return POD_SHARED_NAMESPACES.map((ns) => ({ type: ns.type, path: `/proc/${state.pid}/ns/${ns.file}` }));
+  }
+
+  /** The executor's state of `id`, or null when it does not know the container. */
+  async executorState(id: string, executor: OciExecutor): Promise<OciState | null> {
+    const r = await runCaptured(executor, ['state', id]);
+    if (r.code === 0) return JSON.parse(r.stdout) as OciState;
+    if (/does not exist/.test(r.stderr)) return null;
+    throw new HutchError('EEXEC', executorMessage(r.stderr), { id });
+  }
+
+  /** `state ID`: the executor's state with the caller's bundle; a container the executor lost is stopped. */
+  async state(id: string): Promise<OciState> {
+    const record = this.store.get(id);
+    const executor = this.executor(record === 'broken' ? undefined : record.executor);
+    const s = await this.executorState(id, executor);
+    if (record === 'broken') return { ...(s ?? lostState(id, '')), bundle: '' };
+    if (s === null) return lostState(id, record.bundle, record.created);
+    return { ...s, bundle: record.bundle };
+  }
+
+  /** `list`: every container under the root, from one executor call per executor. */
+  async list(): Promise<OciState[]> {
+    const ids = this.store.ids();
+    const byExecutor = new Map<string, Map<string, OciState>>();
+    const out: OciState[] = [];
+    for (const id of ids) {
+      const record = this.store.read(id);
+      if (record === null) continue;
+      const name = record === 'broken' ? this.opts.executor : record.executor;
+      if (!byExecutor.has(name)) byExecutor.set(name, await this.executorList(this.executor(name)));
+      const s = byExecutor.get(name)!.get(id);
+      const bundle = record === 'broken' ? '' : record.bundle;
+      out.push(s ? { ...s, bundle } : lostState(id, bundle, record === 'broken' ? undefined : record.created));
+    }
+    return out;
+  }
+
+  private async executorList(executor: OciExecutor): Promise<Map<string, OciState>> {
+    const r = await runCaptured(executor, ['list', '--format', 'json']);
+    if (r.code !== 0) throw new HutchError('EEXEC', executorMessage(r.stderr));
+    const list = (JSON.parse(r.stdout || 'null') as OciState[] | null) ?? [];
+    return new Map(list.map((s) => [s.id, s]));
+  }
+
+  /**
+   * Runs an executor verb on a known container with the caller's stdio and flags as given
+   * (start, kill, exec, ps, pause, resume, events, update); resolves to its exit status.
+   */
+  async passThrough(id: string, verbArgs: string[], extraFds = 0): Promise<number> {
+    const record = this.store.get(id);
+    const executor = this.executor(record === 'broken' ? undefined : record.executor);
+    return runAttached(executor, verbArgs, { extraGlobals: this.opts.executorGlobals, extraFds });
+  }
+
+  /** `delete [--force] ID`; deleting a pod's sandbox deletes the pod's other containers first. */
+  async delete(id: string, force: boolean): Promise<void> {
+    const lock = await this.store.lock(id);
+    try {
+      const record = this.store.get(id);
+      const executor = this.executor(record === 'broken' ? undefined : record.executor);
+      if (record !== 'broken' && record.pod?.role === 'sandbox') {
+        if (!force) await this.checkStopped(id, executor);
+        for (const member of this.podMembers(id)) await this.deleteMember(member);
+      }
+      await this.deleteOne(id, executor, force, record === 'broken' || record.phase !== 'ready');
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async checkStopped(id: string, executor: OciExecutor): Promise<void> {
+    const s = await this.executorState(id, executor);
+    if (s && (s.status === 'running' || s.status === 'paused')) {
+      throw new HutchError('ESTATE', `cannot delete container ${id} that is not stopped: ${s.status}`, { id });
+    }
+  }
+
+  private podMembers(sandboxId: string): OciRecord[] {
+    const members: OciRecord[] = [];
+    for (const other of this.store.ids()) {
+      const r = this.store.read(other);
+      if (r !== null && r !== 'broken' && r.pod?.role === 'container' && r.pod.sandboxId === sandboxId) members.push(r);
+    }
+    return members;
+  }
+
+  private async deleteMember(member: OciRecord): Promise<void> {
+    const lock = await this.store.lock(member.id);
+    try {
+      await this.deleteOne(member.id, this.executor(member.executor), true, true);
+    } finally {
+      lock.release();
+    }
+  }
+
+  // A record that is broken or never got past creating was cut short: it goes with or without --force.
+  private async deleteOne(id: string, executor: OciExecutor, force: boolean, unfinished: boolean): Promise<void> {
+    const r = await runCaptured(executor, force || unfinished ? ['delete', '--force', id] : ['delete', id], this.opts.executorGlobals);
+    if (r.stdout) process.stdout.write(r.stdout);
+    if (r.code !== 0 && !/container does not exist/.test(r.stderr)) {
+      throw new HutchError(/not stopped/.test(r.stderr) ? 'ESTATE' : 'EEXEC', executorMessage(r.stderr), { id });
+    }
+    this.store.remove(id);
+  }
+}
+
+/** The state of a container hutch knows but its executor does not (its init is gone). */
+function lostState(id: string, bundle: string, created = new Date(0).toISOString()): OciState {
+  return { ociVersion: '1.0.2-dev', id, pid: 0, status: 'stopped', bundle, rootfs: '', created, owner: '' };
+}
+
+/** How many fds after stdio the executor inherits: --preserve-fds plus systemd's LISTEN_FDS. */
+function preservedFdCount(preserveFds = 0): number {
+  const listen = Number.parseInt(process.env.LISTEN_FDS ?? '0', 10);
+  return preserveFds + (Number.isInteger(listen) && listen > 0 ? listen : 0);
+}
+
+/** The message of the executor's last error line (logrus text or plain), for hutch's own error. */
+export function executorMessage(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const last = lines[lines.length - 1] ?? 'the executor failed';
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
+  return m ? m[1]!.replace(/\\"/g, '"').replace(/\\n$/, '').trim() : last;
+}
