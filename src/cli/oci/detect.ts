@@ -15,6 +15,9 @@ const SHARED_VERBS = new Set(['create', 'run', 'start', 'exec', 'kill', 'ps', 'p
 // (`--detach`, `--tty` and `-d`/`-t` are hutch's too.)
 const OCI_VERB_FLAGS = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'preserve-fds', 'keep', 'process', 'p', 'cwd', 'cap', 'no-new-privs', 'additional-gids', 'ignore-paused', 'format']);
 
+/** The executor's dir in an OCI root: its presence marks the root as one of OCI containers. */
+const EXECUTOR_DIR_NAME = '.executor';
+
 /** The default state root of OCI containers. */
 export const DEFAULT_OCI_ROOT = '/run/hutch-oci';
 
@@ -54,7 +57,8 @@ export function isOciInvocation(argv: string[], program: string | undefined, env
     if (f && OCI_VERB_FLAGS.has(f.name)) return true;
     if (!f) operands.push(arg);
   }
-  // An id that names an OCI container under the root (podman: `--root R kill ID SIG`).
+  // A root that holds OCI containers (podman: `--root R kill ID SIG`), or an id that names one.
+  if (root !== undefined && fs.existsSync(path.join(root, EXECUTOR_DIR_NAME))) return true;
   const id = operands[0];
   if (id !== undefined && /^[\w+,.-]+$/.test(id) && !id.startsWith('.') && fs.existsSync(path.join(root ?? DEFAULT_OCI_ROOT, id, 'record.json'))) return true;
   // runc's default bundle is the working directory: `create ID` next to a config.json.

@@ -62,7 +62,8 @@ export class OciStore {
   /** Claims `id` (its dir, made with mkdir so a duplicate fails) and holds its exclusive lock. */
   async claim(id: string): Promise<FileLock> {
     checkContainerId(id);
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    // The executor's dir also marks the root as an OCI one for the CLI's mode detection.
+    fs.mkdirSync(this.executorRoot, { recursive: true, mode: 0o700 });
     try {
       fs.mkdirSync(this.dir(id), { mode: 0o711 });
     } catch (e) {

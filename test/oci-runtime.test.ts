@@ -1,0 +1,218 @@
+// hutch as an OCI runtime through its real CLI (runc's contract): every verb's happy path, output
+// formats, and bad input that must fail like runc, with exit code 1 and nothing left behind.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeRoot } from './helpers.js';
+import { cleanOciRoot, containerId, makeBundle, makeScratch, noTrace, oci, ociOk, removeScratch } from './oci-runtime-kit.js';
+
+let root: string;
+let scratch: string;
+let sleeper: string;
+before(() => {
+  root = makeRoot('oci');
+  scratch = makeScratch();
+  sleeper = makeBundle(scratch, 'sleeper', ['sleep', '1000']);
+});
+after(async () => {
+  const left = await cleanOciRoot(root);
+  removeScratch(scratch);
+  assert.deepEqual(left, []);
+});
+
+interface State { ociVersion: string; id: string; pid: number; status: string; bundle: string; rootfs: string; created: string; owner: string }
+const stateOf = async (id: string) => JSON.parse(await ociOk(root, ['state', id])) as State;
+
+test('create → state → start → exec, ps, pause/resume, events, update, kill → delete', async () => {
+  const id = containerId('life');
+  const pidFile = path.join(scratch, 'life.pid');
+  await ociOk(root, ['create', '--bundle', sleeper, '--pid-file', pidFile, id], { files: true });
+  const created = await stateOf(id);
+  assert.deepEqual(Object.keys(created), ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'owner']);
+  assert.equal(created.status, 'created');
+  assert.equal(created.bundle, sleeper, 'state reports the caller\'s bundle');
+  assert.equal(created.rootfs, path.join(sleeper, 'rootfs'));
+  assert.equal(Number(fs.readFileSync(pidFile, 'utf8')), created.pid);
+
+  const table = await ociOk(root, ['list']);
+  assert.match(table, /^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED\s+OWNER\n/);
+  assert.match(table, new RegExp(`${id}\\s+${created.pid}\\s+created\\s+${sleeper}\\s`));
+  const listed = JSON.parse(await ociOk(root, ['list', '--format', 'json'])) as State[];
+  assert.equal(listed.find((s) => s.id === id)?.bundle, sleeper);
+  assert.ok((await ociOk(root, ['list', '-q'])).split('\n').includes(id));
+
+  await ociOk(root, ['start', id]);
+  assert.equal((await stateOf(id)).status, 'running');
+  const pids = JSON.parse(await ociOk(root, ['ps', '--format', 'json', id])) as number[];
+  assert.ok(pids.includes(created.pid));
+  assert.equal(await ociOk(root, ['exec', id, 'echo', 'hi']), 'hi\n');
+  assert.equal(await ociOk(root, ['exec', '--cwd', '/tmp', '--env', 'A=b', id, 'sh', '-c', 'echo $(pwd) $A']), '/tmp b\n');
+  assert.equal((await oci(root, ['exec', id, 'sh', '-c', 'exit 3'])).code, 3);
+  const processFile = path.join(scratch, 'process.json');
+  fs.writeFileSync(processFile, JSON.stringify({ args: ['sh', '-c', 'echo from-process-file $X'], env: ['X=1', 'PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0 } }));
+  assert.equal(await ociOk(root, ['exec', '--process', processFile, id]), 'from-process-file 1\n');
+
+  await ociOk(root, ['pause', id]);
+  assert.equal((await stateOf(id)).status, 'paused');
+  await ociOk(root, ['resume', id]);
+  assert.equal((await stateOf(id)).status, 'running');
+  await ociOk(root, ['update', '--pids-limit', '77', id]);
+  const events = (await ociOk(root, ['events', '--stats', id])).trim().split('\n');
+  const stats = JSON.parse(events[0]!) as { type: string; id: string; data: { pids: { current: number; limit: number } } };
+  assert.equal(stats.type, 'stats');
+  assert.equal(stats.id, id);
+  assert.equal(stats.data.pids.limit, 77);
+
+  await ociOk(root, ['kill', id, 'KILL']);
+  for (let i = 0; i < 50 && (await stateOf(id)).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await stateOf(id)).status, 'stopped');
+  await ociOk(root, ['delete', id]);
+  assert.ok(noTrace(root, id));
+});
+
+test('kill takes names with and without SIG, numbers, and --all; the default is SIGTERM', async () => {
+  // An init that ends on SIGTERM (pid 1 ignores signals it has no handler for).
+  const trapper = makeBundle(scratch, 'trapper', ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.05; done']);
+  for (const signal of ['TERM', 'SIGKILL', '9', undefined]) {
+    const id = containerId('kill');
+    await ociOk(root, ['run', '--detach', '--bundle', trapper, id], { files: true });
+    const args = signal === undefined ? ['kill', id] : ['kill', '--all', id, signal];
+    await ociOk(root, args);
+    for (let i = 0; i < 50 && (await stateOf(id)).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await stateOf(id)).status, 'stopped', `signal ${signal}`);
+    await ociOk(root, ['delete', id]);
+  }
+});
+
+test('run in the foreground gives the exit code and leaves nothing; --keep keeps the container', async () => {
+  const bundle = makeBundle(scratch, 'echo', ['sh', '-c', 'echo out-$(hostname); exit 7']);
+  const id = containerId('run');
+  const r = await oci(root, ['run', '--bundle', bundle, id], { files: true });
+  assert.equal(r.code, 7);
+  assert.equal(r.stdout, 'out-hutch\n');
+  assert.ok(noTrace(root, id));
+  const kept = containerId('keep');
+  assert.equal((await oci(root, ['run', '--keep', '--bundle', bundle, kept], { files: true })).code, 7);
+  assert.equal((await stateOf(kept)).status, 'stopped');
+  await ociOk(root, ['delete', kept]);
+  assert.ok(noTrace(root, kept));
+});
+
+test('the default bundle is the working directory; runc\'s one-dash flags work', async () => {
+  const id = containerId('cwd');
+  const r = await oci(root, ['create', id], { files: true, cwd: sleeper });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await stateOf(id)).bundle, sleeper);
+  await ociOk(root, ['delete', '-force', id]);
+  const id2 = containerId('dash');
+  await ociOk(root, ['create', '-bundle', sleeper, id2], { files: true });
+  await ociOk(root, ['delete', id2]);
+  assert.ok(noTrace(root, id) && noTrace(root, id2));
+});
+
+/** Runs a failing call and checks runc's kind of failure: exit code 1, the message, no trace of the id. */
+async function failsLike(args: string[], message: RegExp, id: string, opts: Parameters<typeof oci>[2] = {}): Promise<void> {
+  const r = await oci(root, args, { files: true, ...opts });
+  assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.ok(noTrace(root, id), `${args.join(' ')} left state behind`);
+}
+
+test('bad bundles fail with the field and the reason, and leave nothing', async () => {
+  const id = containerId('bad');
+  const empty = path.join(scratch, 'empty');
+  fs.mkdirSync(empty);
+  await failsLike(['create', '--bundle', empty, id], /has no config\.json/, id);
+  const malformed = makeBundle(scratch, 'malformed', ['true']);
+  fs.writeFileSync(path.join(malformed, 'config.json'), '{"ociVersion": ');
+  await failsLike(['create', '--bundle', malformed, id], /config\.json: not valid JSON/, id);
+  const version = makeBundle(scratch, 'version', ['true'], (s) => { s.ociVersion = '2.0.0'; });
+  await failsLike(['create', '--bundle', version, id], /ociVersion: \\?"2\.0\.0\\?" is not supported/, id);
+  const noRootfs = makeBundle(scratch, 'norootfs', ['true'], (s) => { s.root!.path = 'missing'; });
+  await failsLike(['create', '--bundle', noRootfs, id], /root\.path: rootfs \(.*\/norootfs\/missing\) does not exist/, id);
+  const noProcess = makeBundle(scratch, 'noprocess', ['true'], (s) => { delete s.process; });
+  await failsLike(['create', '--bundle', noProcess, id], /process: is required/, id);
+  const badField = makeBundle(scratch, 'badfield', ['true'], (s) => { (s.process as unknown as Record<string, unknown>).cwd = 'relative'; });
+  await failsLike(['create', '--bundle', badField, id], /process\.cwd/, id);
+  const vm = makeBundle(scratch, 'vm', ['true'], (s) => { s.annotations = { 'dev.hutch.platform': 'vm' }; });
+  await failsLike(['create', '--bundle', vm, id], /vm platform is not available yet/, id);
+  await failsLike(['--platform', 'vm', 'create', '--bundle', sleeper, id], /vm platform is not available yet/, id);
+  await failsLike(['create', '--bundle', sleeper, 'bad/id'], /invalid id format: bad\/id/, id);
+  // The executor refuses it (a program that is not there): its error, and hutch cleans up.
+  const noProgram = makeBundle(scratch, 'noprogram', ['/bin/no-such-program']);
+  const r = await oci(root, ['create', '--bundle', noProgram, id], { files: true });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no-such-program/);
+  assert.ok(noTrace(root, id));
+});
+
+test('duplicate id, start twice, unknown id, delete of a running container: runc\'s errors', async () => {
+  const id = containerId('dup');
+  await ociOk(root, ['create', '--bundle', sleeper, id], { files: true });
+  const dup = await oci(root, ['create', '--bundle', sleeper, id], { files: true });
+  assert.equal(dup.code, 1);
+  assert.match(dup.stderr, new RegExp(`container with id exists: ${id}`));
+  assert.equal((await stateOf(id)).status, 'created', 'the first container is untouched');
+  await ociOk(root, ['start', id]);
+  const again = await oci(root, ['start', id]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /cannot start an already running container/);
+  const running = await oci(root, ['delete', id]);
+  assert.equal(running.code, 1);
+  assert.match(running.stderr, new RegExp(`cannot delete container ${id} that is not stopped: running`));
+  assert.equal((await stateOf(id)).status, 'running');
+  await ociOk(root, ['delete', '--force', id]);
+  assert.ok(noTrace(root, id));
+  const unknown = containerId('unknown');
+  for (const verb of [['kill', unknown, 'KILL'], ['state', unknown], ['delete', unknown], ['start', unknown], ['exec', unknown, 'true'], ['ps', unknown]]) {
+    const r = await oci(root, verb);
+    assert.equal(r.code, 1, verb.join(' '));
+    assert.match(r.stderr, /container does not exist/, verb.join(' '));
+    assert.ok(noTrace(root, unknown));
+  }
+});
+
+test('--log with --log-format json gets the error as a JSON line; stderr has the message', async () => {
+  const log = path.join(scratch, 'log.json');
+  const id = containerId('log');
+  const r = await oci(root, ['kill', id], { globals: ['--log', log, '--log-format', 'json'] });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'container does not exist\n');
+  const entry = JSON.parse(fs.readFileSync(log, 'utf8').trim().split('\n').pop()!) as { level: string; msg: string; time: string };
+  assert.equal(entry.level, 'error');
+  assert.equal(entry.msg, 'container does not exist');
+  assert.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  // Without --log, runc's logrus text line on stderr.
+  assert.match((await oci(root, ['state', id])).stderr, /^time="[^"]+" level=error msg="container does not exist"\n$/);
+});
+
+test('spec, features, checkpoint and restore', async () => {
+  const dir = path.join(scratch, 'spec');
+  fs.mkdirSync(dir);
+  await ociOk(root, ['spec', '--bundle', dir]);
+  const spec = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { ociVersion: string; root: { path: string } };
+  assert.equal(spec.root.path, 'rootfs');
+  const exists = await oci(root, ['spec', '--bundle', dir]);
+  assert.equal(exists.code, 1);
+  assert.match(exists.stderr, /File config\.json exists\. Remove it first\./);
+  fs.rmSync(path.join(dir, 'config.json'));
+  await ociOk(root, ['spec', '--rootless', '--bundle', dir]);
+  assert.ok((JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { linux: { uidMappings?: unknown[] } }).linux.uidMappings);
+
+  const features = JSON.parse(await ociOk(root, ['features'])) as { ociVersionMin: string; hooks: string[]; annotations: Record<string, string> };
+  assert.equal(features.ociVersionMin, '1.0.0');
+  assert.ok(features.hooks.includes('createRuntime'));
+  assert.equal(features.annotations['dev.hutch.profile.values'], 'off,default,strict');
+
+  const id = containerId('ckpt');
+  await ociOk(root, ['run', '-d', '--bundle', sleeper, id], { files: true });
+  const ck = await oci(root, ['checkpoint', '--image-path', path.join(scratch, 'img'), id]);
+  assert.equal(ck.code, 1);
+  assert.match(ck.stderr, /checkpoint is not supported on this platform: /);
+  const rs = await oci(root, ['restore', '--bundle', sleeper, id]);
+  assert.equal(rs.code, 1);
+  assert.match(rs.stderr, /restore is not supported on this platform: /);
+  await ociOk(root, ['delete', '--force', id]);
+});
