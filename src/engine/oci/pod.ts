@@ -14,24 +14,24 @@ export const POD_SHARED_NAMESPACES: readonly { type: string; file: string }[] = 
   { type: 'network', file: 'net' }, { type: 'ipc', file: 'ipc' }, { type: 'uts', file: 'uts' },
 ];
 
-/** The pod membership `spec` declares for container `id`; undefined for a container outside any pod. */
+/** The pod membership `spec` declares for container `id` (sandboxId names the pod); undefined outside any pod. */
 export function podMembershipOf(id: string, spec: Spec): PodMembership | undefined {
   const a = spec.annotations ?? {};
   const type = a[CONTAINERD_TYPE] ?? a[CRIO_TYPE];
   const sandboxId = a[CONTAINERD_SANDBOX] ?? a[CRIO_SANDBOX];
   if (type === undefined) return undefined;
-  if (type === 'sandbox') {
-    if (sandboxId !== undefined && sandboxId !== id) {
-      throw new HutchError('EINVAL', `config.json: annotations: a pod sandbox's sandbox id (${sandboxId}) must be its own id`, { id });
-    }
-    return { role: 'sandbox', sandboxId: id };
-  }
+  // podman names the pod, not the sandbox container, in SandboxID: the sandbox is known by either.
+  if (type === 'sandbox') return { role: 'sandbox', sandboxId: sandboxId || id };
   if (type === 'container') {
     if (sandboxId === undefined || sandboxId === '') {
       throw new HutchError('EINVAL', `config.json: annotations["${CONTAINERD_SANDBOX}"]: a pod container needs its sandbox's id`, { id });
     }
-    if (sandboxId === id) throw new HutchError('EINVAL', `config.json: annotations: container ${id} cannot be its own pod sandbox`, { id });
     return { role: 'container', sandboxId };
   }
   throw new HutchError('EINVAL', `config.json: annotations["${a[CONTAINERD_TYPE] !== undefined ? CONTAINERD_TYPE : CRIO_TYPE}"]: unknown container type "${type}" (want sandbox or container)`, { id });
+}
+
+/** True when `record` is the sandbox container of the pod `sandboxId` (named by its container id or pod id). */
+export function isPodSandbox(record: { id: string; pod?: PodMembership }, sandboxId: string): boolean {
+  return record.pod?.role === 'sandbox' && (record.id === sandboxId || record.pod.sandboxId === sandboxId);
 }

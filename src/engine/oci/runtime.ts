@@ -8,7 +8,7 @@ import { detectCgroupMode } from '../../linux/cgroups.js';
 import { loadBundleSpec, type Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
 import { privateSpec, unraisableHardLimits, writePrivateBundle, type JoinedNamespace } from './bundle.js';
-import { POD_SHARED_NAMESPACES, podMembershipOf } from './pod.js';
+import { POD_SHARED_NAMESPACES, isPodSandbox, podMembershipOf } from './pod.js';
 import { OciStore, checkContainerId, type OciRecord } from './store.js';
 
 /** The platform annotation: container (default) or vm. */
@@ -73,7 +73,7 @@ export class OciRuntime {
     const spec = await loadBundleSpec(callerBundle);
     this.checkPlatform(spec);
     const pod = podMembershipOf(req.id, spec);
-    const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId) : [];
+    const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
     const lock = await this.store.claim(req.id);
     const executor = this.executor();
@@ -142,18 +142,30 @@ export class OciRuntime {
     throw new HutchError('EINVAL', `unknown platform "${wanted}" (want container or vm)`);
   }
 
-  /** The namespaces of a pod's sandbox container that its other containers join. */
-  private async podNamespaces(sandboxId: string): Promise<JoinedNamespace[]> {
-    checkContainerId(sandboxId);
-    const record = this.store.read(sandboxId);
-    if (record === null || record === 'broken' || record.pod?.role !== 'sandbox') {
-      throw new HutchError('ENOTFOUND', `pod sandbox ${sandboxId} does not exist`, { id: sandboxId });
-    }
-    const state = await this.executorState(sandboxId, this.executor(record.executor));
+  /**
+   * The namespaces of a pod's sandbox container that a container of the pod joins: those its spec
+   * asks for without a path (containerd's CRI and podman set the paths themselves).
+   */
+  private async podNamespaces(sandboxId: string, spec: Spec): Promise<JoinedNamespace[]> {
+    const wanted = POD_SHARED_NAMESPACES.filter((ns) => spec.linux?.namespaces?.some((n) => n.type === ns.type && n.path === undefined));
+    if (wanted.length === 0) return [];
+    const record = this.podSandbox(sandboxId);
+    if (!record) throw new HutchError('ENOTFOUND', `pod sandbox ${sandboxId} does not exist`, { id: sandboxId });
+    const state = await this.executorState(record.id, this.executor(record.executor));
     if (!state || state.pid <= 0 || state.status === 'stopped') {
-      throw new HutchError('ESTATE', `pod sandbox ${sandboxId} is not running`, { id: sandboxId });
+      throw new HutchError('ESTATE', `pod sandbox ${sandboxId} is not running`, { id: record.id });
     }
-    return POD_SHARED_NAMESPACES.map((ns) => ({ type: ns.type, path: `/proc/${state.pid}/ns/${ns.file}` }));
+    return wanted.map((ns) => ({ type: ns.type, path: `/proc/${state.pid}/ns/${ns.file}` }));
+  }
+
+  private podSandbox(sandboxId: string): OciRecord | undefined {
+    const direct = /^[\w+,.-]+$/.test(sandboxId) && !sandboxId.startsWith('.') ? this.store.read(sandboxId) : null;
+    if (direct !== null && direct !== 'broken' && isPodSandbox(direct, sandboxId)) return direct;
+    for (const id of this.store.ids()) {
+      const r = this.store.read(id);
+      if (r !== null && r !== 'broken' && isPodSandbox(r, sandboxId)) return r;
+    }
+    return undefined;
   }
 
   /** The executor's state of `id`, or null when it does not know the container. */
@@ -216,7 +228,7 @@ export class OciRuntime {
       const executor = this.executor(record === 'broken' ? undefined : record.executor);
       if (record !== 'broken' && record.pod?.role === 'sandbox') {
         if (!force) await this.checkStopped(id, executor);
-        for (const member of this.podMembers(id)) await this.deleteMember(member);
+        for (const member of this.podMembers(record)) await this.deleteMember(member);
       }
       await this.deleteOne(id, executor, force, record === 'broken' || record.phase !== 'ready');
     } finally {
@@ -231,11 +243,12 @@ export class OciRuntime {
     }
   }
 
-  private podMembers(sandboxId: string): OciRecord[] {
+  private podMembers(sandbox: OciRecord): OciRecord[] {
     const members: OciRecord[] = [];
     for (const other of this.store.ids()) {
       const r = this.store.read(other);
-      if (r !== null && r !== 'broken' && r.pod?.role === 'container' && r.pod.sandboxId === sandboxId) members.push(r);
+      if (r === null || r === 'broken' || r.pod?.role !== 'container') continue;
+      if (r.pod.sandboxId === sandbox.id || r.pod.sandboxId === sandbox.pod!.sandboxId) members.push(r);
     }
     return members;
   }
