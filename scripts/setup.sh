@@ -1,16 +1,46 @@
 #!/usr/bin/env bash
 # Sets up hutch on a fresh Debian 12 machine, as root: Debian packages, npm dependencies,
-# the TypeScript build, the `hutch` command on PATH, the busybox rootfs and the agent runtime.
+# the TypeScript build, the `hutch` command on PATH, the busybox rootfs and the agent runtime;
+# and the container clients that the e2e tests drive (podman, containerd, a registry; see docs/clients.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(runc crun busybox-static iproute2 libc-bin util-linux procps)
+packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
+  # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images, netavark),
+  # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it.
+  podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
+  # No daemon may start from an install: a policy-rc.d that denies service starts, unless one is there.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+# The tests start containerd and the registry themselves, privately; neither runs as a service.
+if command -v systemctl >/dev/null; then
+  for unit in containerd.service docker-registry.service; do
+    if systemctl is-enabled -q "$unit" 2>/dev/null; then systemctl disable -q "$unit" 2>/dev/null || true; fi
+    if [ -d /run/systemd/system ] && systemctl is-active -q "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
+  done
+fi
+# podman: root here lacks CAP_SYS_RESOURCE, so its default rlimits (nofile=1048576) cannot be set;
+# a smaller default in /etc/containers/containers.conf, merged into what is there (a default_ulimits
+# already set is left alone).
+conf=/etc/containers/containers.conf
+ulimits='default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]'
+mkdir -p /etc/containers
+if ! grep -qs '^[[:space:]]*default_ulimits[[:space:]]*=' "$conf"; then
+  if grep -qs '^[[:space:]]*\[containers\][[:space:]]*$' "$conf"; then
+    sed -i "/^[[:space:]]*\[containers\][[:space:]]*\$/a $ulimits" "$conf"
+  else
+    printf '[containers]\n%s\n' "$ulimits" >> "$conf"
+  fi
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
