@@ -20,10 +20,7 @@ export interface RuntimeUnderTest {
  */
 export const KNOWN_GAPS: Record<RuntimeUnderTest['name'], Record<string, string>> = {
   runc: {},
-  hutch: {
-    'podman-pod': 'podman\'s infra container carries no io.kubernetes.cri-o.ContainerType=sandbox, while its members name it in '
-      + 'io.kubernetes.cri-o.SandboxID: hutch says "pod sandbox ID does not exist" instead of joining the namespaces given by path',
-  },
+  hutch: {},
 };
 
 /** node:test options for case `key` with runtime `rt`: a TODO with the reason when it is a known gap. */
