@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { build } from 'esbuild';
 
-fs.rmSync('dist/bundle', { recursive: true, force: true });
+fs.mkdirSync('dist/bundle', { recursive: true });
 
 const common = {
   bundle: true,
@@ -22,8 +22,11 @@ const common = {
   logLevel: 'warning',
 };
 
-await Promise.all([
-  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/bundle/hutch.cjs' }),
-  build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: 'dist/bundle/agent.cjs' }),
-]);
-fs.chmodSync('dist/bundle/hutch.cjs', 0o755);
+// Each bundle is written aside and renamed into place: a hutch (or a sandbox's agent) starting
+// during a rebuild sees the old file or the new one, never a half-written or missing one.
+const bundles = [['src/cli/main.ts', 'dist/bundle/hutch.cjs'], ['src/agent/main.ts', 'dist/bundle/agent.cjs']];
+await Promise.all(bundles.map(([entry, out]) => build({ ...common, entryPoints: [entry], outfile: `${out}.tmp` })));
+for (const [, out] of bundles) {
+  fs.chmodSync(`${out}.tmp`, 0o755);
+  fs.renameSync(`${out}.tmp`, out);
+}
