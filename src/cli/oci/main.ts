@@ -3,6 +3,7 @@
 // (containerd's shim reads the last error from that file when a call fails).
 import fs from 'node:fs';
 import { HutchError } from '../../errors.js';
+import { traceMark } from '../../trace.js';
 import { parseArgs, type FlagSpec } from '../args.js';
 import { DEFAULT_OCI_ROOT } from './detect.js';
 import type { OciVerb, OciGlobals } from './verb.js';
@@ -123,6 +124,7 @@ function normaliseFlags(args: string[], specs: FlagSpec[]): string[] {
 
 /** Runs hutch in OCI mode on `argv` (without the program name); resolves to the exit code. */
 export async function ociMain(argv: string[]): Promise<number> {
+  traceMark('oci: main');
   const globals: OciGlobals = { root: DEFAULT_OCI_ROOT, logFormat: 'text', debug: false, systemdCgroup: false };
   try {
     const at = parseGlobals(argv, globals);
@@ -139,6 +141,7 @@ export async function ociMain(argv: string[]): Promise<number> {
     const load = VERBS[verbName];
     if (!load) throw new HutchError('EINVAL', `No help topic for '${verbName}'`);
     const verb = (await load())[verbName]!;
+    traceMark('oci: verb loaded');
     const raw = normaliseFlags(argv.slice(at + 1), verb.flags);
     if (raw.includes('--help') || raw.includes('-h')) {
       const { helpText } = await import('../args.js');
@@ -160,7 +163,10 @@ export async function ociMain(argv: string[]): Promise<number> {
       root: globals.root, executor: globals.executor, executorGlobals: executorGlobals(globals),
       ...(globals.platform !== undefined ? { platform: globals.platform } : {}),
     });
-    return await verb.run({ runtime, globals, args: parsed, raw: [verbName, ...raw] });
+    traceMark('oci: runtime loaded');
+    const code = await verb.run({ runtime, globals, args: parsed, raw: [verbName, ...raw] });
+    traceMark('oci: verb done');
+    return code;
   } catch (e) {
     reportError(globals, e instanceof Error ? e.message : String(e));
     if (globals.debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);

@@ -83,7 +83,7 @@ export class OciRuntime {
     };
     let code: number;
     try {
-      this.store.write(record);
+      this.store.write(record, false);
       writePrivateBundle(this.store.bundleDir(req.id), executorSpec);
       if (verb === 'run') {
         // The executor makes and starts the container in one go; other verbs may act on it meanwhile.

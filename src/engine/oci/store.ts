@@ -91,14 +91,18 @@ export class OciStore {
     }
   }
 
-  /** Writes a record atomically: temp file, fsync, rename. */
-  write(record: OciRecord): void {
+  /**
+   * Writes a record atomically: temp file, fsync, rename. `durable: false` skips the fsync, for a
+   * record whose loss in a power cut changes nothing (a lost `creating` record reads as a broken
+   * container, which delete removes just the same).
+   */
+  write(record: OciRecord, durable = true): void {
     const dir = this.dir(record.id);
     const tmp = path.join(dir, `.record.json.${process.pid}.tmp`);
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       fs.writeSync(fd, JSON.stringify(record));
-      fs.fsyncSync(fd);
+      if (durable) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
