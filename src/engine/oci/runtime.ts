@@ -5,10 +5,9 @@
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
 import { detectCgroupMode } from '../../linux/cgroups.js';
-import { loadBundleSpec, type Spec } from '../../oci/index.js';
+import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
-import { privateSpec, unraisableHardLimits, writePrivateBundle, type JoinedNamespace } from './bundle.js';
-import { POD_SHARED_NAMESPACES, isPodSandbox, podMembershipOf } from './pod.js';
+import type { JoinedNamespace } from './bundle.js';
 import { OciStore, checkContainerId, type OciRecord } from './store.js';
 
 /** The platform annotation: container (default) or vm. */
@@ -70,6 +69,10 @@ export class OciRuntime {
   async create(verb: 'create' | 'run', req: CreateRequest): Promise<number> {
     checkContainerId(req.id);
     const callerBundle = path.resolve(req.bundle);
+    // Validation, profiles and pods are loaded only here: the other verbs never need them.
+    const [{ loadBundleSpec }, { privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf }] = await Promise.all([
+      import('../../oci/validate.js'), import('./bundle.js'), import('./pod.js'),
+    ]);
     const spec = await loadBundleSpec(callerBundle);
     this.checkPlatform(spec);
     const pod = podMembershipOf(req.id, spec);
@@ -147,9 +150,10 @@ export class OciRuntime {
    * asks for without a path (containerd's CRI and podman set the paths themselves).
    */
   private async podNamespaces(sandboxId: string, spec: Spec): Promise<JoinedNamespace[]> {
+    const { POD_SHARED_NAMESPACES, isPodSandbox } = await import('./pod.js');
     const wanted = POD_SHARED_NAMESPACES.filter((ns) => spec.linux?.namespaces?.some((n) => n.type === ns.type && n.path === undefined));
     if (wanted.length === 0) return [];
-    const record = this.podSandbox(sandboxId);
+    const record = this.podSandbox(sandboxId, isPodSandbox);
     if (!record) throw new HutchError('ENOTFOUND', `pod sandbox ${sandboxId} does not exist`, { id: sandboxId });
     const state = await this.executorState(record.id, this.executor(record.executor));
     if (!state || state.pid <= 0 || state.status === 'stopped') {
@@ -158,7 +162,7 @@ export class OciRuntime {
     return wanted.map((ns) => ({ type: ns.type, path: `/proc/${state.pid}/ns/${ns.file}` }));
   }
 
-  private podSandbox(sandboxId: string): OciRecord | undefined {
+  private podSandbox(sandboxId: string, isPodSandbox: (r: OciRecord, sandboxId: string) => boolean): OciRecord | undefined {
     const direct = /^[\w+,.-]+$/.test(sandboxId) && !sandboxId.startsWith('.') ? this.store.read(sandboxId) : null;
     if (direct !== null && direct !== 'broken' && isPodSandbox(direct, sandboxId)) return direct;
     for (const id of this.store.ids()) {
