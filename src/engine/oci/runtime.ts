@@ -4,6 +4,7 @@
 // stdio, fds, pid file and console socket straight through, so the container is the caller's.
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
+import { traceMark } from '../../trace.js';
 import { detectCgroupMode } from '../../linux/cgroups.js';
 import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
@@ -73,12 +74,15 @@ export class OciRuntime {
     const [{ loadBundleSpec }, { privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf }] = await Promise.all([
       import('../../oci/validate.js'), import('./bundle.js'), import('./pod.js'),
     ]);
+    traceMark('oci create: modules loaded');
     const spec = await loadBundleSpec(callerBundle);
     this.checkPlatform(spec);
     const pod = podMembershipOf(req.id, spec);
     const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
+    traceMark('oci create: spec ready');
     const lock = await this.store.claim(req.id);
+    traceMark('oci create: claimed');
     const executor = this.executor();
     const record: OciRecord = {
       version: 1, id: req.id, bundle: callerBundle, executor: executor.name, platform: 'container',
@@ -94,9 +98,11 @@ export class OciRuntime {
         this.store.write(record);
         lock.release();
       }
+      traceMark('oci create: bundle written');
       code = await runAttached(executor, [verb, ...this.createFlags(verb, req), req.id], {
         extraGlobals: this.opts.executorGlobals, extraFds: preservedFdCount(req.preserveFds),
       });
+      traceMark('oci create: executor done');
     } catch (e) {
       await this.discard(req.id, executor);
       throw e;
