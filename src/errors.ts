@@ -27,9 +27,13 @@ export class HutchError extends Error {
   }
 }
 
-/** True when `e` is a HutchError, optionally with the given code. */
+/**
+ * True when `e` is a HutchError, optionally with the given code. By name and code rather than
+ * instanceof: the CLI's verbs are separate bundles, each with its own copy of this class.
+ */
 export function isHutchError(e: unknown, code?: ErrorCode): e is HutchError {
-  return e instanceof HutchError && (code === undefined || e.code === code);
+  return e instanceof Error && e.name === 'HutchError' && typeof (e as { code?: unknown }).code === 'string'
+    && (code === undefined || (e as HutchError).code === code);
 }
 
 /** The errno-style code of a Node system error (ENOENT, EEXIST...), or undefined. */

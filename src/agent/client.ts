@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { errnoCode, HutchError } from '../errors.js';
+import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { FileTransfers, type ReadRange } from './client-files.js';
 import { ProcessChannel, type ChannelLink, type ProcessHandle } from './process-handle.js';
 import {
@@ -163,7 +163,7 @@ export class AgentClient {
     try {
       for (const frame of this.decoder.push(chunk)) this.onFrame(frame);
     } catch (e) {
-      const err = e instanceof HutchError && e.code === 'EPROTO' ? e
+      const err = isHutchError(e) && e.code === 'EPROTO' ? e
         : new HutchError('EPROTO', `agent broke the protocol: ${(e as Error).message}`, { cause: e });
       this.shutDown(err);
     }
@@ -211,7 +211,7 @@ export class AgentClient {
     try {
       p.accept(resultChecks[p.method](msg.result, `${p.method} result`));
     } catch (e) {
-      const err = e instanceof HutchError ? e
+      const err = isHutchError(e) ? e
         : new HutchError('EPROTO', `agent sent a malformed ${p.method} result: ${(e as Error).message}`, { cause: e });
       p.reject(err);
       throw err;

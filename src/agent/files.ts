@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { errnoCode, HutchError, type ErrorCode } from '../errors.js';
+import { errnoCode, HutchError, isHutchError, type ErrorCode } from '../errors.js';
 import {
   FILE_CHUNK, MAX_LIST_ENTRIES,
   type DirEntry, type FileStat, type FileType, type ListParams, type ListResult, type MkdirParams,
@@ -19,7 +19,7 @@ const FS_CODES: Record<string, ErrorCode> = {
 
 /** A Node fs error as a HutchError naming the operation and path. */
 export function fsError(op: string, p: string, e: unknown): HutchError {
-  if (e instanceof HutchError) return e;
+  if (isHutchError(e)) return e;
   const c = errnoCode(e) ?? 'unknown error';
   return new HutchError(FS_CODES[c] ?? 'EINTERNAL', `${op} ${p}: ${c}`, { path: p, cause: e });
 }

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { errnoCode, HutchError } from '../errors.js';
+import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { setChildSubreaper } from '../linux/ffi.js';
 import { Agent } from './agent.js';
 import { EXIT_FILE_NAME } from './exit-file.js';
@@ -112,5 +112,5 @@ try {
   main();
 } catch (e) {
   log(e instanceof Error ? e.message : String(e));
-  process.exit(e instanceof HutchError && e.code === 'EINVAL' ? 2 : 1);
+  process.exit(isHutchError(e) && e.code === 'EINVAL' ? 2 : 1);
 }

@@ -2,7 +2,7 @@
 // and writes responses, process output and events back. A connection that breaks the framing or the
 // protocol gets an error event and is dropped; the agent itself keeps serving others.
 import type { Readable, Writable } from 'node:stream';
-import { errnoCode, HutchError } from '../errors.js';
+import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { fsError } from './files.js';
 import type { ProcessOwner } from './output.js';
 import {
@@ -28,7 +28,7 @@ const CONGESTION_BYTES = 1024 * 1024;
 /** A Node error, a schema error or a HutchError as the error part of a response. */
 export function toWireError(e: unknown): WireError {
   if (e instanceof SchemaError) return { code: 'EINVAL', message: e.message };
-  const h = e instanceof HutchError ? e : errnoCode(e) ? fsError('call', '', e) : undefined;
+  const h = isHutchError(e) ? e : errnoCode(e) ? fsError('call', '', e) : undefined;
   if (!h) return { code: 'EINTERNAL', message: String((e as Error)?.message ?? e).slice(0, 8192) };
   const out: WireError = { code: h.code, message: h.message.slice(0, 8192) };
   if (h.id !== undefined) out.id = h.id.slice(0, 256);
@@ -97,7 +97,7 @@ export class Session implements ProcessOwner {
     run().then(
       (result) => this.respond({ id, result: result ?? {} }),
       (e) => {
-        if (!(e instanceof HutchError) && !(e instanceof SchemaError)) this.agent.log(`${method}: ${(e as Error)?.stack ?? e}`);
+        if (!isHutchError(e) && !(e instanceof SchemaError)) this.agent.log(`${method}: ${(e as Error)?.stack ?? e}`);
         this.respond({ id, error: toWireError(e) });
       },
     );

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `hutch` command: global flags, then a verb whose module is loaded only when it is used.
-import { HutchError } from '../errors.js';
+import { HutchError, isHutchError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { traceMark } from '../trace.js';
 import { isOciInvocation } from './oci/detect.js';
@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     process.stderr.write(`hutch: ${e instanceof Error ? e.message : String(e)}\n`);
     if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
-    if (e instanceof HutchError && e.code === 'ENOEXEC') return 127;
+    if (isHutchError(e) && e.code === 'ENOEXEC') return 127;
     return errorExitCode;
   }
 }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { HutchError } from '../../errors.js';
+import { HutchError, isHutchError } from '../../errors.js';
 import type { AgentClient } from '../../agent/index.js';
 import type { Command } from '../command.js';
 
@@ -59,7 +59,7 @@ async function copyIn(files: AgentClient, src: string, dst: string, warn: (t: st
   const st = fs.lstatSync(src);
   if (st.isDirectory()) {
     await files.mkdir(dst, { mode: st.mode & 0o777 }).catch((e: unknown) => {
-      if (!(e instanceof HutchError && e.code === 'EEXIST')) throw e;
+      if (!(isHutchError(e) && e.code === 'EEXIST')) throw e;
     });
     let n = 0;
     for (const name of fs.readdirSync(src)) n += await copyIn(files, path.join(src, name), path.posix.join(dst, name), warn);
@@ -96,7 +96,7 @@ export const command: Command = {
         if (!fs.existsSync(host)) throw new HutchError('ENOTFOUND', `cp: ${host} does not exist`, { path: host });
         let target = dst!.path;
         const there = await files.stat(target, { follow: true }).catch((e: unknown) => {
-          if (e instanceof HutchError && e.code === 'ENOTFOUND') return null;
+          if (isHutchError(e) && e.code === 'ENOTFOUND') return null;
           throw e;
         });
         if (there?.type === 'dir') target = path.posix.join(target, path.basename(host));

@@ -3,7 +3,7 @@
 // claim on the id: mkdir fails for a duplicate, so two concurrent creates cannot both win.
 import fs from 'node:fs';
 import path from 'node:path';
-import { HutchError, errnoCode } from '../../errors.js';
+import { HutchError, isHutchError, errnoCode } from '../../errors.js';
 import { FileLock } from '../../linux/filelock.js';
 
 /** A container's part in a pod, from the CRI annotations. */
@@ -86,7 +86,7 @@ export class OciStore {
       return await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
     } catch (e) {
       // Deleted by someone else between the check and the lock.
-      if (e instanceof HutchError && e.code === 'ENOTFOUND') throw notFound(id);
+      if (isHutchError(e) && e.code === 'ENOTFOUND') throw notFound(id);
       throw e;
     }
   }

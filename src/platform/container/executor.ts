@@ -4,7 +4,7 @@ import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from '
 import fs from 'node:fs';
 import os from 'node:os';
 import tty from 'node:tty';
-import { HutchError } from '../../errors.js';
+import { HutchError, isHutchError } from '../../errors.js';
 
 /** What `<executor> state ID` reports. */
 export interface ExecutorState { id: string; pid: number; status: 'created' | 'running' | 'paused' | 'stopped' | 'creating'; bundle: string }
@@ -116,7 +116,7 @@ export class OciExecutor {
     try {
       await this.call(force ? ['delete', '--force', id] : ['delete', id], { id });
     } catch (e) {
-      if (e instanceof HutchError && /does not exist|not found|no such/i.test(e.message)) return;
+      if (isHutchError(e) && /does not exist|not found|no such/i.test(e.message)) return;
       throw e;
     }
   }
@@ -133,7 +133,7 @@ export class OciExecutor {
     try {
       out = await this.call(['state', id], { id });
     } catch (e) {
-      if (e instanceof HutchError && /does not exist|not found|no such/i.test(e.message)) return null;
+      if (isHutchError(e) && /does not exist|not found|no such/i.test(e.message)) return null;
       throw e;
     }
     const s = JSON.parse(out) as ExecutorState;

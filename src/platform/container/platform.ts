@@ -2,7 +2,7 @@
 // writes itself, with an overlay rootfs, a user namespace and the agent as init.
 import fs from 'node:fs';
 import path from 'node:path';
-import { HutchError } from '../../errors.js';
+import { HutchError, isHutchError } from '../../errors.js';
 import { crashPoint } from '../../faults.js';
 import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
@@ -299,7 +299,7 @@ function initLogTail(file: string): string {
 }
 
 function withInitLog(e: unknown, log: string): unknown {
-  if (e instanceof HutchError && e.message.endsWith('exit code 1')) {
+  if (isHutchError(e) && e.message.endsWith('exit code 1')) {
     return new HutchError(e.code, `${e.message}${initLogTail(log)}`, { ...(e.id ? { id: e.id } : {}), cause: e });
   }
   return e;
