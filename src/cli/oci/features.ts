@@ -1,17 +1,11 @@
-// `features`: what the executor reports (hutch passes every spec field on to it), narrowed to
-// what hutch validates, plus hutch's own annotations.
-import { HutchError } from '../../errors.js';
+// `features`: what the executor reports (hutch passes every spec field on to it, so the
+// executor's limits are hutch's), plus hutch's own annotations.
 import { PROFILE_ANNOTATION } from '../../oci/index.js';
-import { PLATFORM_ANNOTATION, executorMessage, type OciRuntime } from '../../engine/oci/index.js';
-import { runCaptured } from '../../platform/container/oci-passthrough.js';
+import { PLATFORM_ANNOTATION, type OciRuntime } from '../../engine/oci/index.js';
 
 /** hutch's features document: runc's shape (ociVersionMin/Max, hooks, mountOptions, linux, annotations). */
 export async function runtimeFeatures(runtime: OciRuntime): Promise<Record<string, unknown>> {
-  const executor = runtime.executor();
-  const r = await runCaptured(executor, ['features']);
-  if (r.code !== 0) throw new HutchError('EEXEC', `${executor.name} features: ${executorMessage(r.stderr)}`);
-  const features = JSON.parse(r.stdout) as Record<string, unknown>;
-  const version = (await runCaptured(executor, ['--version'])).stdout.split('\n')[0] ?? executor.name;
+  const { features, version } = await runtime.executorFeatures();
   features.annotations = {
     ...(features.annotations as Record<string, string> | undefined ?? {}),
     'dev.hutch.executor': version,

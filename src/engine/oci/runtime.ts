@@ -230,6 +230,15 @@ export class OciRuntime {
     return runAttached(executor, verbArgs, { extraGlobals: this.opts.executorGlobals, extraFds });
   }
 
+  /** The executor's `features` document and its version line (for hutch's own `features`). */
+  async executorFeatures(): Promise<{ features: Record<string, unknown>; version: string }> {
+    const executor = this.executor();
+    const r = await runCaptured(executor, ['features']);
+    if (r.code !== 0) throw new HutchError('EEXEC', `${executor.name} features: ${executorMessage(r.stderr)}`);
+    const version = (await runCaptured(executor, ['--version'])).stdout.split('\n')[0] || executor.name;
+    return { features: JSON.parse(r.stdout) as Record<string, unknown>, version };
+  }
+
   /** `delete [--force] ID`; deleting a pod's sandbox deletes the pod's other containers first. */
   async delete(id: string, force: boolean): Promise<void> {
     const lock = await this.store.lock(id);
