@@ -1,6 +1,5 @@
 // runc's verbs that report or adjust: state, list, ps, events, update, spec, features, and
 // checkpoint/restore (refused with the reason when CRIU cannot work on this host).
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
@@ -28,15 +27,6 @@ function stateJson(s: OciState): object {
   };
   if (s.annotations && Object.keys(s.annotations).length > 0) out.annotations = s.annotations;
   return out;
-}
-
-/** What `criu check` says on this host: null when CRIU works, else the reason it cannot. */
-function criuProblem(criu: string): string | null {
-  const r = spawnSync(criu, ['check'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) return `${criu} is not available (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})`;
-  if (r.status === 0) return null;
-  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
-  return `criu check failed: ${lines.find((l) => /^Error/.test(l)) ?? lines[lines.length - 1] ?? `exit code ${r.status}`}`;
 }
 
 /** The verbs that report and adjust, by name. */
@@ -115,6 +105,7 @@ export const INSPECT_VERBS: Record<string, OciVerb> = {
     usage: '[OPTIONS] ID', summary: 'checkpoint a container (needs a working CRIU)', flags: [], operands: [1, 1], lenient: true,
     run: async ({ runtime, globals, args }) => {
       runtime.store.get(args.operands[0]!);
+      const { criuProblem } = await import('../../engine/oci/criu.js');
       const problem = criuProblem(globals.criu ?? 'criu');
       throw new HutchError('EUNSUPPORTED', `checkpoint is not supported on this platform: ${problem ?? 'hutch does not checkpoint containers yet'}`, { id: args.operands[0]! });
     },
@@ -122,6 +113,7 @@ export const INSPECT_VERBS: Record<string, OciVerb> = {
   restore: {
     usage: '[OPTIONS] ID', summary: 'restore a container from a checkpoint (needs a working CRIU)', flags: [], operands: [1, 1], lenient: true,
     run: async ({ globals, args }) => {
+      const { criuProblem } = await import('../../engine/oci/criu.js');
       const problem = criuProblem(globals.criu ?? 'criu');
       throw new HutchError('EUNSUPPORTED', `restore is not supported on this platform: ${problem ?? 'hutch does not restore containers yet'}`, { id: args.operands[0]! });
     },
