@@ -2,11 +2,8 @@
 // a working shell, window resize, Ctrl-C reaching the foreground process; and no host tty handed in.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { HUTCH, cleanRoot, hutchOk, leftovers, makeRoot } from './helpers.js';
-
-const require = createRequire(import.meta.url);
-const pty = require('node-pty') as typeof import('node-pty');
+import { Terminal } from './e2e/terminal.js';
 
 let root: string;
 before(() => { root = makeRoot('tty'); });
@@ -15,29 +12,9 @@ after(async () => {
   assert.deepEqual(leftovers(root), []);
 });
 
-/** Drives hutch on a pty like a person at a terminal would. */
-class Terminal {
-  readonly term: import('node-pty').IPty;
-  output = '';
-  exit: Promise<number>;
-  constructor(args: string[]) {
-    this.term = pty.spawn(process.execPath, [HUTCH, '--root', root, ...args], { cols: 80, rows: 24, env: { ...process.env, TERM: 'xterm' } as Record<string, string> });
-    this.term.onData((d) => { this.output += d; });
-    this.exit = new Promise((res) => this.term.onExit((e) => res(e.exitCode)));
-  }
-  /** Waits until the output matches `re` (after `from`). */
-  async waitFor(re: RegExp, from = 0, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!re.test(this.output.slice(from))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${JSON.stringify(this.output.slice(-400))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  type(text: string): number {
-    const mark = this.output.length;
-    this.term.write(text);
-    return mark;
-  }
+/** hutch on a pty, driven like a person at a terminal would. */
+function hutchTerminal(args: string[]): Terminal {
+  return new Terminal(process.execPath, [HUTCH, '--root', root, ...args], process.env);
 }
 
 async function shellSession(t: Terminal): Promise<void> {
@@ -59,20 +36,20 @@ async function shellSession(t: Terminal): Promise<void> {
 }
 
 test('run -t -i busybox -- sh: a working interactive shell', async () => {
-  await shellSession(new Terminal(['run', '--rm', '-t', '-i', 'busybox', '--', 'sh']));
+  await shellSession(hutchTerminal(['run', '--rm', '-t', '-i', 'busybox', '--', 'sh']));
 });
 
 test('exec -t -i ID -- sh: a working interactive shell through the agent', async () => {
   const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
   try {
-    await shellSession(new Terminal(['exec', '-t', '-i', id, '--', 'sh']));
+    await shellSession(hutchTerminal(['exec', '-t', '-i', id, '--', 'sh']));
   } finally {
     await hutchOk(root, ['rm', '-f', id]);
   }
 });
 
 test('without -t, a host terminal is never handed to the sandbox (it gets pipes)', async () => {
-  const t = new Terminal(['run', '--rm', '-i', 'busybox', '--', 'sh', '-c', 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done']);
+  const t = hutchTerminal(['run', '--rm', '-i', 'busybox', '--', 'sh', '-c', 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done']);
   assert.equal(await t.exit, 0);
   assert.doesNotMatch(t.output, /\/dev\/pts|\/dev\/tty/);
   assert.match(t.output, /pipe:/);

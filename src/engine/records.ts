@@ -30,11 +30,8 @@ export function recordFactory(o: CreateOptions, rootfs: string, executor: string
 
 /** What a platform needs to make the sandbox of `r`, whose dir is `dir`. */
 export function configOf(r: SandboxRecord, dir: string): SandboxConfig {
-  return {
-    id: r.id, name: r.name, dir, rootfs: r.rootfs, env: r.env, cwd: r.cwd, user: r.user,
-    limits: r.limits, hardening: r.hardening, mode: r.mode,
-    ...(r.command ? { command: r.command } : {}), ...(r.terminal ? { terminal: true } : {}),
-  };
+  const { id, name, mode, rootfs, env, cwd, user, limits, hardening, command, terminal } = r;
+  return { id, name, mode, rootfs, env, cwd, user, limits, hardening, dir, ...(command ? { command } : {}), ...(terminal ? { terminal } : {}) };
 }
 
 /** A stand-in record for a dir whose state.json is missing or torn (a crash during create). */

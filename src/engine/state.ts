@@ -1,6 +1,6 @@
 // The sandbox model: its persistent record and the state machine ready → running ⇄ paused → stopped.
 import { HutchError } from '../errors.js';
-import type { Hardening, InitMode, Limits, PlatformHandle } from '../platform/index.js';
+import type { PlatformHandle, SandboxSettings } from '../platform/index.js';
 
 /** The states a user sees. */
 export type SandboxStatus = 'ready' | 'running' | 'paused' | 'stopped';
@@ -8,27 +8,15 @@ export type SandboxStatus = 'ready' | 'running' | 'paused' | 'stopped';
 /** Transitional phases recorded while an operation is under way; a crash leaves them behind. */
 export type SandboxPhase = SandboxStatus | 'creating' | 'deleting';
 
-/** What hutch keeps on disk about a sandbox (state.json). */
-export interface SandboxRecord {
+/** What hutch keeps on disk about a sandbox (state.json): its settings and what became of it. */
+export interface SandboxRecord extends SandboxSettings {
   version: 1;
-  id: string;
-  name: string;
   phase: SandboxPhase;
-  mode: InitMode;
   /** The OCI executor the sandbox was made with (runc, crun). */
   executor?: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
-  rootfs: string;
-  env: string[];
-  cwd: string;
-  user: { uid: number; gid: number };
-  limits: Limits;
-  hardening: Hardening;
-  /** The main command (run by the agent on start, or the init itself in direct mode). */
-  command?: string[];
-  terminal?: boolean;
   handle?: PlatformHandle;
   /** Agent mode: the pid (inside the sandbox) of the main command. */
   mainPid?: number;

@@ -25,12 +25,11 @@ export interface Limits { memoryBytes?: number; cpus?: number; pids?: number }
 /** How a sandbox's init runs: the agent (long-lived, exec/files/ps) or the user's command itself (one-shot). */
 export type InitMode = 'agent' | 'direct';
 
-/** Everything a platform needs to make one sandbox. */
-export interface SandboxConfig {
+/** What a sandbox is made of: kept in the engine's record, handed to the platform. */
+export interface SandboxSettings {
   id: string;
   name: string;
-  /** The sandbox's private host dir, made and removed by the engine. */
-  dir: string;
+  mode: InitMode;
   /** Base rootfs dir (read-only lower layer). */
   rootfs: string;
   env: string[];
@@ -38,10 +37,15 @@ export interface SandboxConfig {
   user: { uid: number; gid: number };
   limits: Limits;
   hardening: Hardening;
-  mode: InitMode;
-  /** Direct mode: the command that is the sandbox's init. */
+  /** The main command: run by the agent on start, or the init itself in direct mode. */
   command?: string[];
   terminal?: boolean;
+}
+
+/** Everything a platform needs to make one sandbox. */
+export interface SandboxConfig extends SandboxSettings {
+  /** The sandbox's private host dir, made and removed by the engine. */
+  dir: string;
 }
 
 /** Where a created sandbox's host-side pieces are; stored in the engine's state record. */
