@@ -53,6 +53,13 @@ const bundles = [
   ...verbFiles.map((f) => [`src/cli/commands/${f}`, `dist/bundle/verbs/${f.slice(0, -3)}.cjs`, []]),
 ];
 await Promise.all(bundles.map(([entry, out, plugins]) => build({ ...common, entryPoints: [entry], outfile: `${out}.tmp`, plugins })));
+// The entry that the `hutch` command runs: hutch.cjs under a V8 code cache (scripts/boot.cjs).
+// Caches of the previous build would be rejected by V8 anyway; they go now.
+for (const d of ['dist/bundle', 'dist/bundle/verbs']) {
+  for (const f of fs.readdirSync(d)) if (f.endsWith('.v8cache')) fs.rmSync(`${d}/${f}`);
+}
+fs.copyFileSync('scripts/boot.cjs', 'dist/bundle/boot.cjs.tmp');
+bundles.push(['scripts/boot.cjs', 'dist/bundle/boot.cjs', []]);
 for (const [, out] of bundles) {
   fs.chmodSync(`${out}.tmp`, 0o755);
   fs.renameSync(`${out}.tmp`, out);

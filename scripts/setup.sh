@@ -51,8 +51,11 @@ node_bin=$(command -v node)
 cat > /usr/local/bin/hutch.tmp <<LAUNCHER
 #!/bin/sh
 unset NODE_EXTRA_CA_CERTS
-exec "$node_bin" "$PWD/dist/bundle/hutch.cjs" "\$@"
+exec "$node_bin" "$PWD/dist/bundle/boot.cjs" "\$@"
 LAUNCHER
 chmod 755 /usr/local/bin/hutch.tmp
 mv -f /usr/local/bin/hutch.tmp /usr/local/bin/hutch
 hutch setup >/dev/null
+# The code caches that `hutch setup` just wrote cover its own path only; the next call (the
+# README's `hutch run`) writes them afresh for the common one.
+rm -f dist/bundle/*.v8cache dist/bundle/verbs/*.v8cache
