@@ -152,27 +152,38 @@ export class ContainerPlatform implements Platform {
 
   /** Polls for the agent's socket and a successful ping. */
   private async waitForAgent(h: PlatformHandle, timeoutMs: number): Promise<void> {
-    const sock = path.join(layout(h.dir).run, AGENT_SOCKET_NAME);
+    const runDir = layout(h.dir).run;
+    const sock = path.join(runDir, AGENT_SOCKET_NAME);
     const deadline = Date.now() + timeoutMs;
-    let delay = 1;
+    // Woken by inotify when the agent binds its socket (no polling delay on the create path); the
+    // timer stays as a fallback, and to notice an agent that died.
+    let wake: (() => void) | undefined;
+    const watcher = fs.watch(runDir, () => wake?.());
     let lastError: unknown;
-    while (Date.now() < deadline) {
-      if (fs.existsSync(sock)) {
-        try {
-          const { AgentClient } = await import('../../agent/index.js');
-          const client = await AgentClient.connectSocket(sock, { timeoutMs: Math.max(100, deadline - Date.now()) });
-          await client.ping();
-          client.close();
-          return;
-        } catch (e) {
-          lastError = e;
+    try {
+      while (Date.now() < deadline) {
+        if (fs.existsSync(sock)) {
+          try {
+            const { AgentClient } = await import('../../agent/index.js');
+            const client = await AgentClient.connectSocket(sock, { timeoutMs: Math.max(100, deadline - Date.now()) });
+            await client.ping();
+            client.close();
+            return;
+          } catch (e) {
+            lastError = e;
+          }
         }
+        if (h.initPid !== undefined && !processAlive(h.initPid)) {
+          throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(layout(h.dir).log)}`, { id: h.containerId });
+        }
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, 20);
+          wake = () => { clearTimeout(timer); r(); };
+        });
+        wake = undefined;
       }
-      if (h.initPid !== undefined && !processAlive(h.initPid)) {
-        throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(layout(h.dir).log)}`, { id: h.containerId });
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 20);
+    } finally {
+      watcher.close();
     }
     throw new HutchError('ETIMEDOUT', `sandbox ${h.containerId}: the agent did not answer within ${timeoutMs} ms${lastError instanceof Error ? ` (${lastError.message})` : ''}`, { id: h.containerId });
   }
