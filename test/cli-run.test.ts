@@ -148,3 +148,22 @@ test('every verb has --help', async () => {
     assert.match(r.stdout, new RegExp(`^Usage: hutch ${verb}`), verb);
   }
 });
+
+test('each hardening switch has its effect: --read-only, --network host, --no-mask-paths, --seccomp strict', async () => {
+  const ro = await hutch(root, ['run', '--rm', '--read-only', 'busybox', '--', 'sh', '-c', 'echo x > /x; echo "rc=$?"']);
+  assert.match(ro.stdout, /rc=1/);
+  assert.match(ro.stderr, /Read-only file system/);
+  const links = Number((await hutchOk(root, ['run', '--rm', '--network', 'host', 'busybox', '--', 'sh', '-c', 'ls /sys/class/net | wc -l'])).trim());
+  assert.ok(links > 1, `the host's interfaces are visible (${links})`);
+  const masked = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'grep -c " /proc/sys " /proc/self/mountinfo']);
+  assert.equal(masked.trim(), '1', '/proc/sys is a read-only mount by default');
+  const unmasked = await hutch(root, ['run', '--rm', '--no-mask-paths', 'busybox', '--', 'sh', '-c', 'grep -c " /proc/sys " /proc/self/mountinfo']);
+  assert.equal(unmasked.stdout.trim(), '0');
+  // ioprio_set needs no capability: only the strict profile refuses it.
+  const strict = await hutch(root, ['run', '--rm', '--seccomp', 'strict', 'busybox', '--', 'sh', '-c', 'ionice -c 3 true; echo "rc=$?"']);
+  assert.match(strict.stdout, /rc=1/);
+  assert.match(strict.stderr, /ioprio_set: Operation not permitted/);
+  assert.equal(await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'ionice -c 3 true; echo "rc=$?"']), 'rc=0\n');
+  assert.match((await hutch(root, ['run', '--rm', '--seccomp', 'lax', 'busybox', '--', 'true'])).stderr, /use default, strict or off/);
+  assert.match((await hutch(root, ['run', '--rm', '--network', 'bridge', 'busybox', '--', 'true'])).stderr, /use none or host/);
+});
