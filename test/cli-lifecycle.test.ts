@@ -144,3 +144,16 @@ test('exec into a sandbox whose init is the command (run without -d) goes throug
   await hutchOk(root, ['rm', '-f', 'direct1']);
   assert.equal(await exited, 137, 'the foreground run reports the kill');
 });
+
+test('a reader that goes away: exec gets SIGPIPE like a local process, and nothing is left running', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { HUTCH } = await import('./helpers.js');
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  const r = spawnSync('bash', ['-c', `"${process.execPath}" "${HUTCH}" --root "${root}" exec ${id} -- yes | head -1; echo "status=\${PIPESTATUS[0]}"`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.stdout, 'y\nstatus=141\n', r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE|Unhandled/);
+  await new Promise((res) => setTimeout(res, 200));
+  const ps = JSON.parse(await hutchOk(root, ['ps', '--json', id])) as { pid: number }[];
+  assert.deepEqual(ps.map((p) => p.pid), [1], 'yes was stopped');
+  await hutchOk(root, ['rm', '-f', id]);
+});

@@ -18,6 +18,18 @@ export async function attach(proc: ProcessHandle, opts: { tty: boolean; interact
   };
   proc.stdout.pipe(process.stdout, { end: false });
   proc.stderr?.pipe(process.stderr, { end: false });
+  // Our reader went away (`hutch exec ... | head -1`): do what a pipe would do to a local process,
+  // SIGPIPE; its output is drained meanwhile so that it is not blocked before the signal lands.
+  const onBrokenPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') return;
+    proc.stdout.unpipe(process.stdout);
+    proc.stderr?.unpipe(process.stderr);
+    proc.stdout.resume();
+    proc.stderr?.resume();
+    proc.kill('SIGPIPE').catch(() => undefined); // already gone: nothing to stop
+  };
+  process.stdout.on('error', onBrokenPipe);
+  process.stderr.on('error', onBrokenPipe);
   if (opts.interactive) {
     if (rawMode) stdin.setRawMode(true);
     stdin.pipe(proc.stdin);
@@ -32,6 +44,8 @@ export async function attach(proc: ProcessHandle, opts: { tty: boolean; interact
     await Promise.all([drained(proc.stdout), proc.stderr ? drained(proc.stderr) : Promise.resolve()]);
     return shellExitCode(status);
   } finally {
+    process.stdout.off('error', onBrokenPipe);
+    process.stderr.off('error', onBrokenPipe);
     for (const s of signals) process.off(s, forward);
     if (opts.tty) process.stdout.off('resize', onResize);
     if (opts.interactive) {

@@ -70,8 +70,18 @@ function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
   return { globals, at: i };
 }
 
+/** A reader that went away (`hutch ls | head -1`) ends our output quietly, as it does for any shell tool. */
+function quietOnBrokenPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exitCode ??= 141;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   traceMark('cli: main');
+  quietOnBrokenPipe(process.stdout);
+  quietOnBrokenPipe(process.stderr);
   let errorExitCode = 1;
   let debug = false;
   try {
