@@ -119,7 +119,9 @@ async function main(argv: string[]): Promise<number> {
       await ctx.close();
     }
   } catch (e) {
-    process.stderr.write(`hutch: ${e instanceof Error ? e.message : String(e)}\n`);
+    const code = (e as NodeJS.ErrnoException)?.code;
+    const rootHint = (code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0 ? ' (hutch runs as root; rootless mode is not supported yet)' : '';
+    process.stderr.write(`hutch: ${e instanceof Error ? e.message : String(e)}${rootHint}\n`);
     if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
     if (isHutchError(e) && e.code === 'ENOEXEC') return 127;
     return errorExitCode;
