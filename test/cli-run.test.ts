@@ -124,6 +124,7 @@ test('bad input: each is one clear line, non-zero, and nothing is left', async (
       [['run', '--rm', '-u', 'root', 'busybox', '--', 'true'], /invalid user/],
       [['run', '--rm', '-e', '=x', 'busybox', '--', 'true'], /invalid environment/],
       [['run', '--bogus', 'busybox'], /unknown flag --bogus/],
+      [['run', '--rm', '-t', 'busybox', '--', 'true'], /-t needs a terminal on stdin/],
       [['frobnicate'], /unknown verb/],
       [['exec', 'ffffffffffffffff', '--', 'true'], /no such sandbox/],
       [['rm', 'nope'], /no such sandbox/],

@@ -40,7 +40,8 @@ export const command: Command = {
     if (args.rest.length === 0) throw new HutchError('EINVAL', 'run: missing COMMAND (or use -d for a sandbox that waits for exec)');
     const tty = bool(f, 'tty');
     const interactive = bool(f, 'interactive');
-    if (tty && interactive && !process.stdin.isTTY) throw new HutchError('EINVAL', 'run: -t -i needs a terminal on stdin');
+    // runc's own console handling needs our stdin to be a terminal (it opens /dev/tty).
+    if (tty && !process.stdin.isTTY) throw new HutchError('EINVAL', `run: -t needs a terminal on stdin${interactive ? '' : ' (or use run -d and exec -t, which gives a pty without one)'}`);
     opts.terminal = tty;
     const { exitCode } = await engine.runForeground(opts, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], bool(f, 'rm'));
     return exitCode;
