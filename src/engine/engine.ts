@@ -7,6 +7,7 @@ import { checkTransition, type SandboxRecord, type SandboxStatus } from './state
 import { checkRootfsDir } from './options.js';
 import { observeInit, exitRecordOf } from './liveness.js';
 import { brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
+import { waitUntilStopped } from './waiting.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 
@@ -178,28 +179,8 @@ export class Engine {
   }
 
   /** Waits until the sandbox's init is gone; returns the final record. */
-  async waitStopped(ref: string, signal?: AbortSignal): Promise<SandboxInfo> {
-    const id = this.store.resolve(ref);
-    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-      signal?.throwIfAborted();
-      const info = await this.inspect(id);
-      if (info.status === 'stopped') {
-        const lock = this.store.tryLock(id, 'exclusive');
-        if (lock) {
-          try {
-            const record = this.store.read(id);
-            if (record && record.phase !== 'stopped') {
-              await this.refresh(record);
-              this.store.write(record);
-            }
-          } finally {
-            lock.release();
-          }
-        }
-        return info;
-      }
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  waitStopped(ref: string, signal?: AbortSignal): Promise<SandboxInfo> {
+    return waitUntilStopped(this, ref, signal);
   }
 
   /**
