@@ -13,10 +13,10 @@ export interface Outcome { code: number | null; signal: NodeJS.Signals | null; s
  * `untilExit` resolves when the program exits rather than when its pipes close: `runc create`
  * leaves the container's init holding the stdio it was given.
  */
-export function runProgram(file: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; untilExit?: boolean } = {}): Promise<Outcome> {
+export function runProgram(file: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; untilExit?: boolean; cwd?: string } = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });

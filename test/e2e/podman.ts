@@ -58,7 +58,8 @@ export class PrivatePodman {
 
   /** Runs podman to completion. */
   run(args: string[], opts: { runtime?: string; input?: string; timeoutMs?: number } = {}): Promise<Outcome> {
-    return runProgram('podman', this.argv(args, opts.runtime), { env: this.env, input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
+    // cwd in the test's dir: conmon leaves an `oom` file in its working dir after an OOM kill.
+    return runProgram('podman', this.argv(args, opts.runtime), { env: this.env, input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000, cwd: this.dir });
   }
 
   /** Runs podman and insists on exit 0; returns stdout. */
