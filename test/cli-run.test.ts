@@ -119,6 +119,7 @@ test('bad input: each is one clear line, non-zero, and nothing is left', async (
       [['run', '--rm', '--name', 'x'.repeat(200), 'busybox', '--', 'true'], /invalid sandbox name/],
       [['run', '--rm', '--memory', '1k', 'busybox', '--', 'true'], /too small/],
       [['run', '--rm', '--memory', 'lots', 'busybox', '--', 'true'], /invalid size/],
+      [['run', '-d', '--memory', '8m', 'busybox'], /too small for a sandbox with an agent/],
       [['run', '--rm', '--cpus', '1000', 'busybox', '--', 'true'], /out of range/],
       [['run', '--rm', '--pids', '0', 'busybox', '--', 'true'], /out of range/],
       [['run', '--rm', '-u', 'root', 'busybox', '--', 'true'], /invalid user/],

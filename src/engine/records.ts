@@ -9,11 +9,16 @@ import { exitRecordOf, observeInit } from './liveness.js';
 import type { CreateOptions } from './engine.js';
 
 const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+/** The agent (node) needs ~10 MiB of its sandbox's memory; below this it is OOM-killed at start. */
+const MIN_AGENT_MEMORY_BYTES = 16 * 1024 * 1024;
 
 /** Checks a user's options; returns the maker of the sandbox's first record (id and name come later). */
 export function recordFactory(o: CreateOptions, rootfs: string, executor: string): (id: string, name: string) => SandboxRecord {
   if (o.name !== undefined) checkName(o.name);
   const limits = checkLimits(o.limits ?? {});
+  if ((o.mode ?? 'agent') === 'agent' && limits.memoryBytes !== undefined && limits.memoryBytes < MIN_AGENT_MEMORY_BYTES) {
+    throw new HutchError('EINVAL', `memory limit ${limits.memoryBytes} bytes is too small for a sandbox with an agent: use 16m or more (the agent itself takes about 10 MiB; a one-shot hutch run without -d can go down to 6m)`);
+  }
   const env = mergeEnv(BASE_ENV, ['HOME=' + ((o.user?.uid ?? 0) === 0 ? '/root' : '/'), 'HOSTNAME='], checkEnv(o.env ?? []));
   const cwd = o.cwd ?? '/';
   if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
