@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  Daemon, expectSuccess, killCgroupTrees, killProcessesMentioning, mountsUnder, removeCgroupTrees, removeDirSafely, runProgram, waitUntil, type Outcome,
+  Daemon, expectSuccess, killProcessesMentioning, runProgram, sweepCgroupsAndDir, waitUntil, type Outcome,
 } from './host.js';
 
 /** The containerd namespace the tests use. */
@@ -96,15 +96,7 @@ export class PrivateContainerd {
     if (shims.length) problems.push(`shims left: ${shims.join('; ')}`);
     const procs = killProcessesMentioning(this.dir);
     if (procs.length) problems.push(`processes left: ${procs.join('; ')}`);
-    const killed = killCgroupTrees(this.cgroupParent);
-    if (killed.length) problems.push(`processes left in ${this.cgroupParent}: ${killed.join(' ')}`);
-    await waitUntil(() => removeCgroupTrees(this.cgroupParent).length === 0, 5_000);
-    const stuck = removeCgroupTrees(this.cgroupParent);
-    if (stuck.length) problems.push(`cgroups that would not go: ${stuck.join(' ')}`);
-    const mounts = mountsUnder(this.dir);
-    if (mounts.length) problems.push(`mounts left: ${mounts.join(' ')}`);
-    const busy = removeDirSafely(this.dir);
-    if (busy.length) problems.push(`not removed, still mounted: ${busy.join(' ')}`);
+    problems.push(...await sweepCgroupsAndDir(this.cgroupParent, this.dir));
     return problems;
   }
 }

@@ -187,3 +187,18 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The common end of a client's cleanup: kill and remove its cgroup trees, then its dir; what stayed. */
+export async function sweepCgroupsAndDir(cgroupParent: string, dir: string): Promise<string[]> {
+  const problems: string[] = [];
+  const killed = killCgroupTrees(cgroupParent);
+  if (killed.length) problems.push(`processes left in ${cgroupParent}: ${killed.join(' ')}`);
+  await waitUntil(() => removeCgroupTrees(cgroupParent).length === 0, 5_000);
+  const stuck = removeCgroupTrees(cgroupParent);
+  if (stuck.length) problems.push(`cgroups that would not go: ${stuck.join(' ')}`);
+  const mounts = mountsUnder(dir);
+  if (mounts.length) problems.push(`mounts left: ${mounts.join(' ')}`);
+  const busy = removeDirSafely(dir);
+  if (busy.length) problems.push(`not removed, still mounted: ${busy.join(' ')}`);
+  return problems;
+}

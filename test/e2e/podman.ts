@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  cgroupTrees, expectSuccess, killCgroupTrees, killProcessesMentioning, mountsUnder, removeCgroupTrees, removeDirSafely, runProgram, waitUntil, type Outcome,
+  cgroupTrees, expectSuccess, killProcessesMentioning, runProgram, sweepCgroupsAndDir, type Outcome,
 } from './host.js';
 
 /** Overlay on the root filesystem works for root here; vfs is the fallback where it does not. */
@@ -119,15 +119,7 @@ export class PrivatePodman {
     const children = cgroupTrees(this.cgroupParent).flatMap((t) => fs.readdirSync(t, { withFileTypes: true })
       .filter((e) => e.isDirectory() && e.name !== 'conmon').map((e) => `${path.basename(path.dirname(t))}:${e.name}`));
     if (children.length) problems.push(`container cgroups left under ${this.cgroupParent}: ${children.join(' ')}`);
-    const killed = killCgroupTrees(this.cgroupParent);
-    if (killed.length) problems.push(`processes left in ${this.cgroupParent}: ${killed.join(' ')}`);
-    await waitUntil(() => removeCgroupTrees(this.cgroupParent).length === 0, 5_000);
-    const stuck = removeCgroupTrees(this.cgroupParent);
-    if (stuck.length) problems.push(`cgroups that would not go: ${stuck.join(' ')}`);
-    const mounts = mountsUnder(this.dir);
-    if (mounts.length) problems.push(`mounts left: ${mounts.join(' ')}`);
-    const busy = removeDirSafely(this.dir);
-    if (busy.length) problems.push(`not removed, still mounted: ${busy.join(' ')}`);
+    problems.push(...await sweepCgroupsAndDir(this.cgroupParent, this.dir));
     return problems;
   }
 }
