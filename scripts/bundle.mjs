@@ -40,7 +40,7 @@ const verbsOfMain = {
     });
   },
 };
-const verbFiles = fs.readdirSync('src/cli/commands').filter((f) => f.endsWith('.ts') && f !== 'sandbox-flags.ts');
+const verbFiles = fs.readdirSync('src/cli/commands').filter((f) => f.endsWith('.ts') && f !== 'sandbox-flags.ts' && f !== 'transition.ts');
 fs.mkdirSync('dist/bundle/verbs', { recursive: true });
 
 // Each bundle is written aside and renamed into place: a hutch (or a sandbox's agent) starting

@@ -1,18 +1,4 @@
 // hutch start: start a ready sandbox.
-import { HutchError } from '../../errors.js';
-import type { Command } from '../command.js';
+import { transitionVerb } from './transition.js';
 
-export const command: Command = {
-  usage: 'hutch start ID|NAME...',
-  summary: 'Start ready sandboxes: the agent comes up, then the main command (if any) runs.',
-  flags: [],
-  async run(ctx, args) {
-    if (args.operands.length === 0) throw new HutchError('EINVAL', 'start: missing sandbox ID');
-    const engine = await ctx.engine();
-    for (const ref of args.operands) {
-      const info = await engine.start(ref);
-      ctx.out(`${info.id}\n`);
-    }
-    return 0;
-  },
-};
+export const command = transitionVerb('start', 'Start ready sandboxes: the agent comes up, then the main command (if any) runs.', (e, ref) => e.start(ref));
