@@ -13,7 +13,7 @@ const common = {
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  external: ['koffi', 'node-pty'],
+  external: ['koffi', 'node-pty', 'bufferutil', 'utf-8-validate'],
   // import.meta.url does not exist in CommonJS: the code's few uses get the bundle's own URL.
   define: { 'import.meta.url': 'importMetaUrl' },
   inject: ['scripts/import-meta-url.cjs'],

@@ -11,6 +11,9 @@ export type ErrorCode =
   | 'ENOEXEC'        // the command does not exist inside the sandbox
   | 'EPERM'          // not permitted (path escape, privileges)
   | 'EUNSUPPORTED'   // not available on this machine or platform
+  | 'EAUTH'          // credentials missing or refused (a registry, the hutchd API)
+  | 'ENETWORK'       // a remote (a registry) could not be reached or kept failing
+  | 'EINTEGRITY'     // content does not match its digest or size
   | 'EINTERNAL';
 
 /** A typed error carrying the id or path it is about; `message` is one line meant for the user. */

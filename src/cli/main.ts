@@ -23,6 +23,12 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   cp: () => import('./commands/cp.js'),
   info: () => import('./commands/info.js'),
   setup: () => import('./commands/setup.js'),
+  pull: () => import('./commands/pull.js'),
+  images: () => import('./commands/images.js'),
+  rmi: () => import('./commands/rmi.js'),
+  image: () => import('./commands/image.js'),
+  load: () => import('./commands/load.js'),
+  serve: () => import('./commands/serve.js'),
 };
 
 const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] VERB [OPTIONS] ...
@@ -46,6 +52,12 @@ Verbs:
   cp        copy files between the host and a sandbox
   info      versions, cgroup mode, executor, hardening this machine supports
   setup     build the embedded busybox rootfs and the agent runtime
+  pull      pull an image from a registry
+  images    list stored images
+  rmi       remove images
+  image     image subcommands: prune, inspect
+  load      import a docker-archive, oci-archive or OCI layout
+  serve     run hutchd, the HTTP + WebSocket API
 
 Run 'hutch VERB --help' for a verb's options.
 `;
