@@ -3,21 +3,32 @@ import path from 'node:path';
 import { HutchError, isHutchError } from '../errors.js';
 import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
-import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
+import { checkLabels, checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir } from './options.js';
-import { observeInit, exitRecordOf } from './liveness.js';
+import { observeInit } from './liveness.js';
 import { brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
 import { waitUntilStopped } from './waiting.js';
+import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
+import type { ProgressEvent } from '../image/index.js';
+import { ImageService } from './images.js';
+import { busyboxRootfs, isRootfsPath, resolveImage, type PullPolicy, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
 
 /** What a new sandbox is made from. */
 export interface CreateOptions {
-  /** A rootfs dir, or `busybox` for the embedded default. */
+  /** `busybox` (the embedded default), a rootfs dir (a path: `/…` or `./…`), or an image reference. */
   rootfs: string;
+  /** For an image: pull it first when missing (default), always, or never. */
+  pull?: PullPolicy;
+  /** Shown while an image is pulled. */
+  onPullProgress?: (e: ProgressEvent) => void;
+  /** Replaces the image's Entrypoint ([] = none). */
+  entrypoint?: string[];
+  labels?: Record<string, string>;
   name?: string;
   env?: string[];
   cwd?: string;
@@ -41,6 +52,7 @@ export class Engine {
   readonly store: SandboxStore;
   readonly dataRoot: string;
   private readonly platforms = new Map<string, Promise<Platform>>();
+  private imageService?: Promise<ImageService>;
   /** The executor new sandboxes get; each sandbox keeps the one it was made with. */
   readonly executorName: string;
 
@@ -72,24 +84,32 @@ export class Engine {
     return { rootfs, runtime: platform.prepareRuntime() };
   }
 
+  /** The image store, with the sandboxes' view of what is in use (loaded on first use). */
+  async images(): Promise<ImageService> {
+    this.imageService ??= (async () => {
+      const [{ ImageStore }, { hostIdRange }] = await Promise.all([import('../image/index.js'), import('../linux/index.js')]);
+      const r = hostIdRange();
+      const root = process.env.HUTCH_IMAGE_ROOT ?? path.join(this.dataRoot, 'images');
+      const store = new ImageStore(root, { uidBase: r.hostUid, gidBase: r.hostGid, size: r.size });
+      return new ImageService(store, () => this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null));
+    })();
+    return this.imageService;
+  }
+
+  /** Resolves what a sandbox is made from: busybox, a rootfs dir, or an image (pulled per `pull`). */
+  async resolveSandboxRootfs(o: Pick<CreateOptions, 'rootfs' | 'pull' | 'onPullProgress'>): Promise<ResolvedRootfs> {
+    if (o.rootfs === 'busybox' || isRootfsPath(o.rootfs)) return { rootfs: await this.resolveRootfs(o.rootfs) };
+    return resolveImage(await this.images(), o.rootfs, o.pull ?? 'missing', o.onPullProgress);
+  }
+
   /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */
   async resolveRootfs(rootfs: string): Promise<string> {
-    if (rootfs === 'busybox') {
-      const dir = path.join(this.dataRoot, 'rootfs', 'busybox');
-      const { busyboxRootfsReady, buildBusyboxRootfs } = await import('../image/index.js');
-      if (!busyboxRootfsReady(dir)) {
-        const { hostIdRange } = await import('../linux/index.js');
-        const r = hostIdRange();
-        buildBusyboxRootfs(dir, { uid: r.hostUid, gid: r.hostGid });
-      }
-      return dir;
-    }
-    return checkRootfsDir(rootfs);
+    return rootfs === 'busybox' ? busyboxRootfs(this.dataRoot) : checkRootfsDir(rootfs);
   }
 
   /** Checks options and builds the first record of a sandbox. */
   private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
-    return recordFactory(o, await this.resolveRootfs(o.rootfs), this.executorName);
+    return recordFactory(o, await this.resolveSandboxRootfs(o), this.executorName);
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {
@@ -170,7 +190,7 @@ export class Engine {
       this.store.write(record);
     } catch (e) {
       record.note = `main command failed to start: ${e instanceof Error ? e.message : String(e)}`;
-      await this.stopLocked(record, 0);
+      await stopSandbox(this, record, 0);
       this.store.write(record);
       throw e;
     } finally {
@@ -248,54 +268,11 @@ export class Engine {
       await this.refresh(record);
       if (record.phase === 'stopped') return this.withStatus(record);
       checkTransition(id, record.phase, 'stopped', 'stop');
-      await this.stopLocked(record, graceMs);
+      await stopSandbox(this, record, graceMs);
       this.store.write(record);
       return this.withStatus(record);
     } finally {
       lock.release();
-    }
-  }
-
-  private async stopLocked(record: SandboxRecord, graceMs: number): Promise<void> {
-    const platform = await this.platformOf(record);
-    const handle = record.handle!;
-    if (record.phase === 'paused') await platform.resume(handle);
-    let stopped = false;
-    if (record.mode === 'agent' && record.phase !== 'ready') {
-      try {
-        const client = await platform.connect(handle, 2000);
-        try {
-          await client.shutdown({ graceMs }, { timeoutMs: graceMs + 3000 });
-        } finally {
-          client.close();
-        }
-        stopped = await this.waitInitGone(record, 3000);
-      } catch (e) {
-        if (!isHutchError(e)) throw e; // the agent did not answer: fall through to signals
-      }
-    }
-    if (!stopped && record.phase !== 'ready') {
-      await platform.kill(handle, 'SIGTERM', true).catch(ignoreGone);
-      stopped = await this.waitInitGone(record, graceMs);
-    }
-    if (!stopped) {
-      await platform.kill(handle, 'SIGKILL', true).catch(ignoreGone);
-      if (!(await this.waitInitGone(record, 5000))) {
-        throw new HutchError('ETIMEDOUT', `sandbox ${record.id} did not stop after SIGKILL`, { id: record.id });
-      }
-    }
-    record.phase = 'stopped';
-    record.finishedAt = new Date().toISOString();
-    const exit = exitRecordOf(this.store.dir(record.id));
-    if (exit) record.exitCode = exit.exitCode;
-  }
-
-  private async waitInitGone(record: SandboxRecord, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      if (!observeInit(record, this.store.dir(record.id)).alive) return true;
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, delay));
     }
   }
 
@@ -358,6 +335,26 @@ export class Engine {
     this.store.remove(record.id, record.name);
   }
 
+  /** Sets (value) or removes (null) labels of a sandbox; returns the sandbox. */
+  async setLabels(ref: string, patch: Record<string, string | null>): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      const record = this.mustRead(id);
+      const labels: Record<string, string> = { ...(record.labels ?? {}) };
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === null) delete labels[k];
+        else labels[k] = v;
+      }
+      record.labels = checkLabels(labels);
+      this.store.write(record);
+      await this.refresh(record);
+      return this.withStatus(record);
+    } finally {
+      lock.release();
+    }
+  }
+
   /** The record of `id`; an error if it vanished. */
   mustRead(id: string): SandboxRecord {
     const r = this.store.read(id);
@@ -398,9 +395,4 @@ export class Engine {
   private withStatus(record: SandboxRecord): SandboxInfo {
     return { ...record, status: record.phase };
   }
-}
-
-function ignoreGone(e: unknown): void {
-  if (isHutchError(e) && /not running|does not exist|container not running|no such process/i.test(e.message)) return;
-  throw e;
 }

@@ -1,6 +1,8 @@
 // The engine: sandbox model, state store, lifecycle.
 export { Engine, DEFAULT_ROOT, DEFAULT_DATA_ROOT, type EngineOptions, type CreateOptions, type SandboxInfo } from './engine.js';
+export { ImageService } from './images.js';
+export { isRootfsPath, type PullPolicy } from './rootfs.js';
 export { SandboxCalls, type ExecRequest, type SignalTarget } from './calls.js';
 export { SandboxStore } from './store.js';
-export { checkTransition, checkName, type SandboxRecord, type SandboxStatus, type SandboxPhase } from './state.js';
+export { checkTransition, checkName, checkLabels, type SandboxRecord, type SandboxStatus, type SandboxPhase } from './state.js';
 export { parseSize, parseUser, checkLimits, DEFAULT_PIDS_LIMIT } from './options.js';

@@ -3,40 +3,68 @@
 import path from 'node:path';
 import { HutchError } from '../errors.js';
 import { DEFAULT_HARDENING, type SandboxConfig } from '../platform/index.js';
+import type { ImageRuntimeConfig } from '../image/index.js';
 import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { exitRecordOf, observeInit } from './liveness.js';
 import type { CreateOptions } from './engine.js';
+import { imageUser, type ResolvedRootfs } from './rootfs.js';
+import { checkLabels } from './state.js';
 
 const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 /** The agent (node) needs ~10 MiB of its sandbox's memory; below this it is OOM-killed at start. */
 const MIN_AGENT_MEMORY_BYTES = 16 * 1024 * 1024;
 
 /** Checks a user's options; returns the maker of the sandbox's first record (id and name come later). */
-export function recordFactory(o: CreateOptions, rootfs: string, executor: string): (id: string, name: string) => SandboxRecord {
+export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, executor: string): (id: string, name: string) => SandboxRecord {
   if (o.name !== undefined) checkName(o.name);
+  const mode = o.mode ?? 'agent';
   const limits = checkLimits(o.limits ?? {});
-  if ((o.mode ?? 'agent') === 'agent' && limits.memoryBytes !== undefined && limits.memoryBytes < MIN_AGENT_MEMORY_BYTES) {
+  if (mode === 'agent' && limits.memoryBytes !== undefined && limits.memoryBytes < MIN_AGENT_MEMORY_BYTES) {
     throw new HutchError('EINVAL', `memory limit ${limits.memoryBytes} bytes is too small for a sandbox with an agent: use 16m or more (the agent itself takes about 10 MiB; a one-shot hutch run without -d can go down to 6m)`);
   }
-  const env = mergeEnv(BASE_ENV, ['HOME=' + ((o.user?.uid ?? 0) === 0 ? '/root' : '/'), 'HOSTNAME='], checkEnv(o.env ?? []));
-  const cwd = o.cwd ?? '/';
+  const image = resolved.image?.config ?? {};
+  const user = o.user ?? (image.User ? imageUser(image.User, resolved.lowerDirs ?? [resolved.rootfs]) : { uid: 0, gid: 0 });
+  const env = mergeEnv(BASE_ENV, ['HOME=' + (user.uid === 0 ? '/root' : '/'), 'HOSTNAME='], checkEnv(image.Env ?? []), checkEnv(o.env ?? []));
+  const cwd = o.cwd ?? (image.WorkingDir || '/');
   if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
-  if (o.command !== undefined && (o.command.length === 0 || o.command.some((a) => typeof a !== 'string' || a.includes('\0')))) {
+  const command = commandOf(o, image, mode);
+  if (command !== undefined && (command.length === 0 || command.some((a) => typeof a !== 'string' || a.includes('\0')))) {
     throw new HutchError('EINVAL', 'the command must be a non-empty list of strings');
   }
+  const labels = checkLabels(o.labels ?? {});
   const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
   return (id, name) => ({
-    version: 1, id, name, phase: 'creating', mode: o.mode ?? 'agent', executor, createdAt: new Date().toISOString(),
-    rootfs, env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user: o.user ?? { uid: 0, gid: 0 },
-    limits, hardening, ...(o.command ? { command: o.command } : {}), ...(o.terminal ? { terminal: true } : {}),
+    version: 1, id, name, phase: 'creating', mode, executor, createdAt: new Date().toISOString(),
+    rootfs: resolved.rootfs, ...(resolved.lowerDirs ? { lowerDirs: resolved.lowerDirs } : {}),
+    ...(resolved.image ? { image: { ref: resolved.image.ref, id: resolved.image.id } } : {}),
+    env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user,
+    limits, hardening, ...(command ? { command } : {}), ...(o.terminal ? { terminal: true } : {}),
+    ...(Object.keys(labels).length ? { labels } : {}),
   });
+}
+
+/**
+ * The main command, as docker and podman make it: the image's Entrypoint (unless the caller gives
+ * one) followed by the caller's command, or by the image's Cmd when a one-shot run gives none.
+ * A sandbox with an agent runs no command of the image's unless asked: it waits for exec.
+ */
+function commandOf(o: CreateOptions, image: ImageRuntimeConfig, mode: string): string[] | undefined {
+  const entrypoint = o.entrypoint ?? image.Entrypoint ?? [];
+  if (o.command !== undefined) return [...entrypoint, ...o.command];
+  if (mode !== 'direct') return undefined;
+  const command = [...entrypoint, ...(image.Cmd ?? [])];
+  if (command.length === 0) throw new HutchError('EINVAL', 'no command to run: give one (the image has no Cmd or Entrypoint)');
+  return command;
 }
 
 /** What a platform needs to make the sandbox of `r`, whose dir is `dir`. */
 export function configOf(r: SandboxRecord, dir: string): SandboxConfig {
-  const { id, name, mode, rootfs, env, cwd, user, limits, hardening, command, terminal } = r;
-  return { id, name, mode, rootfs, env, cwd, user, limits, hardening, dir, ...(command ? { command } : {}), ...(terminal ? { terminal } : {}) };
+  const { id, name, mode, rootfs, lowerDirs, env, cwd, user, limits, hardening, command, terminal } = r;
+  return {
+    id, name, mode, rootfs, env, cwd, user, limits, hardening, dir,
+    ...(lowerDirs ? { lowerDirs } : {}), ...(command ? { command } : {}), ...(terminal ? { terminal } : {}),
+  };
 }
 
 /** A stand-in record for a dir whose state.json is missing or torn (a crash during create). */

@@ -23,6 +23,10 @@ export interface SandboxRecord extends SandboxSettings {
   /** Start time (clock ticks since boot) of the init pid, so a reused pid is not taken for ours. */
   initStartTime?: number;
   exitCode?: number | null;
+  /** The image the sandbox was made from (its layers are `lowerDirs`). */
+  image?: { ref: string; id: string };
+  /** The user's labels (key → value). */
+  labels?: Record<string, string>;
   /** Why the sandbox is stopped when it did not end normally (interrupted create, agent died...). */
   note?: string;
 }
@@ -58,4 +62,19 @@ export function checkName(name: string): void {
   if (!NAME_RE.test(name)) {
     throw new HutchError('EINVAL', `invalid sandbox name "${name.slice(0, 80)}": use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit`);
   }
+}
+
+const LABEL_KEY_RE = /^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,252}$/;
+const MAX_LABELS = 64;
+const MAX_LABEL_VALUE = 4096;
+
+/** Validates labels: at most 64, keys of letters, digits and `._/-`, values up to 4 KiB. */
+export function checkLabels(labels: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw new HutchError('EINVAL', `too many labels (${entries.length}): at most ${MAX_LABELS}`);
+  for (const [k, v] of entries) {
+    if (!LABEL_KEY_RE.test(k)) throw new HutchError('EINVAL', `invalid label key "${k.slice(0, 80)}": use up to 253 letters, digits, '.', '_', '/' or '-'`);
+    if (typeof v !== 'string' || v.length > MAX_LABEL_VALUE || v.includes('\0')) throw new HutchError('EINVAL', `invalid value of label ${k}: a string of at most ${MAX_LABEL_VALUE} characters`);
+  }
+  return { ...labels };
 }

@@ -30,8 +30,10 @@ export interface SandboxSettings {
   id: string;
   name: string;
   mode: InitMode;
-  /** Base rootfs dir (read-only lower layer). */
+  /** Base rootfs dir (read-only lower layer); for an image, its topmost layer dir. */
   rootfs: string;
+  /** An image's unpacked layer dirs, topmost first (overlayfs lower dirs); absent = just `rootfs`. */
+  lowerDirs?: string[];
   env: string[];
   cwd: string;
   user: { uid: number; gid: number };

@@ -70,6 +70,7 @@ export class ContainerPlatform implements Platform {
     fs.mkdirSync(l.run, { mode: 0o700 });
     if (cfg.hardening.userns) fs.chownSync(l.run, ids.hostUid, ids.hostGid);
     let rootfsPath = cfg.rootfs;
+    const lowerDirs = cfg.lowerDirs ?? [cfg.rootfs];
     if (cfg.hardening.overlay) {
       for (const d of [l.rootfs, l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
       // The merged root takes its owner from the upper dir. A rootfs owned by ids outside the
@@ -81,13 +82,18 @@ export class ContainerPlatform implements Platform {
       fs.chownSync(l.upper, owner.uid, owner.gid);
       fs.chmodSync(l.upper, rootStat.mode & 0o7777);
       for (const d of MOUNT_POINTS) {
-        if (!fs.existsSync(path.join(cfg.rootfs, d))) {
+        if (!lowerDirs.some((lower) => fs.existsSync(path.join(lower, d)))) {
           fs.mkdirSync(path.join(l.upper, d));
           fs.chmodSync(path.join(l.upper, d), d === 'tmp' ? 0o1777 : 0o755);
           fs.chownSync(path.join(l.upper, d), owner.uid, owner.gid);
         }
       }
-      mountOverlay({ lowerDirs: [cfg.rootfs], upperDir: l.upper, workDir: l.work, target: l.rootfs });
+      mountOverlay({ lowerDirs, upperDir: l.upper, workDir: l.work, target: l.rootfs });
+      rootfsPath = l.rootfs;
+    } else if (lowerDirs.length > 1) {
+      // No writable layer: the image's layers merged read-only.
+      fs.mkdirSync(l.rootfs, { mode: 0o755 });
+      mountOverlay({ lowerDirs, target: l.rootfs });
       rootfsPath = l.rootfs;
     }
     const runtime = cfg.mode === 'agent' ? ensureAgentRuntime(this.opts.dataRoot) : { dir: '', installDir: '' };

@@ -1,0 +1,54 @@
+// Stopping a sandbox: ask its agent to shut down, then signal the init, then kill it.
+import { HutchError, isHutchError } from '../errors.js';
+import type { Engine } from './engine.js';
+import type { SandboxRecord } from './state.js';
+import { exitRecordOf, observeInit } from './liveness.js';
+
+/** Stops a sandbox whose lock the caller holds: the agent's shutdown, then SIGTERM, then SIGKILL. */
+export async function stopSandbox(engine: Engine, record: SandboxRecord, graceMs: number): Promise<void> {
+  const platform = await engine.platformOf(record);
+  const handle = record.handle!;
+  if (record.phase === 'paused') await platform.resume(handle);
+  let stopped = false;
+  if (record.mode === 'agent' && record.phase !== 'ready') {
+    try {
+      const client = await platform.connect(handle, 2000);
+      try {
+        await client.shutdown({ graceMs }, { timeoutMs: graceMs + 3000 });
+      } finally {
+        client.close();
+      }
+      stopped = await waitInitGone(engine, record, 3000);
+    } catch (e) {
+      if (!isHutchError(e)) throw e; // the agent did not answer: fall through to signals
+    }
+  }
+  if (!stopped && record.phase !== 'ready') {
+    await platform.kill(handle, 'SIGTERM', true).catch(ignoreGone);
+    stopped = await waitInitGone(engine, record, graceMs);
+  }
+  if (!stopped) {
+    await platform.kill(handle, 'SIGKILL', true).catch(ignoreGone);
+    if (!(await waitInitGone(engine, record, 5000))) {
+      throw new HutchError('ETIMEDOUT', `sandbox ${record.id} did not stop after SIGKILL`, { id: record.id });
+    }
+  }
+  record.phase = 'stopped';
+  record.finishedAt = new Date().toISOString();
+  const exit = exitRecordOf(engine.store.dir(record.id));
+  if (exit) record.exitCode = exit.exitCode;
+}
+
+async function waitInitGone(engine: Engine, record: SandboxRecord, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    if (!observeInit(record, engine.store.dir(record.id)).alive) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+function ignoreGone(e: unknown): void {
+  if (isHutchError(e) && /not running|does not exist|container not running|no such process/i.test(e.message)) return;
+  throw e;
+}
