@@ -4,7 +4,7 @@ import { HutchError, isHutchError } from '../errors.js';
 import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
 import { checkLabels, checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
-import { checkRootfsDir } from './options.js';
+import { checkEnv, checkRootfsDir, mergeEnv } from './options.js';
 import { observeInit } from './liveness.js';
 import { brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
 import { waitUntilStopped } from './waiting.js';
@@ -40,6 +40,9 @@ export interface CreateOptions {
   terminal?: boolean;
   mode?: InitMode;
 }
+
+/** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */
+export interface SandboxUpdate { env?: string[]; cwd?: string; labels?: Record<string, string | null> }
 
 /** What `list` and `inspect` return: the record with its observed status. */
 export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'creating' | 'deleting' }
@@ -335,18 +338,26 @@ export class Engine {
     this.store.remove(record.id, record.name);
   }
 
-  /** Sets (value) or removes (null) labels of a sandbox; returns the sandbox. */
-  async setLabels(ref: string, patch: Record<string, string | null>): Promise<SandboxInfo> {
+  /**
+   * Changes what later execs of a sandbox get (env merged over its own, working dir) and its labels
+   * (a value sets, null removes). A warm pool's sandbox becomes its claimer's this way.
+   */
+  async update(ref: string, patch: SandboxUpdate): Promise<SandboxInfo> {
     const id = this.store.resolve(ref);
     const lock = await this.store.lock(id, 'exclusive');
     try {
       const record = this.mustRead(id);
       const labels: Record<string, string> = { ...(record.labels ?? {}) };
-      for (const [k, v] of Object.entries(patch)) {
+      for (const [k, v] of Object.entries(patch.labels ?? {})) {
         if (v === null) delete labels[k];
         else labels[k] = v;
       }
       record.labels = checkLabels(labels);
+      if (patch.env) record.env = mergeEnv(record.env, checkEnv(patch.env));
+      if (patch.cwd !== undefined) {
+        if (!path.isAbsolute(patch.cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${patch.cwd}`, { id });
+        record.cwd = patch.cwd;
+      }
       this.store.write(record);
       await this.refresh(record);
       return this.withStatus(record);

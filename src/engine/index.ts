@@ -1,5 +1,5 @@
 // The engine: sandbox model, state store, lifecycle.
-export { Engine, DEFAULT_ROOT, DEFAULT_DATA_ROOT, type EngineOptions, type CreateOptions, type SandboxInfo } from './engine.js';
+export { Engine, DEFAULT_ROOT, DEFAULT_DATA_ROOT, type EngineOptions, type CreateOptions, type SandboxInfo, type SandboxUpdate } from './engine.js';
 export { ImageService } from './images.js';
 export { isRootfsPath, type PullPolicy } from './rootfs.js';
 export { SandboxCalls, type ExecRequest, type SignalTarget } from './calls.js';
