@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
+  # zstd-compressed image layers are read through Debian's zstd (Node 20 has no zstd).
+  zstd
   # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images, netavark),
   # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it.
-  podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo)
+  podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo
+  # bench/pull.ts compares hutch pull with skopeo copy + umoci unpack.
+  umoci)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
