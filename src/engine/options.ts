@@ -42,6 +42,11 @@ export function checkLimits(limits: Limits): Limits {
   return out;
 }
 
+/** True when `spec` names a directory rather than an image (a path: absolute, or starting with `.`). */
+export function isRootfsPath(spec: string): boolean {
+  return spec.startsWith('/') || spec === '.' || spec.startsWith('./') || spec.startsWith('..');
+}
+
 /** Checks a rootfs dir given by path: it must exist, be a directory, and not be the host's root. */
 export function checkRootfsDir(p: string): string {
   const abs = path.resolve(p);

@@ -6,6 +6,7 @@ import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageRuntimeConfig, ProgressEvent } from '../image/index.js';
 import type { ImageService } from './images.js';
 import { checkRootfsDir } from './options.js';
+export { isRootfsPath } from './options.js';
 
 /** When an image is pulled before a sandbox is made from it. */
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -15,11 +16,6 @@ export interface ResolvedRootfs {
   rootfs: string;
   lowerDirs?: string[];
   image?: { ref: string; id: string; config: ImageRuntimeConfig };
-}
-
-/** True when `spec` names a directory rather than an image (a path: absolute, or starting with `.`). */
-export function isRootfsPath(spec: string): boolean {
-  return spec.startsWith('/') || spec === '.' || spec.startsWith('./') || spec.startsWith('..');
 }
 
 /** The embedded busybox rootfs under `dataRoot`, built on first use. */

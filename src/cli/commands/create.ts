@@ -4,14 +4,14 @@ import type { Command } from '../command.js';
 import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
 
 export const command: Command = {
-  usage: 'hutch create [OPTIONS] ROOTFS|busybox [--] [COMMAND [ARG...]]',
+  usage: 'hutch create [OPTIONS] IMAGE|ROOTFS|busybox [--] [COMMAND [ARG...]]',
   summary: 'Create a sandbox (state ready) and print its id. COMMAND, if given, is its main process: it runs on start, and the sandbox stops when it exits.',
   flags: SANDBOX_FLAGS,
   stopAfter: 1,
   errorExitCode: 125,
   async run(ctx, args) {
     const rootfs = args.operands[0];
-    if (rootfs === undefined) throw new HutchError('EINVAL', 'create: missing ROOTFS (a rootfs dir or "busybox")');
+    if (rootfs === undefined) throw new HutchError('EINVAL', 'create: missing IMAGE (an image, a rootfs dir or "busybox")');
     const engine = await ctx.engine();
     const info = await engine.create(createOptionsFrom(args, rootfs, args.rest));
     ctx.out(`${info.id}\n`);

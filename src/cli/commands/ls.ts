@@ -18,6 +18,7 @@ export const command: Command = {
         ...(s.startedAt ? { startedAt: s.startedAt } : {}), ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
         ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.note ? { note: s.note } : {}),
         ...(s.handle?.initPid ? { pid: s.handle.initPid } : {}), limits: s.limits, command: s.command ?? [],
+        ...(s.image ? { image: s.image } : {}), ...(s.labels ? { labels: s.labels } : {}),
       })), null, 2) + '\n');
       return 0;
     }
@@ -25,10 +26,11 @@ export const command: Command = {
       ctx.out(all.map((s) => `${s.id}\n`).join(''));
       return 0;
     }
-    const rows = [['ID', 'NAME', 'STATUS', 'MODE', 'CREATED', 'COMMAND']];
+    const rows = [['ID', 'NAME', 'IMAGE', 'STATUS', 'MODE', 'CREATED', 'COMMAND']];
     for (const s of all) {
       const status = s.status === 'stopped' && s.exitCode !== undefined && s.exitCode !== null ? `stopped (${s.exitCode})` : s.status;
-      rows.push([s.id, s.name, s.note ? `${status}: ${s.note}` : status, s.mode, s.createdAt.replace('T', ' ').slice(0, 19), (s.command ?? []).join(' ').slice(0, 40)]);
+      const image = s.image?.ref ?? (s.rootfs.endsWith('/rootfs/busybox') ? 'busybox' : s.rootfs);
+      rows.push([s.id, s.name, image.length > 40 ? `…${image.slice(-39)}` : image, s.note ? `${status}: ${s.note}` : status, s.mode, s.createdAt.replace('T', ' ').slice(0, 19), (s.command ?? []).join(' ').slice(0, 40)]);
     }
     ctx.out(table(rows));
     return 0;

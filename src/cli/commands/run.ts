@@ -3,6 +3,7 @@ import { HutchError } from '../../errors.js';
 import { bool, type FlagSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
+import { isRootfsPath } from '../../engine/options.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'rm', kind: 'bool', help: 'remove the sandbox when the command exits' },
@@ -13,14 +14,14 @@ const FLAGS: FlagSpec[] = [
 ];
 
 export const command: Command = {
-  usage: 'hutch run [OPTIONS] ROOTFS|busybox [--] [COMMAND [ARG...]]',
-  summary: 'Create a sandbox from a rootfs dir (or the embedded busybox), run COMMAND in it and return its exit code.\nWithout -d the command is the sandbox\'s init (no agent); with -d the sandbox keeps its agent for exec, cp, ps.',
+  usage: 'hutch run [OPTIONS] IMAGE|ROOTFS|busybox [--] [COMMAND [ARG...]]',
+  summary: 'Create a sandbox from an image (pulled when missing), a rootfs dir (a path: /… or ./…) or the embedded busybox, run COMMAND in it and return its exit code.\nWithout -d the command is the sandbox\'s init (no agent); with -d the sandbox keeps its agent for exec, cp, ps.',
   flags: FLAGS,
   stopAfter: 1,
   errorExitCode: 125,
   async run(ctx, args) {
     const rootfs = args.operands[0];
-    if (rootfs === undefined) throw new HutchError('EINVAL', 'run: missing ROOTFS (a rootfs dir or "busybox")');
+    if (rootfs === undefined) throw new HutchError('EINVAL', 'run: missing IMAGE (an image, a rootfs dir or "busybox")');
     const f = args.flags;
     const engine = await ctx.engine();
     const opts = createOptionsFrom(args, rootfs, args.rest);
@@ -37,7 +38,8 @@ export const command: Command = {
       ctx.out(`${created.id}\n`);
       return 0;
     }
-    if (args.rest.length === 0) throw new HutchError('EINVAL', 'run: missing COMMAND (or use -d for a sandbox that waits for exec)');
+    // An image may bring its own command (Entrypoint/Cmd); busybox and rootfs dirs do not.
+    if (args.rest.length === 0 && (rootfs === 'busybox' || isRootfsPath(rootfs))) throw new HutchError('EINVAL', 'run: missing COMMAND (or use -d for a sandbox that waits for exec)');
     const tty = bool(f, 'tty');
     const interactive = bool(f, 'interactive');
     // runc's own console handling needs our stdin to be a terminal (it opens /dev/tty).

@@ -20,6 +20,9 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'no-mask-paths', kind: 'bool', help: 'hardening off: leave /proc and /sys paths unmasked and writable' },
   { name: 'network', kind: 'string', value: 'MODE', help: 'none (loopback only, default) or host' },
   { name: 'read-only', kind: 'bool', help: 'no writable layer: the rootfs is mounted read-only' },
+  { name: 'label', short: 'l', kind: 'list', value: 'K=V', help: 'set a label on the sandbox (repeatable)' },
+  { name: 'pull', kind: 'string', value: 'POLICY', help: 'for an image: pull it when missing (default), always, or never' },
+  { name: 'entrypoint', kind: 'string', value: 'CMD', help: "replace the image's entrypoint (a command, or a JSON array; '' for none)" },
 ];
 
 /** Builds engine options from the sandbox flags. */
@@ -61,6 +64,36 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
     h.network = network;
   }
   if (bool(f, 'read-only')) h.overlay = false;
+  const labels = list(f, 'label');
+  if (labels.length) o.labels = Object.fromEntries(labels.map(parseLabel));
+  const pull = str(f, 'pull');
+  if (pull !== undefined) {
+    if (pull !== 'missing' && pull !== 'always' && pull !== 'never') throw new HutchError('EINVAL', `invalid --pull "${pull}": use missing, always or never`);
+    o.pull = pull;
+  }
+  const entrypoint = str(f, 'entrypoint');
+  if (entrypoint !== undefined) o.entrypoint = parseEntrypoint(entrypoint);
   if (command.length) o.command = command;
   return o;
+}
+
+/** K=V → [K, V]; the key is checked by the engine. */
+function parseLabel(kv: string): [string, string] {
+  const eq = kv.indexOf('=');
+  if (eq <= 0) throw new HutchError('EINVAL', `invalid --label "${kv.slice(0, 80)}": use KEY=VALUE`);
+  return [kv.slice(0, eq), kv.slice(eq + 1)];
+}
+
+/** An entrypoint as podman takes it: '' = none, a JSON array of strings, or one command word. */
+function parseEntrypoint(text: string): string[] {
+  if (text === '') return [];
+  if (!text.startsWith('[')) return [text];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new HutchError('EINVAL', `invalid --entrypoint ${text.slice(0, 80)}: not a JSON array`);
+  }
+  if (!Array.isArray(parsed) || parsed.some((a) => typeof a !== 'string')) throw new HutchError('EINVAL', `invalid --entrypoint ${text.slice(0, 80)}: use a JSON array of strings`);
+  return parsed as string[];
 }
