@@ -1,0 +1,217 @@
+// Registry auth: credentials from Docker/containers auth files, WWW-Authenticate challenges, and a
+// token cache shared by every request of one client (one token per registry and scope, fetched once).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HutchError, errnoCode } from '../../errors.js';
+import { readBody, send, TransientFailure, retryAfterMs, type SendOptions } from './transport.js';
+
+/** A user and password for one registry, and the file they came from. */
+export interface Credentials { username: string; password: string; source: string }
+
+/** A parsed WWW-Authenticate challenge. */
+export interface Challenge { scheme: 'bearer' | 'basic'; params: Record<string, string> }
+
+/** Parses `Bearer realm="…",service="…",scope="…"` (or `Basic realm="…"`); undefined for other schemes. */
+export function parseChallenge(header: string | string[] | undefined): Challenge | undefined {
+  for (const h of Array.isArray(header) ? header : header ? [header] : []) {
+    const m = h.trim().match(/^(\w+)\s*(.*)$/s);
+    const scheme = m?.[1]?.toLowerCase();
+    if (scheme !== 'bearer' && scheme !== 'basic') continue;
+    const params: Record<string, string> = {};
+    for (const p of m![2]!.matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
+      params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
+    }
+    return { scheme, params };
+  }
+  return undefined;
+}
+
+/** The auth files looked at, in order: the option (alone when given), $REGISTRY_AUTH_FILE, containers', docker's. */
+export function authFiles(explicit?: string): string[] {
+  if (explicit) return [explicit];
+  const files: string[] = [];
+  if (process.env.REGISTRY_AUTH_FILE) files.push(process.env.REGISTRY_AUTH_FILE);
+  if (process.env.XDG_RUNTIME_DIR) files.push(path.join(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  const home = process.env.HOME || os.homedir();
+  if (process.env.DOCKER_CONFIG) files.push(path.join(process.env.DOCKER_CONFIG, 'config.json'));
+  else if (home) files.push(path.join(home, '.docker', 'config.json'));
+  return files;
+}
+
+/** An auth file key in the form `host[/path]`: schemes, `/v1/` `/v2/` suffixes and Docker Hub's aliases removed. */
+export function normaliseAuthKey(key: string): string {
+  let k = key.replace(/^https?:\/\//, '').replace(/\/+$/, '').replace(/\/v[12]$/, '');
+  const slash = k.indexOf('/');
+  const host = slash < 0 ? k : k.slice(0, slash);
+  if (host === 'index.docker.io' || host === 'registry-1.docker.io') k = `docker.io${slash < 0 ? '' : k.slice(slash)}`;
+  return k;
+}
+
+/** Reads the entries of one auth file: normalised key → credentials. A missing file has none. */
+function readAuthFile(file: string): Map<string, Credentials> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return new Map();
+    throw new HutchError('EAUTH', `cannot read the auth file ${file}: ${(e as Error).message}`, { path: file, cause: e });
+  }
+  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new HutchError('EINVAL', `auth file ${file} is not valid JSON: ${(e as Error).message}`, { path: file, cause: e });
+  }
+  const out = new Map<string, Credentials>();
+  for (const [key, entry] of Object.entries(doc?.auths ?? {})) {
+    if (!entry || typeof entry !== 'object') continue;
+    let username = entry.username;
+    let password = entry.password;
+    if (typeof entry.auth === 'string' && entry.auth) {
+      const plain = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const colon = plain.indexOf(':');
+      if (colon < 0) throw new HutchError('EINVAL', `auth file ${file}: the entry for ${key} is not base64 of user:password`, { path: file });
+      username = plain.slice(0, colon);
+      password = plain.slice(colon + 1);
+    }
+    if (typeof username === 'string' && typeof password === 'string' && username) {
+      out.set(normaliseAuthKey(key), { username, password, source: file });
+    }
+  }
+  return out;
+}
+
+/** The credentials for `registry`/`repository`: the first file with a match wins; within it the longest key. */
+export function findCredentials(files: string[], registry: string, repository: string): Credentials | undefined {
+  const wanted = [registry];
+  const parts = repository.split('/');
+  for (let i = 1; i <= parts.length; i++) wanted.unshift(`${registry}/${parts.slice(0, i).join('/')}`);
+  for (const file of files) {
+    const entries = readAuthFile(file);
+    for (const key of wanted) {
+      const c = entries.get(key);
+      if (c) return c;
+    }
+  }
+  return undefined;
+}
+
+function basicHeader(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+}
+
+interface CachedToken { token: string; expiresAt: number }
+
+/** Auth state of one client: challenges seen per registry, and cached tokens per registry and scope. */
+export class RegistryAuth {
+  private readonly challenges = new Map<string, Challenge>();
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pending = new Map<string, Promise<CachedToken>>();
+  private readonly credentials = new Map<string, Credentials | undefined>();
+
+  constructor(private readonly files: string[], private readonly sendOptions: (url: URL) => SendOptions) {}
+
+  /** Headers to send before any challenge (from what this registry asked for earlier). */
+  async headersFor(registry: string, repository: string): Promise<Record<string, string>> {
+    const challenge = this.challenges.get(registry);
+    if (!challenge) return {};
+    return this.answer(registry, repository, challenge, undefined);
+  }
+
+  /**
+   * Headers that answer a 401's challenge. `sent` is the Authorization that was refused: a cached token
+   * equal to it is dropped, so a stale token is fetched again. Throws EAUTH when nothing can answer it.
+   */
+  async answerChallenge(registry: string, repository: string, header: string | string[] | undefined, sent: string | undefined): Promise<Record<string, string>> {
+    const challenge = parseChallenge(header);
+    if (!challenge) {
+      throw new HutchError('EAUTH', `registry ${registry} asks for authentication hutch does not support (${String(header ?? 'no WWW-Authenticate header')})`, { id: registry });
+    }
+    this.challenges.set(registry, challenge);
+    const key = this.tokenKey(registry, repository);
+    const cached = this.tokens.get(key);
+    if (cached && sent === `Bearer ${cached.token}`) this.tokens.delete(key);
+    return this.answer(registry, repository, challenge, sent);
+  }
+
+  /** The EAUTH for a registry that refused a request even with the answer to its challenge. */
+  refused(registry: string, repository: string, detail: string): HutchError {
+    const c = this.credentialsFor(registry, repository);
+    const message = c
+      ? `registry ${registry} refused the credentials of ${c.username} (from ${c.source}) for ${repository}${detail}`
+      : `registry ${registry} denied anonymous access to ${repository}${detail} (it may not exist, or need credentials)`;
+    return new HutchError('EAUTH', message, { id: registry });
+  }
+
+  /** The credentials for a repository, read from the auth files once per client. */
+  private credentialsFor(registry: string, repository: string): Credentials | undefined {
+    const key = `${registry}/${repository}`;
+    if (!this.credentials.has(key)) this.credentials.set(key, findCredentials(this.files, registry, repository));
+    return this.credentials.get(key);
+  }
+
+  private tokenKey(registry: string, repository: string): string {
+    return `${registry} repository:${repository}:pull`;
+  }
+
+  private async answer(registry: string, repository: string, challenge: Challenge, sent: string | undefined): Promise<Record<string, string>> {
+    const creds = this.credentialsFor(registry, repository);
+    if (challenge.scheme === 'basic') {
+      if (!creds) throw this.needCredentials(registry, repository);
+      const header = basicHeader(creds);
+      if (sent === header) throw new HutchError('EAUTH', `registry ${registry} refused the credentials of ${creds.username} (from ${creds.source})`, { id: registry });
+      return { Authorization: header };
+    }
+    const key = this.tokenKey(registry, repository);
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return { Authorization: `Bearer ${cached.token}` };
+    let pending = this.pending.get(key);
+    if (!pending) {
+      // One token request per registry and scope, however many downloads wait for it.
+      pending = this.fetchToken(registry, repository, challenge, creds).finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    const token = await pending;
+    this.tokens.set(key, token);
+    return { Authorization: `Bearer ${token.token}` };
+  }
+
+  private needCredentials(registry: string, repository: string): HutchError {
+    return new HutchError('EAUTH', `registry ${registry} requires credentials for ${repository} and none were found (looked in ${this.files.join(', ') || 'no auth file'})`, { id: registry });
+  }
+
+  private async fetchToken(registry: string, repository: string, challenge: Challenge, creds: Credentials | undefined): Promise<CachedToken> {
+    const realm = challenge.params.realm;
+    let url: URL;
+    try {
+      url = new URL(realm ?? '');
+    } catch {
+      throw new HutchError('EPROTO', `registry ${registry} sent a bearer challenge without a usable realm (${realm ?? 'none'})`, { id: registry });
+    }
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    url.searchParams.set('scope', `repository:${repository}:pull`);
+    const opts = this.sendOptions(url);
+    if (creds) opts.headers = { ...opts.headers, Authorization: basicHeader(creds) };
+    const started = Date.now();
+    const ex = await send(url, opts);
+    const body = await readBody(ex, 1024 * 1024, `token from ${url.host}`);
+    if (ex.status === 401 || ex.status === 403) {
+      if (creds) throw new HutchError('EAUTH', `registry ${registry} refused the credentials of ${creds.username} (from ${creds.source})`, { id: registry });
+      throw this.needCredentials(registry, repository);
+    }
+    if (ex.status === 429 || ex.status >= 500) throw new TransientFailure(`token server ${url.host} answered ${ex.status}`, retryAfterMs(ex.headers['retry-after'], 30_000));
+    if (ex.status !== 200) throw new HutchError('EAUTH', `token server ${url.host} for registry ${registry} answered ${ex.status}`, { id: registry });
+    let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      doc = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new HutchError('EPROTO', `token server ${url.host} for registry ${registry} sent something that is not JSON`, { id: registry });
+    }
+    const token = typeof doc.token === 'string' && doc.token ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
+    if (!token) throw new HutchError('EPROTO', `token server ${url.host} for registry ${registry} sent no token`, { id: registry });
+    // The spec's default lifetime is 60 s; renew a little early so a request does not carry a dying token.
+    const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
+    return { token, expiresAt: started + lifetime * 900 };
+  }
+}
