@@ -143,3 +143,24 @@ test('a failed mount names its target', () => {
     return true;
   });
 });
+
+test('an overlay of 60 layers whose absolute paths overflow a page mounts with paths relative to their parent', () => {
+  const layers = mkdir('many-layers-with-a-long-parent-path', 'x'.repeat(60));
+  const names = Array.from({ length: 60 }, (_, i) => `${i.toString().padStart(2, '0')}${'f'.repeat(62)}`);
+  const dirs = names.map((n) => mkdir(path.relative(tmp, layers), n));
+  dirs.forEach((d, i) => fs.writeFileSync(path.join(d, `only-${i}`), String(i)));
+  fs.writeFileSync(path.join(dirs[0]!, 'shared'), 'top');
+  fs.writeFileSync(path.join(dirs[59]!, 'shared'), 'bottom');
+  assert.ok(dirs.join(':').length > 4096, 'absolute lower dirs overflow the page');
+  const upper = mkdir('many-upper'), work = mkdir('many-work'), merged = mkdir('many-merged');
+  const cwd = process.cwd();
+  mountOverlay({ lowerDirs: dirs, upperDir: upper, workDir: work, target: merged });
+  try {
+    assert.equal(process.cwd(), cwd, 'the working dir is restored');
+    assert.equal(fs.readFileSync(path.join(merged, 'shared'), 'utf8'), 'top');
+    assert.equal(fs.readFileSync(path.join(merged, 'only-59'), 'utf8'), '59');
+    assert.equal(fs.readdirSync(merged).filter((n) => n.startsWith('only-')).length, 60);
+  } finally {
+    unmountTree(merged);
+  }
+});

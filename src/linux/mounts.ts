@@ -1,5 +1,6 @@
 // Mount table reading, overlay and bind mounts, and a mount-aware, symlink-safe tree removal.
 import * as fs from 'node:fs';
+import path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
 import * as ffi from './ffi.js';
 import { assertCleanAbsolute, isAtOrBelow, pathDepth } from './paths.js';
@@ -169,8 +170,11 @@ function assertOverlayPath(p: string, what: string, target: string): void {
   }
 }
 
-/** The option string for an overlay mount; throws EINVAL if it would not fit in mount(2)'s one page. */
-export function overlayOptions(o: OverlayMount): string {
+/**
+ * The option string for an overlay mount; throws EINVAL if it would not fit in mount(2)'s one page.
+ * With `lowerBase` (the dir every lower dir is a child of), lower dirs are written relative to it.
+ */
+export function overlayOptions(o: OverlayMount, lowerBase?: string): string {
   if (o.lowerDirs.length === 0) throw new HutchError('EINVAL', `overlay on ${o.target}: no lower dirs`, { path: o.target });
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new HutchError('EINVAL', `overlay on ${o.target}: upperDir and workDir go together`, { path: o.target });
@@ -179,7 +183,8 @@ export function overlayOptions(o: OverlayMount): string {
     throw new HutchError('EINVAL', `overlay on ${o.target}: a read-only overlay needs 2 or more lower dirs`, { path: o.target });
   }
   for (const d of o.lowerDirs) assertOverlayPath(d, 'lower dir', o.target);
-  const parts = [`lowerdir=${o.lowerDirs.join(':')}`];
+  const lowers = lowerBase === undefined ? o.lowerDirs : o.lowerDirs.map((d) => path.relative(lowerBase, d));
+  const parts = [`lowerdir=${lowers.join(':')}`];
   if (o.upperDir !== undefined && o.workDir !== undefined) {
     assertOverlayPath(o.upperDir, 'upper dir', o.target);
     assertOverlayPath(o.workDir, 'work dir', o.target);
@@ -201,10 +206,28 @@ export function overlayOptions(o: OverlayMount): string {
   return data;
 }
 
-/** Mounts an overlay filesystem on `target`. */
+/**
+ * Mounts an overlay filesystem on `target`. An image with many layers gives lower dirs whose absolute
+ * paths overflow mount(2)'s page; when they share a parent dir, they are given relative to it, with
+ * the process's working dir there for the (synchronous) call.
+ */
 export function mountOverlay(o: OverlayMount): void {
   assertCleanAbsolute(o.target, 'overlay target');
-  ffi.mount('overlay', o.target, 'overlay', 0, overlayOptions(o));
+  const parent = path.dirname(o.lowerDirs[0] ?? '/');
+  const shared = o.lowerDirs.length > 1 && o.lowerDirs.every((d) => path.dirname(d) === parent);
+  const absolute = o.lowerDirs.reduce((n, d) => n + d.length + 1, 0);
+  if (!shared || absolute < MOUNT_DATA_MAX / 2) {
+    ffi.mount('overlay', o.target, 'overlay', 0, overlayOptions(o));
+    return;
+  }
+  const data = overlayOptions(o, parent);
+  const cwd = process.cwd();
+  process.chdir(parent);
+  try {
+    ffi.mount('overlay', o.target, 'overlay', 0, data);
+  } finally {
+    process.chdir(cwd);
+  }
 }
 
 /** How to bind-mount: read-only needs a second, remount step; recursive also binds the mounts below src. */
