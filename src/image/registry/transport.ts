@@ -40,7 +40,9 @@ const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPI
 /** What to say about a failed connection, and whether it is worth retrying. */
 export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean } {
   const code = errnoCode(e) ?? '';
-  const text = e instanceof Error ? e.message : String(e);
+  // OpenSSL's messages span lines and carry source paths: keep the reason only.
+  const raw = e instanceof Error ? e.message : String(e);
+  const text = (/SSL routines:[^:]*:([^:\n]+)/.exec(raw)?.[1] ?? raw.split('\n')[0]!).trim();
   if (code === 'ECONNREFUSED') return { message: `connection to ${host} refused`, transient: true };
   if (code === 'ENOTFOUND') return { message: `cannot resolve the host name of ${host}`, transient: false };
   if (code === 'ETIMEDOUT') return { message: `${host} did not answer in time`, transient: true };
