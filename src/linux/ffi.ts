@@ -61,7 +61,7 @@ const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 10: 'ECHILD', 11: 'EAGAIN', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
   20: 'ENOTDIR', 22: 'EINVAL', 38: 'ENOSYS',
   3: 'ESRCH', 7: 'E2BIG', 12: 'ENOMEM', 15: 'ENOTBLK', 19: 'ENODEV', 21: 'EISDIR', 28: 'ENOSPC', 30: 'EROFS',
-  36: 'ENAMETOOLONG', 40: 'ELOOP', 95: 'EOPNOTSUPP',
+  36: 'ENAMETOOLONG', 40: 'ELOOP', 95: 'EOPNOTSUPP', 61: 'ENODATA',
 };
 
 /** The current errno as a name (EAGAIN, EBUSY...) for the call that just failed. */
@@ -150,4 +150,47 @@ export function mallocTrim(): boolean {
   if (!mallocTrimFn) return false;
   mallocTrimFn(0);
   return true;
+}
+
+// ---- Added for image layer unpacking (src/image/unpack): fifos, overlay whiteouts (a 0/0 character
+// device) and the overlay opaque xattr. Bound on first use, apart from the calls above. ----
+
+interface FsCalls { mknod: Fn; lsetxattr: Fn; lgetxattr: Fn }
+let fsCalls: FsCalls | undefined;
+
+function fsLib(): FsCalls {
+  if (fsCalls) return fsCalls;
+  const lib = koffi().load('libc.so.6');
+  fsCalls = {
+    mknod: lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+    lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
+    lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
+  };
+  return fsCalls;
+}
+
+export const S_IFIFO = 0o010000, S_IFCHR = 0o020000;
+
+/** mknod(2) (a fifo, or a device such as the 0/0 whiteout); throws a HutchError naming the path and errno. */
+export function mknod(path: string, mode: number, dev = 0): void {
+  if (fsLib().mknod(path, mode, dev) !== 0) {
+    throw new HutchError('EINTERNAL', `mknod ${path} failed: ${lastErrno()}`, { path });
+  }
+}
+
+/** lsetxattr(2): sets xattr `name` on `path` itself (a symlink is not followed). */
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  if (fsLib().lsetxattr(path, name, value, value.length, 0) !== 0) {
+    throw new HutchError('EINTERNAL', `setting xattr ${name} on ${path} failed: ${lastErrno()}`, { path });
+  }
+}
+
+/** lgetxattr(2): the value of xattr `name` of `path` itself (at most 64 KiB), or null when it has none. */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  const buf = new Uint8Array(65536);
+  const n = fsLib().lgetxattr(path, name, buf, buf.length);
+  if (n >= 0) return Buffer.from(buf.subarray(0, n));
+  const e = lastErrno();
+  if (e === 'ENODATA' || e === 'EOPNOTSUPP') return null;
+  throw new HutchError('EINTERNAL', `reading xattr ${name} of ${path} failed: ${e}`, { path });
 }
