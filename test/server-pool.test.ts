@@ -1,0 +1,214 @@
+// The warm pool on real sandboxes: filling, claims (exclusive, relabelled, usable), refills, dead
+// pooled sandboxes never handed out and replaced, draining, bad configurations.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cleanRoot, leftovers, makeRoot } from './helpers.js';
+import { Engine, SandboxCalls, type SandboxInfo } from '../src/engine/index.js';
+import { EventBus, type LifecycleEvent } from '../src/server/events.js';
+import { MANAGED_LABEL, POOL_LABEL } from '../src/server/lifetime.js';
+import { WarmPool } from '../src/server/pool.js';
+
+let root: string;
+let engine: Engine;
+before(() => {
+  root = makeRoot('pool');
+  engine = new Engine({ root });
+});
+after(async () => {
+  await cleanRoot(root);
+  assert.deepEqual(leftovers(root), []);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `cond` holds (checked every 50 ms), failing after `ms`. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const pooled = async () => (await engine.list()).filter((s) => s.labels?.[POOL_LABEL] !== undefined);
+
+/** Runs a command through the engine's calls; returns exit code and stdout. */
+async function run(calls: SandboxCalls, id: string, argv: string[]): Promise<{ code: number | null; out: string }> {
+  const p = await calls.exec(id, { argv });
+  const out: Buffer[] = [];
+  p.stdout.on('data', (d: Buffer) => out.push(d));
+  p.stderr.resume();
+  const exit = await p.wait();
+  return { code: exit.exitCode, out: Buffer.concat(out).toString() };
+}
+
+async function removeAll(infos: (SandboxInfo | undefined)[]): Promise<void> {
+  for (const s of infos) if (s) await engine.remove(s.id, true);
+}
+
+test('fills to its size; a claim gets a started, relabelled sandbox in which exec works; the pool refills', async () => {
+  const events = new EventBus();
+  const seen: LifecycleEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const pool = new WarmPool(engine, events, [{ image: 'busybox', size: 3 }]);
+  assert.deepEqual(pool.sizes(), { busybox: { ready: 0, target: 3 } });
+  pool.start();
+  const calls = new SandboxCalls(engine);
+  let claimed: SandboxInfo | undefined;
+  try {
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 3);
+    const inPool = await pooled();
+    assert.equal(inPool.length, 3, 'exactly its size, no more');
+    for (const s of inPool) {
+      assert.equal(s.status, 'running');
+      assert.deepEqual(s.labels, { [POOL_LABEL]: 'busybox', [MANAGED_LABEL]: 'hutchd' });
+    }
+    claimed = await pool.claim('busybox', { labels: { owner: 'alice', 'dev.hutch.expires-at': '2999-01-01T00:00:00.000Z' }, env: ['GREETING=hi'], cwd: '/tmp' });
+    assert.ok(claimed);
+    assert.ok(inPool.some((s) => s.id === claimed!.id), 'one of the pooled ones');
+    assert.equal(claimed.status, 'running');
+    assert.deepEqual(claimed.labels, { owner: 'alice', 'dev.hutch.expires-at': '2999-01-01T00:00:00.000Z', [MANAGED_LABEL]: 'hutchd' });
+    assert.deepEqual(seen.map((e) => `${e.type}:${e.sandboxId}`), [`pool-claimed:${claimed.id}`]);
+    // Nothing ran in it before the claim: the agent is its only process.
+    assert.deepEqual((await calls.ps(claimed.id)).map((p) => p.pid), [1]);
+    assert.deepEqual(await run(calls, claimed.id, ['sh', '-c', 'echo "$GREETING $(pwd)"']), { code: 0, out: 'hi /tmp\n' });
+    await until('the refill', () => pool.sizes().busybox!.ready === 3);
+    assert.equal((await pooled()).length, 3);
+    assert.ok(!(await pooled()).some((s) => s.id === claimed!.id));
+  } finally {
+    calls.closeAll();
+    await pool.stop({ drain: true });
+    await removeAll([claimed]);
+  }
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('no sandbox is handed out twice under 10 concurrent claims', async () => {
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 4 }], { concurrency: 2 });
+  pool.start();
+  let got: (SandboxInfo | undefined)[] = [];
+  try {
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 4);
+    got = await Promise.all(Array.from({ length: 10 }, () => pool.claim('busybox', { labels: { n: 'x' } })));
+    const ids = got.filter((s): s is SandboxInfo => s !== undefined).map((s) => s.id);
+    assert.ok(ids.length >= 4, `at least the 4 ready ones were claimed (got ${ids.length})`);
+    assert.equal(new Set(ids).size, ids.length, 'all distinct');
+    for (const s of got) if (s) assert.equal(s.labels?.[POOL_LABEL], undefined);
+    // The ones that found the pool empty get undefined: the server then creates cold.
+    assert.equal(got.filter((s) => s === undefined).length, 10 - ids.length);
+  } finally {
+    await pool.stop({ drain: true });
+    await removeAll(got);
+  }
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('claims it cannot serve return undefined; a claim may not set the pool label', async () => {
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 1, limits: { memoryBytes: 64 * 1024 * 1024 } }]);
+  pool.start();
+  let claimed: SandboxInfo | undefined;
+  try {
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 1);
+    assert.equal(await pool.claim('alpine:3'), undefined, 'no pool for the image');
+    assert.equal(await pool.claim('busybox'), undefined, 'default limits differ from the pool\'s');
+    assert.equal(await pool.claim('busybox', { limits: { memoryBytes: 128 * 1024 * 1024 } }), undefined);
+    assert.equal(await pool.claim('busybox', { limits: { memoryBytes: 1 } }), undefined, 'invalid limits: left to the cold create to refuse');
+    await assert.rejects(pool.claim('busybox', { limits: { memoryBytes: 64 * 1024 * 1024 }, labels: { [POOL_LABEL]: 'x' } }), /is hutchd's own/);
+    await assert.rejects(pool.claim('busybox', { limits: { memoryBytes: 64 * 1024 * 1024 }, labels: { 'bad key': 'x' } }), /invalid label key/);
+    assert.equal(pool.sizes().busybox!.ready, 1, 'a claim with a bad label does not lose the sandbox');
+    // Same limits, spelled with the default pids limit: served.
+    claimed = await pool.claim('busybox', { limits: { memoryBytes: 64 * 1024 * 1024, pids: 1024 } });
+    assert.ok(claimed);
+    assert.equal(claimed.limits.memoryBytes, 64 * 1024 * 1024);
+  } finally {
+    await pool.stop({ drain: true });
+    await removeAll([claimed]);
+  }
+  assert.equal(await pool.claim('busybox', { limits: { memoryBytes: 64 * 1024 * 1024 } }), undefined, 'a stopped pool hands out nothing');
+  assert.deepEqual(await engine.list(), []);
+});
+
+/** Kills a sandbox's init (its agent) from outside, and waits until it is gone. */
+async function killAgent(id: string): Promise<void> {
+  const pid = Number(fs.readFileSync(path.join(root, 'sandboxes', id, 'init.pid'), 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  await until(`pid ${pid} to die`, () => !fs.existsSync(`/proc/${pid}`), 5000);
+}
+
+test('a pooled sandbox killed from outside is never handed out; it is removed and replaced', async () => {
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 2 }], { checkIntervalMs: 60_000 });
+  pool.start();
+  const got: (SandboxInfo | undefined)[] = [];
+  try {
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 2);
+    const victims = (await pooled()).map((s) => s.id);
+    for (const id of victims) await killAgent(id);
+    // Found at claim time: both dead ones are skipped and removed; nothing is handed out.
+    got.push(await pool.claim('busybox'));
+    assert.equal(got[0], undefined);
+    await until('the dead ones to be removed', async () => victims.every((id) => !fs.existsSync(path.join(root, 'sandboxes', id))));
+    await until('the replacements', () => pool.sizes().busybox!.ready === 2);
+    const fresh = await pool.claim('busybox');
+    got.push(fresh);
+    assert.ok(fresh && !victims.includes(fresh.id) && fresh.status === 'running');
+  } finally {
+    await pool.stop({ drain: true });
+    await removeAll(got);
+  }
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('the periodic check removes and replaces a dead pooled sandbox without a claim', async () => {
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 2 }], { checkIntervalMs: 200 });
+  pool.start();
+  try {
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 2);
+    const [victim] = (await pooled()).map((s) => s.id);
+    await killAgent(victim!);
+    await until('the dead one to be removed', () => !fs.existsSync(path.join(root, 'sandboxes', victim!)));
+    await until('its replacement', async () => pool.sizes().busybox!.ready === 2 && (await pooled()).every((s) => s.status === 'running'));
+    assert.equal((await pooled()).length, 2);
+  } finally {
+    await pool.stop({ drain: true });
+  }
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('stop without drain leaves the pooled sandboxes (for the next recovery); drain removes them all', async () => {
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 2 }]);
+  pool.start();
+  await until('the pool to fill', () => pool.sizes().busybox!.ready === 2);
+  const pool2 = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 3 }], { concurrency: 3 });
+  pool2.start();
+  await sleep(50); // stopped while sandboxes are being made: they are removed by the drain too
+  await pool2.stop({ drain: true });
+  assert.equal((await pooled()).length, 2);
+  await pool.stop();
+  assert.equal((await pooled()).length, 2, 'left for recovery');
+  await pool.stop({ drain: true });
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('bad configurations are refused; a pool whose sandboxes cannot be made reports once and backs off', async (t) => {
+  assert.throws(() => new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: -1 }]), /whole number/);
+  assert.throws(() => new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 1 }, { image: 'busybox', size: 2 }]), /two pools/);
+  assert.throws(() => new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 1, limits: { cpus: 1000 } }]), /cpus 1000 is out of range/);
+  assert.throws(() => new WarmPool(engine, new EventBus(), [], { concurrency: 0 }), /concurrency/);
+  const written: string[] = [];
+  t.mock.method(process.stderr, 'write', (chunk: string) => { written.push(String(chunk)); return true; });
+  const pool = new WarmPool(engine, new EventBus(), [{ image: '/nonexistent-hutch-rootfs', size: 2 }, { image: 'busybox', size: 1 }]);
+  pool.start();
+  try {
+    await until('the good pool to fill', () => pool.sizes().busybox!.ready === 1);
+    await sleep(1200);
+    const reports = written.filter((w) => w.includes('/nonexistent-hutch-rootfs'));
+    assert.equal(reports.length, 1, written.join(''));
+    assert.match(reports[0]!, /cannot make a sandbox .*does not exist/);
+    assert.deepEqual(pool.sizes()['/nonexistent-hutch-rootfs'], { ready: 0, target: 2 });
+  } finally {
+    await pool.stop({ drain: true });
+  }
+  assert.deepEqual(await engine.list(), []);
+});
