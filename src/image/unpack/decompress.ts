@@ -121,7 +121,7 @@ function openZstd(fd: number, label: string): LayerStream {
       const code = await exited;
       if (spawnError) throw describe(spawnError);
       if (code !== 0) {
-        const why = stderr.trim().split('\n').pop()?.replace(/^zstd: \/?\*stdin\*\\?:\s*/, '') ?? `exit ${code}`;
+        const why = stderr.trim().split('\n').pop()?.replace(/^(zstd:\s*)?\/\*stdin\*\\?\s*:\s*/, '') ?? `exit ${code}`;
         throw new HutchError('EINTEGRITY', `layer ${label} is truncated or corrupt: zstd: ${why || `exit ${code}`}`, { id: label });
       }
     },
