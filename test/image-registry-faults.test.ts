@@ -29,7 +29,7 @@ const dest = () => path.join(tmp, `blob-${++n}`);
 const blobGets = () => front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${layer.digest}`));
 
 function resetFaults(): void {
-  Object.assign(front.faults, { resets: 0, cut: { bytes: 0, count: 0 }, status: { code: 503, count: 0 }, ignoreRange: false, respond: undefined });
+  Object.assign(front.faults, { resets: 0, cut: { bytes: 0, count: 0 }, stall: { bytes: 0, count: 0 }, status: { code: 503, count: 0 }, ignoreRange: false, respond: undefined });
   front.faults.corrupt.clear();
   front.requests.length = 0;
 }
@@ -94,6 +94,18 @@ test('a body cut in the middle is resumed where it stopped', async () => {
   assert.equal(ranges[0], undefined);
   assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
   assert.ok(Number(ranges[2]!.slice(6, -1)) > Number(ranges[1]!.slice(6, -1)), `resumes further each time: ${ranges.join(' ')}`);
+});
+
+test('a body that stalls times out and is resumed', async () => {
+  resetFaults();
+  front.faults.stall = { bytes: MiB, count: 1 };
+  const d = dest();
+  const started = Date.now();
+  const report = await client({ timeoutMs: 400 }).downloadBlobWithReport(ref(), layer, d);
+  assert.deepEqual(fs.readFileSync(d), blob);
+  assert.equal(report.requests, 2);
+  assert.equal(blobGets()[1]!.range, `bytes=${MiB}-`);
+  assert.ok(Date.now() - started < 3000);
 });
 
 test('connection resets, 503s and 429s are retried and succeed', async () => {

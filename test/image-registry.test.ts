@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RegistryClient, findCredentials, parsePlatform } from '../src/image/registry/index.js';
+import { RegistryClient, findCredentials, parseChallenge, parsePlatform } from '../src/image/registry/index.js';
 import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
 import type { ImageReference } from '../src/image/types.js';
@@ -215,4 +215,13 @@ test('concurrent downloads with one client, and one download for one destination
   big.layerBlobs.forEach((b, i) => assert.deepEqual(fs.readFileSync(dests[i]!), b));
   assert.equal(f.requests.filter((q) => q.path.includes('/blobs/') && q.status === 200).length, 5, 'each blob once');
   assert.equal(f.tokenRequests.length, 1);
+});
+
+test('WWW-Authenticate challenges are parsed with quoting and case', () => {
+  assert.deepEqual(parseChallenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"'),
+    { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' } });
+  assert.deepEqual(parseChallenge('basic Realm=x'), { scheme: 'basic', params: { realm: 'x' } });
+  assert.deepEqual(parseChallenge(['Negotiate abc', 'Basic realm="a \\"q\\""']), { scheme: 'basic', params: { realm: 'a "q"' } });
+  assert.equal(parseChallenge('Negotiate'), undefined);
+  assert.equal(parseChallenge(undefined), undefined);
 });

@@ -202,6 +202,8 @@ export interface Faults {
   resets: number;
   /** The next `count` matching blob GETs are cut (connection destroyed) after `bytes` bytes of body. */
   cut: { bytes: number; count: number };
+  /** The next `count` matching blob GETs stall (the connection stays open, nothing more is sent) after `bytes`. */
+  stall: { bytes: number; count: number };
   /** The next `count` matching requests are answered with `code` (e.g. 503, 429), with an optional Retry-After. */
   status: { code: number; count: number; retryAfter?: string };
   /** Blob digests whose bodies get one byte changed. */
@@ -234,7 +236,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
   const users = opts.users ?? {};
   const anonymous = opts.anonymous ?? Object.keys(users).length === 0;
   const tokens = new Map<string, number>(); // token → expiry (ms)
-  const faults: Faults = { match: /^\/v2\/.+/, resets: 0, cut: { bytes: 0, count: 0 }, status: { code: 503, count: 0 }, corrupt: new Set(), ignoreRange: false };
+  const faults: Faults = { match: /^\/v2\/.+/, resets: 0, cut: { bytes: 0, count: 0 }, stall: { bytes: 0, count: 0 }, status: { code: 503, count: 0 }, corrupt: new Set(), ignoreRange: false };
   const requests: SeenRequest[] = [];
   const tokenRequests: RegistryFront['tokenRequests'] = [];
   let self = '';
@@ -286,6 +288,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     if (faults.ignoreRange) delete headers.range;
     const blob = url.pathname.match(/\/blobs\/(sha256:[0-9a-f]{64})$/)?.[1];
     const cut = faulty && blob && seen.method === 'GET' && faults.cut.count > 0 ? (faults.cut.count--, faults.cut.bytes) : -1;
+    const stall = faulty && blob && seen.method === 'GET' && cut < 0 && faults.stall.count > 0 ? (faults.stall.count--, faults.stall.bytes) : -1;
     const up = http.request(`http://${target}${req.url}`, { method: req.method, headers }, (ur) => {
       seen.status = ur.statusCode ?? 0;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
@@ -294,6 +297,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
       ur.on('data', (d: Buffer) => {
         if (blob && faults.corrupt.has(blob) && !flipped && d.length) { d = Buffer.from(d); d[0] = d[0]! ^ 0xff; flipped = true; }
         if (cut >= 0 && sent + d.length >= cut) { res.write(d.subarray(0, cut - sent)); res.socket?.destroy(); ur.destroy(); return; }
+        if (stall >= 0 && sent + d.length >= stall) { res.write(d.subarray(0, stall - sent)); ur.destroy(); return; }
         sent += d.length;
         res.write(d);
       });
