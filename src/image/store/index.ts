@@ -1,7 +1,21 @@
-// The image store. (Stub: the store helper fills it in.)
+// The image store: content-addressed blobs, unpacked layers shared by every sandbox, image records and
+// a names index under one root dir. Layout (see docs/images.md):
+//   blobs/sha256/<hex>      verified blobs (configs, manifests, layer blobs; `.partial` while downloading)
+//   layers/<chain id hex>   unpacked layers (complete iff present: renamed into place after checking)
+//   images/<id hex>.json    image records;  names.json: canonical name → image id
+//   locks/                  gc (pulls shared, prune exclusive), names, per-blob and per-layer locks
+//   tmp/                    work dirs of loads and unpacks
+import fs from 'node:fs';
 import { HutchError } from '../../errors.js';
 import type { IdMapping, ImageRecord, ImagePlatform, ImageRuntimeConfig, ProgressEvent } from '../types.js';
 import type { RegistryOptions } from '../registry/index.js';
+import { StoreLayout } from './layout.js';
+import { ImageRecords } from './records.js';
+import { pruneStore, removeImage } from './gc.js';
+import type { StoreParts } from './layers.js';
+
+export { StoreLayout, chainIds, hexOf, sha256Of } from './layout.js';
+export { storeImage, type ImageToStore, type StoreParts } from './layers.js';
 
 /** What a sandbox made from an image gets: its layer dirs and runtime defaults. */
 export interface ImageRootfs {
@@ -19,45 +33,61 @@ export interface PullOptions extends RegistryOptions {
 
 /** Content-addressed blobs, shared unpacked layers and image records under one root dir. */
 export class ImageStore {
-  constructor(readonly root: string, readonly ids: IdMapping) {}
+  readonly layout: StoreLayout;
+  readonly records: ImageRecords;
+
+  constructor(readonly root: string, readonly ids: IdMapping) {
+    this.layout = new StoreLayout(root);
+    this.records = new ImageRecords(this.layout);
+  }
+
+  /** The parts pulls and loads work with (the store's dirs made on first use). */
+  parts(): StoreParts {
+    this.layout.ensure();
+    return { layout: this.layout, records: this.records, ids: this.ids };
+  }
 
   /** Pulls `ref` from its registry (work already done is not repeated). */
   async pull(ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
-    void opts;
-    throw new HutchError('EUNSUPPORTED', `pull not implemented yet: ${ref}`);
+    const { pullImage } = await import('./pull.js');
+    return pullImage(this.parts(), ref, opts);
   }
 
-  /** Imports a docker-archive, an oci-archive or an OCI layout dir; returns the images it held. */
+  /** Imports a docker-archive, an oci-archive or an OCI layout dir (`-` = stdin); returns the images it held. */
   async load(file: string, name?: string): Promise<ImageRecord[]> {
-    void name;
-    throw new HutchError('EUNSUPPORTED', `load not implemented yet: ${file}`);
+    const { loadImages } = await import('../archive/index.js');
+    return loadImages(this.parts(), file, name);
   }
 
   /** The image a name, a short or full id or a digest points at; undefined when none. */
   find(nameOrId: string): ImageRecord | undefined {
-    void nameOrId;
-    return undefined;
+    return this.records.find(nameOrId);
   }
 
-  /** Every stored image. */
+  /** Every stored image, newest first. */
   list(): ImageRecord[] {
-    return [];
+    return this.records.all();
   }
 
   /** The layer dirs and config of an image, for a sandbox's rootfs. */
   rootfsOf(nameOrId: string): ImageRootfs {
-    throw new HutchError('ENOTFOUND', `image ${nameOrId} not found`);
+    const image = this.find(nameOrId);
+    if (!image) throw new HutchError('ENOTFOUND', `image ${nameOrId} not found`);
+    const lowerDirs = image.layers.map((l) => this.layout.layer(l.chainId)).reverse();
+    for (const d of lowerDirs) {
+      if (!fs.existsSync(d)) throw new HutchError('EINTEGRITY', `image ${nameOrId}: layer dir ${d} is missing; remove the image and pull or load it again`, { id: image.id, path: d });
+    }
+    return { image, lowerDirs, config: image.config };
   }
 
   /** Removes a name, or the image with all its names; its layers go unless `keepLayers` holds them. */
   remove(nameOrId: string, keepLayers: Set<string> = new Set()): string[] {
-    void keepLayers;
-    throw new HutchError('ENOTFOUND', `image ${nameOrId} not found`);
+    if (!fs.existsSync(this.layout.images)) throw new HutchError('ENOTFOUND', `image ${nameOrId} not found`);
+    return removeImage(this.layout, this.records, nameOrId, keepLayers);
   }
 
-  /** Removes blobs and layer dirs no image uses, except the layer dirs in `inUse`; returns what went. */
+  /** Removes dangling images no sandbox uses, then blobs and layer dirs no image uses, except the layer dirs in `inUse`; returns what went. */
   prune(inUse: Set<string> = new Set()): string[] {
-    void inUse;
-    return [];
+    return pruneStore(this.layout, this.records, inUse);
   }
 }

@@ -1,0 +1,72 @@
+// A pull: resolve the manifest, fetch and check the config, download the missing layer blobs (one
+// download per blob across concurrent pulls: a per-blob lock, the second pull waits and finds the
+// blob), then store the image. The whole pull holds the store's gc lock shared, so a prune waits.
+import { HutchError } from '../../errors.js';
+import type { FileLock } from '../../linux/index.js';
+import { formatReference, parseReference } from '../reference.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { Descriptor, ImageRecord, ImageReference, ProgressEvent } from '../types.js';
+import { exists, hexOf, lockAsync, lockSync } from './layout.js';
+import { checkManifest, putBlobBytes, storeImage, type StoreParts } from './layers.js';
+import type { PullOptions } from './index.js';
+
+/** Largest config blob accepted. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+/** Pulls `text` (an image reference) into the store. */
+export async function pullImage(parts: StoreParts, text: string, opts: PullOptions): Promise<ImageRecord> {
+  const ref = parseReference(text);
+  const name = formatReference(ref);
+  const { RegistryClient } = await import('../registry/index.js');
+  const { platform, onProgress, ...registryOptions } = opts;
+  const client = new RegistryClient(registryOptions);
+  const gc = await lockAsync(parts.layout.lock('gc'), 'shared', 5 * 60_000);
+  try {
+    const resolved = await client.resolveManifest(ref, platform);
+    checkManifest(resolved.manifest, name);
+    const config = await fetchConfig(parts, client, ref, resolved.manifest.config);
+    const pinned = (digest: string): string => formatReference({ registry: ref.registry, repository: ref.repository, digest });
+    const repoDigests = [pinned(resolved.digest), ...(resolved.indexDigest ? [pinned(resolved.indexDigest)] : [])];
+    const names = ref.tag && !ref.digest ? [formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag })] : [];
+    return await storeImage(parts, {
+      manifestBytes: resolved.bytes, manifest: resolved.manifest, configBytes: config, names, repoDigests,
+      fetchLayer: (i) => downloadOnce(parts, client, ref, resolved.manifest.layers[i]!, onProgress),
+      ...(onProgress ? { onProgress } : {}),
+    }, name);
+  } finally {
+    gc.release();
+  }
+}
+
+/** The config blob: from the store when there, else fetched (the client checks its digest; so do we). */
+async function fetchConfig(parts: StoreParts, client: RegistryClient, ref: ImageReference, desc: Descriptor): Promise<Buffer> {
+  const file = parts.layout.blob(desc.digest);
+  if (exists(file)) {
+    const { readFileSync } = await import('node:fs');
+    return readFileSync(file);
+  }
+  if (desc.size > MAX_CONFIG_BYTES) throw new HutchError('EINVAL', `image config ${desc.digest} is ${desc.size} bytes; more than ${MAX_CONFIG_BYTES} is refused`);
+  const bytes = await client.fetchBlob(ref, desc, MAX_CONFIG_BYTES);
+  putBlobBytes(parts.layout, desc.digest, bytes);
+  return bytes;
+}
+
+/** Makes a layer blob present: under its lock, downloaded (resuming a partial file) unless already there. */
+async function downloadOnce(parts: StoreParts, client: RegistryClient, ref: ImageReference, desc: Descriptor, onProgress?: (e: ProgressEvent) => void): Promise<void> {
+  const { layout } = parts;
+  const file = layout.blob(desc.digest);
+  if (exists(file)) { onProgress?.({ digest: desc.digest, phase: 'exists', done: desc.size, total: desc.size }); return; }
+  const lockFile = layout.lock(`blob-${hexOf(desc.digest)}`);
+  let lock: FileLock | null = lockSync(lockFile, 'exclusive', 0);
+  if (!lock) {
+    onProgress?.({ digest: desc.digest, phase: 'waiting', done: 0, total: desc.size });
+    lock = await lockAsync(lockFile, 'exclusive');
+  }
+  try {
+    if (exists(file)) { onProgress?.({ digest: desc.digest, phase: 'exists', done: desc.size, total: desc.size }); return; }
+    await client.downloadBlob(ref, desc, file, onProgress);
+    if (!exists(file)) throw new HutchError('EINTERNAL', `download of ${desc.digest} ended without the blob in ${file}`, { path: file });
+  } finally {
+    lock.release();
+  }
+}
