@@ -1,12 +1,47 @@
-// hutch pull. (Stub: filled in with its milestone.)
+// hutch pull: fetch an image from a registry into the store; progress on stderr, the image id on stdout.
 import { HutchError } from '../../errors.js';
+import type { ImagePlatform } from '../../image/types.js';
+import { bool, str } from '../args.js';
 import type { Command } from '../command.js';
+import { progressDisplay } from '../progress.js';
 
 export const command: Command = {
-  usage: 'hutch pull',
-  summary: 'pull (not implemented yet)',
-  flags: [],
-  async run() {
-    throw new HutchError('EUNSUPPORTED', 'pull is not implemented yet');
+  usage: 'hutch pull [--platform OS/ARCH[/VARIANT]] [--insecure] [--authfile FILE] [-q] IMAGE',
+  summary: 'Pull an image (docker.io/library/busybox:latest, host:port/repo@sha256:...) into the image store and print its id. Layers already stored are not fetched again; an interrupted pull resumes.',
+  flags: [
+    { name: 'platform', kind: 'string', value: 'OS/ARCH', help: 'the platform to pick from a multi-platform image (default: this machine\'s)' },
+    { name: 'insecure', kind: 'bool', help: 'reach the registry over plain http / without TLS checks (loopback registries always are)' },
+    { name: 'authfile', kind: 'string', value: 'FILE', help: 'docker-style credentials file (default $REGISTRY_AUTH_FILE, ~/.docker/config.json)' },
+    { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress output' },
+  ],
+  async run(ctx, args) {
+    const ref = args.operands[0];
+    if (ref === undefined) throw new HutchError('EINVAL', 'pull: missing image reference (e.g. hutch pull busybox:latest)');
+    if (args.operands.length > 1) throw new HutchError('EINVAL', `pull: one image at a time (got ${args.operands.length})`);
+    const platformText = str(args.flags, 'platform');
+    const authFile = str(args.flags, 'authfile');
+    const images = await (await ctx.engine()).images();
+    const display = bool(args.flags, 'quiet') ? undefined : progressDisplay(process.stderr);
+    try {
+      const image = await images.store.pull(ref, {
+        ...(platformText ? { platform: parsePlatform(platformText) } : {}),
+        ...(bool(args.flags, 'insecure') ? { insecure: true } : {}),
+        ...(authFile ? { authFile } : {}),
+        ...(display ? { onProgress: (e) => display.onProgress(e) } : {}),
+      });
+      ctx.out(`${image.id}\n`);
+      return 0;
+    } finally {
+      display?.finish();
+    }
   },
 };
+
+/** `linux/arm64/v8` → a platform; a bare `arm64` means linux. */
+function parsePlatform(text: string): ImagePlatform {
+  const parts = text.toLowerCase().split('/');
+  const ok = parts.length >= 1 && parts.length <= 3 && parts.every((p) => /^[a-z0-9_.-]+$/.test(p));
+  if (!ok) throw new HutchError('EINVAL', `pull: invalid --platform "${text}": expected os/arch[/variant], e.g. linux/arm64`);
+  if (parts.length === 1) return { os: 'linux', architecture: parts[0]! };
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
+}

@@ -19,6 +19,8 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
   const name = formatReference(ref);
   const { RegistryClient } = await import('../registry/index.js');
   const { platform, onProgress, ...registryOptions } = opts;
+  // Loopback registries speak plain http unless told otherwise, as docker's default 127.0.0.0/8 rule has it.
+  if (registryOptions.insecure === undefined && isLoopback(ref.registry)) registryOptions.insecure = [ref.registry];
   const client = new RegistryClient(registryOptions);
   const gc = await lockAsync(parts.layout.lock('gc'), 'shared', 5 * 60_000);
   try {
@@ -35,7 +37,14 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
     }, name);
   } finally {
     gc.release();
+    client.close();
   }
+}
+
+/** True for `localhost`, `127.x.y.z` and `[::1]`, with or without a port. */
+export function isLoopback(registry: string): boolean {
+  const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.split(':')[0]!;
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The config blob: from the store when there, else fetched (the client checks its digest; so do we). */
@@ -64,7 +73,9 @@ async function downloadOnce(parts: StoreParts, client: RegistryClient, ref: Imag
   }
   try {
     if (exists(file)) { onProgress?.({ digest: desc.digest, phase: 'exists', done: desc.size, total: desc.size }); return; }
-    await client.downloadBlob(ref, desc, file, onProgress);
+    // The client's own waiting/done events are not the layer's: it still has to be unpacked.
+    const relay = onProgress && ((e: ProgressEvent): void => { if (e.phase !== 'waiting' && e.phase !== 'done') onProgress(e); });
+    await client.downloadBlob(ref, desc, file, relay);
     if (!exists(file)) throw new HutchError('EINTERNAL', `download of ${desc.digest} ended without the blob in ${file}`, { path: file });
   } finally {
     lock.release();
