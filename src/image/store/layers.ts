@@ -158,7 +158,7 @@ async function unpackLocked(parts: StoreParts, img: ImageToStore, i: number, dif
   try {
     const staged = path.join(work, 'layer');
     const { unpackLayer } = await import('../unpack/index.js');
-    const result = await unpackLayer(blob, staged, { ids: parts.ids, lowerDirs: dirs.slice(0, i).reverse() });
+    const result = await unpackLayer(blob, staged, { ids: parts.ids, lowerDirs: dirs.slice(0, i).reverse(), diffId, name: `${desc.digest} of ${what}` });
     if (result.diffId !== diffId) {
       throw new HutchError('EINTEGRITY', `${what}: layer ${desc.digest} unpacks to diff id ${result.diffId}, but the image config says ${diffId}`);
     }

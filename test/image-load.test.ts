@@ -1,0 +1,135 @@
+// hutch load: docker-archives, oci-archives and OCI layout dirs built at test time (busybox-static plus
+// files) are imported, listed and run, with the image's Env, WorkingDir and Cmd applied.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { buildImage, busyboxEntries, dockerArchive, ociArchive, storeLeftovers, writeOciLayout, type BuiltImage } from './image-store-kit.js';
+
+let root: string;
+let tmp: string;
+let store: string;
+let base: BuiltImage['layers'][number];
+
+before(() => {
+  root = makeRoot('load');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-load-'));
+  store = path.join(tmp, 'store');
+  base = buildImage([busyboxEntries()]).layers[0]!;
+});
+after(async () => {
+  await cleanRoot(root);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  assert.deepEqual(leftovers(root), []);
+});
+
+const h = (args: string[]): Promise<Result> => hutch(root, args, { env: { HUTCH_IMAGE_ROOT: store }, timeoutMs: 120_000 });
+async function ok(args: string[]): Promise<string> {
+  const r = await h(args);
+  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+/** An image: the busybox base plus one layer of files. */
+function image(files: Record<string, string>, runtime = {}): BuiltImage {
+  return buildImage([{ blob: base.blob, diffId: base.diffId }, Object.entries(files).map(([name, content]) => ({ name, content }))], runtime);
+}
+function write(name: string, data: Buffer): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, data);
+  return file;
+}
+
+test('a docker-archive loads under its RepoTags, is listed, and runs with the image Env, WorkingDir and Cmd', async () => {
+  const img = image({ 'hello': 'hello from docker-archive\n', 'work/marker': 'x' }, {
+    Env: ['PATH=/bin', 'GREETING=hi from env'], WorkingDir: '/work', Cmd: ['/bin/sh', '-c', 'echo "$GREETING"; pwd'],
+  });
+  const file = write('docker.tar', dockerArchive([{ image: img, tags: ['hello:1'] }]));
+  assert.equal(await ok(['load', '-i', file]), 'Loaded image: docker.io/library/hello:1\n');
+  const list = await ok(['images']);
+  assert.match(list, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n/);
+  assert.match(list, new RegExp(`docker\\.io/library/hello\\s+1\\s+${img.id.slice(7, 19)}\\s`));
+  assert.equal(await ok(['run', '--rm', 'hello:1', '--', 'cat', '/hello']), 'hello from docker-archive\n');
+  assert.equal(await ok(['run', '--rm', 'hello:1']), 'hi from env\n/work\n', 'Cmd, Env and WorkingDir of the image apply');
+  assert.deepEqual(storeLeftovers(store), []);
+});
+
+test('a gzip oci-archive loads under its ref.name annotation; the shared base layer is stored once', async () => {
+  const img = image({ 'hello': 'hello from oci-archive\n' });
+  const file = write('oci.tar.gz', ociArchive([{ image: img, refName: 'example.com/team/app:2.0' }], { gzip: true }));
+  assert.equal(await ok(['load', '-i', file]), 'Loaded image: example.com/team/app:2.0\n');
+  assert.equal(await ok(['run', '--rm', 'example.com/team/app:2.0', '--', 'cat', '/hello']), 'hello from oci-archive\n');
+  const [a, b] = JSON.parse(await ok(['image', 'inspect', 'hello:1', 'example.com/team/app:2.0'])) as { layerDirs: string[] }[];
+  assert.equal(a!.layerDirs[1], b!.layerDirs[1], 'both images use one base layer dir');
+  assert.notEqual(a!.layerDirs[0], b!.layerDirs[0]);
+  const baseDirs = fs.readdirSync(path.join(store, 'layers'));
+  assert.equal(baseDirs.length, 3, `three layer dirs for two images sharing a base: ${baseDirs.join(' ')}`);
+});
+
+test('an OCI layout dir with a bare tag loads unnamed, or under --name; an id finds it', async () => {
+  const img = image({ 'hello': 'hello from a layout dir\n' }, { Entrypoint: ['/bin/cat'], Cmd: ['/hello'] });
+  const dir = path.join(tmp, 'layout');
+  writeOciLayout(dir, [{ image: img, refName: 'v1' }]);
+  assert.equal(await ok(['load', '-i', dir]), `Loaded image: ${img.id}\n`);
+  assert.match(await ok(['images']), new RegExp(`<none>\\s+<none>\\s+${img.id.slice(7, 19)}`));
+  assert.equal(await ok(['run', '--rm', img.id.slice(7, 19)]), 'hello from a layout dir\n', 'Entrypoint + Cmd, found by a short id');
+  assert.equal(await ok(['load', '-i', dir, '--name', 'layout:v1']), 'Loaded image: docker.io/library/layout:v1\n');
+  assert.equal(await ok(['run', '--rm', 'layout:v1']), 'hello from a layout dir\n');
+});
+
+test('load -i - reads a gzip docker-archive from stdin', async () => {
+  const img = image({ 'hello': 'hello from stdin\n' });
+  const r = spawnSync(process.execPath, [HUTCH, '--root', root, 'load', '-i', '-'], {
+    input: dockerArchive([{ image: img, tags: ['localhost:5000/stdin/img:latest'] }], { gzip: true }),
+    env: { ...process.env, HUTCH_IMAGE_ROOT: store }, encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'Loaded image: localhost:5000/stdin/img:latest\n');
+  assert.equal(await ok(['run', '--rm', 'localhost:5000/stdin/img', '--', 'cat', '/hello']), 'hello from stdin\n');
+});
+
+/** Loads `file`, expects a failure whose message matches, and checks nothing was registered or left. */
+async function refused(file: string, message: RegExp): Promise<void> {
+  const before = await ok(['images', '-q']);
+  const r = await h(['load', '-i', file]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.equal(await ok(['images', '-q']), before, 'no image registered');
+  assert.deepEqual(storeLeftovers(store), []);
+}
+
+test('a blob that does not match its digest is refused; nothing registered, no temp files', async () => {
+  const img = image({ 'hello': 'original\n' });
+  const tar = ociArchive([{ image: img, refName: 'bad/digest:1' }]);
+  // Change one byte of the top layer's content inside the archive (the blob keeps its name).
+  const at = tar.indexOf(img.layers[1]!.blob.subarray(20, 60));
+  assert.ok(at > 0);
+  tar[at] = tar[at]! ^ 0xff;
+  await refused(write('bad-digest.tar', tar), /EINTEGRITY|does not match|digest/);
+});
+
+test('a layer whose content does not match the config diff_id is refused', async () => {
+  const good = image({ 'hello': 'x\n' });
+  const other = image({ 'hello': 'y\n' });
+  const img = buildImage([{ blob: base.blob, diffId: base.diffId }, { blob: good.layers[1]!.blob, diffId: other.layers[1]!.diffId }]);
+  await refused(write('bad-diffid.tar', ociArchive([{ image: img, refName: 'bad/diffid:1' }])), /diff.?id/i);
+});
+
+test('a hostile layer (an entry escaping with ../) is refused and writes nothing outside the store', async () => {
+  const img = buildImage([{ blob: base.blob, diffId: base.diffId }, [{ name: '../../../escaped-by-layer', content: 'pwned' }]]);
+  await refused(write('hostile.tar', dockerArchive([{ image: img, tags: ['hostile:1'] }])), /escap|outside|\.\./);
+  for (const dir of [tmp, path.dirname(store), '/']) assert.ok(!fs.existsSync(path.join(dir, 'escaped-by-layer')));
+});
+
+test('an archive entry leaving the archive, garbage, and a missing file get one clear line each', async () => {
+  const img = image({ 'hello': 'x\n' });
+  await refused(write('escape.tar', dockerArchive([{ image: img, tags: ['esc:1'] }], { extra: [{ name: '../outside', content: 'x' }] })), /leaves the archive/);
+  await refused(write('garbage.tar', Buffer.from('this is not a tar archive at all\n'.repeat(40))), /not a readable tar|not a docker-archive/);
+  await refused(write('empty-dir.tar', ociArchive([]).subarray(0, 0)), /empty archive|not a readable tar/);
+  const r = await h(['load', '-i', path.join(tmp, 'no-such-file.tar')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no-such-file\.tar: no such file/);
+});
