@@ -171,7 +171,9 @@ test('recover after a crash: running, paused and ready ones adopted; stopped, ha
     const p = await calls.exec(runningId, { argv: ['echo', 'still here'] });
     const out: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => out.push(d));
+    const ended = new Promise((r) => p.stdout.once('end', r));
     assert.equal((await p.wait()).exitCode, 0);
+    await ended; // wait() may resolve with output still buffered in the stream
     assert.equal(Buffer.concat(out).toString(), 'still here\n');
     await engine2.resume(pausedId);
     await engine2.start(readyNoTtl);

@@ -40,7 +40,9 @@ async function run(calls: SandboxCalls, id: string, argv: string[]): Promise<{ c
   const out: Buffer[] = [];
   p.stdout.on('data', (d: Buffer) => out.push(d));
   p.stderr.resume();
+  const ended = new Promise((r) => p.stdout.once('end', r));
   const exit = await p.wait();
+  await ended; // wait() may resolve with output still buffered in the stream
   return { code: exit.exitCode, out: Buffer.concat(out).toString() };
 }
 
