@@ -11,7 +11,7 @@ import { RegistryClient } from '../src/image/registry/index.js';
 import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
 import type { Descriptor } from '../src/image/types.js';
-import { closedPort, pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { closedPort, pushImage, startBlackhole, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 
 let reg: TestRegistry;
 let front: RegistryFront;
@@ -155,6 +155,18 @@ test('an unreachable registry is ENETWORK within seconds', async () => {
   await assert.rejects(new RegistryClient({ insecure: true }).resolveManifest(parseReference(`127.0.0.1:${port}/x:y`)),
     code('ENETWORK', new RegExp(`connection to 127.0.0.1:${port} refused .*gave up after 4 attempts`)));
   assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+});
+
+test('a host that drops connections is ENETWORK within seconds, not after every timeout', async () => {
+  const hole = await startBlackhole();
+  try {
+    const started = Date.now();
+    await assert.rejects(client({ connectTimeoutMs: 500 }).resolveManifest(parseReference(`${hole.host}/x:y`)),
+      code('ENETWORK', new RegExp(`could not connect to ${hole.host} within 500 ms .*gave up after 2 attempts`)));
+    assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+  } finally {
+    await hole.stop();
+  }
 });
 
 test('a registry that accepts and never answers times out as ENETWORK', async () => {

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -322,6 +322,32 @@ export async function closedPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/**
+ * A loopback port whose connections never complete (like a host that drops packets): a child node
+ * listens with a backlog of 1 and blocks its event loop; connections made here fill the accept queue.
+ */
+export async function startBlackhole(): Promise<{ host: string; stop(): Promise<void> }> {
+  const script = "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})";
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const fillers: net.Socket[] = [];
+  const stop = async (): Promise<void> => { for (const f of fillers) f.destroy(); child.kill('SIGKILL'); await exited; };
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', () => reject(new Error('blackhole child exited')));
+  });
+  // Fill the queue until a connection hangs; that one is dropped too.
+  for (let i = 0; i < 8; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => undefined); // a filler only holds a place in the queue
+    fillers.push(f);
+    const connected = await Promise.race([new Promise<boolean>((r) => f.once('connect', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    if (!connected) return { host: `127.0.0.1:${port}`, stop };
+  }
+  await stop();
+  throw new Error('could not fill the accept queue of the blackhole');
 }
 
 /** Writes a Docker-style auth file (`auths[host].auth` = base64 user:pass) into `dir`; returns its path. */

@@ -22,6 +22,8 @@ export interface RegistryOptions {
   retries?: number;
   /** Per-request timeout for headers and between body chunks; default 30 s. */
   timeoutMs?: number;
+  /** Limit for making a connection (TCP and TLS); default 5 s, at most `timeoutMs`. A host that twice cannot be connected to is not tried further. */
+  connectTimeoutMs?: number;
   /** First back-off between attempts (doubles each time, with jitter); default 250 ms. */
   retryDelayMs?: number;
 }
@@ -114,7 +116,9 @@ export class RegistryClient {
   }
 
   private sendOptions(url: URL, headers: Record<string, string>): SendOptions {
-    return { headers, timeoutMs: this.options.timeoutMs ?? 30_000, agents: this.agents, insecureTls: this.isInsecure(url.host) };
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
+    const connectTimeoutMs = Math.min(this.options.connectTimeoutMs ?? 5_000, timeoutMs);
+    return { headers, timeoutMs, connectTimeoutMs, agents: this.agents, insecureTls: this.isInsecure(url.host) };
   }
 
   private blobJob(ref: ImageReference, desc: Descriptor, onProgress?: (e: ProgressEvent) => void): BlobJob {

@@ -38,7 +38,7 @@ const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPI
   'EHOSTUNREACH', 'ECONNABORTED', 'EHOSTDOWN', 'ENETDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
 
 /** What to say about a failed connection, and whether it is worth retrying. */
-export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean } {
+export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean; connect?: boolean } {
   const code = errnoCode(e) ?? '';
   // OpenSSL's messages span lines and carry source paths: keep the reason only.
   const raw = e instanceof Error ? e.message : String(e);
@@ -46,6 +46,7 @@ export function describeNetworkError(e: unknown, host: string): { message: strin
   if (code === 'ECONNREFUSED') return { message: `connection to ${host} refused`, transient: true };
   if (code === 'ENOTFOUND') return { message: `cannot resolve the host name of ${host}`, transient: false };
   if (code === 'ETIMEDOUT') return { message: `${host} did not answer in time`, transient: true };
+  if (code === CONNECT_TIMEOUT) return { message: text, transient: true, connect: true };
   if (code.startsWith('ERR_SSL') || code.startsWith('CERT_') || code.includes('CERT') || code === 'EPROTO' || /SSL|certificate/i.test(text)) {
     return { message: `TLS with ${host} failed (${text}); for a plain-http or self-signed registry use --insecure`, transient: false };
   }
@@ -57,6 +58,8 @@ export interface SendOptions {
   method?: 'GET' | 'HEAD';
   headers: Record<string, string>;
   timeoutMs: number;
+  /** Limit for establishing the connection (TCP and TLS), shorter than `timeoutMs`. */
+  connectTimeoutMs: number;
   agents: Agents;
   /** Skip TLS certificate checks (insecure registries). */
   insecureTls: boolean;
@@ -66,6 +69,9 @@ export interface SendOptions {
 function timeoutError(host: string, ms: number): Error {
   return Object.assign(new Error(`${host} did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
+
+/** The code of a connection that could not be made in time (a host that drops packets). */
+const CONNECT_TIMEOUT = 'HUTCH_CONNECT_TIMEOUT';
 
 /** Sends one request; resolves at the response headers. Follows redirects, dropping Authorization when the host changes. */
 export async function send(url: URL, opts: SendOptions): Promise<Exchange> {
@@ -98,6 +104,13 @@ function sendOnce(url: URL, headers: Record<string, string>, opts: SendOptions):
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     req.on('timeout', () => req.destroy(timeoutError(url.host, opts.timeoutMs)));
+    // A dropped SYN would otherwise wait the whole request timeout, on every attempt.
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`could not connect to ${url.host} within ${opts.connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT })), opts.connectTimeoutMs);
+      socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    });
     req.on('error', reject);
     req.end();
   });
@@ -152,13 +165,17 @@ export function backoffMs(policy: RetryPolicy, attempt: number, asked?: number):
  * with back-off; after the last attempt they become ENETWORK naming `what`. Other errors pass at once.
  */
 export async function withRetries<T>(what: string, host: string, policy: RetryPolicy, attempt: (n: number) => Promise<T>): Promise<T> {
+  let connectTimeouts = 0;
   for (let n = 1; ; n++) {
     try {
       return await attempt(n);
     } catch (e) {
       if (isHutchError(e)) throw e;
-      const transient = e instanceof TransientFailure ? { message: e.message, transient: true } : describeNetworkError(e, host);
-      if (!transient.transient || n >= policy.attempts) {
+      const transient: { message: string; transient: boolean; connect?: boolean } =
+        e instanceof TransientFailure ? { message: e.message, transient: true } : describeNetworkError(e, host);
+      // A host that cannot be connected to twice in a row is down: fail in seconds, not minutes.
+      if (transient.connect) connectTimeouts++;
+      if (!transient.transient || n >= policy.attempts || connectTimeouts >= 2) {
         const tries = n > 1 ? ` (gave up after ${n} attempts)` : '';
         throw new HutchError('ENETWORK', `${what}: ${transient.message}${tries}`, { id: what, cause: e });
       }
