@@ -1,0 +1,166 @@
+// hutch pull against a real docker-registry on loopback: by tag and by digest, then run; concurrent
+// pulls download each blob once; corrupt and hostile layers are refused with nothing registered or
+// left; a pull killed mid-download resumes.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { buildImage, busyboxEntries, storeLeftovers } from './image-store-kit.js';
+import { makeLayer } from './image/tar-kit.js';
+
+let root: string;
+let tmp: string;
+let reg: TestRegistry;
+let front: RegistryFront;
+let baseBlob: Buffer;
+let hello: PushedImage;
+let env: NodeJS.ProcessEnv;
+
+const layer = (files: Record<string, string | Buffer>): Buffer => makeLayer(Object.entries(files).map(([name, content]) => ({ name, content })));
+
+before(async () => {
+  root = makeRoot('pull');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-pull-'));
+  env = { HUTCH_IMAGE_ROOT: path.join(tmp, 'store'), REGISTRY_AUTH_FILE: path.join(tmp, 'no-auth.json') };
+  reg = await startRegistry();
+  front = await startFront(reg.host);
+  baseBlob = buildImage([busyboxEntries()]).layers[0]!.blob;
+  hello = await pushImage(reg.host, 'app/hello', '1', {
+    layers: [baseBlob, layer({ hello: 'hello from the registry\n' })],
+    runtime: { Env: ['PATH=/bin', 'WHO=pulled'], Cmd: ['/bin/sh', '-c', 'echo "$WHO" in "$(pwd)"'], WorkingDir: '/tmp' },
+  });
+});
+after(async () => {
+  await cleanRoot(root);
+  await front?.stop();
+  await reg?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  assert.deepEqual(leftovers(root), []);
+});
+
+const h = (args: string[]): Promise<Result> => hutch(root, args, { env, timeoutMs: 180_000 });
+async function ok(args: string[]): Promise<string> {
+  const r = await h(args);
+  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+const store = (): string => env.HUTCH_IMAGE_ROOT!;
+const idOf = (p: PushedImage): string => p.manifest.config.digest;
+
+test('pull by tag prints the image id; the image lists under its name and runs with its config', async () => {
+  const r = await h(['pull', `${reg.host}/app/hello:1`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${idOf(hello)}\n`);
+  assert.match(r.stderr, /Layer [0-9a-f]{12}: Done/, 'plain progress lines when stderr is not a terminal');
+  assert.match(await ok(['images']), new RegExp(`${reg.host.replace(/\./g, '\\.')}/app/hello\\s+1\\s+${idOf(hello).slice(7, 19)}`));
+  assert.equal(await ok(['run', '--rm', `${reg.host}/app/hello:1`, '--', 'cat', '/hello']), 'hello from the registry\n');
+  assert.equal(await ok(['run', '--rm', `${reg.host}/app/hello:1`]), 'pulled in /tmp\n');
+  const again = await h(['pull', `${reg.host}/app/hello:1`]);
+  assert.equal(again.stdout, `${idOf(hello)}\n`);
+  assert.match(again.stderr, /Already exists/, 'a second pull does no work');
+});
+
+test('pull by digest, and run by digest: the image records the repo digest', async () => {
+  const byDigest = `${reg.host}/app/hello@${hello.digest}`;
+  assert.equal(await ok(['pull', '-q', byDigest]), `${idOf(hello)}\n`);
+  const [rec] = JSON.parse(await ok(['image', 'inspect', byDigest])) as { repoDigests: string[]; names: string[] }[];
+  assert.deepEqual(rec!.repoDigests, [byDigest]);
+  assert.equal(await ok(['run', '--rm', byDigest, '--', 'cat', '/hello']), 'hello from the registry\n');
+});
+
+test('run with an image not in the store pulls it first', async () => {
+  await pushImage(reg.host, 'app/auto', 'latest', { layers: [baseBlob, layer({ auto: 'auto-pulled\n' })] });
+  assert.equal(await ok(['run', '--rm', `${reg.host}/app/auto`, '--', 'cat', '/auto']), 'auto-pulled\n');
+  assert.match(await ok(['images']), /app\/auto\s+latest/);
+});
+
+test('two concurrent pulls of one image through the front: both succeed, each blob is downloaded once', async () => {
+  const big = randomBytes(24 * 1024 * 1024);
+  const img = await pushImage(reg.host, 'app/big', 'v1', { layers: [baseBlob, layer({ big }), layer({ small: 'small\n' })] });
+  front.requests.length = 0;
+  const name = `${front.host}/app/big:v1`;
+  const [a, b] = await Promise.all([h(['pull', name]), h(['pull', name])]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(a.stdout, `${idOf(img)}\n`);
+  assert.equal(b.stdout, a.stdout);
+  for (const l of img.manifest.layers) {
+    const gets = front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${l.digest}`));
+    assert.ok(gets.length <= 1, `blob ${l.digest} fetched ${gets.length} times`);
+  }
+  const big1 = img.manifest.layers[1]!.digest;
+  assert.equal(front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${big1}`)).length, 1, 'the big layer was fetched (once)');
+  assert.equal(await ok(['run', '--rm', name, '--', 'cat', '/small']), 'small\n');
+});
+
+test('a layer shared by two images is unpacked once: the same layer dir', async () => {
+  await pushImage(reg.host, 'app/second', '1', { layers: [baseBlob, layer({ second: '2\n' })] });
+  await ok(['pull', '-q', `${reg.host}/app/second:1`]);
+  const [a, b] = JSON.parse(await ok(['image', 'inspect', `${reg.host}/app/hello:1`, `${reg.host}/app/second:1`])) as { layerDirs: string[] }[];
+  assert.equal(a!.layerDirs.at(-1), b!.layerDirs.at(-1));
+  const bases = fs.readdirSync(path.join(store(), 'layers')).filter((d) => d === path.basename(a!.layerDirs.at(-1)!));
+  assert.equal(bases.length, 1);
+});
+
+/** Pulls `name`, expects failure matching `message`, and checks nothing new is registered or left. */
+async function refused(name: string, message: RegExp): Promise<void> {
+  const before = await ok(['images', '-q']);
+  const r = await h(['pull', '-q', name]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.equal(await ok(['images', '-q']), before, 'no image registered');
+  assert.deepEqual(storeLeftovers(store()), [], 'no temp or partial files');
+}
+
+test('a blob that does not match its digest (corrupted in transit) is refused', async () => {
+  const img = await pushImage(reg.host, 'app/corrupt', '1', { layers: [baseBlob, layer({ c: 'corrupt me\n' })] });
+  front.faults.corrupt.add(img.manifest.layers[1]!.digest);
+  try {
+    await refused(`${front.host}/app/corrupt:1`, /digest|EINTEGRITY/i);
+  } finally {
+    front.faults.corrupt.clear();
+  }
+});
+
+test('a hostile layer (a ../ escape, a write through a symlink) is refused; nothing written outside the store', async () => {
+  const escape = makeLayer([{ name: '../../../../pulled-escape', content: 'pwned' }]);
+  await pushImage(reg.host, 'app/hostile', '1', { layers: [baseBlob, escape] });
+  await refused(`${reg.host}/app/hostile:1`, /escap|outside|\.\./);
+  const through = makeLayer([{ name: 'evil', type: 'symlink', linkname: tmp }, { name: 'evil/through-link', content: 'pwned' }]);
+  await pushImage(reg.host, 'app/hostile2', '1', { layers: [baseBlob, through] });
+  await refused(`${reg.host}/app/hostile2:1`, /symlink|escap|outside|refus/i);
+  assert.ok(!fs.existsSync(path.join(tmp, 'through-link')));
+  for (const dir of [tmp, '/', '/tmp']) assert.ok(!fs.existsSync(path.join(dir, 'pulled-escape')));
+});
+
+test('a pull killed mid-download resumes where it stopped and succeeds', async () => {
+  const big = randomBytes(32 * 1024 * 1024);
+  const img = await pushImage(reg.host, 'app/resume', '1', { layers: [baseBlob, layer({ big })] });
+  const digest = img.manifest.layers[1]!.digest;
+  const partial = path.join(store(), 'blobs', 'sha256', `${digest.slice(7)}.partial`);
+  // Every request for the blob is cut after 4 MB: the pull crawls (retrying with back-off) and we kill it.
+  front.faults.match = new RegExp(`/blobs/${digest}$`);
+  front.faults.cut = { bytes: 4 * 1024 * 1024, count: 1000 };
+  const child = spawn(process.execPath, [HUTCH, '--root', root, 'pull', '-q', `${front.host}/app/resume:1`], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  const deadline = Date.now() + 30_000;
+  while (!(fs.existsSync(partial) && fs.statSync(partial).size >= 4 * 1024 * 1024) && Date.now() < deadline) await sleep(10);
+  child.kill('SIGKILL');
+  await exited;
+  const had = fs.statSync(partial).size;
+  assert.ok(had > 0 && had < img.layerBlobs[1]!.length, `a partial download was left (${had} bytes)`);
+  front.faults.cut = { bytes: 0, count: 0 };
+  front.faults.match = /^\/v2\/.+/;
+  front.requests.length = 0;
+  assert.equal(await ok(['pull', '-q', `${front.host}/app/resume:1`]), `${idOf(img)}\n`);
+  const resumed = front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${digest}`));
+  assert.ok(resumed.some((q) => q.range?.startsWith(`bytes=${had}-`)), `resumed from byte ${had}: ${JSON.stringify(resumed.map((q) => q.range))}`);
+  assert.deepEqual(storeLeftovers(store()), []);
+});
