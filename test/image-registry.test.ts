@@ -66,6 +66,8 @@ test('pull by tag: manifest, config and layers, each verified', async () => {
     assert.deepEqual(phases, ['waiting', 'downloading', 'verifying', 'done']);
   }
   c.close();
+  assert.equal((await c.resolveManifest(r)).digest, app.digest, 'usable after close()');
+  c.close();
 });
 
 test('pull by digest, and Docker schema 2 manifests', async () => {

@@ -1,5 +1,6 @@
 // The OCI distribution (registry v2) client: manifests and indexes, blobs, auth, retries. One client
 // may serve many concurrent downloads: its agents, challenges and tokens are shared.
+import type { Socket } from 'node:net';
 import { HutchError } from '../../errors.js';
 import { formatReference } from '../reference.js';
 import type { Descriptor, ImageManifest, ImagePlatform, ImageReference, ProgressEvent } from '../types.js';
@@ -99,9 +100,11 @@ export class RegistryClient {
     return job;
   }
 
-  /** Closes idle connections (the client stays usable; new requests open new ones). */
+  /** Closes idle keep-alive connections; requests still running are not touched, and the client stays usable. */
   close(): void {
-    for (const agent of Object.values(this.agents)) agent.destroy();
+    for (const agent of Object.values(this.agents)) {
+      for (const sockets of Object.values(agent.freeSockets) as (Socket[] | undefined)[]) for (const socket of sockets ?? []) socket.destroy();
+    }
   }
 
   private isInsecure(host: string): boolean {
