@@ -1,12 +1,72 @@
-// hutch serve. (Stub: filled in with its milestone.)
+// hutch serve: run hutchd, the HTTP + WebSocket API, until SIGTERM or SIGINT.
 import { HutchError } from '../../errors.js';
+import { parseSize } from '../../engine/options.js';
+import { list, str } from '../args.js';
 import type { Command } from '../command.js';
 
+/** Parses a duration such as 500ms, 30s, 10m, 2h (a bare number is seconds). */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new HutchError('EINVAL', `invalid duration "${text}": use a number with ms, s, m or h (e.g. 10m)`);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']);
+}
+
+/** Parses HOST:PORT ([::1]:8080 for IPv6). */
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new HutchError('EINVAL', `invalid --listen "${text}": use HOST:PORT (e.g. 127.0.0.1:8080)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** Parses IMAGE=N. */
+function parsePool(text: string): { image: string; size: number } {
+  const eq = text.lastIndexOf('=');
+  const size = Number(text.slice(eq + 1));
+  if (eq <= 0 || !Number.isInteger(size) || size < 0 || size > 10_000) throw new HutchError('EINVAL', `invalid --pool "${text}": use IMAGE=N (e.g. busybox=4)`);
+  return { image: text.slice(0, eq), size };
+}
+
 export const command: Command = {
-  usage: 'hutch serve',
-  summary: 'serve (not implemented yet)',
-  flags: [],
-  async run() {
-    throw new HutchError('EUNSUPPORTED', 'serve is not implemented yet');
+  usage: 'hutch serve [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m]',
+  summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
+  flags: [
+    { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default /run/hutch/hutchd.sock; mode 0600)' },
+    { name: 'listen', kind: 'string', value: 'HOST:PORT', help: 'also (or only, without --socket) listen on TCP; needs --token-file' },
+    { name: 'token-file', kind: 'string', value: 'FILE', help: 'bearer tokens, one per line (at least 16 characters each)' },
+    { name: 'pool', kind: 'list', value: 'IMAGE=N', help: 'keep N ready sandboxes of IMAGE (repeatable)' },
+    { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
+    { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
+    { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
+  ],
+  async run(ctx, args) {
+    const f = args.flags;
+    if (args.operands.length) throw new HutchError('EINVAL', `serve: unexpected argument ${args.operands[0]}`);
+    const listen = str(f, 'listen');
+    const socket = str(f, 'socket');
+    const tokenFile = str(f, 'token-file');
+    const defaultTtl = str(f, 'default-ttl');
+    const maxTtl = str(f, 'max-ttl');
+    const maxUpload = str(f, 'max-upload');
+    const limits = {
+      ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
+      ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
+      ...(maxUpload ? { maxUploadBytes: parseSize(maxUpload) } : {}),
+    };
+    const { Hutchd } = await import('../../server/index.js');
+    const d = await Hutchd.start({
+      ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
+      ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
+      pools: list(f, 'pool').map(parsePool), limits,
+    });
+    const where = [d.addresses.socketPath && `unix:${d.addresses.socketPath}`, d.addresses.url].filter(Boolean).join(' and ');
+    ctx.err(`hutchd: serving on ${where}\n`);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    ctx.err(`hutchd: ${signal}: closing (sandboxes keep running)\n`);
+    await d.close();
+    return 0;
   },
 };

@@ -1,0 +1,87 @@
+// The files of a sandbox: read, write, list, stat, mkdir, remove, and tar upload/download.
+import type { Readable } from 'node:stream';
+import { readAll, type CallOptions, type Transport } from './transport.js';
+
+/** What stat gives. */
+export interface FileInfo { path: string; type: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; uid: number; gid: number; mtimeMs: number; linkTarget: string | null }
+
+/** One directory entry. */
+export interface DirEntry { name: string; type: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; mtimeMs: number }
+
+/** What an upload unpacked. */
+export interface UploadResult { files: number; dirs: number; bytes: number; skipped: string[] }
+
+/** File calls of one sandbox (sandbox.files). */
+export class SandboxFiles {
+  /** Use sandbox.files. */
+  constructor(private readonly t: Transport, private readonly id: string) {}
+
+  private route(suffix = ''): string {
+    return `/v1/sandboxes/${encodeURIComponent(this.id)}/files${suffix}`;
+  }
+
+  /** Reads a file: a Buffer, or a string with `encoding`. */
+  async read(path: string, opts?: CallOptions): Promise<Buffer>;
+  async read(path: string, opts: CallOptions & { encoding: BufferEncoding }): Promise<string>;
+  async read(path: string, opts: CallOptions & { encoding?: BufferEncoding } = {}): Promise<Buffer | string> {
+    const buf = await readAll(await this.t.request({ ...opts, method: 'GET', path: this.route(), query: { path } }));
+    return opts.encoding ? buf.toString(opts.encoding) : buf;
+  }
+
+  /** A stream of a file's bytes (for large files). */
+  async readStream(path: string, opts: CallOptions = {}): Promise<Readable> {
+    return this.t.request({ ...opts, method: 'GET', path: this.route(), query: { path } });
+  }
+
+  /** Writes a file (replacing it, or appending with `append`); `mode` such as 0o755. Returns bytes written. */
+  async write(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, opts: CallOptions & { mode?: number; append?: boolean } = {}): Promise<number> {
+    const body = typeof data === 'string' ? data : data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data;
+    const r = await this.t.json<{ written: number }>({
+      ...opts, method: 'PUT', path: this.route(), body, contentType: 'application/octet-stream',
+      query: { path, ...(opts.mode !== undefined ? { mode: opts.mode.toString(8) } : {}), ...(opts.append ? { append: true } : {}) },
+    });
+    return r.written;
+  }
+
+  /** Lists a directory. */
+  async list(path: string, opts: CallOptions = {}): Promise<DirEntry[]> {
+    return (await this.t.json<{ entries: DirEntry[] }>({ ...opts, method: 'GET', path: this.route('/list'), query: { path } })).entries;
+  }
+
+  /** Stats a path (a symlink itself unless `follow`). */
+  stat(path: string, opts: CallOptions & { follow?: boolean } = {}): Promise<FileInfo> {
+    return this.t.json<FileInfo>({ ...opts, method: 'GET', path: this.route('/stat'), query: { path, ...(opts.follow ? { follow: true } : {}) } });
+  }
+
+  /** True when the path exists. */
+  async exists(path: string, opts: CallOptions = {}): Promise<boolean> {
+    try {
+      await this.stat(path, opts);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOTFOUND') return false;
+      throw e;
+    }
+  }
+
+  /** Makes a directory (with its parents when `parents`). */
+  async mkdir(path: string, opts: CallOptions & { parents?: boolean; mode?: number } = {}): Promise<void> {
+    await this.t.json({ ...opts, method: 'POST', path: this.route('/mkdir'), json: { path, ...(opts.parents ? { parents: true } : {}), ...(opts.mode !== undefined ? { mode: opts.mode } : {}) } });
+  }
+
+  /** Removes a file, link or empty directory (a whole tree with `recursive`). */
+  async remove(path: string, opts: CallOptions & { recursive?: boolean } = {}): Promise<void> {
+    await this.t.json({ ...opts, method: 'DELETE', path: this.route(), query: { path, ...(opts.recursive ? { recursive: true } : {}) } });
+  }
+
+  /** Unpacks a tar stream (or buffer) into a directory of the sandbox. */
+  upload(dir: string, tar: Uint8Array | Readable | AsyncIterable<Uint8Array>, opts: CallOptions = {}): Promise<UploadResult> {
+    const body = tar instanceof Uint8Array ? Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength) : tar;
+    return this.t.json<UploadResult>({ ...opts, method: 'PUT', path: `/v1/sandboxes/${encodeURIComponent(this.id)}/archive`, query: { path: dir }, body, contentType: 'application/x-tar' });
+  }
+
+  /** A tar stream of a file or tree of the sandbox (names start at its base name). */
+  download(path: string, opts: CallOptions = {}): Promise<Readable> {
+    return this.t.request({ ...opts, method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(this.id)}/archive`, query: { path } });
+  }
+}

@@ -1,0 +1,200 @@
+// A process in a sandbox, streamed over a WebSocket: output through callbacks or async iterators,
+// stdin, resize, signals, and its exit.
+import WebSocket from 'ws';
+import { AbortError, apiError, HutchApiError } from './errors.js';
+import type { CallOptions, Transport } from './transport.js';
+
+/** How a process ended. */
+export interface ExitInfo { exitCode: number | null; signal: string | null }
+
+/** One piece of output. */
+export interface OutputChunk { stream: 'stdout' | 'stderr'; data: Buffer }
+
+/** Options of spawn. */
+export interface SpawnOptions extends CallOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** A terminal of this size (true = 80x24); output then comes on stdout only. */
+  tty?: boolean | { cols: number; rows: number };
+  /** Keep stdin open for writeStdin (default false: the process reads end of input). */
+  stdin?: boolean;
+  /** Called with each piece of output; a stream with a callback is not kept for the iterators. */
+  onStdout?: (data: Buffer) => void;
+  onStderr?: (data: Buffer) => void;
+}
+
+/** Output held for iterators before the socket is paused (and with it, the process). */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+/** A running process (from Sandbox.spawn). The timeout and signal of spawn cover its whole life. */
+export class SandboxProcess {
+  /** Its pid inside the sandbox. */
+  pid = 0;
+  private readonly queue: OutputChunk[] = [];
+  private queuedBytes = 0;
+  private waiters: (() => void)[] = [];
+  private ended = false;
+  private failure: HutchApiError | undefined;
+  private readonly exit: Promise<ExitInfo>;
+  private iterating = false;
+
+  /** Use Sandbox.spawn. */
+  constructor(private readonly ws: WebSocket, private readonly opts: SpawnOptions, started: (e?: HutchApiError) => void, cleanup: () => void) {
+    let settle!: { resolve: (v: ExitInfo) => void; reject: (e: Error) => void };
+    this.exit = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+    this.exit.catch(() => undefined); // reported through wait()
+    let exitInfo: ExitInfo | undefined;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return this.output(data[0] === 2 ? 'stderr' : 'stdout', data.subarray(1));
+      const m = JSON.parse(data.toString('utf8')) as { type: string; pid?: number; exitCode?: number | null; signal?: string | null; status?: number; error?: { code: string; message: string } };
+      if (m.type === 'started') {
+        this.pid = m.pid ?? 0;
+        started();
+      } else if (m.type === 'exit') {
+        exitInfo = { exitCode: m.exitCode ?? null, signal: m.signal ?? null };
+      } else if (m.type === 'error' && m.error) {
+        this.failure = apiError(m.error.code, m.status ?? 500, m.error.message);
+        started(this.failure);
+      }
+    });
+    ws.on('error', (e) => {
+      this.failure ??= e instanceof HutchApiError ? e : new HutchApiError('ENETWORK', 0, `process stream: ${e.message}`, { cause: e });
+      started(this.failure);
+    });
+    ws.on('close', () => {
+      cleanup();
+      this.ended = true;
+      this.wake();
+      if (exitInfo) settle.resolve(exitInfo);
+      else {
+        const e = this.failure ?? new HutchApiError('ENETWORK', 0, `the process stream of ${this.pid} closed before its exit`);
+        started(e);
+        settle.reject(e);
+      }
+    });
+  }
+
+  private output(stream: 'stdout' | 'stderr', data: Buffer): void {
+    const cb = stream === 'stdout' ? this.opts.onStdout : this.opts.onStderr;
+    if (cb) return cb(data);
+    this.queue.push({ stream, data });
+    this.queuedBytes += data.length;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) this.ws.pause();
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Fails the stream from the client side (abort or timeout): the process is killed by hutchd. */
+  fail(e: HutchApiError): void {
+    this.failure ??= e;
+    this.ws.terminate();
+  }
+
+  /** All output as it comes, stdout and stderr interleaved in arrival order. */
+  async *output_(): AsyncGenerator<OutputChunk> {
+    if (this.iterating) throw new HutchApiError('ESTATE', 0, 'the output of a process can be iterated once');
+    this.iterating = true;
+    for (;;) {
+      const c = this.queue.shift();
+      if (c) {
+        this.queuedBytes -= c.data.length;
+        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.ws.isPaused) this.ws.resume();
+        yield c;
+        continue;
+      }
+      if (this.ended) {
+        if (this.failure && !(this.failure instanceof AbortError)) throw this.failure;
+        return;
+      }
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  /** Iterates all output ({ stream, data }). */
+  [Symbol.asyncIterator](): AsyncGenerator<OutputChunk> {
+    return this.output_();
+  }
+
+  /** Only stdout (stderr is dropped while iterating this). */
+  get stdout(): AsyncIterable<Buffer> {
+    return this.only('stdout');
+  }
+
+  /** Only stderr (stdout is dropped while iterating this). */
+  get stderr(): AsyncIterable<Buffer> {
+    return this.only('stderr');
+  }
+
+  private only(stream: 'stdout' | 'stderr'): AsyncIterable<Buffer> {
+    const self = this;
+    return { async *[Symbol.asyncIterator]() { for await (const c of self.output_()) if (c.stream === stream) yield c.data; } };
+  }
+
+  /** Resolves with its exit once all its output has arrived. */
+  wait(): Promise<ExitInfo> {
+    return this.exit;
+  }
+
+  private send(m: unknown): void {
+    if (this.ws.readyState !== WebSocket.OPEN) throw new HutchApiError('ESTATE', 0, `process ${this.pid} has ended`);
+    this.ws.send(typeof m === 'string' || Buffer.isBuffer(m) ? m : JSON.stringify(m));
+  }
+
+  /** Writes to its stdin (spawn with stdin: true). */
+  writeStdin(data: string | Uint8Array): void {
+    this.send(Buffer.from(data));
+  }
+
+  /** Closes its stdin (it reads end of input). */
+  closeStdin(): void {
+    this.send({ type: 'close-stdin' });
+  }
+
+  /** Resizes its terminal (spawn with tty). */
+  resize(cols: number, rows: number): void {
+    this.send({ type: 'resize', cols, rows });
+  }
+
+  /** Sends it a signal (default SIGTERM). */
+  kill(signal: string | number = 'SIGTERM'): void {
+    this.send({ type: 'signal', signal });
+  }
+}
+
+/** Opens the exec socket and starts the process; resolves once it runs. */
+export async function spawnProcess(t: Transport, sandboxId: string, cmd: string | string[], opts: SpawnOptions): Promise<SandboxProcess> {
+  const { signal, timeoutMs } = t.signalOf(opts);
+  if (signal?.aborted) throw t.abortError(signal, timeoutMs, 'spawn');
+  const ws = new WebSocket(t.wsUrl(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec`), { headers: t.headers(), perMessageDeflate: false });
+  let proc!: SandboxProcess;
+  const onAbort = () => proc.fail(t.abortError(signal!, timeoutMs, `process ${proc.pid || ''} of sandbox ${sandboxId}`.replace('  ', ' ')));
+  const started = new Promise<void>((resolve, reject) => {
+    proc = new SandboxProcess(ws, opts, (e) => (e ? reject(e) : resolve()), () => signal?.removeEventListener('abort', onAbort));
+  });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  ws.on('unexpected-response', (_req, res) => {
+    const parts: Buffer[] = [];
+    res.on('data', (c: Buffer) => parts.push(c));
+    res.on('end', () => {
+      let err: HutchApiError;
+      try {
+        const e = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { error: { code: string; message: string } }).error;
+        err = apiError(e.code, res.statusCode ?? 500, e.message);
+      } catch {
+        err = new HutchApiError('EPROTO', res.statusCode ?? 500, `hutchd refused the process stream with ${res.statusCode}`);
+      }
+      proc.fail(err);
+    });
+  });
+  ws.once('open', () => {
+    const tty = opts.tty === true ? { cols: 80, rows: 24 } : opts.tty || undefined;
+    ws.send(JSON.stringify({ type: 'start', cmd, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(tty ? { tty } : {}), stdin: opts.stdin ?? false }));
+  });
+  await started;
+  return proc;
+}

@@ -1,0 +1,173 @@
+// A sandbox of hutchd, from TypeScript: create (or connect), exec, spawn, files, pause/resume,
+// time to live, kill.
+import { SandboxFiles } from './files.js';
+import { spawnProcess, type SandboxProcess, type SpawnOptions } from './process.js';
+import { Transport, type CallOptions, type ConnectionOptions } from './transport.js';
+import { AbortError, HutchApiError } from './errors.js';
+
+/** A sandbox as hutchd describes it. */
+export interface SandboxInfo {
+  id: string;
+  name: string;
+  image: string;
+  status: 'ready' | 'running' | 'paused' | 'stopped' | 'creating' | 'deleting';
+  createdAt: string;
+  startedAt?: string;
+  expiresAt?: string;
+  labels: Record<string, string>;
+  limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  note?: string;
+}
+
+/** What a new sandbox is made from. */
+export interface CreateOptions {
+  /** busybox (default) or an image reference. */
+  image?: string;
+  name?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  labels?: Record<string, string>;
+  limits?: { memoryBytes?: number; cpus?: number; pids?: number };
+  /** Time to live in ms (default: the server's); extend it with setTimeout. */
+  ttlMs?: number;
+}
+
+/** What exec returns. */
+export interface ExecResult { stdout: string; stderr: string; exitCode: number | null; signal: string | null; pid: number; truncated?: boolean }
+
+/** Options of exec: those of spawn; stdin may be a string that is written and then closed. */
+export interface ExecOptions extends Omit<SpawnOptions, 'stdin'> {
+  stdin?: string;
+}
+
+/** Connection plus call options, for the static calls. */
+export type ConnectOptions = ConnectionOptions & CallOptions & { transport?: Transport };
+
+function transportOf(o: ConnectOptions): Transport {
+  return o.transport ?? new Transport(o);
+}
+
+/** A sandbox. */
+export class Sandbox {
+  /** Its files. */
+  readonly files: SandboxFiles;
+
+  private constructor(readonly transport: Transport, public info: SandboxInfo) {
+    this.files = new SandboxFiles(transport, info.id);
+  }
+
+  /** Its id. */
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** Creates and starts a sandbox (a warm pool's when hutchd keeps one for the image). */
+  static async create(opts: CreateOptions & ConnectOptions = {}): Promise<Sandbox> {
+    const t = transportOf(opts);
+    const body: CreateOptions = {};
+    for (const k of ['image', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
+    return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'POST', path: '/v1/sandboxes', json: body }));
+  }
+
+  /** A sandbox that exists (by id or name). */
+  static async connect(id: string, opts: ConnectOptions = {}): Promise<Sandbox> {
+    const t = transportOf(opts);
+    return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}` }));
+  }
+
+  /** The sandboxes of hutchd, optionally only those with all of `labels` and in one of `states`. */
+  static async list(opts: ConnectOptions & { labels?: Record<string, string>; states?: SandboxInfo['status'][] } = {}): Promise<SandboxInfo[]> {
+    const t = transportOf(opts);
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.labels ?? {})) q.append('label', `${k}=${v}`);
+    if (opts.states?.length) q.set('state', opts.states.join(','));
+    const qs = q.toString();
+    return (await t.json<{ sandboxes: SandboxInfo[] }>({ ...callOpts(opts), method: 'GET', path: `/v1/sandboxes${qs ? `?${qs}` : ''}` })).sandboxes;
+  }
+
+  private route(suffix = ''): string {
+    return `/v1/sandboxes/${encodeURIComponent(this.info.id)}${suffix}`;
+  }
+
+  /**
+   * Runs a command to its end: a string runs with /bin/sh -c, a list as is. With onStdout/onStderr
+   * the output streams as it comes (over a WebSocket); without, it is one request. timeoutMs kills
+   * the command when it runs longer (TimeoutError); an abort kills it too (AbortError).
+   */
+  async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.onStdout || opts.onStderr || opts.tty) return this.execStreaming(cmd, opts);
+    const body = { cmd, wait: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
+    // The server enforces timeoutMs (and kills); the client's own timer is a backstop a little later.
+    const clientTimeout = opts.timeoutMs ? opts.timeoutMs + 5000 : 0;
+    return this.transport.json<ExecResult>({ ...(opts.signal ? { signal: opts.signal } : {}), timeoutMs: clientTimeout, method: 'POST', path: this.route('/processes'), json: body });
+  }
+
+  private async execStreaming(cmd: string | string[], opts: ExecOptions): Promise<ExecResult> {
+    const out: Buffer[] = [], err: Buffer[] = [];
+    const { stdin, onStdout, onStderr, ...rest } = opts;
+    const proc = await this.spawn(cmd, {
+      ...rest, stdin: stdin !== undefined,
+      onStdout: (d) => { out.push(d); onStdout?.(d); },
+      onStderr: (d) => { err.push(d); onStderr?.(d); },
+    });
+    if (stdin !== undefined) {
+      proc.writeStdin(stdin);
+      proc.closeStdin();
+    }
+    const status = await proc.wait();
+    return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode: status.exitCode, signal: status.signal, pid: proc.pid };
+  }
+
+  /**
+   * Starts a command and streams it: iterate the process (or its stdout/stderr), or pass callbacks;
+   * writeStdin/closeStdin/resize/kill; wait() for its exit. If the client goes away, hutchd kills it.
+   * timeoutMs and signal cover the process's whole life (no timeout unless given).
+   */
+  spawn(cmd: string | string[], opts: SpawnOptions = {}): Promise<SandboxProcess> {
+    return spawnProcess(this.transport, this.info.id, cmd, { ...opts, timeoutMs: opts.timeoutMs ?? 0 });
+  }
+
+  /** Fetches its current description (status, expiry). */
+  async refresh(opts: CallOptions = {}): Promise<SandboxInfo> {
+    this.info = await this.transport.json<SandboxInfo>({ ...opts, method: 'GET', path: this.route() });
+    return this.info;
+  }
+
+  /** Freezes every process in it. */
+  async pause(opts: CallOptions = {}): Promise<void> {
+    this.info = await this.transport.json<SandboxInfo>({ ...opts, method: 'POST', path: this.route('/pause') });
+  }
+
+  /** Thaws it. */
+  async resume(opts: CallOptions = {}): Promise<void> {
+    this.info = await this.transport.json<SandboxInfo>({ ...opts, method: 'POST', path: this.route('/resume') });
+  }
+
+  /** Sets its time to live to `ttlMs` from now; returns the new expiry (ISO time). */
+  async setTimeout(ttlMs: number, opts: CallOptions = {}): Promise<string> {
+    const r = await this.transport.json<{ expiresAt: string }>({ ...opts, method: 'POST', path: this.route('/ttl'), json: { ttlMs } });
+    this.info.expiresAt = r.expiresAt;
+    return r.expiresAt;
+  }
+
+  /** cpu, memory and pids. */
+  stats(opts: CallOptions = {}): Promise<Record<string, unknown>> {
+    return this.transport.json({ ...opts, method: 'GET', path: this.route('/stats') });
+  }
+
+  /** Its processes as its agent sees them. */
+  async processes(opts: CallOptions = {}): Promise<{ pid: number; ppid: number; comm: string; argv: string[] }[]> {
+    return (await this.transport.json<{ processes: { pid: number; ppid: number; comm: string; argv: string[] }[] }>({ ...opts, method: 'GET', path: this.route('/processes') })).processes;
+  }
+
+  /** Removes it (whatever runs in it is killed). */
+  async kill(opts: CallOptions = {}): Promise<void> {
+    await this.transport.json({ ...opts, method: 'DELETE', path: this.route() });
+  }
+}
+
+function callOpts(o: CallOptions): CallOptions {
+  return { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+}
+
+export { AbortError, HutchApiError };

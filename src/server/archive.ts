@@ -1,0 +1,138 @@
+// Tar streams of a sandbox's files, both ways, through its agent (never through host paths).
+// Download walks the tree with stat/list/read calls; upload parses with the `tar` package and
+// refuses absolute names and `..` before anything of that entry is written.
+import { once } from 'node:events';
+import path from 'node:path';
+import { Header, Pax, Parser, type ReadEntry } from 'tar';
+import type { AgentClient, FileStat } from '../agent/index.js';
+import { HutchError } from '../errors.js';
+
+const BLOCK = 512;
+const MAX_DEPTH = 64;
+
+/** One tar header (with a PAX header in front when the name or link is too long for ustar). */
+function header(data: { path: string; mode: number; size: number; mtimeMs: number; type: 'File' | 'Directory' | 'SymbolicLink'; linkpath?: string }): Buffer {
+  const fields = {
+    path: data.path, mode: data.mode & 0o7777, size: data.size, mtime: new Date(Math.max(0, data.mtimeMs)),
+    type: data.type, uid: 0, gid: 0, ...(data.linkpath !== undefined ? { linkpath: data.linkpath } : {}),
+  };
+  const h = new Header(fields);
+  const block = Buffer.alloc(BLOCK);
+  h.encode(block, 0);
+  return h.needPax ? Buffer.concat([new Pax(fields).encode(), block]) : block;
+}
+
+/** A name the sandbox listed must be one plain path component. */
+function safeName(name: string, dir: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new HutchError('EPROTO', `the sandbox listed an invalid name under ${dir}`, { path: dir });
+  }
+  return name;
+}
+
+/** The tar stream of `root` (a file or a directory tree); names start at root's base name. */
+export async function* tarOf(files: AgentClient, root: string): AsyncGenerator<Buffer> {
+  const top = await files.stat(root, { follow: true });
+  const base = path.posix.basename(root) || '.';
+  yield* entry(files, root, base, top, 0);
+  yield Buffer.alloc(BLOCK * 2);
+}
+
+async function* entry(files: AgentClient, abs: string, name: string, st: FileStat, depth: number): AsyncGenerator<Buffer> {
+  if (st.type === 'dir') {
+    if (depth > MAX_DEPTH) throw new HutchError('EINVAL', `${abs} is nested deeper than ${MAX_DEPTH} directories`, { path: abs });
+    yield header({ path: `${name}/`, mode: st.mode, size: 0, mtimeMs: st.mtimeMs, type: 'Directory' });
+    for (const e of await files.list(abs)) {
+      const child = safeName(e.name, abs);
+      const cabs = path.posix.join(abs, child);
+      yield* entry(files, cabs, `${name}/${child}`, await files.stat(cabs), depth + 1);
+    }
+  } else if (st.type === 'symlink') {
+    yield header({ path: name, mode: st.mode, size: 0, mtimeMs: st.mtimeMs, type: 'SymbolicLink', linkpath: st.linkTarget ?? '' });
+  } else if (st.type === 'file') {
+    yield header({ path: name, mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, type: 'File' });
+    let sent = 0;
+    for await (const chunk of files.createReadStream(abs, { length: st.size })) {
+      const b = chunk as Buffer;
+      const take = b.subarray(0, Math.max(0, st.size - sent)); // a file that grew is cut at its stat size
+      sent += take.length;
+      if (take.length) yield take;
+    }
+    if (sent < st.size) yield Buffer.alloc(st.size - sent); // a file that shrank is padded: the header said its size
+    if (st.size % BLOCK) yield Buffer.alloc(BLOCK - (st.size % BLOCK));
+  }
+  // Devices, fifos and sockets are not archived.
+}
+
+/** A tar entry's name made relative and checked: no absolute names, no `..`, no NUL. */
+export function safeEntryPath(name: string): string {
+  if (name.includes('\0')) throw new HutchError('EPERM', 'tar entry name contains a NUL byte');
+  if (name.startsWith('/')) throw new HutchError('EPERM', `tar entry ${name.slice(0, 200)} has an absolute name: refused`, { path: name });
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new HutchError('EPERM', `tar entry ${name.slice(0, 200)} escapes the target directory: refused`, { path: name });
+  return parts.join('/');
+}
+
+/** What an upload did. */
+export interface UnpackResult { files: number; dirs: number; bytes: number; skipped: string[] }
+
+/**
+ * Unpacks a tar stream into `dest` (which must be a directory in the sandbox). Files and dirs are
+ * written; links and special files are skipped and listed (the agent has no call that makes them).
+ * An entry that escapes stops the upload with EPERM: entries before it stay written.
+ */
+export async function untarInto(files: AgentClient, dest: string, source: AsyncIterable<Buffer>): Promise<UnpackResult> {
+  const st = await files.stat(dest, { follow: true });
+  if (st.type !== 'dir') throw new HutchError('EINVAL', `${dest} is not a directory in the sandbox`, { path: dest });
+  const result: UnpackResult = { files: 0, dirs: 0, bytes: 0, skipped: [] };
+  const parser = new Parser({ strict: true });
+  let failure: unknown;
+  let chain: Promise<void> = Promise.resolve();
+  const fail = (e: unknown) => { failure ??= e; };
+  parser.on('entry', (e: ReadEntry) => {
+    chain = chain.then(async () => {
+      if (failure) return void e.resume();
+      try {
+        await unpackEntry(files, dest, e, result);
+      } catch (err) {
+        fail(err);
+        e.resume();
+      }
+    });
+  });
+  parser.on('error', fail);
+  // Registered now: the parser may emit its end synchronously inside end().
+  const ended = new Promise<void>((resolve) => { parser.once('end', resolve); parser.once('close', resolve); });
+  parser.on('warn', (_code: string, message: string | Error) => fail(new HutchError('EINVAL', `malformed tar stream: ${message instanceof Error ? message.message : message}`)));
+  for await (const chunk of source) {
+    if (failure) break;
+    if (!parser.write(chunk)) await once(parser, 'drain');
+  }
+  if (!failure) {
+    parser.end();
+    await ended;
+  }
+  await chain;
+  if (failure) throw failure;
+  return result;
+}
+
+async function unpackEntry(files: AgentClient, dest: string, e: ReadEntry, result: UnpackResult): Promise<void> {
+  const rel = safeEntryPath(e.path);
+  if (rel === '') return void e.resume(); // the archive's own root (./)
+  const target = path.posix.join(dest, rel);
+  const mode = (e.mode ?? 0o644) & 0o7777;
+  if (e.type === 'Directory') {
+    await files.mkdir(target, { parents: true, mode: mode || 0o755 });
+    result.dirs++;
+    e.resume();
+  } else if (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') {
+    const parent = path.posix.dirname(target);
+    if (parent !== dest) await files.mkdir(parent, { parents: true });
+    result.bytes += await files.writeFile(target, e as unknown as AsyncIterable<Uint8Array>, { mode });
+    result.files++;
+  } else {
+    result.skipped.push(rel);
+    e.resume();
+  }
+}

@@ -1,0 +1,160 @@
+// The OpenAPI 3.1 description of hutchd, written by hand. Every route of the router must have an
+// operation here (a test checks it); a route without one is served but listed as undocumented.
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json): Json => ({ content: { 'application/json': { schema } } });
+const ok = (description: string, schema?: Json, status = '200'): Json => ({ [status]: { description, ...(schema ? json(schema) : {}) } });
+const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id or name', schema: { type: 'string' } };
+const pidParam = { name: 'pid', in: 'path', required: true, description: 'process id inside the sandbox', schema: { type: 'integer' } };
+const pathQuery = { name: 'path', in: 'query', required: true, description: 'absolute path inside the sandbox', schema: { type: 'string' } };
+const q = (name: string, description: string, type = 'string'): Json => ({ name, in: 'query', required: false, description, schema: { type } });
+const ws = (description: string): Json => ({ '101': { description: `WebSocket upgrade. ${description}` } });
+
+/** Operations by "METHOD path". */
+const OPERATIONS: Record<string, Json> = {
+  'POST /v1/sandboxes': {
+    summary: 'Create and start a sandbox (a warm pool claim when one is ready for the image)',
+    requestBody: json(ref('CreateSandbox')), responses: ok('the running sandbox', ref('Sandbox'), '201'),
+  },
+  'GET /v1/sandboxes': {
+    summary: 'List sandboxes of this hutchd',
+    parameters: [q('label', 'KEY or KEY=VALUE; repeatable, all must match'), q('state', 'comma-separated states (ready, running, paused, stopped)')],
+    responses: ok('the sandboxes', { type: 'object', properties: { sandboxes: { type: 'array', items: ref('Sandbox') } } }),
+  },
+  'GET /v1/sandboxes/{id}': { summary: 'Get a sandbox', parameters: [idParam], responses: ok('the sandbox', ref('Sandbox')) },
+  'DELETE /v1/sandboxes/{id}': { summary: 'Remove a sandbox (killing what runs in it)', parameters: [idParam], responses: { '204': { description: 'removed' } } },
+  'POST /v1/sandboxes/{id}/pause': { summary: 'Freeze every process of a sandbox', parameters: [idParam], responses: ok('the sandbox', ref('Sandbox')) },
+  'POST /v1/sandboxes/{id}/resume': { summary: 'Thaw a paused sandbox', parameters: [idParam], responses: ok('the sandbox', ref('Sandbox')) },
+  'POST /v1/sandboxes/{id}/ttl': {
+    summary: 'Set the time to live from now (the sandbox is removed when it runs out)', parameters: [idParam],
+    requestBody: json({ type: 'object', required: ['ttlMs'], properties: { ttlMs: { type: 'integer', minimum: 1000 } } }),
+    responses: ok('the new expiry', { type: 'object', properties: { id: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+  },
+  'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory and pids of a sandbox', parameters: [idParam], responses: ok('stats', { type: 'object' }) },
+  'POST /v1/sandboxes/{id}/processes': {
+    summary: 'Start a process; with wait: true, run it to its end and return its output', parameters: [idParam],
+    requestBody: json(ref('StartProcess')), responses: { ...ok('started (wait: false)', { type: 'object', properties: { pid: { type: 'integer' } } }, '201'), ...ok('finished (wait: true)', ref('ExecResult')) },
+  },
+  'GET /v1/sandboxes/{id}/processes': { summary: 'Processes of a sandbox as its agent sees them', parameters: [idParam], responses: ok('processes', { type: 'object' }) },
+  'GET /v1/sandboxes/{id}/processes/{pid}/wait': {
+    summary: 'Wait for a process to exit', parameters: [idParam, pidParam],
+    responses: ok('its exit', { type: 'object', properties: { pid: { type: 'integer' }, exitCode: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] } } }),
+  },
+  'POST /v1/sandboxes/{id}/processes/{pid}/signal': {
+    summary: 'Send a signal to a process (or its group)', parameters: [idParam, pidParam],
+    requestBody: json({ type: 'object', properties: { signal: { type: 'string', default: 'SIGTERM' }, group: { type: 'boolean' } } }), responses: { '204': { description: 'sent' } },
+  },
+  'GET /v1/sandboxes/{id}/exec': {
+    summary: 'WebSocket: start a process and attach to it (first message: {"type":"start", ...StartProcess}); the process is killed when the client disconnects',
+    parameters: [idParam], responses: ws('See docs/api.md for the frames.'),
+  },
+  'GET /v1/sandboxes/{id}/processes/{pid}/attach': {
+    summary: 'WebSocket: attach to a process started with POST .../processes (its held output comes first); it keeps running when the client disconnects',
+    parameters: [idParam, pidParam], responses: ws('See docs/api.md for the frames.'),
+  },
+  'GET /v1/sandboxes/{id}/files': {
+    summary: 'Read a file (raw bytes)', parameters: [idParam, pathQuery],
+    responses: { '200': { description: 'the content', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } },
+  },
+  'PUT /v1/sandboxes/{id}/files': {
+    summary: 'Write a file (raw bytes in the body)', parameters: [idParam, pathQuery, q('mode', 'octal file mode, e.g. 644'), q('append', 'true to append', 'boolean')],
+    requestBody: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+    responses: ok('written', { type: 'object', properties: { path: { type: 'string' }, written: { type: 'integer' } } }),
+  },
+  'DELETE /v1/sandboxes/{id}/files': { summary: 'Remove a file, link or directory', parameters: [idParam, pathQuery, q('recursive', 'remove a whole tree', 'boolean')], responses: { '204': { description: 'removed' } } },
+  'GET /v1/sandboxes/{id}/files/list': {
+    summary: 'List a directory', parameters: [idParam, pathQuery],
+    responses: ok('entries', { type: 'object', properties: { path: { type: 'string' }, entries: { type: 'array', items: ref('DirEntry') } } }),
+  },
+  'GET /v1/sandboxes/{id}/files/stat': { summary: 'Stat a path', parameters: [idParam, pathQuery, q('follow', 'follow a symlink', 'boolean')], responses: ok('its stat', ref('FileStat')) },
+  'POST /v1/sandboxes/{id}/files/mkdir': {
+    summary: 'Make a directory', parameters: [idParam],
+    requestBody: json({ type: 'object', required: ['path'], properties: { path: { type: 'string' }, parents: { type: 'boolean' }, mode: { type: 'integer' } } }),
+    responses: ok('made', { type: 'object', properties: { path: { type: 'string' } } }, '201'),
+  },
+  'GET /v1/sandboxes/{id}/archive': {
+    summary: 'Download a file or tree as a tar stream', parameters: [idParam, pathQuery],
+    responses: { '200': { description: 'tar', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } } },
+  },
+  'PUT /v1/sandboxes/{id}/archive': {
+    summary: 'Upload a tar stream into a directory (absolute names and .. are refused; links and devices skipped)', parameters: [idParam, pathQuery],
+    requestBody: { content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } },
+    responses: ok('unpacked', { type: 'object', properties: { files: { type: 'integer' }, dirs: { type: 'integer' }, bytes: { type: 'integer' }, skipped: { type: 'array', items: { type: 'string' } } } }),
+  },
+  'GET /v1/sandboxes/{id}/files/watch': {
+    summary: 'WebSocket: changes under a path (polled through the agent)',
+    parameters: [idParam, pathQuery, q('recursive', 'also subdirectories', 'boolean'), q('intervalMs', 'poll interval (min 100)', 'integer')], responses: ws('Messages: ready, change {kind, path}, error.'),
+  },
+  'GET /v1/events': {
+    summary: 'Lifecycle events as server-sent events (event: TYPE, data: JSON)', parameters: [q('sandbox', 'only events of this sandbox id')],
+    responses: { '200': { description: 'an endless event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
+  },
+  'GET /metrics': { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+  'GET /healthz': { summary: 'Liveness (no token needed)', security: [], responses: ok('alive', { type: 'object' }) },
+  'GET /openapi.json': { summary: 'This document', responses: ok('OpenAPI 3.1', { type: 'object' }) },
+};
+
+const SCHEMAS: Record<string, Json> = {
+  Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', examples: ['ENOTFOUND', 'EINVAL', 'ESTATE', 'EAUTH'] }, message: { type: 'string' } } } } },
+  Limits: { type: 'object', properties: { memoryBytes: { type: 'integer' }, cpus: { type: 'number' }, pids: { type: 'integer' } } },
+  CreateSandbox: {
+    type: 'object', additionalProperties: false,
+    properties: {
+      image: { type: 'string', default: 'busybox', description: 'busybox or an image reference' }, name: { type: 'string' }, limits: ref('Limits'),
+      env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' }, labels: { type: 'object', additionalProperties: { type: 'string' } },
+      ttlMs: { type: 'integer', minimum: 1000, description: 'time to live (default: the server\'s --default-ttl)' },
+    },
+  },
+  Sandbox: {
+    type: 'object', required: ['id', 'name', 'image', 'status', 'createdAt', 'labels'],
+    properties: {
+      id: { type: 'string' }, name: { type: 'string' }, image: { type: 'string' }, status: { type: 'string', enum: ['ready', 'running', 'paused', 'stopped', 'creating', 'deleting'] },
+      createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: 'string', format: 'date-time' }, expiresAt: { type: 'string', format: 'date-time' },
+      labels: { type: 'object', additionalProperties: { type: 'string' } }, limits: ref('Limits'), note: { type: 'string' },
+    },
+  },
+  StartProcess: {
+    type: 'object', required: ['cmd'],
+    properties: {
+      cmd: { oneOf: [{ type: 'string', description: 'run by /bin/sh -c' }, { type: 'array', items: { type: 'string' } }] },
+      env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' },
+      tty: { oneOf: [{ type: 'boolean' }, { type: 'object', properties: { cols: { type: 'integer' }, rows: { type: 'integer' } } }] },
+      stdin: { oneOf: [{ type: 'boolean', description: 'keep stdin open (attach to write it)' }, { type: 'string', description: 'this text, then end of input' }] },
+      wait: { type: 'boolean' }, timeoutMs: { type: 'integer', description: 'with wait: kill the process after this long (504 ETIMEDOUT)' },
+    },
+  },
+  ExecResult: {
+    type: 'object',
+    properties: { pid: { type: 'integer' }, exitCode: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] }, stdout: { type: 'string' }, stderr: { type: 'string' }, truncated: { type: 'boolean' } },
+  },
+  FileStat: { type: 'object', properties: { path: { type: 'string' }, type: { type: 'string', enum: ['file', 'dir', 'symlink', 'other'] }, size: { type: 'integer' }, mode: { type: 'integer' }, uid: { type: 'integer' }, gid: { type: 'integer' }, mtimeMs: { type: 'number' }, linkTarget: { type: ['string', 'null'] } } },
+  DirEntry: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' }, size: { type: 'integer' }, mode: { type: 'integer' }, mtimeMs: { type: 'number' } } },
+};
+
+const ERROR_RESPONSES = Object.fromEntries(
+  [['400', 'bad request (EINVAL)'], ['401', 'missing or wrong token (EAUTH)'], ['404', 'not found (ENOTFOUND)'], ['409', 'wrong state (ESTATE, EEXIST)'], ['413', 'body too large'], ['500', 'internal error']]
+    .map(([s, d]) => [s, { description: d, ...json(ref('Error')) }]),
+);
+
+/** The document for `routes` (operations from OPERATIONS, with the shared error answers). */
+export function openApiDocument(routes: { method: string; path: string }[]): Json {
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const r of routes) {
+    const op = OPERATIONS[`${r.method} ${r.path}`] ?? { summary: 'undocumented', responses: {} };
+    (paths[r.path] ??= {})[r.method.toLowerCase()] = { ...op, responses: { ...(op['responses'] as Json), ...ERROR_RESPONSES } };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'hutchd', version: '0.1.0', description: 'Sandboxes for untrusted code: create, exec with streamed output, files, pause, TTL. See docs/api.md.' },
+    servers: [{ url: 'http://localhost', description: 'unix socket /run/hutch/hutchd.sock by default' }],
+    security: [{ bearer: [] }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }, schemas: SCHEMAS },
+    paths,
+  };
+}
+
+/** The operations this document knows ("METHOD path"), for the test that compares it with the router. */
+export function documentedOperations(): string[] {
+  return Object.keys(OPERATIONS);
+}

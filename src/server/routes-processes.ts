@@ -1,0 +1,143 @@
+// Processes: start (optionally waiting for the output of a short command), list, wait, signal.
+import { performance } from 'node:perf_hooks';
+import type { ExitStatus } from '../agent/index.js';
+import { HutchError } from '../errors.js';
+import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
+import { ProcessEntry, type OutputSink } from './processes.js';
+import type { Route } from './router.js';
+import { servedSandbox, type Services } from './services.js';
+
+/** What starting a process needs. */
+export interface StartRequest { argv: string[]; env: string[]; cwd?: string; tty?: { cols: number; rows: number }; stdin: boolean }
+
+/** Output kept per stream for a `wait: true` start; past it the rest is dropped and `truncated` set. */
+export const MAX_WAIT_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** Reads the start fields of a request body (cmd, env, cwd, tty, stdin). */
+export function startRequestOf(body: Record<string, unknown>): StartRequest {
+  const argv = commandOf(body);
+  const cwd = optString(body, 'cwd');
+  const env = envList(optStringMap(body, 'env'));
+  const t = body['tty'];
+  let tty: { cols: number; rows: number } | undefined;
+  if (t === true) tty = { cols: 80, rows: 24 };
+  else if (t !== undefined && t !== false && t !== null) {
+    if (typeof t !== 'object' || Array.isArray(t)) throw new HutchError('EINVAL', 'tty must be true or { cols, rows }');
+    const o = t as Record<string, unknown>;
+    tty = { cols: optNumber(o, 'cols', 1, 10000) ?? 80, rows: optNumber(o, 'rows', 1, 10000) ?? 24 };
+  }
+  const stdinField = body['stdin'];
+  const stdin = stdinField === true || typeof stdinField === 'string';
+  return { argv, env, stdin, ...(cwd !== undefined ? { cwd } : {}), ...(tty ? { tty } : {}) };
+}
+
+/** Starts a process in a sandbox of this hutchd and records it. */
+export async function startProcess(s: Services, sandboxId: string, r: StartRequest, killOnDetach: boolean): Promise<ProcessEntry> {
+  const t0 = performance.now();
+  const handle = await s.calls.exec(sandboxId, {
+    argv: r.argv, env: r.env, stdin: r.stdin, ...(r.cwd !== undefined ? { cwd: r.cwd } : {}), ...(r.tty ? { tty: r.tty } : {}),
+  });
+  s.metrics.observeExec((performance.now() - t0) / 1000);
+  const entry = s.processes.add(new ProcessEntry(sandboxId, handle, r.argv, killOnDetach));
+  s.events.publish({ type: 'exec-started', sandboxId, data: { pid: entry.pid, argv: r.argv } });
+  entry.done.then(
+    (st) => s.events.publish({ type: 'exec-exited', sandboxId, data: { pid: entry.pid, exitCode: st.exitCode, signal: st.signal } }),
+    (e: Error) => s.events.publish({ type: 'exec-exited', sandboxId, data: { pid: entry.pid, error: e.message } }),
+  );
+  return entry;
+}
+
+/** Collects a process's output in memory (for `wait: true`). */
+class CollectingSink implements OutputSink {
+  readonly parts: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
+  readonly sizes: Record<1 | 2, number> = { 1: 0, 2: 0 };
+  truncated = false;
+  constructor(private readonly max: number) {}
+  write(fd: 1 | 2, data: Buffer): boolean {
+    const room = this.max - this.sizes[fd];
+    if (data.length > room) this.truncated = true;
+    const kept = data.length > room ? data.subarray(0, Math.max(0, room)) : data;
+    if (kept.length > 0) {
+      this.parts[fd].push(kept);
+      this.sizes[fd] += kept.length;
+    }
+    return true;
+  }
+  exit(_status: ExitStatus): void {}
+  text(fd: 1 | 2): string {
+    return Buffer.concat(this.parts[fd]).toString('utf8');
+  }
+}
+
+/** Runs a started process to its end (killing it after `timeoutMs`, or when the client goes away). */
+async function collect(entry: ProcessEntry, timeoutMs: number | undefined, gone: AbortSignal, maxBytes: number) {
+  const sink = new CollectingSink(maxBytes);
+  entry.attach(sink);
+  let timedOut = false;
+  const kill = () => { entry.handle.kill('SIGKILL').catch(() => undefined); };
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
+  gone.addEventListener('abort', kill);
+  try {
+    const status = await entry.done;
+    if (timedOut) throw new HutchError('ETIMEDOUT', `command ${entry.argv.join(' ').slice(0, 200)} ran longer than ${timeoutMs} ms and was killed`, { id: entry.sandboxId });
+    return { pid: entry.pid, exitCode: status.exitCode, signal: status.signal, stdout: sink.text(1), stderr: sink.text(2), ...(sink.truncated ? { truncated: true } : {}) };
+  } finally {
+    clearTimeout(timer);
+    gone.removeEventListener('abort', kill);
+    entry.detach(sink);
+  }
+}
+
+function pidOf(params: Record<string, string>): number {
+  const pid = Number(params['pid']);
+  if (!Number.isInteger(pid) || pid < 1 || pid > 0x7fffffff) throw new HutchError('EINVAL', `invalid pid ${String(params['pid']).slice(0, 20)}`);
+  return pid;
+}
+
+/** The routes. */
+export function processRoutes(s: Services): Route[] {
+  return [
+    {
+      method: 'POST', path: '/v1/sandboxes/{id}/processes', handle: async ({ req, res, params }) => {
+        const body = await readJson(req, s.limits.maxJsonBytes);
+        const info = await servedSandbox(s, params['id']!);
+        const r = startRequestOf(body);
+        const wait = optBool(body, 'wait') ?? false;
+        const timeoutMs = optNumber(body, 'timeoutMs', 1, 7 * 24 * 3600_000);
+        const entry = await startProcess(s, info.id, r, wait);
+        if (typeof body['stdin'] === 'string') entry.handle.stdin.end(body['stdin']);
+        if (!wait) return sendJson(res, 201, { pid: entry.pid });
+        const gone = new AbortController();
+        res.on('close', () => { if (!res.writableFinished) gone.abort(); });
+        sendJson(res, 200, await collect(entry, timeoutMs, gone.signal, MAX_WAIT_OUTPUT_BYTES));
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes/{id}/processes', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        const ps = await s.calls.ps(info.id);
+        sendJson(res, 200, { processes: ps });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes/{id}/processes/{pid}/wait', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        const pid = pidOf(params);
+        const entry = s.processes.get(info.id, pid);
+        const status = entry ? await entry.done : await s.calls.wait(info.id, pid);
+        sendJson(res, 200, { pid, exitCode: status.exitCode, signal: status.signal });
+      },
+    },
+    {
+      method: 'POST', path: '/v1/sandboxes/{id}/processes/{pid}/signal', handle: async ({ req, res, params }) => {
+        const body = await readJson(req, s.limits.maxJsonBytes);
+        const info = await servedSandbox(s, params['id']!);
+        const pid = pidOf(params);
+        const signal = optString(body, 'signal', 16) ?? 'SIGTERM';
+        const group = optBool(body, 'group') ?? false;
+        await s.calls.signal(info.id, signal, group ? { pgid: pid } : { pid });
+        res.writeHead(204).end();
+      },
+    },
+  ];
+}

@@ -1,0 +1,146 @@
+// Sandboxes: create (a warm pool claim when one is ready), get, list with filters, delete,
+// pause/resume, TTL, stats.
+import { performance } from 'node:perf_hooks';
+import type { SandboxInfo } from '../engine/index.js';
+import { HutchError } from '../errors.js';
+import type { Limits } from '../platform/index.js';
+import { envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
+import { MANAGED_LABEL, TTL_LABEL } from './parts.js';
+import type { Route } from './router.js';
+import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, viewOf, type Services } from './services.js';
+
+/** Limits from a request: { memoryBytes?, cpus?, pids? }. */
+function limitsOf(body: Record<string, unknown>): Limits | undefined {
+  const v = body['limits'];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new HutchError('EINVAL', 'limits must be an object { memoryBytes?, cpus?, pids? }');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['memoryBytes', 'cpus', 'pids'].includes(k)) throw new HutchError('EINVAL', `unknown limit ${k.slice(0, 80)}: use memoryBytes, cpus, pids`);
+  const memoryBytes = optNumber(o, 'memoryBytes', 0, Number.MAX_SAFE_INTEGER);
+  const cpus = optNumber(o, 'cpus', 0, 1e6);
+  const pids = optNumber(o, 'pids', 0, 1e9);
+  return { ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(cpus !== undefined ? { cpus } : {}), ...(pids !== undefined ? { pids } : {}) };
+}
+
+/** The TTL asked for, within [1 s, maxTtlMs]; the default when none. */
+export function ttlOf(s: Services, body: Record<string, unknown>): number {
+  const ttl = optNumber(body, 'ttlMs', 1000, Number.MAX_SAFE_INTEGER) ?? s.limits.defaultTtlMs;
+  if (ttl > s.limits.maxTtlMs) throw new HutchError('EINVAL', `ttlMs ${ttl} is more than the most this server allows (${s.limits.maxTtlMs})`);
+  return ttl;
+}
+
+const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs'];
+
+async function create(s: Services, body: Record<string, unknown>): Promise<{ info: SandboxInfo; source: 'pool' | 'cold' }> {
+  for (const k of Object.keys(body)) if (!CREATE_KEYS.includes(k)) throw new HutchError('EINVAL', `unknown field ${k.slice(0, 80)} in create request (fields: ${CREATE_KEYS.join(', ')})`);
+  const image = optString(body, 'image', 1024) ?? 'busybox';
+  if (image.startsWith('/') || image.startsWith('.')) throw new HutchError('EINVAL', `image ${image.slice(0, 200)}: a host path is not an image; use busybox or an image reference`);
+  const name = optString(body, 'name', 63);
+  const cwd = optString(body, 'cwd');
+  const env = envList(optStringMap(body, 'env'));
+  const userLabels = optStringMap(body, 'labels') ?? {};
+  for (const k of Object.keys(userLabels)) {
+    if (k.startsWith(RESERVED_LABEL_PREFIX)) throw new HutchError('EINVAL', `label ${k.slice(0, 80)}: keys starting with ${RESERVED_LABEL_PREFIX} are hutch's own`);
+  }
+  const limits = limitsOf(body);
+  const expiresAt = new Date(Date.now() + ttlOf(s, body)).toISOString();
+  const labels = { ...userLabels, [MANAGED_LABEL]: 'hutchd', [TTL_LABEL]: expiresAt };
+  if (name === undefined) {
+    const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels });
+    if (claimed) return { info: claimed, source: 'pool' };
+  }
+  const made = await s.engine.create({ rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}) });
+  s.events.publish({ type: 'created', sandboxId: made.id, data: { image } });
+  try {
+    const info = await s.engine.start(made.id);
+    s.events.publish({ type: 'started', sandboxId: made.id });
+    return { info, source: 'cold' };
+  } catch (e) {
+    await s.engine.remove(made.id, true);
+    s.events.publish({ type: 'removed', sandboxId: made.id, data: { reason: 'start failed' } });
+    throw e;
+  }
+}
+
+/** Filters of GET /v1/sandboxes: label=k=v (repeatable, all must match) and state=. */
+function matches(info: SandboxInfo, url: URL): boolean {
+  for (const l of url.searchParams.getAll('label')) {
+    const eq = l.indexOf('=');
+    const [k, v] = eq === -1 ? [l, undefined] : [l.slice(0, eq), l.slice(eq + 1)];
+    const have = info.labels?.[k];
+    if (have === undefined || (v !== undefined && have !== v)) return false;
+  }
+  const state = url.searchParams.get('state');
+  return state === null || state.split(',').includes(info.status);
+}
+
+/** Removes a sandbox of this hutchd (whatever its state). */
+export async function removeSandbox(s: Services, id: string, reason: string): Promise<void> {
+  await s.engine.remove(id, true);
+  s.processes.dropSandbox(id);
+  s.events.publish({ type: 'removed', sandboxId: id, data: { reason } });
+}
+
+/** The routes. */
+export function sandboxRoutes(s: Services): Route[] {
+  return [
+    {
+      method: 'POST', path: '/v1/sandboxes', handle: async ({ req, res }) => {
+        const body = await readJson(req, s.limits.maxJsonBytes);
+        const t0 = performance.now();
+        const { info, source } = await create(s, body);
+        s.metrics.observeCreate((performance.now() - t0) / 1000, source);
+        sendJson(res, 201, viewOf(info));
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes', handle: async ({ res, url }) => {
+        const all = (await s.engine.list()).filter(isServed);
+        sendJson(res, 200, { sandboxes: all.filter((i) => matches(i, url)).map(viewOf) });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes/{id}', handle: async ({ res, params }) => {
+        sendJson(res, 200, viewOf(await servedSandbox(s, params['id']!)));
+      },
+    },
+    {
+      method: 'DELETE', path: '/v1/sandboxes/{id}', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        await removeSandbox(s, info.id, 'deleted');
+        res.writeHead(204).end();
+      },
+    },
+    {
+      method: 'POST', path: '/v1/sandboxes/{id}/pause', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        const after = await s.engine.pause(info.id);
+        s.events.publish({ type: 'paused', sandboxId: info.id });
+        sendJson(res, 200, viewOf(after));
+      },
+    },
+    {
+      method: 'POST', path: '/v1/sandboxes/{id}/resume', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        const after = await s.engine.resume(info.id);
+        s.events.publish({ type: 'resumed', sandboxId: info.id });
+        sendJson(res, 200, viewOf(after));
+      },
+    },
+    {
+      method: 'POST', path: '/v1/sandboxes/{id}/ttl', handle: async ({ req, res, params }) => {
+        const body = await readJson(req, s.limits.maxJsonBytes);
+        const info = await servedSandbox(s, params['id']!);
+        if (body['ttlMs'] === undefined) throw new HutchError('EINVAL', 'ttlMs is required');
+        const expiresAt = await s.lifetime.setTtl(info.id, ttlOf(s, body));
+        sendJson(res, 200, { id: info.id, expiresAt });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes/{id}/stats', handle: async ({ res, params }) => {
+        const info = await servedSandbox(s, params['id']!);
+        sendJson(res, 200, await s.calls.stats(info.id));
+      },
+    },
+  ];
+}

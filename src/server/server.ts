@@ -1,0 +1,183 @@
+// hutchd: the HTTP + WebSocket API over the engine, on a unix socket (mode 0600) and/or TCP
+// (TCP only with tokens). One SandboxCalls for the server's life keeps agent connections open.
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { Engine, SandboxCalls } from '../engine/index.js';
+import { HutchError } from '../errors.js';
+import { TokenAuth } from './auth.js';
+import { errorBody, sendError } from './http.js';
+import { openApiDocument } from './openapi.js';
+import { EventBus, LifetimeKeeper, Metrics, WarmPool, type PoolSpec } from './parts.js';
+import { ProcessTable } from './processes.js';
+import { Router } from './router.js';
+import { fileRoutes } from './routes-files.js';
+import { processRoutes } from './routes-processes.js';
+import { sandboxRoutes } from './routes-sandboxes.js';
+import { serviceRoutes } from './routes-service.js';
+import type { ApiLimits, Services } from './services.js';
+import { processSocketRoutes } from './ws-process.js';
+import { watchSocketRoutes } from './ws-watch.js';
+
+export const DEFAULT_SOCKET = '/run/hutch/hutchd.sock';
+
+/** How hutchd is set up. */
+export interface HutchdOptions {
+  /** State root and executor of the engine (defaults as for the CLI). */
+  root?: string;
+  executor?: string;
+  /** Unix socket to listen on (default DEFAULT_SOCKET unless `listen` is given alone). */
+  socketPath?: string;
+  /** TCP address; needs `tokenFile`. */
+  listen?: { host: string; port: number };
+  /** Bearer tokens, one per line. */
+  tokenFile?: string;
+  pools?: PoolSpec[];
+  limits?: Partial<ApiLimits>;
+  sweepIntervalMs?: number;
+}
+
+const DEFAULT_LIMITS: ApiLimits = {
+  maxJsonBytes: 1024 * 1024, maxUploadBytes: 1024 * 1024 * 1024, defaultTtlMs: 10 * 60_000, maxTtlMs: 24 * 3600_000,
+};
+
+/** A running hutchd. */
+export class Hutchd {
+  private readonly servers: http.Server[] = [];
+  /** Where it listens: the socket path and/or the TCP URL. */
+  readonly addresses: { socketPath?: string; url?: string } = {};
+
+  private constructor(readonly services: Services, private readonly router: Router, private readonly auth: TokenAuth | undefined, private readonly wss: WebSocketServer) {}
+
+  /** Checks the options, recovers the sandboxes of an earlier hutchd, and starts listening. */
+  static async start(opts: HutchdOptions): Promise<Hutchd> {
+    if (opts.listen && !opts.tokenFile) {
+      throw new HutchError('EINVAL', `refusing to listen on TCP ${opts.listen.host}:${opts.listen.port} without a token file: give --token-file FILE`);
+    }
+    const auth = opts.tokenFile ? TokenAuth.fromFile(opts.tokenFile) : undefined;
+    const limits = { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
+    const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
+    const events = new EventBus();
+    const services: Services = {
+      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits,
+      lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
+      pool: new WarmPool(engine, events, opts.pools ?? []),
+    };
+    events.subscribe((e) => { if (e.type === 'removed' || e.type === 'expired') services.processes.dropSandbox(e.sandboxId); });
+    const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxJsonBytes });
+    const router = new Router();
+    router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
+      ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
+    const d = new Hutchd(services, router, auth, wss);
+    await services.lifetime.recover();
+    services.lifetime.start();
+    services.pool.start();
+    const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
+    try {
+      if (socketPath) await d.listenUnix(socketPath);
+      if (opts.listen) await d.listenTcp(opts.listen.host, opts.listen.port);
+    } catch (e) {
+      await d.close();
+      throw e;
+    }
+    return d;
+  }
+
+  private newServer(): http.Server {
+    const server = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.onRequest(req, res));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
+    server.on('clientError', (_e, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n{"error":{"code":"EINVAL","message":"malformed HTTP request"}}');
+      else socket.destroy();
+    });
+    this.servers.push(server);
+    return server;
+  }
+
+  private async listenUnix(socketPath: string): Promise<void> {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+    if (fs.existsSync(socketPath)) {
+      if (await answers(socketPath)) throw new HutchError('EEXIST', `another hutchd is already serving on ${socketPath}`, { path: socketPath });
+      fs.rmSync(socketPath, { force: true }); // a stale socket of a hutchd that died
+    }
+    const server = this.newServer();
+    const old = process.umask(0o177); // the socket is made 0600: only its owner may connect
+    try {
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(socketPath, () => resolve()); });
+    } finally {
+      process.umask(old);
+    }
+    fs.chmodSync(socketPath, 0o600);
+    this.addresses.socketPath = socketPath;
+  }
+
+  private async listenTcp(host: string, port: number): Promise<void> {
+    const server = this.newServer();
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });
+    const a = server.address() as net.AddressInfo;
+    this.addresses.url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    let route = 'unmatched';
+    res.once('finish', () => this.services.metrics.observeRequest(req.method ?? '?', route, res.statusCode, (performance.now() - t0) / 1000));
+    try {
+      const url = new URL(req.url ?? '/', 'http://hutchd');
+      if (url.pathname !== '/healthz') this.auth?.check(req);
+      const m = this.router.match(req.method ?? '', url.pathname, false);
+      route = m.route.path;
+      if (m.route.ws) throw new HutchError('EINVAL', 'WebSocket route');
+      await m.route.handle({ req, res, url, params: m.params });
+    } catch (e) {
+      // A body not read to its end is not drained for keep-alive: the connection closes after the answer.
+      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
+      sendError(res, e);
+      if (!req.complete) req.resume();
+    }
+  }
+
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => undefined); // a client that vanishes mid-handshake is not an error of ours
+    try {
+      const url = new URL(req.url ?? '/', 'http://hutchd');
+      this.auth?.check(req);
+      const m = this.router.match(req.method ?? '', url.pathname, true);
+      if (!m.route.ws) throw new HutchError('EINVAL', 'not a WebSocket route');
+      await m.route.handle({ req, socket, head, url, params: m.params });
+    } catch (e) {
+      const { status, body } = errorBody(e);
+      const text = JSON.stringify(body);
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+      }
+    }
+  }
+
+  /** Stops listening, closes streams and agent connections; sandboxes stay (a later hutchd serves them). */
+  async close(): Promise<void> {
+    for (const c of this.wss.clients) c.terminate();
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => {
+      if (!s.listening) return resolve();
+      s.close(() => resolve());
+      s.closeAllConnections();
+    })));
+    await this.services.lifetime.stop();
+    await this.services.pool.stop({ drain: true });
+    this.services.calls.closeAll();
+    if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
+  }
+}
+
+/** True when something accepts connections on the unix socket. */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(socketPath);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,75 @@
+// What every route of hutchd works with: the engine, one SandboxCalls for the server's life, the
+// event bus, metrics, the TTL keeper, the warm pool, the process table, and the limits.
+import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
+import { HutchError } from '../errors.js';
+import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
+import type { ProcessTable } from './processes.js';
+
+/** Limits and defaults of the API. */
+export interface ApiLimits {
+  /** Largest JSON request body (bytes). */
+  maxJsonBytes: number;
+  /** Largest file or archive upload (bytes). */
+  maxUploadBytes: number;
+  /** TTL of a sandbox when the client gives none, and the most a client may ask for (ms). */
+  defaultTtlMs: number;
+  maxTtlMs: number;
+}
+
+/** The shared services of the routes. */
+export interface Services {
+  engine: Engine;
+  calls: SandboxCalls;
+  events: EventBus;
+  metrics: Metrics;
+  lifetime: LifetimeKeeper;
+  pool: WarmPool;
+  processes: ProcessTable;
+  limits: ApiLimits;
+}
+
+/** A sandbox as the API shows it. */
+export interface SandboxView {
+  id: string;
+  name: string;
+  image: string;
+  status: string;
+  createdAt: string;
+  startedAt?: string;
+  expiresAt?: string;
+  labels: Record<string, string>;
+  limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  note?: string;
+}
+
+/** Labels of hutch's own (hidden from the API's label map, refused from clients). */
+export const RESERVED_LABEL_PREFIX = 'dev.hutch.';
+
+/** True for a sandbox of this hutchd that a client may see (not another tool's, not an unclaimed pool one). */
+export function isServed(info: SandboxInfo): boolean {
+  return info.labels?.[MANAGED_LABEL] === 'hutchd' && info.labels[POOL_LABEL] === undefined;
+}
+
+/** The API's view of a sandbox. */
+export function viewOf(info: SandboxInfo): SandboxView {
+  const labels = Object.fromEntries(Object.entries(info.labels ?? {}).filter(([k]) => !k.startsWith(RESERVED_LABEL_PREFIX)));
+  const expiresAt = info.labels?.[TTL_LABEL];
+  return {
+    id: info.id, name: info.name, image: info.image?.ref ?? (info.rootfs.endsWith('/busybox') ? 'busybox' : info.rootfs),
+    status: info.status, createdAt: info.createdAt, ...(info.startedAt ? { startedAt: info.startedAt } : {}),
+    ...(expiresAt ? { expiresAt } : {}), labels, limits: info.limits, ...(info.note ? { note: info.note } : {}),
+  };
+}
+
+/** A sandbox of this hutchd by id or name; ENOTFOUND for anything else (also other tools' sandboxes). */
+export async function servedSandbox(s: Services, ref: string): Promise<SandboxInfo> {
+  let info: SandboxInfo;
+  try {
+    info = await s.engine.inspect(ref);
+  } catch (e) {
+    if (e instanceof Error && (e as HutchError).code === 'ENOTFOUND') throw new HutchError('ENOTFOUND', `sandbox ${ref} not found`, { id: ref });
+    throw e;
+  }
+  if (!isServed(info)) throw new HutchError('ENOTFOUND', `sandbox ${ref} not found`, { id: ref });
+  return info;
+}
