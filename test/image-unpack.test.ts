@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { unpackLayer, type UnpackOptions } from '../src/image/unpack/index.js';
 import { lgetxattr, mount, umount2, MS_RDONLY } from '../src/linux/index.js';
 import { isHutchError } from '../src/errors.js';
-import { writeLayer, whiteout, opaque, type Compression, type LayerEntry } from './image/tar-kit.js';
+import {
+  entryBlocks, metaEntry, opaque, paxRecords, TAR_END, whiteout, writeLayer, type Compression, type LayerEntry,
+} from './image/tar-kit.js';
 
 const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-unpack-test-')));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -208,6 +210,21 @@ test('a hard link to a lower layer file is copied; one to a deleted or hidden fi
     });
     assert.deepEqual(fs.readdirSync(dir), [path.basename(layer.path)], `${why}: nothing left`);
   }
+});
+
+test('a global pax header is checked but not applied (as Docker reads layers)', async () => {
+  const dir = freshDir('global');
+  const tar = Buffer.concat([
+    metaEntry('g', paxRecords({ comment: 'git commit', path: 'renamed', uid: '5' })),
+    entryBlocks({ name: 'a', content: 'A' }), entryBlocks({ name: 'b', content: 'B' }), TAR_END,
+  ]);
+  const layer = writeLayer(dir, tar, 'gzip');
+  const target = path.join(dir, 'root');
+  const result = await unpackLayer(layer.path, target, { ids, lowerDirs: [] });
+  assert.deepEqual(fs.readdirSync(target).sort(), ['a', 'b']);
+  assert.equal(fs.lstatSync(path.join(target, 'a')).uid, BASE);
+  assert.equal(result.entries, 2);
+  assert.equal(result.diffId, layer.diffId);
 });
 
 test('the expected diffId is checked, and an existing target is refused', async () => {

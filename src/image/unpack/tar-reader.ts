@@ -1,4 +1,4 @@
-// A push parser for tar streams (ustar, GNU long names, pax extended and global headers). Bytes go
+// A push parser for tar streams (ustar, GNU long names, pax extended headers). Bytes go
 // in as they arrive; entries and their bodies come out through a sink, synchronously, so the caller's
 // read loop is the only place with backpressure. Nothing is allocated from a declared size except
 // meta headers, which are capped; a body's bytes are handed on as slices of the input chunks.
@@ -64,8 +64,6 @@ export class TarReader {
   private metaType = '';
   private metaRun = 0;
   private local = new Map<string, Buffer>();
-  private readonly global = new Map<string, Buffer>();
-  private globalBytes = 0;
   private longName: string | undefined;
   private longLink: string | undefined;
   private offset = 0;
@@ -192,7 +190,7 @@ export class TarReader {
       const prefix = cString(h, 345, 155);
       if (prefix) name = `${prefix}/${name}`;
     }
-    const pax = this.global.size ? new Map([...this.global, ...this.local]) : this.local;
+    const pax = this.local;
     const e: TarEntry = {
       name: this.longName ?? name,
       type,
@@ -236,13 +234,9 @@ export class TarReader {
     if (this.metaType === 'L') this.longName = cString(body, 0, body.length, 'utf8');
     else if (this.metaType === 'K') this.longLink = cString(body, 0, body.length, 'utf8');
     else if (this.metaType === 'x') for (const [k, v] of this.paxRecords(body)) this.local.set(k, v);
-    else {
-      for (const [k, v] of this.paxRecords(body)) {
-        this.globalBytes += k.length + v.length;
-        if (this.globalBytes > this.limits.maxMetaBytes) throw this.fail('EINVAL', `has global pax headers over ${this.limits.maxMetaBytes} bytes ${this.where()}`);
-        this.global.set(k, v);
-      }
-    }
+    // A global header ('g', e.g. git archive's commit id) is checked but not applied: Docker and
+    // containerd ignore them too, and a layer must unpack the same here as there.
+    else this.paxRecords(body);
   }
 
   /** `len key=value\n` records; a malformed one is an error (a lying length must not be trusted). */
