@@ -127,15 +127,11 @@ export async function downloadToFile(job: BlobJob, dest: string): Promise<Downlo
       }
       const fh = await fs.promises.open(partial, have > 0 ? 'a' : 'w', 0o644);
       let done = have;
+      let oversized = false;
       try {
         emit('downloading', done);
         for await (const chunk of ex.body as AsyncIterable<Buffer>) {
-          if (done + chunk.length > desc.size) {
-            ex.body.destroy();
-            await fh.close().catch(() => undefined);
-            fs.rmSync(partial, { force: true });
-            throw new HutchError('EINTEGRITY', `${what} is larger than the ${desc.size} bytes its descriptor says; nothing was kept`, { id: desc.digest });
-          }
+          if (done + chunk.length > desc.size) { oversized = true; ex.body.destroy(); break; }
           await fh.write(chunk);
           state.hash.update(chunk);
           done += chunk.length;
@@ -143,7 +139,11 @@ export async function downloadToFile(job: BlobJob, dest: string): Promise<Downlo
         }
         await fh.sync();
       } finally {
-        await fh.close().catch(() => undefined);
+        await fh.close();
+      }
+      if (oversized) {
+        fs.rmSync(partial, { force: true });
+        throw new HutchError('EINTEGRITY', `${what} is larger than the ${desc.size} bytes its descriptor says; nothing was kept`, { id: desc.digest });
       }
       emit('downloading', done);
       // A body that ended early is an interruption: the next attempt resumes from here.

@@ -128,7 +128,7 @@ export class RegistryClient {
     const what = `${ref.registry}/${ref.repository}`;
     const open = (offset: number): Promise<Exchange> =>
       this.open(ref, `blobs/${desc.digest}`, offset > 0 ? { Range: `bytes=${offset}-` } : {},
-        () => new HutchError('ENOTFOUND', `blob ${desc.digest} not found in ${what}`, { id: desc.digest }));
+        (detail) => new HutchError('ENOTFOUND', `blob ${desc.digest} not found in ${what}${detail}`, { id: desc.digest }));
     const job: BlobJob = { desc, what, host: ref.registry, policy: this.policy, open };
     if (onProgress) job.onProgress = onProgress;
     return job;
@@ -138,7 +138,7 @@ export class RegistryClient {
   private async fetchManifest(ref: ImageReference, reference: string, what: string, expected?: Descriptor): Promise<FetchedManifest> {
     return withRetries(`manifest of ${what}`, ref.registry, this.policy, async () => {
       const ex = await this.open(ref, `manifests/${reference}`, { Accept: MANIFEST_ACCEPT },
-        () => new HutchError('ENOTFOUND', `manifest ${reference} not found in ${ref.registry}/${ref.repository} (${what})`, { id: what }));
+        (detail) => new HutchError('ENOTFOUND', `image ${what} not found${detail}`, { id: what }));
       if (ex.status !== 200) {
         ex.body.resume();
         throw new HutchError('EPROTO', `registry answered ${ex.status} for the manifest of ${what}`, { id: what });
@@ -163,7 +163,7 @@ export class RegistryClient {
    * One GET under /v2/<repo>/ with auth: a 401 is answered (token or basic) and the request sent
    * again. Resolves with a 200, 206 or 416; 404 → `notFound()`; 401/403 → EAUTH; 429/5xx → transient.
    */
-  private async open(ref: ImageReference, path: string, headers: Record<string, string>, notFound: () => HutchError): Promise<Exchange> {
+  private async open(ref: ImageReference, path: string, headers: Record<string, string>, notFound: (detail: string) => HutchError): Promise<Exchange> {
     const url = new URL(`${this.baseUrl(ref.registry)}/v2/${ref.repository}/${path}`);
     let auth = await this.auth.headersFor(ref.registry, ref.repository);
     let ex = await send(url, this.sendOptions(url, { ...headers, ...auth }));
@@ -175,7 +175,7 @@ export class RegistryClient {
     if (ex.status === 200 || ex.status === 206 || ex.status === 416) return ex;
     const detail = await errorDetail(ex);
     const repo = `${ref.registry}/${ref.repository}`;
-    if (ex.status === 404) throw notFound();
+    if (ex.status === 404) throw notFound(detail);
     if (ex.status === 401 || ex.status === 403) throw this.auth.refused(ref.registry, ref.repository, detail);
     if (ex.status === 429 || ex.status >= 500) {
       throw new TransientFailure(`registry ${ref.registry} answered ${ex.status} for ${path}${detail}`, retryAfterMs(ex.headers['retry-after'], 30_000));
