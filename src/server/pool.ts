@@ -67,6 +67,7 @@ export class WarmPool {
   private readonly checkIntervalMs: number;
   private active = 0;
   private running = false;
+  private checking = false;
   private stopping = false;
   private readonly work = new Set<Promise<unknown>>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -90,7 +91,11 @@ export class WarmPool {
   start(): void {
     if (this.running || this.stopping) return;
     this.running = true;
-    this.checkTimer = setInterval(() => this.track(this.check()), this.checkIntervalMs);
+    this.checkTimer = setInterval(() => {
+      if (this.checking) return; // the last check is still going: never two at once
+      this.checking = true;
+      this.track(this.check().finally(() => { this.checking = false; }));
+    }, this.checkIntervalMs);
     this.checkTimer.unref();
     this.fill();
   }
