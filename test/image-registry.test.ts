@@ -8,7 +8,7 @@ import { RegistryClient, findCredentials, parseChallenge, parsePlatform } from '
 import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
 import type { ImageReference } from '../src/image/types.js';
-import { pushImage, pushIndex, sha256, startFront, startRegistry, writeAuthFile, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { pushImage, pushIndex, selfSignedCert, sha256, startFront, startRegistry, writeAuthFile, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 
 let reg: TestRegistry;
 let tmp: string;
@@ -226,4 +226,15 @@ test('WWW-Authenticate challenges are parsed with quoting and case', () => {
   assert.deepEqual(parseChallenge(['Negotiate abc', 'Basic realm="a \\"q\\""']), { scheme: 'basic', params: { realm: 'a "q"' } });
   assert.equal(parseChallenge('Negotiate'), undefined);
   assert.equal(parseChallenge(undefined), undefined);
+});
+
+test('a self-signed https registry is refused unless insecure, then used over https without checks', async (t) => {
+  const tls = selfSignedCert(fs.mkdtempSync(path.join(tmp, 'tls')));
+  if (!tls) { t.skip('openssl is not installed: no certificate for the https front'); return; }
+  const f = await front({ tls, auth: 'bearer' });
+  await assert.rejects(new RegistryClient({ authFile: path.join(tmp, 'none.json') }).resolveManifest(ref(f.host, 'hutch/app:v1')),
+    code('ENETWORK', /TLS with .* failed \(self.signed certificate\); .*--insecure/));
+  assert.equal(f.requests.length, 0);
+  assert.equal((await client({ insecure: [f.host] }).resolveManifest(ref(f.host, 'hutch/app:v1'))).digest, app.digest);
+  assert.ok(f.requests.length >= 2 && f.tokenRequests.length === 1, 'served by the https front, token included');
 });

@@ -1,10 +1,11 @@
 // Test kit for the registry client and for pull tests: a real registry (Debian's docker-registry) on
 // loopback, images built in memory and pushed over the v2 API, and a "front": a small HTTP server in the
 // test process that sits before the registry, demands auth (bearer tokens or basic) and makes faults.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,6 +193,8 @@ export interface FrontOptions {
   anonymous?: boolean;
   /** Lifetime the token endpoint announces (expires_in), seconds; default 300. */
   tokenTtlSeconds?: number;
+  /** Serve https with this key and certificate (PEM), e.g. from selfSignedCert(). */
+  tls?: { key: string; cert: string };
 }
 
 /** Faults the front makes; change them between requests. Counts go down as faults are made. */
@@ -245,7 +248,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     const [u, ...p] = Buffer.from(header.slice(6), 'base64').toString().split(':');
     return users[u!] !== undefined && users[u!] === p.join(':') ? u! : null;
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', `http://${self}`);
     if (url.pathname === '/token') {
       const user = userOf(req.headers.authorization);
@@ -268,7 +271,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     if (mode === 'bearer') {
       const token = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : '';
       if (!((tokens.get(token) ?? 0) > Date.now())) {
-        return deny(`Bearer realm="http://${self}/token",service="hutch-test"${repo ? `,scope="repository:${repo}:pull"` : ''}`);
+        return deny(`Bearer realm="${opts.tls ? 'https' : 'http'}://${self}/token",service="hutch-test"${repo ? `,scope="repository:${repo}:pull"` : ''}`);
       }
     } else if (mode === 'basic' && !userOf(req.headers.authorization)) {
       return deny('Basic realm="hutch-test"');
@@ -305,7 +308,8 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
   server.keepAliveTimeout = 1000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   self = `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -313,6 +317,17 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     host: self, faults, requests, tokenRequests,
     stop: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
   };
+}
+
+/** A self-signed certificate for 127.0.0.1 made by openssl in `dir`; undefined when openssl is missing. */
+export function selfSignedCert(dir: string): { key: string; cert: string } | undefined {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key,
+    '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  if (r.error) return undefined;
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') };
 }
 
 /** A loopback port nothing listens on (for "unreachable registry" tests). */

@@ -1,13 +1,13 @@
 // The OCI distribution (registry v2) client: manifests and indexes, blobs, auth, retries. One client
 // may serve many concurrent downloads: its agents, challenges and tokens are shared.
 import type { Socket } from 'node:net';
-import { HutchError } from '../../errors.js';
+import { HutchError, errnoCode } from '../../errors.js';
 import { formatReference } from '../reference.js';
 import type { Descriptor, ImageManifest, ImagePlatform, ImageReference, ProgressEvent } from '../types.js';
 import { RegistryAuth, authFiles } from './auth.js';
 import { downloadToFile, fetchBlobToMemory, sha256, type BlobJob, type DownloadReport } from './blobs.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, formatPlatform, parseManifest, selectPlatform, type ParsedManifest } from './manifests.js';
-import { makeAgents, readBody, retryAfterMs, send, TransientFailure, withRetries, type Agents, type Exchange, type RetryPolicy, type SendOptions } from './transport.js';
+import { describeNetworkError, makeAgents, readBody, retryAfterMs, send, TransientFailure, withRetries, type Agents, type Exchange, type RetryPolicy, type SendOptions } from './transport.js';
 
 export { parsePlatform, formatPlatform, hostPlatform, MAX_MANIFEST_BYTES } from './manifests.js';
 export { parseChallenge, authFiles, findCredentials, type Credentials } from './auth.js';
@@ -15,7 +15,7 @@ export type { DownloadReport } from './blobs.js';
 
 /** How the client reaches registries. */
 export interface RegistryOptions {
-  /** Registries (host[:port]) reached over plain http and without TLS checks; `true` = every registry. */
+  /** Registries (host[:port]) reached without TLS checks, or over plain http when https fails; `true` = every registry. */
   insecure?: boolean | string[];
   /** Docker-style auth file; default $REGISTRY_AUTH_FILE, then ~/.docker/config.json. */
   authFile?: string;
@@ -53,6 +53,8 @@ export class RegistryClient {
   private readonly auth: RegistryAuth;
   private readonly policy: RetryPolicy;
   private readonly downloads = new Map<string, Promise<DownloadReport>>();
+  /** The scheme each insecure registry answered on. */
+  private readonly schemes = new Map<string, 'https' | 'http'>();
 
   constructor(readonly options: RegistryOptions = {}) {
     this.auth = new RegistryAuth(authFiles(options.authFile), (url) => this.sendOptions(url, {}));
@@ -112,10 +114,27 @@ export class RegistryClient {
     return list === true || (Array.isArray(list) && list.includes(host));
   }
 
-  /** The API base of a registry: docker.io's lives at registry-1.docker.io; insecure ones over plain http. */
-  private baseUrl(registry: string): string {
+  /**
+   * Sends a request to a registry's API (docker.io's lives at registry-1.docker.io). Secure registries
+   * get https; an insecure one gets https without certificate checks, and plain http when that fails
+   * with a TLS error or a refused connection (the scheme that worked is remembered).
+   */
+  private async sendToRegistry(registry: string, pathAndQuery: string, headers: Record<string, string>): Promise<Exchange> {
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-    return `${this.isInsecure(registry) ? 'http' : 'https'}://${host}`;
+    const known = this.isInsecure(registry) ? this.schemes.get(registry) : 'https';
+    const to = (scheme: string): URL => new URL(`${scheme}://${host}${pathAndQuery}`);
+    if (known) return send(to(known), this.sendOptions(to(known), headers));
+    try {
+      const ex = await send(to('https'), this.sendOptions(to('https'), headers));
+      this.schemes.set(registry, 'https');
+      return ex;
+    } catch (e) {
+      const why = describeNetworkError(e, host);
+      if (!why.tls && errnoCode(e) !== 'ECONNREFUSED') throw e;
+      const ex = await send(to('http'), this.sendOptions(to('http'), headers));
+      this.schemes.set(registry, 'http');
+      return ex;
+    }
   }
 
   private sendOptions(url: URL, headers: Record<string, string>): SendOptions {
@@ -164,13 +183,13 @@ export class RegistryClient {
    * again. Resolves with a 200, 206 or 416; 404 → `notFound()`; 401/403 → EAUTH; 429/5xx → transient.
    */
   private async open(ref: ImageReference, path: string, headers: Record<string, string>, notFound: (detail: string) => HutchError): Promise<Exchange> {
-    const url = new URL(`${this.baseUrl(ref.registry)}/v2/${ref.repository}/${path}`);
+    const at = `/v2/${ref.repository}/${path}`;
     let auth = await this.auth.headersFor(ref.registry, ref.repository);
-    let ex = await send(url, this.sendOptions(url, { ...headers, ...auth }));
+    let ex = await this.sendToRegistry(ref.registry, at, { ...headers, ...auth });
     if (ex.status === 401) {
       ex.body.resume();
       auth = await this.auth.answerChallenge(ref.registry, ref.repository, ex.headers['www-authenticate'], auth.Authorization);
-      ex = await send(url, this.sendOptions(url, { ...headers, ...auth }));
+      ex = await this.sendToRegistry(ref.registry, at, { ...headers, ...auth });
     }
     if (ex.status === 200 || ex.status === 206 || ex.status === 416) return ex;
     const detail = await errorDetail(ex);

@@ -38,7 +38,7 @@ const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPI
   'EHOSTUNREACH', 'ECONNABORTED', 'EHOSTDOWN', 'ENETDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
 
 /** What to say about a failed connection, and whether it is worth retrying. */
-export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean; connect?: boolean } {
+export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean; connect?: boolean; tls?: boolean } {
   const code = errnoCode(e) ?? '';
   // OpenSSL's messages span lines and carry source paths: keep the reason only.
   const raw = e instanceof Error ? e.message : String(e);
@@ -48,7 +48,7 @@ export function describeNetworkError(e: unknown, host: string): { message: strin
   if (code === 'ETIMEDOUT') return { message: `${host} did not answer in time`, transient: true };
   if (code === CONNECT_TIMEOUT) return { message: text, transient: true, connect: true };
   if (code.startsWith('ERR_SSL') || code.startsWith('CERT_') || code.includes('CERT') || code === 'EPROTO' || /SSL|certificate/i.test(text)) {
-    return { message: `TLS with ${host} failed (${text}); for a plain-http or self-signed registry use --insecure`, transient: false };
+    return { message: `TLS with ${host} failed (${text}); for a plain-http or self-signed registry use --insecure`, transient: false, tls: true };
   }
   return { message: `connection to ${host} failed: ${text}`, transient: TRANSIENT_ERRNO.has(code) || /socket hang up|aborted/i.test(text) };
 }
