@@ -100,7 +100,7 @@ export async function untarInto(files: AgentClient, dest: string, source: AsyncI
       }
     });
   });
-  parser.on('error', fail);
+  parser.on('error', (e: Error) => fail(new HutchError('EINVAL', `malformed tar stream: ${e.message}`, { cause: e })));
   // Registered now: the parser may emit its end synchronously inside end().
   const ended = new Promise<void>((resolve) => { parser.once('end', resolve); parser.once('close', resolve); });
   parser.on('warn', (_code: string, message: string | Error) => fail(new HutchError('EINVAL', `malformed tar stream: ${message instanceof Error ? message.message : message}`)));

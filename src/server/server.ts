@@ -134,10 +134,8 @@ export class Hutchd {
       if (m.route.ws) throw new HutchError('EINVAL', 'WebSocket route');
       await m.route.handle({ req, res, url, params: m.params });
     } catch (e) {
-      // A body not read to its end is not drained for keep-alive: the connection closes after the answer.
-      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
       sendError(res, e);
-      if (!req.complete) req.resume();
+      if (!req.complete) drainRequest(req);
     }
   }
 
@@ -171,6 +169,19 @@ export class Hutchd {
     this.services.calls.closeAll();
     if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
   }
+}
+
+/** What a refused request may still send (read and dropped, so that its client reads our answer). */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Reads and drops the rest of a refused request's body; a client that keeps sending past the cap is cut off. */
+function drainRequest(req: http.IncomingMessage): void {
+  let n = 0;
+  req.on('data', (c: Buffer) => {
+    n += c.length;
+    if (n > DRAIN_MAX_BYTES) req.socket.destroy();
+  });
+  req.resume();
 }
 
 /** True when something accepts connections on the unix socket. */

@@ -1,0 +1,148 @@
+// hutchd's HTTP surface: auth (tokens, TCP refused without them), JSON errors for malformed,
+// unknown and oversized requests, tar uploads that try to escape, the OpenAPI document, metrics.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Header } from 'tar';
+import { makeRoot, cleanRoot } from './helpers.js';
+import { rawRequest, serveFails, startDaemon, tokenFile, type Daemon } from './server-kit.js';
+import { AuthError, HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
+import { documentedOperations } from '../src/server/index.js';
+
+const root = makeRoot('api');
+let daemon: Daemon;
+let t: Transport;
+
+test.before(async () => {
+  daemon = await startDaemon(root, ['--max-upload', '64k']);
+  t = new Transport({ socketPath: daemon.socketPath });
+});
+
+test.after(async () => {
+  t?.close();
+  await daemon?.stop();
+  await cleanRoot(root);
+});
+
+/** A request whose error is expected: resolves to [status, code]. */
+async function refused(p: Promise<unknown>): Promise<[number, string]> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof HutchApiError, String(e));
+    assert.ok(e.message.length > 0 && !e.message.includes('\n'), `one-line message: ${e.message}`);
+    return [e.status, e.code];
+  }
+  assert.fail('the request was expected to fail');
+}
+
+test('the socket is 0600; malformed, unknown and oversized requests get JSON errors', async () => {
+  assert.equal(fs.statSync(daemon.socketPath).mode & 0o777, 0o600);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: '{not json', contentType: 'application/json' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: '[1,2]', contentType: 'application/json' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { imagee: 'busybox' } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { limits: { memoryBytes: 1024 } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { labels: { 'dev.hutch.pool': 'x' } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: '/etc' } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { ttlMs: 10 } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
+  assert.deepEqual(await refused(t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/sandboxes/no-such-sandbox' })), [404, 'ENOTFOUND']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { name: 'x'.repeat(2 * 1024 * 1024) } })), [413, 'EINVAL']);
+  // A body larger than the limit without a content-length (chunked) is cut off too.
+  async function* chunked() { for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20); }
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: chunked(), contentType: 'application/json' })), [413, 'EINVAL']);
+  const garbage = await rawRequest(daemon.socketPath, 'THIS IS NOT HTTP\r\n\r\n');
+  assert.match(garbage, /^HTTP\/1\.1 400/);
+  assert.match(garbage, /"code":"EINVAL"/);
+  // Still serving.
+  assert.deepEqual(await t.json({ method: 'GET', path: '/healthz' }), { ok: true });
+});
+
+test('uploads: size cap, and tar entries that escape are refused', async () => {
+  const sb = await Sandbox.create({ transport: t });
+  try {
+    const bigFile = Buffer.alloc(100 * 1024, 1);
+    assert.deepEqual(await refused(sb.files.write('/tmp/big', bigFile)), [413, 'EINVAL']);
+    assert.deepEqual(await refused(t.json({ method: 'GET', path: `/v1/sandboxes/${sb.id}/files`, query: { path: 'relative/path' } })), [400, 'EINVAL']);
+    const entry = (name: string, body: string, type: 'File' | 'SymbolicLink' = 'File', linkpath?: string) => {
+      const block = Buffer.alloc(512);
+      new Header({ path: name, mode: 0o644, size: type === 'File' ? body.length : 0, type, mtime: new Date(), ...(linkpath ? { linkpath } : {}) }).encode(block, 0);
+      const data = type === 'File' ? Buffer.from(body) : Buffer.alloc(0);
+      return Buffer.concat([block, data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+    };
+    const end = Buffer.alloc(1024);
+    await sb.files.mkdir('/work/in', { parents: true });
+    assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.concat([entry('ok.txt', 'fine'), entry('../../escaped.txt', 'bad'), end]))), [403, 'EPERM']);
+    assert.equal(await sb.files.exists('/escaped.txt'), false);
+    assert.equal(await sb.files.exists('/work/escaped.txt'), false);
+    assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.concat([entry('/abs.txt', 'bad'), end]))), [403, 'EPERM']);
+    assert.equal(await sb.files.exists('/abs.txt'), false);
+    const r = await sb.files.upload('/work/in', Buffer.concat([entry('link', '', 'SymbolicLink', '/etc/passwd'), entry('b.txt', 'b'), end]));
+    assert.deepEqual(r, { path: '/work/in', files: 1, dirs: 0, bytes: 1, skipped: ['link'] });
+    assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.from('this is not a tar archive at all'.repeat(40)))), [400, 'EINVAL']);
+    assert.deepEqual(await refused(sb.files.upload('/work/in/b.txt', Buffer.concat([entry('x', 'x'), end]))), [400, 'EINVAL']);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test('OpenAPI describes every route; metrics are Prometheus text', async () => {
+  const doc = await t.json<{ openapi: string; paths: Record<string, Record<string, { summary: string }>> }>({ method: 'GET', path: '/openapi.json' });
+  assert.equal(doc.openapi, '3.1.0');
+  const served = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => ({ key: `${m.toUpperCase()} ${p}`, summary: op.summary })));
+  assert.ok(served.length >= 25, `routes: ${served.length}`);
+  for (const op of served) assert.notEqual(op.summary, 'undocumented', `${op.key} is in the router but not in the OpenAPI document`);
+  const keys = new Set(served.map((o) => o.key));
+  for (const d of documentedOperations()) assert.ok(keys.has(d), `${d} is documented but not served`);
+  const res = await t.request({ method: 'GET', path: '/metrics' });
+  assert.match(String(res.headers['content-type']), /^text\/plain/);
+  let text = '';
+  for await (const c of res) text += String(c);
+  assert.match(text, /hutch_sandboxes\{state="running"\} \d+/);
+});
+
+test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP and WebSocket', async () => {
+  const r = await serveFails(root, ['--socket', path.join(root, 'unused.sock'), '--listen', '127.0.0.1:0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /token/);
+  assert.equal(fs.existsSync(path.join(root, 'unused.sock')), false);
+  const empty = path.join(root, 'empty-tokens');
+  fs.writeFileSync(empty, '# nothing\n');
+  assert.match((await serveFails(root, ['--socket', path.join(root, 'unused.sock'), '--listen', '127.0.0.1:0', '--token-file', empty])).stderr, /no tokens/);
+
+  const { file, token } = tokenFile(root);
+  const secured = await startDaemon(root, ['--listen', '127.0.0.1:0', '--token-file', file], path.join(root, 'secured.sock'));
+  try {
+    assert.ok(secured.url);
+    for (const bad of [undefined, 'wrong-token-wrong-token', token + 'x']) {
+      const c = new Transport({ baseUrl: secured.url!, ...(bad ? { token: bad } : {}) });
+      await assert.rejects(Sandbox.list({ transport: c }), (e: unknown) => e instanceof AuthError && e.status === 401);
+      c.close();
+    }
+    const unixNoToken = new Transport({ socketPath: secured.socketPath });
+    await assert.rejects(Sandbox.list({ transport: unixNoToken }), (e: unknown) => e instanceof AuthError);
+    unixNoToken.close();
+    const good = new Transport({ baseUrl: secured.url!, token });
+    assert.deepEqual(await good.json({ method: 'GET', path: '/healthz' }), { ok: true });
+    const sb = await Sandbox.create({ transport: good });
+    try {
+      assert.equal((await sb.exec('echo tcp')).stdout, 'tcp\n');
+      const wrong = new Transport({ baseUrl: secured.url!, token: 'x'.repeat(32) });
+      const foreign = await Sandbox.connect(sb.id, { transport: good });
+      await assert.rejects(
+        Sandbox.prototype.spawn.call(Object.assign(Object.create(Sandbox.prototype), { transport: wrong, info: foreign.info }), 'true'),
+        (e: unknown) => e instanceof AuthError,
+      );
+      wrong.close();
+      const streamed = await sb.exec('echo ws', { onStdout: () => undefined });
+      assert.equal(streamed.stdout, 'ws\n');
+    } finally {
+      await sb.kill();
+      good.close();
+    }
+  } finally {
+    await secured.stop();
+  }
+});
