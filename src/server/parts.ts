@@ -1,4 +1,5 @@
-// The server's parts that the lifetime work provides: events, metrics, TTLs, the warm pool.
-export { EventBus, Metrics, LifetimeKeeper, WarmPool, TTL_LABEL, MANAGED_LABEL, type LifecycleEvent, type LifecycleEventType, type PoolSpec } from './interim.js';
-/** The label that marks a warm pool's sandbox that is not claimed yet. */
-export const POOL_LABEL = 'dev.hutch.pool';
+// The server's parts from the lifetime work: events, metrics, TTLs and recovery, the warm pool.
+export { EventBus, type LifecycleEvent, type LifecycleEventType } from './events.js';
+export { Metrics, METRICS_CONTENT_TYPE } from './metrics.js';
+export { LifetimeKeeper, TTL_LABEL, MANAGED_LABEL, POOL_LABEL } from './lifetime.js';
+export { WarmPool, type PoolSpec } from './pool.js';

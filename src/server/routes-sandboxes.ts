@@ -5,7 +5,6 @@ import type { SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
 import { envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
-import { MANAGED_LABEL, TTL_LABEL } from './parts.js';
 import type { Route } from './router.js';
 import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, viewOf, type Services } from './services.js';
 
@@ -43,8 +42,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
     if (k.startsWith(RESERVED_LABEL_PREFIX)) throw new HutchError('EINVAL', `label ${k.slice(0, 80)}: keys starting with ${RESERVED_LABEL_PREFIX} are hutch's own`);
   }
   const limits = limitsOf(body);
-  const expiresAt = new Date(Date.now() + ttlOf(s, body)).toISOString();
-  const labels = { ...userLabels, [MANAGED_LABEL]: 'hutchd', [TTL_LABEL]: expiresAt };
+  const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels });
     if (claimed) return { info: claimed, source: 'pool' };

@@ -1,6 +1,7 @@
 // Service routes: lifecycle events (server-sent events), Prometheus metrics, health, OpenAPI.
 import { isServed, type Services } from './services.js';
 import { sendJson } from './http.js';
+import { METRICS_CONTENT_TYPE } from './parts.js';
 import type { Route } from './router.js';
 
 /** Seconds between SSE comments that keep idle proxies from closing the stream. */
@@ -28,7 +29,7 @@ export function serviceRoutes(s: Services, openapi: () => unknown): Route[] {
         const byState: Record<string, number> = { ready: 0, running: 0, paused: 0, stopped: 0 };
         for (const i of await s.engine.list()) if (isServed(i)) byState[i.status] = (byState[i.status] ?? 0) + 1;
         const text = s.metrics.render({ sandboxesByState: byState, pools: s.pool.sizes() });
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
         res.end(text);
       },
     },

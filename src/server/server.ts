@@ -13,6 +13,7 @@ import { TokenAuth } from './auth.js';
 import { errorBody, sendError } from './http.js';
 import { openApiDocument } from './openapi.js';
 import { EventBus, LifetimeKeeper, Metrics, WarmPool, type PoolSpec } from './parts.js';
+import type { RecoveryResult } from './lifetime.js';
 import { ProcessTable } from './processes.js';
 import { Router } from './router.js';
 import { fileRoutes } from './routes-files.js';
@@ -48,6 +49,8 @@ const DEFAULT_LIMITS: ApiLimits = {
 /** A running hutchd. */
 export class Hutchd {
   private readonly servers: http.Server[] = [];
+  /** What recovery found at start: sandboxes of an earlier hutchd served again, and leftovers removed. */
+  recovered: RecoveryResult = { adopted: [], removed: [], failed: [] };
   /** Where it listens: the socket path and/or the TCP URL. */
   readonly addresses: { socketPath?: string; url?: string } = {};
 
@@ -73,7 +76,7 @@ export class Hutchd {
     router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss);
-    await services.lifetime.recover();
+    d.recovered = await services.lifetime.recover();
     services.lifetime.start();
     services.pool.start();
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);

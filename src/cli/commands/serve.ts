@@ -37,6 +37,7 @@ export const command: Command = {
     { name: 'pool', kind: 'list', value: 'IMAGE=N', help: 'keep N ready sandboxes of IMAGE (repeatable)' },
     { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
+    { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
   ],
   async run(ctx, args) {
@@ -48,6 +49,7 @@ export const command: Command = {
     const defaultTtl = str(f, 'default-ttl');
     const maxTtl = str(f, 'max-ttl');
     const maxUpload = str(f, 'max-upload');
+    const sweep = str(f, 'sweep-interval');
     const limits = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
@@ -57,8 +59,12 @@ export const command: Command = {
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
-      pools: list(f, 'pool').map(parsePool), limits,
+      pools: list(f, 'pool').map(parsePool), limits, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
     });
+    const r = d.recovered;
+    if (r.adopted.length || r.removed.length || r.failed.length) {
+      ctx.err(`hutchd: recovered ${r.adopted.length} sandbox(es), removed ${r.removed.length} left over${r.failed.length ? `, ${r.failed.length} could not be removed` : ''}\n`);
+    }
     const where = [d.addresses.socketPath && `unix:${d.addresses.socketPath}`, d.addresses.url].filter(Boolean).join(' and ');
     ctx.err(`hutchd: serving on ${where}\n`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
