@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RegistryClient, findCredentials, parseChallenge, parsePlatform } from '../src/image/registry/index.js';
+import { RegistryClient, authFiles, findCredentials, parseChallenge, parsePlatform } from '../src/image/registry/index.js';
 import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
 import type { ImageReference } from '../src/image/types.js';
@@ -45,7 +45,7 @@ after(async () => {
   for (const f of fronts) await f.stop();
   await reg?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
-  assert.equal(fs.existsSync(reg.dir), false, 'registry dir removed');
+  if (reg) assert.equal(fs.existsSync(reg.dir), false, 'registry dir removed');
 });
 
 test('pull by tag: manifest, config and layers, each verified', async () => {
@@ -237,4 +237,19 @@ test('a self-signed https registry is refused unless insecure, then used over ht
   assert.equal(f.requests.length, 0);
   assert.equal((await client({ insecure: [f.host] }).resolveManifest(ref(f.host, 'hutch/app:v1'))).digest, app.digest);
   assert.ok(f.requests.length >= 2 && f.tokenRequests.length === 1, 'served by the https front, token included');
+});
+
+test('auth files are looked for in order: option alone, $REGISTRY_AUTH_FILE, containers, docker', () => {
+  const keys = ['REGISTRY_AUTH_FILE', 'XDG_RUNTIME_DIR', 'DOCKER_CONFIG', 'HOME'] as const;
+  const saved = keys.map((k) => process.env[k]);
+  try {
+    Object.assign(process.env, { REGISTRY_AUTH_FILE: '/a/auth.json', XDG_RUNTIME_DIR: '/run/user/7', HOME: '/home/u' });
+    delete process.env.DOCKER_CONFIG;
+    assert.deepEqual(authFiles(), ['/a/auth.json', '/run/user/7/containers/auth.json', '/home/u/.docker/config.json']);
+    process.env.DOCKER_CONFIG = '/etc/dock';
+    assert.deepEqual(authFiles().at(-1), '/etc/dock/config.json');
+    assert.deepEqual(authFiles('/x.json'), ['/x.json']);
+  } finally {
+    keys.forEach((k, i) => { if (saved[i] === undefined) delete process.env[k]; else process.env[k] = saved[i]; });
+  }
 });
