@@ -9,6 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
   # zstd-compressed image layers are read through Debian's zstd (Node 20 has no zstd).
   zstd
+  # test/image-registry.test.ts makes a self-signed certificate for its https registry front.
+  openssl
   # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images, netavark),
   # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it.
   podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo
