@@ -40,6 +40,15 @@ const verbsOfMain = {
     });
   },
 };
+// The engine loads the image module (registry client, tar, unpack, store: most of its size) only
+// for images; in a bundle of its own, a busybox or rootfs-dir sandbox never parses it.
+const imageOfEngine = {
+  name: 'image-of-engine',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/image\/index\.js$/ }, (args) =>
+      (/src\/engine\/[^/]+\.ts$/.test(args.importer) ? { path: './image.cjs', external: true } : undefined));
+  },
+};
 const verbFiles = fs.readdirSync('src/cli/commands').filter((f) => f.endsWith('.ts') && f !== 'sandbox-flags.ts' && f !== 'transition.ts');
 fs.mkdirSync('dist/bundle/verbs', { recursive: true });
 
@@ -48,7 +57,8 @@ fs.mkdirSync('dist/bundle/verbs', { recursive: true });
 const bundles = [
   ['src/cli/main.ts', 'dist/bundle/hutch.cjs', [verbsOfMain]],
   ['src/agent/main.ts', 'dist/bundle/agent.cjs', []],
-  ['src/engine/index.ts', 'dist/bundle/engine.cjs', []],
+  ['src/engine/index.ts', 'dist/bundle/engine.cjs', [imageOfEngine]],
+  ['src/image/index.ts', 'dist/bundle/image.cjs', []],
   ['src/cli/oci/main.ts', 'dist/bundle/verbs/oci.cjs', []],
   ...verbFiles.map((f) => [`src/cli/commands/${f}`, `dist/bundle/verbs/${f.slice(0, -3)}.cjs`, []]),
 ];
