@@ -56,10 +56,12 @@ class BarDisplay implements ProgressDisplay {
   private drawn = 0;
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
+  private finished = false;
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
   onProgress(e: ProgressEvent): void {
+    if (this.finished) return;
     const before = this.layers.get(e.digest);
     this.layers.set(e.digest, e);
     if (before?.phase !== e.phase || Date.now() - this.last >= REDRAW_MS) this.draw();
@@ -67,6 +69,8 @@ class BarDisplay implements ProgressDisplay {
   }
 
   finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.layers.size) this.draw();

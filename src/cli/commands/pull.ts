@@ -29,6 +29,7 @@ export const command: Command = {
         ...(authFile ? { authFile } : {}),
         ...(display ? { onProgress: (e) => display.onProgress(e) } : {}),
       });
+      display?.finish(); // the last drawing goes before the id
       ctx.out(`${image.id}\n`);
       return 0;
     } finally {
