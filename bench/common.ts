@@ -90,6 +90,11 @@ const childEnv: NodeJS.ProcessEnv = cleanNodeEnv
   ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !NODE_START_VARS.includes(k)))
   : process.env;
 
+/** Sets a variable in every child's environment (e.g. HUTCH_IMAGE_ROOT for a private image store). */
+export function setChildEnv(name: string, value: string): void {
+  childEnv[name] = value;
+}
+
 /** What the children's environment holds of the variables that slow node's start-up. */
 export function nodeEnvLine(): string {
   const set = NODE_START_VARS.filter((k) => process.env[k] !== undefined);
