@@ -3,6 +3,7 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,6 +89,37 @@ test('load -i - reads a gzip docker-archive from stdin', async () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'Loaded image: localhost:5000/stdin/img:latest\n');
   assert.equal(await ok(['run', '--rm', 'localhost:5000/stdin/img', '--', 'cat', '/hello']), 'hello from stdin\n');
+});
+
+test('a docker-archive with two images sharing layers (later ones as symlinks, as old docker save wrote) loads both', async () => {
+  const one = image({ 'one': '1\n' });
+  const two = buildImage([{ blob: base.blob, diffId: base.diffId }, { blob: one.layers[1]!.blob, diffId: one.layers[1]!.diffId }, [{ name: 'two', content: '2\n' }]]);
+  const file = write('linked.tar', dockerArchive([{ image: one, tags: ['linked:1'] }, { image: two, tags: ['linked:2'] }]));
+  assert.equal(await ok(['load', '-i', file]), 'Loaded image: docker.io/library/linked:1\nLoaded image: docker.io/library/linked:2\n');
+  assert.equal(await ok(['run', '--rm', 'linked:2', '--', 'cat', '/one', '/two']), '1\n2\n');
+  const [a, b] = JSON.parse(await ok(['image', 'inspect', 'linked:1', 'linked:2'])) as { layerDirs: string[] }[];
+  assert.deepEqual(b!.layerDirs.slice(1), a!.layerDirs, 'image two sits on image one\'s layer dirs');
+});
+
+test('an OCI layout whose index entry is a multi-platform index loads this machine\'s image', async () => {
+  const amd = image({ arch: 'amd64\n' });
+  const arm = image({ arch: 'arm64\n' });
+  const index = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: arm.manifestDigest, size: arm.manifestBytes.length, platform: { os: 'linux', architecture: 'arm64' } },
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.manifestDigest, size: amd.manifestBytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+    ],
+  }));
+  const dir = path.join(tmp, 'multi');
+  writeOciLayout(dir, [{ image: amd }, { image: arm }]);
+  const indexDigest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
+  fs.writeFileSync(path.join(dir, 'blobs', 'sha256', indexDigest.slice(7)), index);
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length, annotations: { 'io.containerd.image.name': 'docker.io/team/multi:1' } }],
+  }));
+  assert.equal(await ok(['load', '-i', dir]), 'Loaded image: docker.io/team/multi:1\n');
+  assert.equal(await ok(['run', '--rm', 'team/multi:1', '--', 'cat', '/arch']), 'amd64\n');
 });
 
 /** Loads `file`, expects a failure whose message matches, and checks nothing was registered or left. */

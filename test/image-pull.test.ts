@@ -108,6 +108,21 @@ test('a layer shared by two images is unpacked once: the same layer dir', async 
   assert.equal(bases.length, 1);
 });
 
+test('a tag that moved: pulled again, the old image is left dangling (<none>) and prune removes it', async () => {
+  const old = await pushImage(reg.host, 'app/moving', 't', { layers: [baseBlob, layer({ v: 'old\n' })] });
+  assert.equal(await ok(['pull', '-q', `${reg.host}/app/moving:t`]), `${idOf(old)}\n`);
+  const now = await pushImage(reg.host, 'app/moving', 't', { layers: [baseBlob, layer({ v: 'new\n' })] });
+  assert.equal(await ok(['pull', '-q', `${reg.host}/app/moving:t`]), `${idOf(now)}\n`);
+  assert.match(await ok(['images']), new RegExp(`<none>\\s+<none>\\s+${idOf(old).slice(7, 19)}`));
+  assert.equal(await ok(['run', '--rm', `${reg.host}/app/moving:t`, '--', 'cat', '/v']), 'new\n');
+  assert.match(await ok(['image', 'prune']), new RegExp(`Deleted: ${idOf(old)}`));
+  const ids = await ok(['images', '-q']);
+  assert.ok(!ids.includes(idOf(old).slice(7, 19)) && ids.includes(idOf(now).slice(7, 19)));
+  const byDigest = `${reg.host}/app/hello@${hello.digest}`;
+  assert.equal((await ok(['image', 'prune'])).includes(idOf(hello)), false, 'an image pulled by digest is not dangling');
+  assert.equal(await ok(['run', '--rm', byDigest, '--', 'cat', '/hello']), 'hello from the registry\n');
+});
+
 /** Pulls `name`, expects failure matching `message`, and checks nothing new is registered or left. */
 async function refused(name: string, message: RegExp): Promise<void> {
   const before = await ok(['images', '-q']);

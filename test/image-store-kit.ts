@@ -64,11 +64,16 @@ const hex = (d: string): string => d.slice('sha256:'.length);
 /** A docker-archive (`docker save` layout: <id>/layer.tar, <config hex>.json, manifest.json). Layers are stored uncompressed, as docker does. */
 export function dockerArchive(images: { image: BuiltImage; tags: string[] }[], opts: { gzip?: boolean; extra?: LayerEntry[] } = {}): Buffer {
   const entries: LayerEntry[] = [];
-  const manifest = images.map(({ image, tags }) => {
+  const written = new Map<string, string>(); // diffId → dir that holds it
+  const manifest = images.map(({ image, tags }, n) => {
     const layerFiles = image.layers.map((l) => {
       const tar = l.mediaType.endsWith('+gzip') ? gunzipSync(l.blob) : l.blob;
-      const dir = hex(sha256(Buffer.concat([Buffer.from(l.diffId), tar.subarray(0, 16)])));
-      entries.push({ name: `${dir}/` }, { name: `${dir}/layer.tar`, content: tar }, { name: `${dir}/VERSION`, content: '1.0' });
+      const first = written.get(l.diffId);
+      // A layer seen before gets a dir of its own whose layer.tar is a symlink, as old `docker save` wrote.
+      const dir = hex(sha256(Buffer.from(`${l.diffId} ${first ? n : ''}`)));
+      if (first) entries.push({ name: `${dir}/` }, { name: `${dir}/layer.tar`, type: 'symlink', linkname: `../${first}/layer.tar` });
+      else entries.push({ name: `${dir}/` }, { name: `${dir}/layer.tar`, content: tar }, { name: `${dir}/VERSION`, content: '1.0' });
+      if (!first) written.set(l.diffId, dir);
       return `${dir}/layer.tar`;
     });
     entries.push({ name: `${hex(image.id)}.json`, content: image.configBytes });

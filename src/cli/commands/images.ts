@@ -27,7 +27,7 @@ export const command: Command = {
       const when = ago(i.created ?? i.storedAt, now);
       const size = formatBytes(i.size);
       const named = i.names.map(splitName);
-      if (named.length === 0) named.push(i.repoDigests.length ? [splitDigestName(i.repoDigests[0]!), '<none>'] : ['<none>', '<none>']);
+      if (named.length === 0) named.push(['<none>', '<none>']);
       for (const [repo, tag] of named) rows.push([repo, tag, shortId(i.id), when, size]);
     }
     ctx.out(table(rows));
@@ -40,14 +40,11 @@ export function shortId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
-/** `host/repo:tag` → [host/repo, tag] (the colon of a port is not a tag's). */
+/** `host/repo:tag` → [host/repo, tag] (the colon of a port is not a tag's); `repo@digest` has no tag. */
 function splitName(name: string): [string, string] {
+  if (name.includes('@')) return [name.slice(0, name.indexOf('@')), '<none>'];
   const at = name.lastIndexOf(':');
   return at > name.lastIndexOf('/') ? [name.slice(0, at), name.slice(at + 1)] : [name, '<none>'];
-}
-
-function splitDigestName(name: string): string {
-  return name.slice(0, name.indexOf('@'));
 }
 
 /** `5 minutes ago`, as podman shows times. */

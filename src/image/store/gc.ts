@@ -60,8 +60,7 @@ function nameIn(image: ImageRecord, text: string): string | undefined {
   if (image.names.includes(text)) return text;
   if (/^(sha256:)?[0-9a-f]{12,64}$/.test(text)) return undefined;
   const ref = parseReference(text);
-  if (ref.digest) return undefined;
-  const canonical = formatReference(ref);
+  const canonical = ref.digest ? formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest }) : formatReference(ref);
   return image.names.includes(canonical) ? canonical : undefined;
 }
 
@@ -78,7 +77,7 @@ function referenced(images: ImageRecord[]): { layers: Set<string>; blobs: Set<st
 }
 
 /**
- * Removes dangling images (no names and no repo digests) that no sandbox uses, then every layer dir and
+ * Removes dangling images (no names: an unnamed load, or a tag that moved to another image) that no sandbox uses, then every layer dir and
  * blob no image references (partial downloads and crash leftovers too), never a layer dir in `inUse`.
  */
 export function pruneStore(layout: StoreLayout, records: ImageRecords, inUse: Set<string>): string[] {
@@ -94,7 +93,7 @@ export function pruneStore(layout: StoreLayout, records: ImageRecords, inUse: Se
     try {
       for (const r of records.all()) {
         const used = r.layers.some((l) => keep.has(path.resolve(layout.layer(l.chainId))));
-        if (r.names.length === 0 && r.repoDigests.length === 0 && !used) {
+        if (r.names.length === 0 && !used) {
           records.deleteImage(r.id);
           out.push(`Deleted: ${r.id}`);
         }

@@ -29,7 +29,8 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
     const config = await fetchConfig(parts, client, ref, resolved.manifest.config);
     const pinned = (digest: string): string => formatReference({ registry: ref.registry, repository: ref.repository, digest });
     const repoDigests = [pinned(resolved.digest), ...(resolved.indexDigest ? [pinned(resolved.indexDigest)] : [])];
-    const names = ref.tag && !ref.digest ? [formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag })] : [];
+    // Pulled by tag: named by it. Pulled by digest: named `repo@digest`, so it is not dangling.
+    const names = ref.digest ? [pinned(ref.digest)] : [formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag ?? 'latest' })];
     return await storeImage(parts, {
       manifestBytes: resolved.bytes, manifest: resolved.manifest, configBytes: config, names, repoDigests,
       fetchLayer: (i) => downloadOnce(parts, client, ref, resolved.manifest.layers[i]!, onProgress),

@@ -69,6 +69,7 @@ export class ImageRecords {
     const ref = parseReference(t);
     if (ref.digest) {
       const pinned = formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest });
+      if (index[pinned]) return this.read(index[pinned], index);
       return this.all().find((r) => r.repoDigests.includes(pinned));
     }
     const id = index[formatReference(ref)];
