@@ -105,6 +105,17 @@ test('prune removes dangling images and crash leftovers, keeps named images and 
   assert.equal(await ok(['image', 'prune']), '', 'a second prune finds nothing');
 });
 
+test('a load sweeps work dirs of processes that are gone (a killed pull), not those of live ones', async () => {
+  const dead = path.join(store, 'tmp', 'unpack-0123456789ab-4194300-deadbeef');
+  const live = path.join(store, 'tmp', `load-${process.pid}-cafef00d`);
+  fs.mkdirSync(path.join(dead, 'layer', 'half'), { recursive: true });
+  fs.mkdirSync(live);
+  await load({ sweep: 'x\n' }, ['sweep:1']);
+  assert.ok(!fs.existsSync(dead), 'the dead process\'s work dir went');
+  assert.ok(fs.existsSync(live), 'a live process\'s work dir stays');
+  fs.rmdirSync(live);
+});
+
 test('images --json and -q, image ls, and inspect errors', async () => {
   const img = await load({ j: 'json\n' }, ['json:1', 'json:2']);
   const all = JSON.parse(await ok(['images', '--json'])) as { id: string; names: string[]; layers: unknown[]; config: { Env?: string[] } }[];

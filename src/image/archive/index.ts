@@ -15,8 +15,10 @@ export { canonicalName } from './formats.js';
 export async function loadImages(parts: StoreParts, file: string, name?: string): Promise<ImageRecord[]> {
   const { layout } = parts;
   const gc = await lockAsync(layout.lock('gc'), 'shared', 5 * 60_000);
-  const work = layout.tempDir('load');
+  let work: string | undefined;
   try {
+    layout.sweepDeadTemp();
+    work = layout.tempDir('load');
     const source = await openSource(file, work, parts);
     const plans = source.has('manifest.json') ? await dockerPlans(source, layout)
       : source.has('index.json') ? await ociPlans(source)
@@ -35,7 +37,7 @@ export async function loadImages(parts: StoreParts, file: string, name?: string)
     for (const p of plans) out.push(await storeOne(parts, p, source.label));
     return out;
   } finally {
-    removeTree(work);
+    if (work !== undefined) removeTree(work);
     gc.release();
   }
 }

@@ -85,25 +85,8 @@ export async function storeImage(parts: StoreParts, img: ImageToStore, what: str
   };
 
   // Downloads run ahead (a few at a time) while layers unpack in order, each on top of the ones below.
-  const fetches = new Map<string, Promise<void>>();
-  const queue: (() => void)[] = [];
-  let running = 0;
-  const fetchOnce = (i: number): Promise<void> => {
-    const digest = img.manifest.layers[i]!.digest;
-    let p = fetches.get(digest);
-    if (!p) {
-      p = new Promise<void>((resolve, reject) => {
-        const go = (): void => {
-          running++;
-          img.fetchLayer(i).then(resolve, reject).finally(() => { running--; queue.shift()?.(); });
-        };
-        if (running < DOWNLOADS_AT_ONCE) go(); else queue.push(go);
-      });
-      p.catch(() => { /* awaited below; this only marks it handled while it waits its turn */ });
-      fetches.set(digest, p);
-    }
-    return p;
-  };
+  const pool = new FetchPool((i) => img.fetchLayer(i));
+  const fetchOnce = (i: number): Promise<void> => pool.fetch(img.manifest.layers[i]!.digest, i);
   const missing = dirs.map((d) => !exists(d));
   missing.forEach((m, i) => { if (m) void fetchOnce(i); });
   try {
@@ -114,8 +97,8 @@ export async function storeImage(parts: StoreParts, img: ImageToStore, what: str
       report(i, 'done');
     }
   } finally {
-    // Never return while a download still writes into the store.
-    await Promise.allSettled(fetches.values());
+    // Never return while a download still writes into the store; queued ones are not started.
+    await pool.stop();
   }
 
   const layers: StoredLayer[] = img.manifest.layers.map((l, i) => ({
@@ -132,6 +115,38 @@ export async function storeImage(parts: StoreParts, img: ImageToStore, what: str
     return parts.records.register(record, img.names);
   } finally {
     lock.release();
+  }
+}
+
+/** Runs fetches (one per blob digest) at most DOWNLOADS_AT_ONCE at a time; stop() cancels queued ones and waits for running ones. */
+class FetchPool {
+  private readonly started = new Map<string, Promise<void>>();
+  private readonly queue: (() => void)[] = [];
+  private running = 0;
+  private stopped = false;
+
+  constructor(private readonly run: (i: number) => Promise<void>) {}
+
+  fetch(digest: string, i: number): Promise<void> {
+    let p = this.started.get(digest);
+    if (p) return p;
+    p = new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        if (this.stopped) { reject(new HutchError('EINTERNAL', `download of ${digest} cancelled`)); return; }
+        this.running++;
+        this.run(i).then(resolve, reject).finally(() => { this.running--; this.queue.shift()?.(); });
+      };
+      if (this.running < DOWNLOADS_AT_ONCE) go(); else this.queue.push(go);
+    });
+    p.catch(() => { /* the unpack loop awaits it; this marks it handled while it waits its turn */ });
+    this.started.set(digest, p);
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const go of this.queue.splice(0)) go(); // each rejects at once
+    await Promise.allSettled(this.started.values());
   }
 }
 

@@ -17,7 +17,12 @@ export class StoreLayout {
   readonly tmp: string;
   readonly namesFile: string;
 
-  constructor(readonly root: string) {
+  readonly root: string;
+
+  constructor(root: string) {
+    // Layer dirs become overlay lower dirs: they must be absolute.
+    this.root = path.resolve(root);
+    root = this.root;
     this.blobs = path.join(root, 'blobs', 'sha256');
     this.layers = path.join(root, 'layers');
     this.images = path.join(root, 'images');
@@ -51,11 +56,36 @@ export class StoreLayout {
     return path.join(this.locks, `${name}.lock`);
   }
 
-  /** A fresh private dir under tmp/ (removed by its user; a crash's leftovers go at the next prune). */
+  /** Removes work dirs under tmp/ whose process is gone (a killed pull or load); the caller holds the gc lock shared. */
+  sweepDeadTemp(): void {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.tmp);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const e of entries) {
+      const pid = Number(/^[a-z]+(?:-[0-9a-f]+)?-(\d+)-[0-9a-f]{8}$/.exec(e)?.[1]);
+      if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) removeTree(path.join(this.tmp, e));
+    }
+  }
+
+  /** A fresh private dir under tmp/ (removed by its user; a crash's leftovers go at the next pull, load or prune). */
   tempDir(tag: string): string {
     const dir = path.join(this.tmp, `${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
     fs.mkdirSync(dir, { mode: 0o700 });
     return dir;
+  }
+}
+
+/** True when process `pid` exists (signal 0 reaches it, or it exists but is not ours to signal). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

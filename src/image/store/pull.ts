@@ -24,6 +24,7 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
   const client = new RegistryClient(registryOptions);
   const gc = await lockAsync(parts.layout.lock('gc'), 'shared', 5 * 60_000);
   try {
+    parts.layout.sweepDeadTemp();
     const resolved = await client.resolveManifest(ref, platform);
     checkManifest(resolved.manifest, name);
     const config = await fetchConfig(parts, client, ref, resolved.manifest.config);
