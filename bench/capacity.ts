@@ -1,7 +1,8 @@
 // Benchmark: how many idle sandboxes one machine holds before creating one more gets twice as slow.
 // Idle busybox sandboxes (engine.create + engine.start: the agent answers) are added in steps; each
 // step's create→ready latencies are timed one at a time, and the step's p50 is compared with the
-// first step's. Stops when it doubles, or at the cap. Everything is removed at the end (also on Ctrl-C).
+// first step's. Stops when it doubles (confirmed by a probe after a pause, since a shared machine's
+// bursts can double one step), or at the cap. Everything is removed at the end (also on Ctrl-C).
 // Slow (minutes): not part of npm test or bench/all.
 // Usage: CAPACITY_MAX=400 node dist/bench/capacity.js [--step 50] [--max N]
 import fs from 'node:fs';
@@ -25,6 +26,28 @@ function capFromEnv(): number {
   const v = Number(raw);
   if (!Number.isInteger(v) || v <= 0) throw new Error(`CAPACITY_MAX=${raw}: needs a positive integer`);
   return v;
+}
+
+/** Sandboxes timed (and removed) to confirm a step that doubled, after a pause. */
+const CONFIRM_PROBES = 10;
+const CONFIRM_PAUSE_MS = 5000;
+
+/** Pauses, then times `n` creates to ready, removing each (untimed); returns their p50. */
+async function probeP50(engine: Engine, n: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, CONFIRM_PAUSE_MS));
+  const lat: number[] = [];
+  for (let i = 0; i < n; i++) {
+    checkInterrupted();
+    const t0 = performance.now();
+    const s = await engine.create({ rootfs: 'busybox' });
+    try {
+      await engine.start(s.id);
+      lat.push(performance.now() - t0);
+    } finally {
+      await engine.remove(s.id, true);
+    }
+  }
+  return summarize(lat).p50;
 }
 
 runBench('capacity: idle sandboxes held before create latency doubles', async () => {
@@ -64,8 +87,16 @@ runBench('capacity: idle sandboxes held before create latency doubles', async ()
     rows.push([`${held - lat.length + 1}–${held}`, String(lat.length), ms(sum.p50), ms(sum.p90), ms(sum.max), `${ratio.toFixed(2)}×`, String(memAvailableMiB()), load]);
     console.log(`held ${held}: p50 ${ms(sum.p50)} ms (${ratio.toFixed(2)}× the first step), MemAvailable ${memAvailableMiB()} MiB, load ${load}`);
     if (ratio >= 2) {
-      capacity = held - lat.length; // what was held before the step that doubled
-      break;
+      // On a shared machine a burst of someone else's work can double one step: confirm with a probe
+      // (sandboxes created, timed, removed) after a pause before calling it the limit.
+      const probe = await probeP50(engine, CONFIRM_PROBES);
+      const probeRatio = probe / baseline;
+      console.log(`  confirm after ${CONFIRM_PAUSE_MS / 1000} s: probe p50 ${ms(probe)} ms (${probeRatio.toFixed(2)}×)${probeRatio >= 2 ? '' : ': transient, going on'}`);
+      rows.at(-1)![5] += ` (probe ${probeRatio.toFixed(2)}×)`;
+      if (probeRatio >= 2) {
+        capacity = held - lat.length; // what was held before the step that doubled
+        break;
+      }
     }
   }
   console.log('');
