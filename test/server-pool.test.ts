@@ -7,7 +7,7 @@ import path from 'node:path';
 import { cleanRoot, leftovers, makeRoot } from './helpers.js';
 import { Engine, SandboxCalls, type SandboxInfo } from '../src/engine/index.js';
 import { EventBus, type LifecycleEvent } from '../src/server/events.js';
-import { MANAGED_LABEL, POOL_LABEL } from '../src/server/lifetime.js';
+import { LifetimeKeeper, MANAGED_LABEL, POOL_LABEL } from '../src/server/lifetime.js';
 import { WarmPool } from '../src/server/pool.js';
 
 let root: string;
@@ -178,7 +178,7 @@ test('the periodic check removes and replaces a dead pooled sandbox without a cl
   assert.deepEqual(await engine.list(), []);
 });
 
-test('stop without drain leaves the pooled sandboxes (for the next recovery); drain removes them all', async () => {
+test('stop without drain leaves the pooled sandboxes, which the next recovery removes; drain removes them all', async () => {
   const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 2 }]);
   pool.start();
   await until('the pool to fill', () => pool.sizes().busybox!.ready === 2);
@@ -188,8 +188,13 @@ test('stop without drain leaves the pooled sandboxes (for the next recovery); dr
   await pool2.stop({ drain: true });
   assert.equal((await pooled()).length, 2);
   await pool.stop();
-  assert.equal((await pooled()).length, 2, 'left for recovery');
-  await pool.stop({ drain: true });
+  const left = (await pooled()).map((s) => s.id);
+  assert.equal(left.length, 2, 'left for recovery');
+  // The next hutchd's recovery removes them: never re-offered.
+  const recovered = await new LifetimeKeeper(new Engine({ root }), new EventBus(), { defaultTtlMs: 1000, maxTtlMs: 1000, sweepIntervalMs: 1000 }).recover();
+  assert.deepEqual(new Set(recovered.removed), new Set(left));
+  assert.deepEqual(recovered.adopted, []);
+  await pool.stop({ drain: true }); // nothing left to drain: already gone is fine
   assert.deepEqual(await engine.list(), []);
 });
 
