@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { FileLock } from '../src/linux/index.js';
 import { pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { buildImage, busyboxEntries, storeLeftovers } from './image-store-kit.js';
 import { makeLayer } from './image/tar-kit.js';
@@ -80,22 +81,37 @@ test('run with an image not in the store pulls it first', async () => {
   assert.match(await ok(['images']), /app\/auto\s+latest/);
 });
 
-test('two concurrent pulls of one image through the front: both succeed, each blob is downloaded once', async () => {
-  const big = randomBytes(24 * 1024 * 1024);
+test('two concurrent pulls of one image: both wait on the blob, one downloads it, both succeed', async () => {
+  const big = randomBytes(8 * 1024 * 1024);
   const img = await pushImage(reg.host, 'app/big', 'v1', { layers: [baseBlob, layer({ big }), layer({ small: 'small\n' })] });
+  const bigDigest = img.manifest.layers[1]!.digest;
+  // Hold the big blob's lock ourselves until both pulls wait for it: then they surely overlap.
+  fs.mkdirSync(path.join(store(), 'locks'), { recursive: true });
+  const held = FileLock.tryAcquire(path.join(store(), 'locks', `blob-${bigDigest.slice(7)}.lock`), 'exclusive');
+  assert.ok(held);
   front.requests.length = 0;
   const name = `${front.host}/app/big:v1`;
-  const [a, b] = await Promise.all([h(['pull', name]), h(['pull', name])]);
-  assert.equal(a.code, 0, a.stderr);
-  assert.equal(b.code, 0, b.stderr);
-  assert.equal(a.stdout, `${idOf(img)}\n`);
-  assert.equal(b.stdout, a.stdout);
+  const pulls = [0, 1].map(() => {
+    const child = spawn(process.execPath, [HUTCH, '--root', root, 'pull', name], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = { out: '', err: '', code: new Promise<number | null>((r) => child.once('close', r)) };
+    child.stdout.on('data', (d: Buffer) => { p.out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { p.err += d.toString(); });
+    return p;
+  });
+  const waiting = `Layer ${bigDigest.slice(7, 19)}: Waiting`;
+  const deadline = Date.now() + 30_000;
+  while (!pulls.every((p) => p.err.includes(waiting)) && Date.now() < deadline) await sleep(20);
+  held!.release();
+  assert.ok(pulls.every((p) => p.err.includes(waiting)), `both pulls waited for the blob: ${pulls.map((p) => p.err).join(' | ')}`);
+  for (const p of pulls) {
+    assert.equal(await p.code, 0, p.err);
+    assert.equal(p.out, `${idOf(img)}\n`);
+  }
   for (const l of img.manifest.layers) {
     const gets = front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${l.digest}`));
     assert.ok(gets.length <= 1, `blob ${l.digest} fetched ${gets.length} times`);
   }
-  const big1 = img.manifest.layers[1]!.digest;
-  assert.equal(front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${big1}`)).length, 1, 'the big layer was fetched (once)');
+  assert.equal(front.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${bigDigest}`)).length, 1, 'the big layer was fetched once');
   assert.equal(await ok(['run', '--rm', name, '--', 'cat', '/small']), 'small\n');
 });
 
