@@ -122,6 +122,28 @@ test('an OCI layout whose index entry is a multi-platform index loads this machi
   assert.equal(await ok(['run', '--rm', 'team/multi:1', '--', 'cat', '/arch']), 'amd64\n');
 });
 
+test('archives written by skopeo (docker-archive with symlinked layers, oci-archive, OCI layout) load and run', async (t) => {
+  if (spawnSync('skopeo', ['--version']).status !== 0) { t.skip('skopeo is not installed (scripts/setup.sh installs it)'); return; }
+  const img = image({ 'hello': 'made by skopeo\n' }, { Env: ['PATH=/bin', 'FROM=skopeo'] });
+  const dir = path.join(tmp, 'sk-layout');
+  writeOciLayout(dir, [{ image: img, refName: 'v1' }]);
+  const copy = (dest: string): void => {
+    const r = spawnSync('skopeo', ['copy', '-q', `oci:${dir}:v1`, dest], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  copy(`docker-archive:${path.join(tmp, 'sk-docker.tar')}:sk/dock:1`);
+  copy(`oci-archive:${path.join(tmp, 'sk-oci.tar')}:sk/oci:2`);
+  assert.equal(await ok(['load', '-i', path.join(tmp, 'sk-docker.tar')]), 'Loaded image: docker.io/sk/dock:1\n');
+  assert.equal(await ok(['load', '-i', path.join(tmp, 'sk-oci.tar')]), 'Loaded image: docker.io/sk/oci:2\n');
+  assert.equal(await ok(['run', '--rm', 'sk/dock:1', '--', 'cat', '/hello']), 'made by skopeo\n');
+  assert.equal(await ok(['run', '--rm', 'sk/oci:2', '--', 'sh', '-c', 'echo $FROM']), 'skopeo\n');
+  assert.equal((await inspectIds(['sk/dock:1', 'sk/oci:2'])).join(), [img.id, img.id].join(), 'one image, two names');
+});
+
+async function inspectIds(refs: string[]): Promise<string[]> {
+  return (JSON.parse(await ok(['image', 'inspect', ...refs])) as { id: string }[]).map((r) => r.id);
+}
+
 /** Loads `file`, expects a failure whose message matches, and checks nothing was registered or left. */
 async function refused(file: string, message: RegExp): Promise<void> {
   const before = await ok(['images', '-q']);

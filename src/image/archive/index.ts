@@ -11,7 +11,7 @@ import { layoutDir, readTar, type ImportSource } from './source.js';
 
 export { canonicalName } from './formats.js';
 
-/** Loads the images of `file` (`-` = stdin); `name` (one image only) replaces the names the archive gives. */
+/** Loads the images of `file` (`-` = stdin), returned with the names the archive gave them; `name` (one image only) replaces those. */
 export async function loadImages(parts: StoreParts, file: string, name?: string): Promise<ImageRecord[]> {
   const { layout } = parts;
   const gc = await lockAsync(layout.lock('gc'), 'shared', 5 * 60_000);
@@ -34,7 +34,8 @@ export async function loadImages(parts: StoreParts, file: string, name?: string)
       parseConfig(p.configBytes, p.manifest, source.label);
     }
     const out: ImageRecord[] = [];
-    for (const p of plans) out.push(await storeOne(parts, p, source.label));
+    // Each record names what this archive called it (the image may have other names from before).
+    for (const p of plans) out.push({ ...(await storeOne(parts, p, source.label)), names: [...p.names].sort() });
     return out;
   } finally {
     if (work !== undefined) removeTree(work);
