@@ -28,6 +28,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
+# runc gives each container a session keyring, charged to the host uid that the sandbox's root maps
+# to: every sandbox shares that uid, and the kernel's default quota (200 keys) stops the 200th
+# sandbox on the machine. Raise it now and at boot.
+printf 'kernel.keys.maxkeys = 20000\nkernel.keys.maxbytes = 2000000\n' > /etc/sysctl.d/90-hutch.conf
+sysctl -q -w kernel.keys.maxkeys=20000 kernel.keys.maxbytes=2000000 || echo "setup: could not raise kernel.keys quotas: at most ~200 sandboxes can run at once" >&2
 # The tests start containerd and the registry themselves, privately; neither runs as a service.
 if command -v systemctl >/dev/null; then
   for unit in containerd.service docker-registry.service; do

@@ -55,10 +55,14 @@ test('update: env and working dir for later execs, labels set and removed', asyn
     const p = await calls.exec(created.id, { argv: ['sh', '-c', 'echo "$GREETING $(pwd)"'] });
     const chunks: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => chunks.push(d));
+    const ended = new Promise((resolve) => p.stdout.on('end', resolve));
     const exit = await p.wait();
+    await ended;
     assert.equal(exit.exitCode, 0);
     assert.equal(Buffer.concat(chunks).toString(), 'hi /tmp\n');
     await assert.rejects(engine.update(created.id, { cwd: 'relative' }), /working directory must be absolute/);
+    await assert.rejects(engine.update(created.id, { labels: { owner: 'you' }, ifLabels: { pool: 'busybox' } }), /no longer has label pool=busybox/);
+    assert.deepEqual((await engine.inspect(created.id)).labels, { owner: 'me' }, 'a failed precondition changes nothing');
     await assert.rejects(engine.update(created.id, { labels: { 'bad key': 'x' } }), /invalid label key/);
     await assert.rejects(engine.update('0000000000000000', { labels: {} }), /0000000000000000/);
   } finally {

@@ -42,7 +42,13 @@ export interface CreateOptions {
 }
 
 /** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */
-export interface SandboxUpdate { env?: string[]; cwd?: string; labels?: Record<string, string | null> }
+export interface SandboxUpdate {
+  env?: string[];
+  cwd?: string;
+  labels?: Record<string, string | null>;
+  /** Applies only while the sandbox has these labels (else ESTATE): a claim that two processes race for. */
+  ifLabels?: Record<string, string>;
+}
 
 /** What `list` and `inspect` return: the record with its observed status. */
 export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'creating' | 'deleting' }
@@ -347,6 +353,9 @@ export class Engine {
     const lock = await this.store.lock(id, 'exclusive');
     try {
       const record = this.mustRead(id);
+      for (const [k, v] of Object.entries(patch.ifLabels ?? {})) {
+        if (record.labels?.[k] !== v) throw new HutchError('ESTATE', `sandbox ${id} no longer has label ${k}=${v}`, { id });
+      }
       const labels: Record<string, string> = { ...(record.labels ?? {}) };
       for (const [k, v] of Object.entries(patch.labels ?? {})) {
         if (v === null) delete labels[k];

@@ -150,8 +150,10 @@ export class WarmPool {
       return await this.engine.update(id, {
         labels: { ...(req.labels ?? {}), [POOL_LABEL]: null, [MANAGED_LABEL]: MANAGED_BY },
         ...(req.env ? { env: req.env } : {}), ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+        ifLabels: { [POOL_LABEL]: pool.spec.image },
       });
     } catch (e) {
+      if (isHutchError(e, 'ESTATE')) return undefined; // another process claimed it between inspect and update
       if (isHutchError(e, 'EINVAL')) pool.ready.unshift(id);
       else if (!isHutchError(e, 'ENOTFOUND')) this.discard(id, `claiming it failed: ${e instanceof Error ? e.message : String(e)}`);
       throw e;
