@@ -5,7 +5,7 @@ import { HutchError } from '../errors.js';
 import { tarOf, untarInto } from './archive.js';
 import { capped, optBool, optNumber, readJson, sandboxPath, sendJson } from './http.js';
 import type { Route } from './router.js';
-import { servedSandbox, type Services } from './services.js';
+import { servedId, type Services } from './services.js';
 
 /** A mode from the query (octal text such as 644 or 0755). */
 function modeOf(url: URL): number | undefined {
@@ -31,7 +31,7 @@ async function streamOut(res: import('node:http').ServerResponse, contentType: s
 
 /** The routes. */
 export function fileRoutes(s: Services): Route[] {
-  const files = async (ref: string) => s.calls.files((await servedSandbox(s, ref)).id);
+  const files = async (ref: string) => s.calls.files(await servedId(s, ref));
   return [
     {
       method: 'GET', path: '/v1/sandboxes/{id}/files', handle: async ({ res, url, params }) => {

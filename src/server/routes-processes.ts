@@ -5,7 +5,7 @@ import { HutchError } from '../errors.js';
 import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import { ProcessEntry, type OutputSink } from './processes.js';
 import type { Route } from './router.js';
-import { servedSandbox, type Services } from './services.js';
+import { servedId, type Services } from './services.js';
 
 /** What starting a process needs. */
 export interface StartRequest { argv: string[]; env: string[]; cwd?: string; tty?: { cols: number; rows: number }; stdin: boolean }
@@ -100,7 +100,7 @@ export function processRoutes(s: Services): Route[] {
     {
       method: 'POST', path: '/v1/sandboxes/{id}/processes', handle: async ({ req, res, params }) => {
         const body = await readJson(req, s.limits.maxJsonBytes);
-        const info = await servedSandbox(s, params['id']!);
+        const info = { id: await servedId(s, params['id']!) };
         const r = startRequestOf(body);
         const wait = optBool(body, 'wait') ?? false;
         const timeoutMs = optNumber(body, 'timeoutMs', 1, 7 * 24 * 3600_000);
@@ -114,14 +114,14 @@ export function processRoutes(s: Services): Route[] {
     },
     {
       method: 'GET', path: '/v1/sandboxes/{id}/processes', handle: async ({ res, params }) => {
-        const info = await servedSandbox(s, params['id']!);
+        const info = { id: await servedId(s, params['id']!) };
         const ps = await s.calls.ps(info.id);
         sendJson(res, 200, { processes: ps });
       },
     },
     {
       method: 'GET', path: '/v1/sandboxes/{id}/processes/{pid}/wait', handle: async ({ res, params }) => {
-        const info = await servedSandbox(s, params['id']!);
+        const info = { id: await servedId(s, params['id']!) };
         const pid = pidOf(params);
         const entry = s.processes.get(info.id, pid);
         const status = entry ? await entry.done : await s.calls.wait(info.id, pid);
@@ -131,7 +131,7 @@ export function processRoutes(s: Services): Route[] {
     {
       method: 'POST', path: '/v1/sandboxes/{id}/processes/{pid}/signal', handle: async ({ req, res, params }) => {
         const body = await readJson(req, s.limits.maxJsonBytes);
-        const info = await servedSandbox(s, params['id']!);
+        const info = { id: await servedId(s, params['id']!) };
         const pid = pidOf(params);
         const signal = optString(body, 'signal', 16) ?? 'SIGTERM';
         const group = optBool(body, 'group') ?? false;

@@ -20,7 +20,7 @@ import { fileRoutes } from './routes-files.js';
 import { processRoutes } from './routes-processes.js';
 import { sandboxRoutes } from './routes-sandboxes.js';
 import { serviceRoutes } from './routes-service.js';
-import type { ApiLimits, Services } from './services.js';
+import { forgetServed, type ApiLimits, type Services } from './services.js';
 import { processSocketRoutes } from './ws-process.js';
 import { watchSocketRoutes } from './ws-watch.js';
 
@@ -38,6 +38,8 @@ export interface HutchdOptions {
   /** Bearer tokens, one per line. */
   tokenFile?: string;
   pools?: PoolSpec[];
+  /** Pool sandboxes made at once (default 1: the other cores stay free for the clients' calls). */
+  poolConcurrency?: number;
   limits?: Partial<ApiLimits>;
   sweepIntervalMs?: number;
 }
@@ -66,11 +68,15 @@ export class Hutchd {
     const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const events = new EventBus();
     const services: Services = {
-      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits,
+      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(),
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
-      pool: new WarmPool(engine, events, opts.pools ?? []),
+      pool: new WarmPool(engine, events, opts.pools ?? [], { concurrency: opts.poolConcurrency ?? 1 }),
     };
-    events.subscribe((e) => { if (e.type === 'removed' || e.type === 'expired') services.processes.dropSandbox(e.sandboxId); });
+    events.subscribe((e) => {
+      if (e.type !== 'removed' && e.type !== 'expired') return;
+      services.processes.dropSandbox(e.sandboxId);
+      forgetServed(services, e.sandboxId);
+    });
     const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxJsonBytes });
     const router = new Router();
     router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
@@ -107,14 +113,18 @@ export class Hutchd {
       if (await answers(socketPath)) throw new HutchError('EEXIST', `another hutchd is already serving on ${socketPath}`, { path: socketPath });
       fs.rmSync(socketPath, { force: true }); // a stale socket of a hutchd that died
     }
-    const server = this.newServer();
-    const old = process.umask(0o177); // the socket is made 0600: only its owner may connect
+    // Made in a private dir (0700), set to 0600, then renamed into place: nobody else can ever connect
+    // to it, and no process-wide umask is changed while other work (the pool) makes files.
+    const staging = fs.mkdtempSync(path.join(path.dirname(socketPath), '.hutchd-'));
     try {
-      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(socketPath, () => resolve()); });
+      const tmp = path.join(staging, 'sock');
+      const server = this.newServer();
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(tmp, () => resolve()); });
+      fs.chmodSync(tmp, 0o600);
+      fs.renameSync(tmp, socketPath);
     } finally {
-      process.umask(old);
+      fs.rmSync(staging, { recursive: true, force: true });
     }
-    fs.chmodSync(socketPath, 0o600);
     this.addresses.socketPath = socketPath;
   }
 

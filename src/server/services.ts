@@ -26,6 +26,8 @@ export interface Services {
   pool: WarmPool;
   processes: ProcessTable;
   limits: ApiLimits;
+  /** Ids (by the ref a client used) already checked to be this hutchd's: the exec path skips the inspect. */
+  servedIds: Map<string, string>;
 }
 
 /** A sandbox as the API shows it. */
@@ -72,4 +74,22 @@ export async function servedSandbox(s: Services, ref: string): Promise<SandboxIn
   }
   if (!isServed(info)) throw new HutchError('ENOTFOUND', `sandbox ${ref} not found`, { id: ref });
   return info;
+}
+
+/**
+ * The id of a sandbox of this hutchd, checked once per ref and then remembered (the calls that use
+ * it check the sandbox's state themselves). Forgotten when the sandbox is removed or expires.
+ */
+export async function servedId(s: Services, ref: string): Promise<string> {
+  const known = s.servedIds.get(ref);
+  if (known !== undefined) return known;
+  const { id } = await servedSandbox(s, ref);
+  if (s.servedIds.size > 100_000) s.servedIds.clear(); // bounded: refs are the clients' choice
+  s.servedIds.set(ref, id);
+  return id;
+}
+
+/** Forgets the remembered refs of a removed sandbox. */
+export function forgetServed(s: Services, id: string): void {
+  for (const [ref, v] of s.servedIds) if (v === id) s.servedIds.delete(ref);
 }

@@ -11,7 +11,7 @@ import { errorBody } from './http.js';
 import type { OutputSink, ProcessEntry } from './processes.js';
 import { startProcess, startRequestOf } from './routes-processes.js';
 import type { Route, UpgradeContext } from './router.js';
-import { servedSandbox, type Services } from './services.js';
+import { servedId, type Services } from './services.js';
 
 /** Output queued in a socket before the process is paused (bytes), and where it resumes. */
 const HIGH_WATER = 512 * 1024;
@@ -143,7 +143,7 @@ export function processSocketRoutes(s: Services, wss: WebSocketServer): Route[] 
   return [
     {
       method: 'GET', path: '/v1/sandboxes/{id}/exec', ws: true, handle: async (c) => {
-        const info = await servedSandbox(s, c.params['id']!);
+        const info = { id: await servedId(s, c.params['id']!) };
         const ws = await accept(c);
         ws.on('error', () => undefined); // a broken socket shows as close
         const timer = setTimeout(() => closeWithError(ws, new HutchError('ETIMEDOUT', `no start message within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -170,7 +170,7 @@ export function processSocketRoutes(s: Services, wss: WebSocketServer): Route[] 
     },
     {
       method: 'GET', path: '/v1/sandboxes/{id}/processes/{pid}/attach', ws: true, handle: async (c) => {
-        const info = await servedSandbox(s, c.params['id']!);
+        const info = { id: await servedId(s, c.params['id']!) };
         const entry = s.processes.must(info.id, Number(c.params['pid']));
         if (entry.attached) throw new HutchError('ESTATE', `process ${entry.pid} of sandbox ${info.id} already has a client attached`, { id: info.id });
         const ws = await accept(c);

@@ -8,7 +8,7 @@ import type { AgentClient } from '../agent/index.js';
 import { HutchError } from '../errors.js';
 import { errorBody, sandboxPath } from './http.js';
 import type { Route } from './router.js';
-import { servedSandbox, type Services } from './services.js';
+import { servedId, type Services } from './services.js';
 
 const MAX_WATCHED = 10_000;
 const MIN_INTERVAL_MS = 100;
@@ -74,7 +74,7 @@ export function watchSocketRoutes(s: Services, wss: WebSocketServer): Route[] {
         const root = sandboxPath(c.url);
         const recursive = c.url.searchParams.get('recursive') === 'true';
         const interval = Math.max(MIN_INTERVAL_MS, Number(c.url.searchParams.get('intervalMs') ?? 500) || 500);
-        const info = await servedSandbox(s, c.params['id']!);
+        const info = { id: await servedId(s, c.params['id']!) };
         const files = await s.calls.files(info.id);
         let last = await snapshot(files, root, recursive);
         const ws = await new Promise<WebSocket>((resolve) => wss.handleUpgrade(c.req, c.socket, c.head, resolve));

@@ -35,6 +35,7 @@ export const command: Command = {
     { name: 'listen', kind: 'string', value: 'HOST:PORT', help: 'also (or only, without --socket) listen on TCP; needs --token-file' },
     { name: 'token-file', kind: 'string', value: 'FILE', help: 'bearer tokens, one per line (at least 16 characters each)' },
     { name: 'pool', kind: 'list', value: 'IMAGE=N', help: 'keep N ready sandboxes of IMAGE (repeatable)' },
+    { name: 'pool-concurrency', kind: 'string', value: 'N', help: 'pool sandboxes made at once (default 1)' },
     { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
     { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
@@ -50,6 +51,8 @@ export const command: Command = {
     const maxTtl = str(f, 'max-ttl');
     const maxUpload = str(f, 'max-upload');
     const sweep = str(f, 'sweep-interval');
+    const poolConcurrency = str(f, 'pool-concurrency');
+    if (poolConcurrency !== undefined && !/^[1-9]\d{0,2}$/.test(poolConcurrency)) throw new HutchError('EINVAL', `invalid --pool-concurrency "${poolConcurrency}": use a number from 1 to 999`);
     const limits = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
@@ -60,6 +63,7 @@ export const command: Command = {
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
       pools: list(f, 'pool').map(parsePool), limits, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
+      ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}),
     });
     const r = d.recovered;
     if (r.adopted.length || r.removed.length || r.failed.length) {
