@@ -84,6 +84,9 @@ test('IMAGE lookup: short and full names, ids with or without sha256:, unique pr
   assert.throws(() => store.find('a1b2c3d4e5f6'), (e: unknown) => isHutchError(e, 'EINVAL') && /ambiguous/.test(e.message));
   assert.equal(store.find('ccccc'), undefined, 'a prefix shorter than 12 is a name, and no image has it');
   assert.equal(store.find('127.0.0.1:5000/team/app:2'), undefined);
+  assert.equal(store.nameOf('busybox'), 'docker.io/library/busybox:latest');
+  assert.equal(store.nameOf(pinned), undefined, 'a repo digest that is not one of the names');
+  assert.equal(store.nameOf(a), undefined, 'an id is not a name');
   assert.deepEqual(store.list().map((r) => r.id).sort(), [a, b, c].map((x) => `sha256:${x}`).sort());
   assert.throws(() => store.rootfsOf('nope'), (e: unknown) => isHutchError(e, 'ENOTFOUND') && e.message === 'image nope not found');
 });

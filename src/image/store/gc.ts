@@ -3,10 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
-import { formatReference, parseReference } from '../reference.js';
 import type { ImageRecord } from '../types.js';
 import { hexOf, lockSync, removeTree, type StoreLayout } from './layout.js';
-import type { ImageRecords } from './records.js';
+import { nameIn, type ImageRecords } from './records.js';
 
 /** How long remove and prune wait for the names and gc locks. */
 const NAMES_WAIT_MS = 10_000;
@@ -53,15 +52,6 @@ export function removeImage(layout: StoreLayout, records: ImageRecords, text: st
     gc.release();
   }
   return out;
-}
-
-/** The name of `image` that `text` spells (exactly, or as a short form), if `text` is a name. */
-function nameIn(image: ImageRecord, text: string): string | undefined {
-  if (image.names.includes(text)) return text;
-  if (/^(sha256:)?[0-9a-f]{12,64}$/.test(text)) return undefined;
-  const ref = parseReference(text);
-  const canonical = ref.digest ? formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest }) : formatReference(ref);
-  return image.names.includes(canonical) ? canonical : undefined;
 }
 
 /** Chain-id hexes and blob hexes the given images use. */

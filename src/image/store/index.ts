@@ -10,7 +10,7 @@ import { HutchError } from '../../errors.js';
 import type { IdMapping, ImageRecord, ImagePlatform, ImageRuntimeConfig, ProgressEvent } from '../types.js';
 import type { RegistryOptions } from '../registry/index.js';
 import { StoreLayout } from './layout.js';
-import { ImageRecords } from './records.js';
+import { ImageRecords, nameIn } from './records.js';
 import { pruneStore, removeImage } from './gc.js';
 import type { StoreParts } from './layers.js';
 
@@ -62,6 +62,16 @@ export class ImageStore {
   /** The image a name, a short or full id or a digest points at; undefined when none. */
   find(nameOrId: string): ImageRecord | undefined {
     return this.records.find(nameOrId);
+  }
+
+  /**
+   * The canonical name `nameOrId` spells when it is one of its image's names (`busybox` →
+   * docker.io/library/busybox:latest); undefined for an id or digest. remove() of such a name on an
+   * image with other names only untags it.
+   */
+  nameOf(nameOrId: string): string | undefined {
+    const image = this.find(nameOrId);
+    return image ? nameIn(image, nameOrId) : undefined;
   }
 
   /** Every stored image, newest first. */

@@ -114,3 +114,12 @@ export class ImageRecords {
     writeFileAtomic(this.layout.namesFile, JSON.stringify({ version: 1, names: sorted } satisfies NamesFile, null, 2) + '\n');
   }
 }
+
+/** The name of `image` that `text` spells (exactly, or as a short form), if `text` is a name. */
+export function nameIn(image: ImageRecord, text: string): string | undefined {
+  if (image.names.includes(text)) return text;
+  if (/^(sha256:)?[0-9a-f]{12,64}$/.test(text)) return undefined;
+  const ref = parseReference(text);
+  const canonical = ref.digest ? formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest }) : formatReference(ref);
+  return image.names.includes(canonical) ? canonical : undefined;
+}
