@@ -79,6 +79,10 @@ test('writing through a symlink is refused, whatever the symlink points at', asy
   await refused([{ name: 'a/', type: 'dir' }, { name: 'a/b', type: 'symlink', linkname: '../../outside' }, file('a/b/sentinel')], 'EPERM', /goes through the symlink "a\/b"/);
   // A dir replaced by a symlink, then a file below the old dir's name.
   await refused([{ name: 'd/' }, file('d/x', 'fine'), { name: 'd', type: 'symlink', linkname: '/tmp' }, file('d/y')], 'EPERM', /entry "d\/y" goes through the symlink "d"/);
+  // A whole tree replaced by a symlink: none of its old dirs may still be trusted.
+  await refused([{ name: 'd/' }, { name: 'd/sub/' }, { name: 'd/sub/deeper/' }, file('d/sub/f', 'fine'),
+    { name: 'd', type: 'symlink', linkname: '../../outside' }, file('d/sub/deeper/x')], 'EPERM', /entry "d\/sub\/deeper\/x" goes through the symlink "d"/);
+  await refused([{ name: 'd/sub/' }, file('d', 'now a file'), { name: 'd', type: 'symlink', linkname: '/' }, { name: 'd/sub/.wh..wh..opq' }], 'EPERM', /goes through the symlink "d"/);
   // The same for a dir entry, a fifo and a whiteout below the symlink.
   await refused([{ name: 's', type: 'symlink', linkname: '/etc' }, { name: 's/sub/' }], 'EPERM', /entry "s\/sub\/" goes through the symlink "s"/);
   await refused([{ name: 's', type: 'symlink', linkname: '/tmp' }, { name: 's/p', type: 'fifo' }], 'EPERM', /entry "s\/p" goes through the symlink "s"/);

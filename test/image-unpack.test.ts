@@ -136,12 +136,25 @@ test('later entries replace earlier ones at the same path', async () => {
     { name: 'd/', mode: 0o755, uid: 1 },
     { name: 'd/keep', content: 'kept' },
     { name: 'd/', mode: 0o750, uid: 2 },
+    { name: 'orig', content: 'old' },
+    { name: 'h1', type: 'link', linkname: 'orig' },
+    { name: 'orig', content: 'new' },
+    { name: 'wh', content: 'file' },
+    whiteout('wh'),
+    { name: 'tree/a/b/' }, { name: 'tree/a/b/c', content: 'c' },
+    { name: 'tree', content: 'flat' },
+    { name: 'tree2/sub/' }, { name: 'tree2', content: 'flat' }, { name: 'tree2/' }, { name: 'tree2/sub/' },
   ], 'none');
   assert.ok(fs.lstatSync(path.join(target, 'a')).isDirectory());
   assert.equal(fs.readFileSync(path.join(target, 'a/inner'), 'utf8'), 'in');
   assert.equal(fs.readFileSync(path.join(target, 'b'), 'utf8'), 'now a file');
   assert.ok(fs.lstatSync(path.join(target, 'c')).isFile());
   assert.equal(fs.readFileSync(path.join(target, 'c'), 'utf8'), 'file again');
+  assert.equal(fs.readFileSync(path.join(target, 'h1'), 'utf8'), 'old', 'a hard link keeps the inode its target had');
+  assert.equal(fs.readFileSync(path.join(target, 'orig'), 'utf8'), 'new');
+  assert.ok(fs.lstatSync(path.join(target, 'wh')).isCharacterDevice(), 'a whiteout replaces an earlier entry');
+  assert.ok(fs.lstatSync(path.join(target, 'tree')).isFile());
+  assert.ok(fs.lstatSync(path.join(target, 'tree2/sub')).isDirectory(), 'a tree can be made again after its removal');
   const d = fs.lstatSync(path.join(target, 'd'));
   assert.equal(d.mode & 0o7777, 0o750, 'a later dir entry updates the mode');
   assert.equal(d.uid, BASE + 2, 'and the owner');

@@ -34,6 +34,8 @@ export class LayerWriter implements TarSink {
   entries = 0;
   /** Layer-relative paths known to be real dirs made by this layer ('' is the root). */
   private readonly dirs = new Set<string>(['']);
+  /** The dirs directly below each dir, so a removed dir's subtree is forgotten without scanning them all. */
+  private readonly subdirs = new Map<string, Set<string>>();
   /** Dir times, applied at the end (writing into a dir changes its mtime). */
   private readonly dirTimes = new Map<string, [number, number]>();
   private rootSet = false;
@@ -151,7 +153,7 @@ export class LayerWriter implements TarSink {
           fs.mkdirSync(abs, 0o700);
         }
       }
-      this.dirs.add(rel);
+      this.addDir(rel);
     }
     fs.lchownSync(abs, this.uid(e.uid), this.gid(e.gid));
     fs.chmodSync(abs, e.mode); // abs is a real dir: made or checked just above
@@ -243,14 +245,14 @@ export class LayerWriter implements TarSink {
     const abs = this.abs(rel);
     const st = lstatOrNull(abs);
     if (st?.isDirectory()) {
-      this.dirs.add(rel);
+      this.addDir(rel);
       return;
     }
     if (st?.isSymbolicLink()) throw entryError('EPERM', this.label, entry, `goes through the symlink ${JSON.stringify(rel)}: refused (it could write outside the layer)`);
     if (st) throw entryError('EPERM', this.label, entry, `goes through ${JSON.stringify(rel)}, which is not a directory: refused`);
     const lower = findInLayers(rel, this.lowers, this.label, entry, 'absent');
     fs.mkdirSync(abs, 0o700);
-    this.dirs.add(rel);
+    this.addDir(rel);
     if (lower?.stat.isDirectory()) {
       // Overlayfs shows the topmost dir's owner and mode: keep the lower one's.
       fs.lchownSync(abs, lower.stat.uid, lower.stat.gid);
@@ -277,8 +279,23 @@ export class LayerWriter implements TarSink {
   private clear(rel: string, abs: string): void {
     if (!fs.lstatSync(abs).isDirectory()) return fs.unlinkSync(abs);
     fs.rmSync(abs, { recursive: true, force: true }); // does not follow symlinks
+    this.forgetDir(rel);
+    this.subdirs.get(parentOf(rel))?.delete(rel);
+  }
+
+  private addDir(rel: string): void {
+    this.dirs.add(rel);
+    const parent = parentOf(rel);
+    let siblings = this.subdirs.get(parent);
+    if (!siblings) this.subdirs.set(parent, (siblings = new Set()));
+    siblings.add(rel);
+  }
+
+  /** Drops `rel` and the dirs below it from what this layer knows (work in proportion to them, not to all dirs). */
+  private forgetDir(rel: string): void {
+    for (const child of this.subdirs.get(rel) ?? []) this.forgetDir(child);
+    this.subdirs.delete(rel);
     this.dirs.delete(rel);
-    for (const d of this.dirs) if (d.startsWith(`${rel}/`)) this.dirs.delete(d);
   }
 
   private abs(rel: string): string {
