@@ -83,6 +83,17 @@ test('rmi of an image a sandbox uses is refused; -f removes it, the sandbox keep
   assert.ok(!fs.existsSync(dirs[0]!), 'the top layer went once no sandbox used it');
 });
 
+test('an image a sandbox uses, with two names: rmi of one short name only untags and is not refused', async () => {
+  await load({ twice: 'x\n' }, ['twice-a:1', 'twice-b:1']);
+  const id = (await ok(['run', '-d', 'twice-a:1', '--', 'sleep', '600'])).trim();
+  assert.match(await ok(['rmi', 'twice-a:1']), /Untagged: docker.io\/library\/twice-a:1/);
+  assert.deepEqual((await inspect('twice-b:1')).names, ['docker.io/library/twice-b:1']);
+  const refused = await h(['rmi', 'twice-b:1']);
+  assert.match(refused.stderr, new RegExp(`used by sandbox ${id}`), 'the last name is the image: refused while in use');
+  await ok(['rm', '-f', id]);
+  await ok(['rmi', 'twice-b:1']);
+});
+
 test('prune removes dangling images and crash leftovers, keeps named images and what they use', async () => {
   const named = await load({ keep: 'kept\n' }, ['keep:1']);
   const dangling = await load({ gone: 'dangling\n' }, []);

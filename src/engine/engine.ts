@@ -11,9 +11,8 @@ import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
-import type { ProgressEvent } from '../image/index.js';
 import { ImageService } from './images.js';
-import { busyboxRootfs, isRootfsPath, resolveImage, type PullPolicy, type ResolvedRootfs } from './rootfs.js';
+import { busyboxRootfs, isRootfsPath, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
@@ -25,7 +24,7 @@ export interface CreateOptions {
   /** For an image: pull it first when missing (default), always, or never. */
   pull?: PullPolicy;
   /** Shown while an image is pulled. */
-  onPullProgress?: (e: ProgressEvent) => void;
+  pullProgress?: PullProgress;
   /** Replaces the image's Entrypoint ([] = none). */
   entrypoint?: string[];
   labels?: Record<string, string>;
@@ -106,9 +105,9 @@ export class Engine {
   }
 
   /** Resolves what a sandbox is made from: busybox, a rootfs dir, or an image (pulled per `pull`). */
-  async resolveSandboxRootfs(o: Pick<CreateOptions, 'rootfs' | 'pull' | 'onPullProgress'>): Promise<ResolvedRootfs> {
+  async resolveSandboxRootfs(o: Pick<CreateOptions, 'rootfs' | 'pull' | 'pullProgress'>): Promise<ResolvedRootfs> {
     if (o.rootfs === 'busybox' || isRootfsPath(o.rootfs)) return { rootfs: await this.resolveRootfs(o.rootfs) };
-    return resolveImage(await this.images(), o.rootfs, o.pull ?? 'missing', o.onPullProgress);
+    return resolveImage(await this.images(), o.rootfs, o.pull ?? 'missing', o.pullProgress);
   }
 
   /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */

@@ -25,7 +25,7 @@ export class ImageService {
     const image = this.store.find(nameOrId);
     if (!image) throw new HutchError('ENOTFOUND', `image ${nameOrId} not found`);
     const users = this.usersOf(image);
-    const removesImage = image.names.length <= 1 || !image.names.includes(nameOrId);
+    const removesImage = image.names.length <= 1 || this.store.nameOf(nameOrId) === undefined;
     if (users.length > 0 && removesImage && !force) {
       throw new HutchError('ESTATE', `image ${nameOrId} is used by sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first or use rmi -f`, { id: image.id });
     }

@@ -11,6 +11,9 @@ export { isRootfsPath } from './options.js';
 /** When an image is pulled before a sandbox is made from it. */
 export type PullPolicy = 'missing' | 'always' | 'never';
 
+/** Where a pull made for a new sandbox reports: each layer's progress, then the end. */
+export interface PullProgress { onProgress(e: ProgressEvent): void; finish(): void }
+
 /** A resolved rootfs: the base dir, and for an image its layers and runtime defaults. */
 export interface ResolvedRootfs {
   rootfs: string;
@@ -31,11 +34,15 @@ export async function busyboxRootfs(dataRoot: string): Promise<string> {
 }
 
 /** Finds (or pulls, by `policy`) the image `ref` and returns its layers. */
-export async function resolveImage(images: ImageService, ref: string, policy: PullPolicy, onProgress?: (e: ProgressEvent) => void): Promise<ResolvedRootfs> {
+export async function resolveImage(images: ImageService, ref: string, policy: PullPolicy, progress?: PullProgress): Promise<ResolvedRootfs> {
   let image: ImageRecord | undefined = policy === 'always' ? undefined : images.store.find(ref);
   if (!image) {
     if (policy === 'never') throw new HutchError('ENOTFOUND', `image ${ref} is not in the store (pull it first: hutch pull ${ref})`);
-    image = await images.store.pull(ref, onProgress ? { onProgress } : {});
+    try {
+      image = await images.store.pull(ref, progress ? { onProgress: progress.onProgress } : {});
+    } finally {
+      progress?.finish();
+    }
   }
   const r = images.store.rootfsOf(image.id);
   if (r.lowerDirs.length === 0) throw new HutchError('EINVAL', `image ${ref} has no layers`, { id: image.id });

@@ -3,6 +3,7 @@ import { HutchError } from '../../errors.js';
 import type { CreateOptions } from '../../engine/index.js';
 import { parseSize, parseUser } from '../../engine/options.js';
 import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
+import { progressDisplay, type ProgressDisplay } from '../progress.js';
 
 /** Flags that describe a new sandbox. */
 export const SANDBOX_FLAGS: FlagSpec[] = [
@@ -74,6 +75,12 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   const entrypoint = str(f, 'entrypoint');
   if (entrypoint !== undefined) o.entrypoint = parseEntrypoint(entrypoint);
   if (command.length) o.command = command;
+  // A display is made only when a pull happens (its bars would draw over nothing otherwise).
+  let display: ProgressDisplay | undefined;
+  o.pullProgress = {
+    onProgress: (e) => (display ??= progressDisplay(process.stderr)).onProgress(e),
+    finish: () => display?.finish(),
+  };
   return o;
 }
 
