@@ -248,7 +248,8 @@ test('the expected diffId is checked, and an existing target is refused', async 
   await assert.rejects(unpackLayer(layer.path, target, { ids, lowerDirs: [], diffId: wrong, name: 'sha256:abc' }),
     (e: unknown) => isHutchError(e, 'EINTEGRITY') && e.message === `layer sha256:abc has diffId ${layer.diffId}, not the expected ${wrong}`);
   assert.deepEqual(fs.readdirSync(dir), [path.basename(layer.path)]);
-  await unpackLayer(layer.path, target, { ids, lowerDirs: [], diffId: layer.diffId });
+  await unpackLayer(layer.path, target, { ids, lowerDirs: [], diffId: layer.diffId, sync: true });
+  assert.equal(fs.readFileSync(path.join(target, 'f'), 'utf8'), 'x');
   await assert.rejects(unpackLayer(layer.path, target, { ids, lowerDirs: [] }), (e: unknown) => isHutchError(e, 'EEXIST'));
   await assert.rejects(unpackLayer(path.join(dir, 'missing'), path.join(dir, 'r2'), { ids, lowerDirs: [] }),
     (e: unknown) => isHutchError(e, 'ENOTFOUND') && /does not exist/.test(e.message));

@@ -155,7 +155,7 @@ export function mallocTrim(): boolean {
 // ---- Added for image layer unpacking (src/image/unpack): fifos, overlay whiteouts (a 0/0 character
 // device) and the overlay opaque xattr. Bound on first use, apart from the calls above. ----
 
-interface FsCalls { mknod: Fn; lsetxattr: Fn; lgetxattr: Fn }
+interface FsCalls { mknod: Fn; lsetxattr: Fn; lgetxattr: Fn; syncfs: Fn }
 let fsCalls: FsCalls | undefined;
 
 function fsLib(): FsCalls {
@@ -165,6 +165,7 @@ function fsLib(): FsCalls {
     mknod: lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
     lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)'),
     lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
+    syncfs: lib.func('int syncfs(int fd)'),
   };
   return fsCalls;
 }
@@ -193,4 +194,9 @@ export function lgetxattr(path: string, name: string): Buffer | null {
   const e = lastErrno();
   if (e === 'ENODATA' || e === 'EOPNOTSUPP') return null;
   throw new HutchError('EINTERNAL', `reading xattr ${name} of ${path} failed: ${e}`, { path });
+}
+
+/** syncfs(2): writes out everything cached for the file system that `fd` is on. */
+export function syncfs(fd: number, what: string): void {
+  if (fsLib().syncfs(fd) !== 0) throw new HutchError('EINTERNAL', `syncing the file system of ${what} failed: ${lastErrno()}`, { path: what });
 }

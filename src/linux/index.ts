@@ -19,6 +19,6 @@ export { assertCleanAbsolute, isAtOrBelow } from './paths.js';
 export {
   waitpidNoHang, peekExitedChild, setChildSubreaper, setParentDeathSignal, mount, umount2, MNT_DETACH,
   MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT,
-  mknod, lsetxattr, lgetxattr, S_IFIFO, S_IFCHR,
+  mknod, lsetxattr, lgetxattr, syncfs, S_IFIFO, S_IFCHR,
 } from './ffi.js';
 export type { ReapedChild } from './ffi.js';

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode, HutchError, isHutchError } from '../../errors.js';
-import { assertCleanAbsolute } from '../../linux/index.js';
+import { assertCleanAbsolute, syncfs } from '../../linux/index.js';
 import type { IdMapping } from '../types.js';
 import { openLayer, type LayerCompression, type LayerStream } from './decompress.js';
 import { TarReader } from './tar-reader.js';
@@ -29,6 +29,8 @@ export interface UnpackOptions {
   name?: string;
   /** Largest uncompressed size accepted, in bytes (default: no limit). */
   maxBytes?: number;
+  /** Write the layer out to disk (syncfs) before renaming it into place, so a crash cannot leave a complete-looking layer with lost data (default false: costs time on slow disks). */
+  sync?: boolean;
 }
 
 /** What unpacking a layer found. */
@@ -96,12 +98,23 @@ export async function unpackLayer(blob: string, target: string, opts: UnpackOpti
     if (opts.diffId !== undefined && opts.diffId !== diffId) {
       throw new HutchError('EINTEGRITY', `layer ${label} has diffId ${diffId}, not the expected ${opts.diffId}`, { id: label });
     }
+    if (opts.sync) syncTree(tmp);
     place(tmp, target, label);
     return { diffId, entries: writer.entries, skipped: writer.skipped, compression: input.compression, bytes };
   } catch (e) {
     writer?.abort();
     await input?.close();
     throw removeTemp(tmp, e);
+  }
+}
+
+/** Flushes the file system that `dir` is on: its files' data and metadata reach the disk. */
+function syncTree(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    syncfs(fd, dir);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
