@@ -51,6 +51,7 @@ const NORMAL: LayerEntry[] = [
   { name: 'bin/sh', type: 'symlink', linkname: 'busybox', mtime: MTIME },
   { name: 'bin/abs', type: 'symlink', linkname: '/etc/passwd' },
   { name: 'bin/up', type: 'symlink', linkname: '../../../../etc' },
+  { name: 'bin/abs-hard', type: 'link', linkname: 'bin/abs' },
   { name: 'bin/busybox', content: 'BB', mode: 0o755 },
   { name: 'bin/ls', type: 'link', linkname: 'bin/busybox' },
   { name: 'run/pipe', type: 'fifo', mode: 0o620 },
@@ -93,6 +94,9 @@ for (const compression of ['none', 'gzip', 'zstd'] as const) {
     assert.equal(fs.readlinkSync(path.join(target, 'bin/abs')), '/etc/passwd', 'symlink text is kept as it is');
     assert.equal(fs.readlinkSync(path.join(target, 'bin/up')), '../../../../etc');
     assert.equal(at('bin/sh').mtimeMs, MTIME * 1000, 'symlink times are set (lutimes)');
+    assert.ok(at('bin/abs-hard').isSymbolicLink(), 'a hard link to a symlink links the symlink, not what it points at');
+    assert.equal(at('bin/abs-hard').ino, at('bin/abs').ino);
+    assert.equal(fs.lstatSync('/etc/passwd').nlink, 1);
     assert.equal(at('bin/sh').uid, BASE);
     assert.equal(at('bin/ls').ino, at('bin/busybox').ino, 'a hard link shares the inode');
     assert.equal(at('bin/ls').nlink, 2);
@@ -197,11 +201,16 @@ test('a hard link to a lower layer file is copied; one to a deleted or hidden fi
     { name: 'usr/lib/', mode: 0o755 },
     { name: 'usr/lib/libc.so', content: 'LIBC', mode: 0o4711, uid: 7, mtime: MTIME },
     { name: 'usr/lib/gone', content: 'g' },
+    { name: 'usr/lib/libz.so', type: 'symlink', linkname: '/etc/passwd' },
     { name: 'hidden/x', content: 'x' },
   ]);
   const middle = await unpack([whiteout('usr/lib/gone'), opaque('hidden')], 'gzip', { lowerDirs: [lower.target] });
   const lowerDirs = [middle.target, lower.target];
-  const { target } = await unpack([{ name: 'usr/lib/libc.so.6', type: 'link', linkname: 'usr/lib/libc.so' }], 'gzip', { lowerDirs });
+  const { target } = await unpack([
+    { name: 'usr/lib/libc.so.6', type: 'link', linkname: 'usr/lib/libc.so' },
+    { name: 'usr/lib/libz.so.1', type: 'link', linkname: 'usr/lib/libz.so' },
+  ], 'gzip', { lowerDirs });
+  assert.equal(fs.readlinkSync(path.join(target, 'usr/lib/libz.so.1')), '/etc/passwd', 'a lower symlink is copied as a symlink');
   const copy = fs.lstatSync(path.join(target, 'usr/lib/libc.so.6'));
   assert.equal(fs.readFileSync(path.join(target, 'usr/lib/libc.so.6'), 'utf8'), 'LIBC');
   assert.equal(copy.mode & 0o7777, 0o4711, 'the copy keeps the lower file mode');
