@@ -1,6 +1,11 @@
 // The files of a sandbox: read, write, list, stat, mkdir, remove, and tar upload/download.
 import type { Readable } from 'node:stream';
+import WebSocket from 'ws';
+import { apiError, HutchApiError } from './errors.js';
 import { readAll, type CallOptions, type Transport } from './transport.js';
+
+/** A change seen by watch. */
+export interface FileChange { kind: 'created' | 'modified' | 'removed'; path: string }
 
 /** What stat gives. */
 export interface FileInfo { path: string; type: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; uid: number; gid: number; mtimeMs: number; linkTarget: string | null }
@@ -83,5 +88,77 @@ export class SandboxFiles {
   /** A tar stream of a file or tree of the sandbox (names start at its base name). */
   download(path: string, opts: CallOptions = {}): Promise<Readable> {
     return this.t.request({ ...opts, method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(this.id)}/archive`, query: { path } });
+  }
+
+  /**
+   * Watches a path (a directory's entries, or a file) as hutchd polls it every `intervalMs`
+   * (default 500). Resolves once the first look is taken, so every change after that is seen;
+   * iterate the result for changes; `close()` (or `signal`) ends it.
+   */
+  async watch(path: string, opts: CallOptions & { recursive?: boolean; intervalMs?: number } = {}): Promise<FileWatch> {
+    const url = this.t.wsUrl(`/v1/sandboxes/${encodeURIComponent(this.id)}/files/watch`, { path, ...(opts.recursive ? { recursive: true } : {}), ...(opts.intervalMs ? { intervalMs: opts.intervalMs } : {}) });
+    const w = new FileWatch(new WebSocket(url, { headers: this.t.headers(), perMessageDeflate: false }), path, opts.signal);
+    await w.ready;
+    return w;
+  }
+}
+
+/** A watch of a path (from files.watch): iterate it for changes. */
+export class FileWatch implements AsyncIterable<FileChange> {
+  private readonly queue: FileChange[] = [];
+  private wake: (() => void) | undefined;
+  private failure: HutchApiError | undefined;
+  private closed = false;
+  /** Resolves once hutchd took its first look (rejects if the watch could not start). */
+  readonly ready: Promise<void>;
+
+  /** Use files.watch. */
+  constructor(private readonly ws: WebSocket, path: string, signal?: AbortSignal) {
+    let started!: (e?: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => { started = (e) => (e ? reject(e) : resolve()); });
+    const poke = () => { const w = this.wake; this.wake = undefined; w?.(); };
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString('utf8')) as { type: string; kind?: FileChange['kind']; path?: string; status?: number; error?: { code: string; message: string } };
+      if (m.type === 'ready') started();
+      else if (m.type === 'change' && m.kind && m.path) this.queue.push({ kind: m.kind, path: m.path });
+      else if (m.type === 'error' && m.error) this.failure = apiError(m.error.code, m.status ?? 500, m.error.message);
+      poke();
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        try {
+          const e = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { error: { code: string; message: string } }).error;
+          this.failure = apiError(e.code, res.statusCode ?? 500, e.message);
+        } catch {
+          this.failure = new HutchApiError('EPROTO', res.statusCode ?? 0, `hutchd refused to watch ${path} (${res.statusCode})`);
+        }
+        started(this.failure);
+        ws.terminate();
+      });
+    });
+    ws.on('error', (e) => { this.failure ??= new HutchApiError('ENETWORK', 0, `watch of ${path}: ${e.message}`, { cause: e }); started(this.failure); poke(); });
+    ws.on('close', () => { this.closed = true; started(this.failure ?? new HutchApiError('ENETWORK', 0, `the watch of ${path} closed`)); poke(); });
+    signal?.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** Ends the watch. */
+  close(): void {
+    this.ws.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<FileChange> {
+    try {
+      for (;;) {
+        const c = this.queue.shift();
+        if (c) { yield c; continue; }
+        if (this.failure) throw this.failure;
+        if (this.closed) return;
+        await new Promise<void>((r) => { this.wake = r; });
+      }
+    } finally {
+      this.ws.terminate();
+    }
   }
 }

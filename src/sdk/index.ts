@@ -1,7 +1,7 @@
 // The TypeScript SDK of hutchd (import from 'hutch/sdk'). It talks HTTP and WebSocket only.
 export { Sandbox, type SandboxInfo, type CreateOptions, type ExecOptions, type ExecResult, type ConnectOptions } from './sandbox.js';
 export { SandboxProcess, type SpawnOptions, type ExitInfo, type OutputChunk } from './process.js';
-export { SandboxFiles, type FileInfo, type DirEntry, type UploadResult } from './files.js';
+export { SandboxFiles, FileWatch, type FileInfo, type DirEntry, type UploadResult, type FileChange } from './files.js';
 export { Transport, type ConnectionOptions, type CallOptions } from './transport.js';
 export { HutchApiError, NotFoundError, AuthError, TimeoutError, AbortError } from './errors.js';
 export { events, type LifecycleEvent } from './events.js';

@@ -23,6 +23,9 @@ export interface SpawnOptions extends CallOptions {
   onStderr?: (data: Buffer) => void;
 }
 
+/** Largest stdin frame sent (hutchd refuses messages over 1 MiB). */
+const STDIN_FRAME_BYTES = 256 * 1024;
+
 /** Output held for iterators before the socket is paused (and with it, the process). */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
@@ -95,8 +98,8 @@ export class SandboxProcess {
     this.ws.terminate();
   }
 
-  /** All output as it comes, stdout and stderr interleaved in arrival order. */
-  async *output_(): AsyncGenerator<OutputChunk> {
+  /** All output as it comes, stdout and stderr interleaved in arrival order (iterable once). */
+  private async *iterate(): AsyncGenerator<OutputChunk> {
     if (this.iterating) throw new HutchApiError('ESTATE', 0, 'the output of a process can be iterated once');
     this.iterating = true;
     for (;;) {
@@ -117,7 +120,7 @@ export class SandboxProcess {
 
   /** Iterates all output ({ stream, data }). */
   [Symbol.asyncIterator](): AsyncGenerator<OutputChunk> {
-    return this.output_();
+    return this.iterate();
   }
 
   /** Only stdout (stderr is dropped while iterating this). */
@@ -132,7 +135,7 @@ export class SandboxProcess {
 
   private only(stream: 'stdout' | 'stderr'): AsyncIterable<Buffer> {
     const self = this;
-    return { async *[Symbol.asyncIterator]() { for await (const c of self.output_()) if (c.stream === stream) yield c.data; } };
+    return { async *[Symbol.asyncIterator]() { for await (const c of self.iterate()) if (c.stream === stream) yield c.data; } };
   }
 
   /** Resolves with its exit once all its output has arrived. */
@@ -145,9 +148,10 @@ export class SandboxProcess {
     this.ws.send(typeof m === 'string' || Buffer.isBuffer(m) ? m : JSON.stringify(m));
   }
 
-  /** Writes to its stdin (spawn with stdin: true). */
+  /** Writes to its stdin (spawn with stdin: true); large writes go in pieces that fit hutchd's frame limit. */
   writeStdin(data: string | Uint8Array): void {
-    this.send(Buffer.from(data));
+    const b = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    for (let off = 0; off < b.length; off += STDIN_FRAME_BYTES) this.send(b.subarray(off, off + STDIN_FRAME_BYTES));
   }
 
   /** Closes its stdin (it reads end of input). */

@@ -95,7 +95,8 @@ export class Sandbox {
    * the command when it runs longer (TimeoutError); an abort kills it too (AbortError).
    */
   async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    if (opts.onStdout || opts.onStderr || opts.tty) return this.execStreaming(cmd, opts);
+    // Streams when asked to, and for stdin that would not fit in one JSON request.
+    if (opts.onStdout || opts.onStderr || opts.tty || (opts.stdin !== undefined && opts.stdin.length > MAX_INLINE_STDIN)) return this.execStreaming(cmd, opts);
     const body = { cmd, wait: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
     // The server enforces timeoutMs (and kills); the client's own timer is a backstop a little later.
     const clientTimeout = opts.timeoutMs ? opts.timeoutMs + 5000 : 0;
@@ -165,6 +166,9 @@ export class Sandbox {
     await this.transport.json({ ...opts, method: 'DELETE', path: this.route() });
   }
 }
+
+/** Stdin of exec sent inside the JSON request up to this many characters (hutchd takes 1 MiB of JSON). */
+const MAX_INLINE_STDIN = 256 * 1024;
 
 function callOpts(o: CallOptions): CallOptions {
   return { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) };

@@ -1,7 +1,8 @@
 // Watching files over WebSocket. The agent has no change notification call, so hutchd polls: it
 // lists the directory (or stats the file) every `intervalMs` through the agent and sends the
 // differences: {type:'ready'} after the first look, then {type:'change',kind,path} with kind
-// created | modified | removed. `recursive=true` also watches subdirectories (up to 10000 entries).
+// created | modified | removed (directories by their entries: a directory itself is created or
+// removed, never modified). `recursive=true` also watches subdirectories (up to 10000 entries).
 import path from 'node:path';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AgentClient } from '../agent/index.js';
@@ -15,6 +16,14 @@ const MIN_INTERVAL_MS = 100;
 
 type Snapshot = Map<string, string>;
 
+/**
+ * What a change is compared on: type, size and mtime; a directory by its type only (a change in it
+ * shows as its entries' changes, not as the directory's own mtime).
+ */
+function signature(e: { type: string; size: number; mtimeMs: number }): string {
+  return e.type === 'dir' ? 'dir' : `${e.type} ${e.size} ${e.mtimeMs}`;
+}
+
 /** What is at `root` now: path → "type size mtime" for each entry (and the root itself). */
 async function snapshot(files: AgentClient, root: string, recursive: boolean): Promise<Snapshot> {
   const out: Snapshot = new Map();
@@ -25,7 +34,7 @@ async function snapshot(files: AgentClient, root: string, recursive: boolean): P
     if ((e as HutchError).code === 'ENOTFOUND') return out; // not there (yet): everything shows as created later
     throw e;
   }
-  out.set(root, `${st.type} ${st.size} ${st.mtimeMs}`);
+  out.set(root, signature(st));
   if (st.type !== 'dir') return out;
   const dirs = [root];
   while (dirs.length > 0) {
@@ -39,7 +48,7 @@ async function snapshot(files: AgentClient, root: string, recursive: boolean): P
     }
     for (const e of entries) {
       const p = path.posix.join(dir, e.name);
-      out.set(p, `${e.type} ${e.size} ${e.mtimeMs}`);
+      out.set(p, signature(e));
       if (out.size > MAX_WATCHED) throw new HutchError('EINVAL', `${root} has more than ${MAX_WATCHED} entries to watch`, { path: root });
       if (recursive && e.type === 'dir') dirs.push(p);
     }

@@ -1,0 +1,130 @@
+// More of the SDK against a real hutchd: watching files, terminal resize, large stdin, spawn's
+// timeout and abort; and a hutchd with a warm pool: creates are claims, never a used sandbox.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { makeRoot, cleanRoot } from './helpers.js';
+import { startDaemon, type Daemon } from './server-kit.js';
+import { Sandbox, Transport, TimeoutError, AbortError, NotFoundError, events, type FileChange } from '../src/sdk/index.js';
+
+const root = makeRoot('sdkmore');
+let daemon: Daemon;
+let t: Transport;
+
+test.before(async () => {
+  daemon = await startDaemon(root);
+  t = new Transport({ socketPath: daemon.socketPath });
+});
+
+test.after(async () => {
+  t?.close();
+  await daemon?.stop();
+  await cleanRoot(root);
+});
+
+test('watch: created, modified and removed files are reported', async () => {
+  const sb = await Sandbox.create({ transport: t });
+  try {
+    await sb.files.mkdir('/watched/sub', { parents: true });
+    await sb.files.write('/watched/old.txt', 'old');
+    const w = await sb.files.watch('/watched', { intervalMs: 100, recursive: true });
+    const seen: FileChange[] = [];
+    const collecting = (async () => {
+      for await (const c of w) {
+        if (c.path.endsWith('.txt')) seen.push(c); // the dirs' own mtimes change too
+        if (seen.length >= 3) break;
+      }
+    })();
+    await sb.files.write('/watched/sub/new.txt', 'new');
+    await new Promise((r) => setTimeout(r, 300));
+    await sb.files.write('/watched/old.txt', 'changed size');
+    await new Promise((r) => setTimeout(r, 300));
+    await sb.files.remove('/watched/sub/new.txt');
+    await collecting;
+    assert.deepEqual(seen, [
+      { kind: 'created', path: '/watched/sub/new.txt' },
+      { kind: 'modified', path: '/watched/old.txt' },
+      { kind: 'removed', path: '/watched/sub/new.txt' },
+    ]);
+    await assert.rejects(sb.files.watch('relative'), (e: unknown) => (e as { status?: number }).status === 400);
+  } finally {
+    await sb.kill();
+  }
+});
+
+test('tty resize, large stdin, spawn timeout and abort', async () => {
+  const sb = await Sandbox.create({ transport: t });
+  try {
+    const p = await sb.spawn('read x; stty size', { tty: { cols: 80, rows: 24 }, stdin: true });
+    p.resize(120, 40);
+    await new Promise((r) => setTimeout(r, 200));
+    p.writeStdin('go\r');
+    let out = '';
+    for await (const d of p.stdout) out += d.toString();
+    assert.match(out, /40 120/);
+
+    const big = 'x'.repeat(3 * 1024 * 1024 + 5);
+    assert.equal((await sb.exec('wc -c', { stdin: big })).stdout.trim(), String(big.length));
+    const streamed = await sb.exec('wc -c', { stdin: big, onStdout: () => undefined });
+    assert.equal(streamed.stdout.trim(), String(big.length));
+
+    const slow = await sb.spawn('sleep 30', { timeoutMs: 300 });
+    await assert.rejects(slow.wait(), (e: unknown) => e instanceof TimeoutError);
+    const ac = new AbortController();
+    const aborted = await sb.spawn('sleep 30', { signal: ac.signal });
+    ac.abort();
+    await assert.rejects(aborted.wait(), (e: unknown) => e instanceof AbortError);
+    await assert.rejects(sb.spawn('true', { signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
+    for (let i = 0; i < 50 && (await sb.processes()).some((x) => x.comm === 'sleep'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!(await sb.processes()).some((x) => x.comm === 'sleep'), 'sleeps of timed-out and aborted streams were killed');
+    await assert.rejects(sb.spawn('true', { cwd: 'not/absolute' }), (e: unknown) => (e as { code?: string }).code === 'EINVAL');
+  } finally {
+    await sb.kill();
+  }
+});
+
+test('warm pool: creates are claims of fresh sandboxes, and the pool refills', async () => {
+  const pooled = await startDaemon(root, ['--pool', 'busybox=2'], path.join(root, 'pooled.sock'));
+  const pt = new Transport({ socketPath: pooled.socketPath });
+  const metric = async () => {
+    const res = await pt.request({ method: 'GET', path: '/metrics' });
+    let text = '';
+    for await (const c of res) text += String(c);
+    return Number(/^hutch_pool_ready\{image="busybox"\} (\d+)/m.exec(text)?.[1] ?? NaN);
+  };
+  const untilReady = async (n: number) => {
+    for (let i = 0; i < 300 && (await metric()) < n; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok((await metric()) >= n, `pool has ${n} ready`);
+  };
+  try {
+    await untilReady(2);
+    const ac = new AbortController();
+    const claimed: string[] = [];
+    const listening = (async () => {
+      for await (const e of events({ transport: pt, signal: ac.signal })) if (e.type === 'pool-claimed') claimed.push(e.sandboxId);
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    const first = await Sandbox.create({ transport: pt, labels: { who: 'first' }, env: { MARK: 'one' } });
+    assert.deepEqual(first.info.labels, { who: 'first' });
+    assert.equal((await first.exec('echo $MARK')).stdout, 'one\n');
+    await first.files.write('/tmp/used', 'by the first client');
+    await first.kill();
+    await untilReady(2);
+    const second = await Sandbox.create({ transport: pt });
+    assert.notEqual(second.id, first.id);
+    assert.equal(await second.files.exists('/tmp/used'), false, 'a claimed sandbox is never one that was used');
+    assert.deepEqual((await Sandbox.list({ transport: pt })).map((s) => s.id), [second.id], 'unclaimed pool sandboxes are not listed');
+    await second.kill();
+    ac.abort();
+    await listening;
+    assert.deepEqual(claimed, [first.id, second.id]);
+    // A create that the pool cannot serve (other limits) is made cold.
+    const cold = await Sandbox.create({ transport: pt, limits: { memoryBytes: 128 * 1024 * 1024 } });
+    assert.equal(cold.info.limits.memoryBytes, 128 * 1024 * 1024);
+    await cold.kill();
+    await assert.rejects(Sandbox.connect(cold.id, { transport: pt }), (e: unknown) => e instanceof NotFoundError);
+  } finally {
+    pt.close();
+    await pooled.stop();
+  }
+});
