@@ -11,8 +11,8 @@ import { HUTCH } from './helpers.js';
 export interface Daemon { child: ChildProcess; socketPath: string; url?: string; stderr: () => string; stop: (signal?: NodeJS.Signals) => Promise<void> }
 
 /** Starts `hutch serve` against `root`; resolves once it serves. Extra flags go after `serve`. */
-export async function startDaemon(root: string, flags: string[] = [], socketPath = path.join(root, 'hutchd.sock')): Promise<Daemon> {
-  const child = spawn(process.execPath, [HUTCH, '--root', root, 'serve', '--socket', socketPath, ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startDaemon(root: string, flags: string[] = [], socketPath = path.join(root, 'hutchd.sock'), env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const child = spawn(process.execPath, [HUTCH, '--root', root, 'serve', '--socket', socketPath, ...flags], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -51,6 +51,24 @@ test('kill -9 of hutchd: the next one serves the running sandboxes and cleans th
   }
 });
 
+test('hutchd killed in the middle of a create: the next one removes the half-made sandbox', async () => {
+  // start:started: runc started the sandbox, the engine has not recorded it (as if killed right then).
+  const dying = await startDaemon(root, [], undefined, { HUTCH_CRASH_AT: 'start:started' });
+  const t = new Transport({ socketPath: dying.socketPath });
+  await assert.rejects(Sandbox.create({ transport: t }), (e: unknown) => (e as { code?: string }).code === 'ENETWORK');
+  t.close();
+  await dying.stop();
+  const leftover = (await hutchOk(root, ['ls', '-q'])).trim();
+  assert.ok(leftover, 'the killed create left a sandbox behind');
+  const next = await startDaemon(root);
+  try {
+    assert.match(next.stderr(), /removed 1 left over/);
+    assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '');
+  } finally {
+    await next.stop();
+  }
+});
+
 test('TTL: an expired sandbox is removed and the events say so; extending keeps it', async () => {
   const d = await startDaemon(root, ['--sweep-interval', '200ms']);
   const t = new Transport({ socketPath: d.socketPath });

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { Engine, SandboxCalls } from '../engine/index.js';
-import { HutchError } from '../errors.js';
+import { HutchError, isHutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
 import { errorBody, sendError } from './http.js';
 import { openApiDocument } from './openapi.js';
@@ -82,7 +82,7 @@ export class Hutchd {
     router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss);
-    d.recovered = await services.lifetime.recover();
+    d.recovered = await removeUnstarted(services, await services.lifetime.recover());
     services.lifetime.start();
     services.pool.start();
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
@@ -182,6 +182,31 @@ export class Hutchd {
     this.services.calls.closeAll();
     if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
   }
+}
+
+/**
+ * hutchd starts every sandbox before it answers its create, so one of its own still `ready` after a
+ * restart was half made when the previous hutchd died (between runc create and start, or before the
+ * start was recorded): nobody holds its id. Removed like the other leftovers.
+ */
+async function removeUnstarted(s: Services, r: RecoveryResult): Promise<RecoveryResult> {
+  const out: RecoveryResult = { adopted: [], removed: [...r.removed], failed: [...r.failed] };
+  for (const id of r.adopted) {
+    try {
+      const info = await s.engine.inspect(id);
+      if (info.status !== 'ready') {
+        out.adopted.push(id);
+        continue;
+      }
+      await s.engine.remove(id, true);
+      out.removed.push(id);
+      s.events.publish({ type: 'removed', sandboxId: id, data: { reason: 'half-made' } });
+    } catch (e) {
+      if (isHutchError(e, 'ENOTFOUND')) continue;
+      out.failed.push({ id, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
 }
 
 /** What a refused request may still send (read and dropped, so that its client reads our answer). */
