@@ -49,6 +49,9 @@ test('the socket is 0600; malformed, unknown and oversized requests get JSON err
   assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
   assert.deepEqual(await refused(t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
   assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/sandboxes/no-such-sandbox' })), [404, 'ENOTFOUND']);
+  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/sandboxes/x/exec' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: { 'A=B': 'x' } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: ['A=B'] } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { name: 'x'.repeat(2 * 1024 * 1024) } })), [413, 'EINVAL']);
   // A body larger than the limit without a content-length (chunked) is cut off too.
   async function* chunked() { for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20); }

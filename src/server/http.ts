@@ -152,5 +152,8 @@ export function sandboxPath(url: URL, key = 'path'): string {
 
 /** env as KEY=VALUE strings. */
 export function envList(env: Record<string, string> | undefined): string[] {
-  return Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return Object.entries(env ?? {}).map(([k, v]) => {
+    if (k === '' || k.includes('=') || k.includes('\0')) throw new HutchError('EINVAL', `invalid environment variable name "${k.slice(0, 80)}"`);
+    return `${k}=${v}`;
+  });
 }

@@ -53,10 +53,12 @@ export class Router {
   /** The route for a request and its path params; throws 404/405 ApiErrors. */
   match(method: string, pathname: string, ws: boolean): { route: Route; params: Record<string, string> } {
     let pathKnown = false;
+    let wsOnly = false;
     for (const c of this.compiled) {
       const m = c.re.exec(pathname);
       if (!m) continue;
       pathKnown = true;
+      if (c.route.method === method && c.route.ws === true && !ws) wsOnly = true;
       if (c.route.method !== method || (c.route.ws === true) !== ws) continue;
       const params: Record<string, string> = {};
       c.names.forEach((n, i) => {
@@ -68,6 +70,7 @@ export class Router {
       });
       return { route: c.route, params };
     }
+    if (wsOnly) throw new ApiError(400, 'EINVAL', `${pathname.slice(0, 200)} is a WebSocket endpoint: connect with a WebSocket upgrade`);
     if (pathKnown) {
       throw new ApiError(ws ? 400 : 405, 'EINVAL', ws ? `${pathname} is not a WebSocket endpoint` : `method ${method} is not allowed on ${pathname}`);
     }
