@@ -34,6 +34,7 @@ async function refused(layer: LayerEntry[] | Buffer, code: ErrorCode, message: R
   const tar = Buffer.isBuffer(layer) ? layer : tarOf(layer);
   const blob = path.join(dir, 'blob');
   fs.writeFileSync(blob, opts.raw ? tar : compress(tar, opts.compression ?? 'gzip'));
+  const fdsBefore = openFds();
   await assert.rejects(unpackLayer(blob, path.join(store, 'layer'), { ids, lowerDirs: [], name: 'L', ...opts.unpack }), (e: unknown) => {
     assert.ok(isHutchError(e), `not a HutchError: ${String(e)}`);
     assert.equal(e.code, code, e.message);
@@ -41,6 +42,7 @@ async function refused(layer: LayerEntry[] | Buffer, code: ErrorCode, message: R
     assert.ok(!e.message.includes('\n'), 'one line');
     return true;
   });
+  assert.deepEqual(openFds(), fdsBefore, 'no fd left open');
   assert.deepEqual(fs.readdirSync(store), [], 'no target and no temp dir left');
   assert.deepEqual(fs.readdirSync(dir).sort(), ['blob', 'outside', 'store']);
   assert.deepEqual(fs.readdirSync(outside), ['sentinel']);
@@ -52,6 +54,20 @@ async function refused(layer: LayerEntry[] | Buffer, code: ErrorCode, message: R
 }
 
 const file = (name: string, content = 'evil'): LayerEntry => ({ name, content });
+
+/** This process's open fds and what they are (but /dev/null, which the first spawn opens for good). */
+function openFds(): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const what = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (what !== '/dev/null') out.push(`${fd} ${what}`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // ENOENT: the fd readdir itself used, closed by now
+    }
+  }
+  return out;
+}
 
 test('names that climb out or are absolute are refused', async () => {
   await refused([file('ok'), file('../x')], 'EPERM', /^layer L: entry "\.\.\/x" name has a "\.\." component: refused/);
@@ -152,4 +168,18 @@ test('limits: entry count and uncompressed size; sparse files are not supported'
   await refused([file('big', 'x'.repeat(100_000))], 'EINVAL', /^layer L is over the limit of 65536 bytes uncompressed/, { unpack: { maxBytes: 65536 } });
   await refused(Buffer.concat([tarHeader({ name: 'sparse', typeflag: 'S' }), TAR_END]), 'EUNSUPPORTED', /entry "sparse" is a GNU sparse file/);
   await refused([{ name: 'x', pax: { 'GNU.sparse.major': '1' } }], 'EUNSUPPORTED', /entry "x" is a GNU sparse file/);
+});
+
+test('a good layer leaves no fd open either', async () => {
+  for (const compression of ['none', 'gzip', 'zstd'] as const) {
+    const dir = path.join(tmp, `good-${compression}`);
+    fs.mkdirSync(dir);
+    const blob = path.join(dir, 'blob');
+    fs.writeFileSync(blob, compress(tarOf([file('a', 'x'.repeat(100_000)), file('b')]), compression));
+    const before = openFds();
+    const result = await unpackLayer(blob, path.join(dir, 'root'), { ids, lowerDirs: [] });
+    assert.equal(result.entries, 2);
+    assert.deepEqual(openFds(), before, compression);
+    fs.rmSync(dir, { recursive: true });
+  }
 });

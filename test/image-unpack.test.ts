@@ -264,3 +264,17 @@ test('the expected diffId is checked, and an existing target is refused', async 
     (e: unknown) => isHutchError(e, 'ENOTFOUND') && /does not exist/.test(e.message));
   assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(layer.path), 'root'].sort());
 });
+
+test('a zstd layer without the zstd tool is refused as unsupported, nothing left', async () => {
+  const dir = freshDir('nozstd');
+  const layer = writeLayer(dir, [{ name: 'f', content: 'x' }], 'zstd');
+  const pathBefore = process.env.PATH;
+  process.env.PATH = path.join(dir, 'no-tools-here');
+  try {
+    await assert.rejects(unpackLayer(layer.path, path.join(dir, 'root'), { ids, lowerDirs: [], name: 'Z' }),
+      (e: unknown) => isHutchError(e, 'EUNSUPPORTED') && e.message === 'layer Z is zstd-compressed and the zstd tool is not installed (apt install zstd)');
+  } finally {
+    process.env.PATH = pathBefore;
+  }
+  assert.deepEqual(fs.readdirSync(dir), [path.basename(layer.path)]);
+});

@@ -55,12 +55,13 @@ export function openLayer(blob: string, label: string): LayerStream {
 /** Plain and gzip: a file stream, through zlib for gzip. */
 function openNode(fd: number, label: string, compression: 'gzip' | 'none'): LayerStream {
   const file = fs.createReadStream('', { fd, start: 0, highWaterMark: READ_CHUNK });
+  const fileClosed = new Promise<void>((resolve) => file.on('close', () => resolve()));
   let failure: Error | undefined;
   let stream: Readable = file;
   const finished = new Promise<void>((resolve) => {
     if (compression === 'none') {
       file.on('error', (e) => { failure = e; });
-      file.on('close', () => resolve());
+      void fileClosed.then(resolve);
     } else {
       stream = pipeline(file, createGunzip({ chunkSize: 256 * 1024 }), (e) => {
         if (e) failure = e;
@@ -79,12 +80,14 @@ function openNode(fd: number, label: string, compression: 'gzip' | 'none'): Laye
     stream: iterate(stream, describe),
     async done() {
       await finished;
+      await fileClosed;
       if (failure) throw describe(failure);
     },
     async close() {
       stream.destroy();
       file.destroy();
       await finished;
+      await fileClosed;
     },
   };
 }
