@@ -234,6 +234,15 @@ test('a hard link to a lower layer file is copied; one to a deleted or hidden fi
   }
 });
 
+test('an empty layer (just the end-of-archive marker, as Docker writes for ENV or WORKDIR steps) unpacks to an empty dir', async () => {
+  const { target, result, layer } = await unpack([], 'gzip');
+  assert.deepEqual(fs.readdirSync(target), []);
+  assert.equal(result.entries, 0);
+  assert.equal(result.diffId, layer.diffId);
+  assert.equal(fs.lstatSync(target).mode & 0o7777, 0o755);
+  assert.equal(fs.lstatSync(target).uid, BASE);
+});
+
 test('a global pax header is checked but not applied (as Docker reads layers)', async () => {
   const dir = freshDir('global');
   const tar = Buffer.concat([
