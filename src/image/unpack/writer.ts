@@ -3,7 +3,7 @@
 // are created with O_EXCL / O_NOFOLLOW semantics, so nothing is ever written through a symlink.
 // Sync fs calls on purpose: a few syscalls per entry, no thread-pool round trip per call.
 import * as fs from 'node:fs';
-import { isHutchError, type HutchError } from '../../errors.js';
+import { HutchError, isHutchError } from '../../errors.js';
 import { lsetxattr, mknod, S_IFCHR, S_IFIFO } from '../../linux/index.js';
 import type { IdMapping } from '../types.js';
 import { findInLayers, OPAQUE_XATTR } from './layers.js';
@@ -94,12 +94,16 @@ export class LayerWriter implements TarSink {
 
   /** After the last entry: dir times, and the root's defaults when no entry set them. */
   finish(): void {
-    if (!this.rootSet) {
-      fs.chownSync(this.root, this.uid(0), this.gid(0));
-      fs.chmodSync(this.root, 0o755);
-    }
-    for (const [rel, [atime, mtime]] of this.dirTimes) {
-      if (this.dirs.has(rel)) fs.utimesSync(this.abs(rel), atime, mtime);
+    try {
+      if (!this.rootSet) {
+        fs.chownSync(this.root, this.uid(0), this.gid(0));
+        fs.chmodSync(this.root, 0o755);
+      }
+      for (const [rel, [atime, mtime]] of this.dirTimes) {
+        if (this.dirs.has(rel)) fs.utimesSync(this.abs(rel), atime, mtime);
+      }
+    } catch (err) {
+      throw new HutchError('EINTERNAL', `layer ${this.label}: setting the owner and times of its dirs failed: ${(err as Error).message}`, { id: this.label, cause: err });
     }
   }
 
