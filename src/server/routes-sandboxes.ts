@@ -45,12 +45,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels });
-    if (claimed) {
-      // The pool made it through its own engine calls: connect to its agent now, while the answer
-      // goes out, so that the client's first exec finds the connection open.
-      s.calls.files(claimed.id).catch(() => undefined); // a failure shows on the client's own call
-      return { info: claimed, source: 'pool' };
-    }
+    if (claimed) return { info: claimed, source: 'pool' };
   }
   const made = await s.engine.create({ rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}) });
   s.events.publish({ type: 'created', sandboxId: made.id, data: { image } });
@@ -93,6 +88,9 @@ export function sandboxRoutes(s: Services): Route[] {
         const t0 = performance.now();
         const { info, source } = await create(s, body);
         s.metrics.observeCreate((performance.now() - t0) / 1000, source);
+        // Connect to its agent now, while the answer goes out, so that the client's first call finds
+        // the connection open (a failure shows on that call).
+        s.calls.files(info.id).catch(() => undefined);
         sendJson(res, 201, viewOf(info));
       },
     },
