@@ -183,3 +183,41 @@ test('a good layer leaves no fd open either', async () => {
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test('random layers of tricky names, symlinks and links: each made or refused with a clear error, nothing outside', async () => {
+  let seed = 20240601;
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+  const comps = ['a', 'b', 'a', 'b', '..', '.', '', '.wh.a', '.wh..wh..opq', 'outside'] as const;
+  const targets = ['/', '..', '../..', '../../outside', tmp, 'a', 'a/b', '.', '/etc/passwd'] as const;
+  const types = ['file', 'file', 'dir', 'symlink', 'symlink', 'link', 'fifo'] as const;
+  const outcomes = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const entries: LayerEntry[] = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => {
+      const type = pick(types);
+      const name = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => pick(comps)).join('/');
+      const linkname = type === 'link' ? Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => pick(comps)).join('/') : pick(targets);
+      return { name, type, content: 'c', linkname };
+    });
+    const dir = path.join(tmp, `random-${i}`);
+    fs.mkdirSync(path.join(dir, 'store'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'outside'));
+    fs.writeFileSync(path.join(dir, 'outside', 'sentinel'), 's');
+    fs.writeFileSync(path.join(dir, 'blob'), tarOf(entries));
+    let outcome = 'made';
+    try {
+      await unpackLayer(path.join(dir, 'blob'), path.join(dir, 'store', 'layer'), { ids, lowerDirs: [] });
+    } catch (e) {
+      assert.ok(isHutchError(e) && e.code !== 'EINTERNAL', `${JSON.stringify(entries)}: ${String(e)}`);
+      assert.match(e.message, /^layer blob: entry "[^\n]*" /);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'store')), []);
+      outcome = e.code;
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['blob', 'outside', 'store'], JSON.stringify(entries));
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'outside')), ['sentinel'], JSON.stringify(entries));
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    fs.rmSync(dir, { recursive: true });
+  }
+  assert.ok((outcomes.get('made') ?? 0) > 20 && (outcomes.get('EPERM') ?? 0) > 20, JSON.stringify([...outcomes]));
+  assert.equal(fs.statSync('/etc/passwd').mtimeMs, etcPasswd.mtimeMs);
+});
