@@ -161,6 +161,15 @@ async function unpackOne(parts: StoreParts, img: ImageToStore, i: number, diffId
   }
 }
 
+/** Space kept free on the store's filesystem whatever a layer says it needs. */
+const RESERVE_BYTES = 512 * 1024 * 1024;
+
+/** How many uncompressed bytes one layer may have: the free space of `dir`'s filesystem, less a reserve. */
+function unpackBudget(dir: string): number {
+  const st = fs.statfsSync(dir);
+  return Math.max(0, st.bavail * st.bsize - RESERVE_BYTES);
+}
+
 /** Unpacks into a work dir, checks the diff id, then renames the layer into place. */
 async function unpackLocked(parts: StoreParts, img: ImageToStore, i: number, diffId: string, dirs: string[], what: string): Promise<void> {
   const { layout } = parts;
@@ -173,7 +182,12 @@ async function unpackLocked(parts: StoreParts, img: ImageToStore, i: number, dif
   try {
     const staged = path.join(work, 'layer');
     const { unpackLayer } = await import('../unpack/index.js');
-    const result = await unpackLayer(blob, staged, { ids: parts.ids, lowerDirs: dirs.slice(0, i).reverse(), diffId, name: `${desc.digest} of ${what}` });
+    const result = await unpackLayer(blob, staged, {
+      ids: parts.ids, lowerDirs: dirs.slice(0, i).reverse(), diffId, name: `${desc.digest} of ${what}`,
+      // On disk before it is renamed into place (a crash must not leave a complete-looking layer
+      // with lost data), and never larger than the store's free space less a reserve (a gzip bomb).
+      sync: true, maxBytes: unpackBudget(layout.layers),
+    });
     if (result.diffId !== diffId) {
       throw new HutchError('EINTEGRITY', `${what}: layer ${desc.digest} unpacks to diff id ${result.diffId}, but the image config says ${diffId}`);
     }
