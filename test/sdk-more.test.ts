@@ -128,3 +128,20 @@ test('warm pool: creates are claims of fresh sandboxes, and the pool refills', a
     await pooled.stop();
   }
 });
+
+test('a hutchd that cannot be reached is ENETWORK; connection options from the environment', async () => {
+  const nowhere = new Transport({ socketPath: path.join(root, 'nobody-listens.sock') });
+  await assert.rejects(Sandbox.list({ transport: nowhere }), (e: unknown) => (e as { code?: string; status?: number }).code === 'ENETWORK' && (e as { status?: number }).status === 0);
+  nowhere.close();
+  const saved = process.env['HUTCH_SOCKET'];
+  process.env['HUTCH_SOCKET'] = daemon.socketPath;
+  try {
+    const fromEnv = new Transport();
+    assert.equal(fromEnv.socketPath, daemon.socketPath);
+    assert.ok(Array.isArray(await Sandbox.list({ transport: fromEnv })));
+    fromEnv.close();
+  } finally {
+    if (saved === undefined) delete process.env['HUTCH_SOCKET'];
+    else process.env['HUTCH_SOCKET'] = saved;
+  }
+});

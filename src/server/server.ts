@@ -24,6 +24,7 @@ import { forgetServed, type ApiLimits, type Services } from './services.js';
 import { processSocketRoutes } from './ws-process.js';
 import { watchSocketRoutes } from './ws-watch.js';
 
+/** Where hutchd listens when not told otherwise. */
 export const DEFAULT_SOCKET = '/run/hutch/hutchd.sock';
 
 /** How hutchd is set up. */
