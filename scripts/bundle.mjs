@@ -68,8 +68,10 @@ await Promise.all(bundles.map(([entry, out, plugins]) => build({ ...common, entr
 for (const d of ['dist/bundle', 'dist/bundle/verbs']) {
   for (const f of fs.readdirSync(d)) if (f.endsWith('.v8cache')) fs.rmSync(`${d}/${f}`);
 }
-fs.copyFileSync('scripts/boot.cjs', 'dist/bundle/boot.cjs.tmp');
-bundles.push(['scripts/boot.cjs', 'dist/bundle/boot.cjs', []]);
+for (const entry of ['boot', 'hutchd']) {
+  fs.copyFileSync(`scripts/${entry}.cjs`, `dist/bundle/${entry}.cjs.tmp`);
+  bundles.push([`scripts/${entry}.cjs`, `dist/bundle/${entry}.cjs`, []]);
+}
 for (const [, out] of bundles) {
   fs.chmodSync(`${out}.tmp`, 0o755);
   fs.renameSync(`${out}.tmp`, out);

@@ -66,6 +66,14 @@ exec "$node_bin" "$PWD/dist/bundle/boot.cjs" "\$@"
 LAUNCHER
 chmod 755 /usr/local/bin/hutch.tmp
 mv -f /usr/local/bin/hutch.tmp /usr/local/bin/hutch
+# `hutchd` = `hutch serve`: the API server (docs/api.md).
+cat > /usr/local/bin/hutchd.tmp <<LAUNCHER
+#!/bin/sh
+unset NODE_EXTRA_CA_CERTS
+exec "$node_bin" "$PWD/dist/bundle/boot.cjs" serve "\$@"
+LAUNCHER
+chmod 755 /usr/local/bin/hutchd.tmp
+mv -f /usr/local/bin/hutchd.tmp /usr/local/bin/hutchd
 hutch setup >/dev/null
 # The code caches that `hutch setup` just wrote cover its own path only; the next call (the
 # README's `hutch run`) writes them afresh for the common one.
