@@ -115,8 +115,13 @@ test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP an
   fs.writeFileSync(empty, '# nothing\n');
   assert.match((await serveFails(root, ['--socket', path.join(root, 'unused.sock'), '--listen', '127.0.0.1:0', '--token-file', empty])).stderr, /no tokens/);
 
-  const { file, token } = tokenFile(root);
-  const secured = await startDaemon(root, ['--listen', '127.0.0.1:0', '--token-file', file], path.join(root, 'secured.sock'));
+  // A second hutchd on the same state root is refused (it would take the first one's sandboxes over).
+  const second = await serveFails(root, ['--socket', path.join(root, 'second.sock')]);
+  assert.notEqual(second.code, 0);
+  assert.match(second.stderr, /another hutchd \(pid \d+\) serves the state root/);
+  const securedRoot = makeRoot('apitcp');
+  const { file, token } = tokenFile(securedRoot);
+  const secured = await startDaemon(securedRoot, ['--listen', '127.0.0.1:0', '--token-file', file]);
   try {
     assert.ok(secured.url);
     for (const bad of [undefined, 'wrong-token-wrong-token', token + 'x']) {
@@ -147,5 +152,6 @@ test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP an
     }
   } finally {
     await secured.stop();
+    await cleanRoot(securedRoot);
   }
 });

@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import { Engine, SandboxCalls } from '../engine/index.js';
 import { HutchError, isHutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
+import { claimRoot } from './instance.js';
 import { errorBody, sendError } from './http.js';
 import { openApiDocument } from './openapi.js';
 import { EventBus, LifetimeKeeper, Metrics, WarmPool, type PoolSpec } from './parts.js';
@@ -52,6 +53,7 @@ const DEFAULT_LIMITS: ApiLimits = {
 /** A running hutchd. */
 export class Hutchd {
   private readonly servers: http.Server[] = [];
+  private releaseRoot: (() => void) | undefined;
   /** What recovery found at start: sandboxes of an earlier hutchd served again, and leftovers removed. */
   recovered: RecoveryResult = { adopted: [], removed: [], failed: [] };
   /** Where it listens: the socket path and/or the TCP URL. */
@@ -83,11 +85,12 @@ export class Hutchd {
     router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss);
-    d.recovered = await removeUnstarted(services, await services.lifetime.recover());
-    services.lifetime.start();
-    services.pool.start();
+    d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
     try {
+      d.recovered = await removeUnstarted(services, await services.lifetime.recover());
+      services.lifetime.start();
+      services.pool.start();
       if (socketPath) await d.listenUnix(socketPath);
       if (opts.listen) await d.listenTcp(opts.listen.host, opts.listen.port);
     } catch (e) {
@@ -182,6 +185,7 @@ export class Hutchd {
     await this.services.pool.stop({ drain: true });
     this.services.calls.closeAll();
     if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
+    this.releaseRoot?.();
   }
 }
 
