@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { makeRoot, cleanRoot } from './helpers.js';
+import { makeRoot, cleanRoot, hutchOk } from './helpers.js';
 import { startDaemon, type Daemon } from './server-kit.js';
 import { Sandbox, Transport, TimeoutError, AbortError, NotFoundError, events, type FileChange } from '../src/sdk/index.js';
 
@@ -131,6 +131,20 @@ test('warm pool: creates are claims of fresh sandboxes, and the pool refills', a
     await pooled.stop();
     await cleanRoot(poolRoot);
   }
+});
+
+test('a create aborted by its client leaves no sandbox behind', async () => {
+  const before = (await Sandbox.list({ transport: t })).length;
+  const ac = new AbortController();
+  const creating = Sandbox.create({ transport: t, signal: ac.signal, labels: { aborted: 'yes' } });
+  setTimeout(() => ac.abort(), 20);
+  await assert.rejects(creating, (e: unknown) => e instanceof AbortError);
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if ((await Sandbox.list({ transport: t })).length === before && !(await hutchOk(root, ['ls', '-q'])).trim()) break;
+  }
+  assert.deepEqual(await Sandbox.list({ transport: t, labels: { aborted: 'yes' } }), []);
+  assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '', 'the sandbox made for the aborted create was removed');
 });
 
 test('a hutchd that cannot be reached is ENETWORK; connection options from the environment', async () => {

@@ -86,8 +86,15 @@ export function sandboxRoutes(s: Services): Route[] {
       method: 'POST', path: '/v1/sandboxes', handle: async ({ req, res }) => {
         const body = await readJson(req, s.limits.maxJsonBytes);
         const t0 = performance.now();
+        let gone = false;
+        res.once('close', () => { gone = !res.writableFinished; });
         const { info, source } = await create(s, body);
         s.metrics.observeCreate((performance.now() - t0) / 1000, source);
+        if (gone) {
+          // The client gave up (aborted, timed out, died) while it was made: nobody will ever know its id.
+          await removeSandbox(s, info.id, 'client gone before the create was answered');
+          return;
+        }
         // Connect to its agent now, while the answer goes out, so that the client's first call finds
         // the connection open (a failure shows on that call).
         s.calls.files(info.id).catch(() => undefined);
