@@ -68,6 +68,9 @@ export class Hutchd {
     }
     const auth = opts.tokenFile ? TokenAuth.fromFile(opts.tokenFile) : undefined;
     const limits = { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
+    if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
+      throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
+    }
     const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const events = new EventBus();
     const services: Services = {
