@@ -12,9 +12,11 @@ export interface OutputSink {
 }
 
 /** Output held per process while no client is attached; past it the process blocks on its writes. */
-export const HELD_OUTPUT_BYTES = 1024 * 1024;
+export const HELD_OUTPUT_BYTES = 256 * 1024;
 /** How long the status of an exited process is kept for `wait` and late attaches. */
 const EXITED_KEEP_MS = 5 * 60_000;
+/** Exited processes kept per sandbox (with their held output); older ones are forgotten first. */
+const EXITED_KEEP_PER_SANDBOX = 64;
 
 /** One process started through the API. */
 export class ProcessEntry {
@@ -117,6 +119,8 @@ export class ProcessTable {
   /** Records a started process; its entry is dropped a while after it exits. */
   add(entry: ProcessEntry): ProcessEntry {
     const k = this.key(entry.sandboxId, entry.pid);
+    const exited = this.of(entry.sandboxId).filter((e) => e.exitStatus !== undefined);
+    for (const old of exited.slice(0, Math.max(0, exited.length - EXITED_KEEP_PER_SANDBOX + 1))) this.entries.delete(this.key(old.sandboxId, old.pid));
     this.entries.set(k, entry);
     const drop = () => setTimeout(() => { if (this.entries.get(k) === entry) this.entries.delete(k); }, EXITED_KEEP_MS).unref();
     entry.done.then(drop, drop);
