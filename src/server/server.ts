@@ -184,11 +184,15 @@ export class Hutchd {
       s.close(() => resolve());
       s.closeAllConnections();
     })));
-    await this.services.lifetime.stop();
-    await this.services.pool.stop({ drain: true });
-    this.services.calls.closeAll();
-    if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
-    this.releaseRoot?.();
+    try {
+      await this.services.lifetime.stop();
+      await this.services.pool.stop({ drain: true });
+    } finally {
+      // Whatever the pool's drain said (a failure is thrown on), the socket and the root are let go.
+      this.services.calls.closeAll();
+      if (this.addresses.socketPath) fs.rmSync(this.addresses.socketPath, { force: true });
+      this.releaseRoot?.();
+    }
   }
 }
 
