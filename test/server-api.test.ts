@@ -119,6 +119,13 @@ test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP an
   const second = await serveFails(root, ['--socket', path.join(root, 'second.sock')]);
   assert.notEqual(second.code, 0);
   assert.match(second.stderr, /another hutchd \(pid \d+\) serves the state root/);
+  const notSocket = path.join(root, 'not-a-socket');
+  fs.writeFileSync(notSocket, 'keep me');
+  const otherRoot = makeRoot('apisock');
+  assert.match((await serveFails(otherRoot, ['--socket', notSocket])).stderr, /not a socket/);
+  assert.equal(fs.readFileSync(notSocket, 'utf8'), 'keep me');
+  assert.equal(fs.existsSync(path.join(otherRoot, 'hutchd.pid')), false, 'a hutchd that failed to start lets go of its root');
+  await cleanRoot(otherRoot);
   const securedRoot = makeRoot('apitcp');
   const { file, token } = tokenFile(securedRoot);
   const secured = await startDaemon(securedRoot, ['--listen', '127.0.0.1:0', '--token-file', file]);

@@ -116,7 +116,9 @@ export class Hutchd {
 
   private async listenUnix(socketPath: string): Promise<void> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-    if (fs.existsSync(socketPath)) {
+    const existing = fs.lstatSync(socketPath, { throwIfNoEntry: false });
+    if (existing) {
+      if (!existing.isSocket()) throw new HutchError('EEXIST', `${socketPath} exists and is not a socket: refusing to replace it`, { path: socketPath });
       if (await answers(socketPath)) throw new HutchError('EEXIST', `another hutchd is already serving on ${socketPath}`, { path: socketPath });
       fs.rmSync(socketPath, { force: true }); // a stale socket of a hutchd that died
     }
