@@ -26,12 +26,12 @@ test.after(async () => {
   await cleanRoot(root);
 });
 
-/** The ```js blocks of the doc with the heading above each. */
-function examples(): { title: string; code: string }[] {
-  const text = fs.readFileSync(path.join(repo, 'docs/sdk.md'), 'utf8');
+/** The ```js blocks of a doc (docs/sdk.md, README.md) with the heading above each. */
+function examples(doc = 'docs/sdk.md'): { title: string; code: string }[] {
+  const text = fs.readFileSync(path.join(repo, doc), 'utf8');
   const out: { title: string; code: string }[] = [];
   let title = '';
-  const re = /^## (.*)$|^```js\n([\s\S]*?)^```$/gm;
+  const re = /^#{2,3} (.*)$|^```js\n([\s\S]*?)^```$/gm;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     if (m[1] !== undefined) title = m[1];
     else out.push({ title, code: m[2]! });
@@ -56,9 +56,11 @@ function run(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | nul
   });
 }
 
-test('docs/sdk.md examples run and print what they say', async () => {
-  const all = examples();
-  assert.ok(all.length >= 6, `examples found: ${all.length}`);
+test('docs/sdk.md and README examples run and print what they say', async () => {
+  const readme = examples('README.md').map((ex) => ({ ...ex, title: `README: ${ex.title}` }));
+  assert.ok(readme.length >= 1, 'the README has an SDK example');
+  const all = [...examples(), ...readme];
+  assert.ok(all.length >= 7, `examples found: ${all.length}`);
   // Inside the package, so that 'hutch/sdk' resolves through package.json's exports (self-reference).
   const dir = fs.mkdtempSync(path.join(repo, 'dist/test/sdk-doc-'));
   try {
