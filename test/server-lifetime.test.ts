@@ -187,3 +187,26 @@ test('recover after a crash: running, paused and ready ones adopted; stopped, ha
   assert.deepEqual(new Set(again.adopted), new Set([runningId, pausedId, readyNoTtl]));
   for (const id of [runningId, pausedId, readyNoTtl, cliRunning, cliStopped]) await engine2.remove(id, true);
 });
+
+test('a sandbox whose main command ends on its own gets one stopped event at the next sweep', async () => {
+  const engine = new Engine({ root });
+  const events = new EventBus();
+  const seen: LifecycleEvent[] = [];
+  events.subscribe((e) => { seen.push(e); });
+  const keeper = new LifetimeKeeper(engine, events, OPTS);
+  const s = await engine.create({ rootfs: 'busybox', labels: { ...keeper.labelsFor(60_000) }, command: ['sh', '-c', 'sleep 0.5; exit 7'] });
+  await engine.start(s.id);
+  try {
+    await keeper.sweep();
+    assert.deepEqual(seen.filter((e) => e.type === 'stopped'), [], 'alive: no event');
+    await engine.waitStopped(s.id);
+    await keeper.sweep();
+    await keeper.sweep();
+    const stopped = seen.filter((e) => e.type === 'stopped');
+    assert.equal(stopped.length, 1, 'exactly one stopped event');
+    assert.equal(stopped[0]!.sandboxId, s.id);
+    assert.equal(stopped[0]!.data?.exitCode, 7);
+  } finally {
+    await engine.remove(s.id, true);
+  }
+});

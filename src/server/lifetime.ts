@@ -44,6 +44,8 @@ export class LifetimeKeeper {
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Sandboxes whose failed removal was already reported (reported once, until it succeeds). */
   private readonly reported = new Set<string>();
+  /** Managed sandboxes seen alive by the last sweep: one found stopped later gets a 'stopped' event. */
+  private readonly alive = new Set<string>();
 
   constructor(private readonly engine: Engine, private readonly events: EventBus, readonly opts: LifetimeOptions) {
     for (const k of ['defaultTtlMs', 'maxTtlMs', 'sweepIntervalMs'] as const) {
@@ -124,13 +126,29 @@ export class LifetimeKeeper {
   private async sweepOnce(): Promise<string[]> {
     const now = Date.now();
     const removed: string[] = [];
-    for (const s of await this.engine.list()) {
+    const listed = await this.engine.list();
+    this.noticeStopped(listed);
+    for (const s of listed) {
       if (!isManaged(s) || s.labels?.[POOL_LABEL] !== undefined) continue;
       const expiry = expiryOf(s);
       if (expiry === undefined || expiry > now) continue;
       if (await this.removeExpired(s.id, now)) removed.push(s.id);
     }
     return removed;
+  }
+
+  /** Publishes 'stopped' for managed sandboxes whose init ended on its own since the last sweep. */
+  private noticeStopped(listed: SandboxInfo[]): void {
+    const now = new Set<string>();
+    for (const s of listed) {
+      if (!isManaged(s)) continue;
+      if (s.status === 'running' || s.status === 'paused') now.add(s.id);
+      else if (s.status === 'stopped' && this.alive.has(s.id)) {
+        this.events.publish({ type: 'stopped', sandboxId: s.id, data: { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.note ? { note: s.note } : {}) } });
+      }
+    }
+    this.alive.clear();
+    for (const id of now) this.alive.add(id);
   }
 
   /** Removes one expired sandbox unless its TTL was extended meanwhile; true when it was removed here. */
