@@ -24,7 +24,9 @@ export interface ResolvedRootfs {
 /** The embedded busybox rootfs under `dataRoot`, built on first use. */
 export async function busyboxRootfs(dataRoot: string): Promise<string> {
   const dir = path.join(dataRoot, 'rootfs', 'busybox');
-  const { busyboxRootfsReady, buildBusyboxRootfs } = await import('../image/index.js');
+  // busybox.js directly, not the image module's index: that one (registry, unpack, store) is a bundle
+  // of its own that a busybox sandbox should never load (~10 ms of a one-shot run).
+  const { busyboxRootfsReady, buildBusyboxRootfs } = await import('../image/busybox.js');
   if (!busyboxRootfsReady(dir)) {
     const { hostIdRange } = await import('../linux/index.js');
     const r = hostIdRange();
