@@ -12,6 +12,7 @@ import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2, MNT_DETACH
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
+import { killAndForgetRuncContainer } from './teardown.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 
 /**
@@ -240,6 +241,7 @@ export class ContainerPlatform implements Platform {
     const id = h.containerId;
     // A frozen task cannot die: thaw a paused sandbox first.
     if (cgroupExists(h.cgroupsPath) && freezeState(h.cgroupsPath) !== 'thawed') await this.executor.resume(id).catch(() => undefined);
+    if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, h.cgroupsPath)) return;
     await this.executor.kill(id, 'SIGKILL', true).catch(() => undefined); // not running: nothing to kill
     const pid = readPidFile(path.join(h.dir, 'init.pid')) ?? h.initPid;
     for (let delay = 1, waited = 0; pid !== undefined && pid !== null && initAlive(pid) && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
