@@ -163,3 +163,17 @@ test('a hutchd that cannot be reached is ENETWORK; connection options from the e
     else process.env['HUTCH_SOCKET'] = saved;
   }
 });
+
+test('exec as another user: one request, streamed, and a bad user refused', async () => {
+  const sb = await Sandbox.create({ transport: t });
+  try {
+    assert.equal((await sb.exec('echo $(id -u):$(id -g)', { user: '1000:1001' })).stdout, '1000:1001\n');
+    let streamed = '';
+    await sb.exec('id -u', { user: 1234, onStdout: (d) => { streamed += d.toString(); } });
+    assert.equal(streamed, '1234\n');
+    assert.equal((await sb.exec('id -u')).stdout, '0\n', 'the default stays the sandbox\'s user');
+    await assert.rejects(sb.exec('true', { user: 'root' }), (e: Error & { code?: string }) => e.code === 'EINVAL' && /invalid user "root"/.test(e.message));
+  } finally {
+    await sb.kill();
+  }
+});

@@ -14,6 +14,8 @@ export interface OutputChunk { stream: 'stdout' | 'stderr'; data: Buffer }
 export interface SpawnOptions extends CallOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /** Run as UID or UID:GID inside the sandbox (default: the sandbox's user). */
+  user?: number | string;
   /** A terminal of this size (true = 80x24); output then comes on stdout only. */
   tty?: boolean | { cols: number; rows: number };
   /** Keep stdin open for writeStdin (default false: the process reads end of input). */
@@ -197,7 +199,7 @@ export async function spawnProcess(t: Transport, sandboxId: string, cmd: string 
   });
   ws.once('open', () => {
     const tty = opts.tty === true ? { cols: 80, rows: 24 } : opts.tty || undefined;
-    ws.send(JSON.stringify({ type: 'start', cmd, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(tty ? { tty } : {}), stdin: opts.stdin ?? false }));
+    ws.send(JSON.stringify({ type: 'start', cmd, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.user !== undefined ? { user: String(opts.user) } : {}), ...(tty ? { tty } : {}), stdin: opts.stdin ?? false }));
   });
   await started;
   return proc;

@@ -97,7 +97,7 @@ export class Sandbox {
   async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<ExecResult> {
     // Streams when asked to, and for stdin that would not fit in one JSON request.
     if (opts.onStdout || opts.onStderr || opts.tty || (opts.stdin !== undefined && opts.stdin.length > MAX_INLINE_STDIN)) return this.execStreaming(cmd, opts);
-    const body = { cmd, wait: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
+    const body = { cmd, wait: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.user !== undefined ? { user: String(opts.user) } : {}), ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
     // The server enforces timeoutMs (and kills); the client's own timer is a backstop a little later.
     const clientTimeout = opts.timeoutMs ? opts.timeoutMs + 5000 : 0;
     return this.transport.json<ExecResult>({ ...(opts.signal ? { signal: opts.signal } : {}), timeoutMs: clientTimeout, method: 'POST', path: this.route('/processes'), json: body });

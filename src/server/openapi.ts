@@ -119,6 +119,7 @@ const SCHEMAS: Record<string, Json> = {
     properties: {
       cmd: { oneOf: [{ type: 'string', description: 'run by /bin/sh -c' }, { type: 'array', items: { type: 'string' } }] },
       env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' },
+      user: { type: 'string', description: 'UID[:GID] inside the sandbox (default: the sandbox\'s user)' },
       tty: { oneOf: [{ type: 'boolean' }, { type: 'object', properties: { cols: { type: 'integer' }, rows: { type: 'integer' } } }] },
       stdin: { oneOf: [{ type: 'boolean', description: 'keep stdin open (attach to write it)' }, { type: 'string', description: 'this text, then end of input' }] },
       wait: { type: 'boolean' }, timeoutMs: { type: 'integer', description: 'with wait: kill the process after this long (504 ETIMEDOUT)' },

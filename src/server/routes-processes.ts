@@ -2,21 +2,24 @@
 import { performance } from 'node:perf_hooks';
 import type { ExitStatus } from '../agent/index.js';
 import { HutchError } from '../errors.js';
+import { parseUser } from '../engine/index.js';
 import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import { ProcessEntry, type OutputSink } from './processes.js';
 import type { Route } from './router.js';
 import { servedId, type Services } from './services.js';
 
 /** What starting a process needs. */
-export interface StartRequest { argv: string[]; env: string[]; cwd?: string; tty?: { cols: number; rows: number }; stdin: boolean }
+export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: { uid: number; gid: number }; tty?: { cols: number; rows: number }; stdin: boolean }
 
 /** Output kept per stream for a `wait: true` start; past it the rest is dropped and `truncated` set. */
 export const MAX_WAIT_OUTPUT_BYTES = 16 * 1024 * 1024;
 
-/** Reads the start fields of a request body (cmd, env, cwd, tty, stdin). */
+/** Reads the start fields of a request body (cmd, env, cwd, user, tty, stdin). */
 export function startRequestOf(body: Record<string, unknown>): StartRequest {
   const argv = commandOf(body);
   const cwd = optString(body, 'cwd');
+  const userText = body['user'] === undefined || body['user'] === null ? undefined : String(body['user']);
+  const user = userText === undefined ? undefined : parseUser(userText);
   const env = envList(optStringMap(body, 'env'));
   const t = body['tty'];
   let tty: { cols: number; rows: number } | undefined;
@@ -28,14 +31,15 @@ export function startRequestOf(body: Record<string, unknown>): StartRequest {
   }
   const stdinField = body['stdin'];
   const stdin = stdinField === true || typeof stdinField === 'string';
-  return { argv, env, stdin, ...(cwd !== undefined ? { cwd } : {}), ...(tty ? { tty } : {}) };
+  return { argv, env, stdin, ...(cwd !== undefined ? { cwd } : {}), ...(user ? { user } : {}), ...(tty ? { tty } : {}) };
 }
 
 /** Starts a process in a sandbox of this hutchd and records it. */
 export async function startProcess(s: Services, sandboxId: string, r: StartRequest, killOnDetach: boolean): Promise<ProcessEntry> {
   const t0 = performance.now();
   const handle = await s.calls.exec(sandboxId, {
-    argv: r.argv, env: r.env, stdin: r.stdin, ...(r.cwd !== undefined ? { cwd: r.cwd } : {}), ...(r.tty ? { tty: r.tty } : {}),
+    argv: r.argv, env: r.env, stdin: r.stdin, ...(r.cwd !== undefined ? { cwd: r.cwd } : {}), ...(r.user ? { user: r.user } : {}),
+    ...(r.tty ? { tty: r.tty } : {}),
   });
   s.metrics.observeExec((performance.now() - t0) / 1000);
   const entry = s.processes.add(new ProcessEntry(sandboxId, handle, r.argv, killOnDetach));
