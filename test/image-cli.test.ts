@@ -94,7 +94,7 @@ test('IMAGE lookup: short and full names, ids with or without sha256:, unique pr
 test('usage errors are one line with exit code 1', async () => {
   const cases: [string[], RegExp][] = [
     [['pull'], /^hutch: pull: missing image reference/],
-    [['pull', '--platform', 'a/b/c/d', 'busybox'], /^hutch: pull: invalid --platform "a\/b\/c\/d"/],
+    [['pull', '--platform', 'a/b/c/d', 'busybox'], /^hutch: invalid platform "a\/b\/c\/d": expected os\/arch/],
     [['pull', 'UPPER/Case'], /^hutch: .*(invalid|reference)/i],
     [['load'], /^hutch: load: missing input/],
     [['image'], /^hutch: image: missing subcommand/],

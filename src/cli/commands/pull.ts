@@ -1,6 +1,5 @@
 // hutch pull: fetch an image from a registry into the store; progress on stderr, the image id on stdout.
 import { HutchError } from '../../errors.js';
-import type { ImagePlatform } from '../../image/types.js';
 import { bool, str } from '../args.js';
 import type { Command } from '../command.js';
 import { progressDisplay } from '../progress.js';
@@ -24,7 +23,7 @@ export const command: Command = {
     const display = bool(args.flags, 'quiet') ? undefined : progressDisplay(process.stderr);
     try {
       const image = await images.store.pull(ref, {
-        ...(platformText ? { platform: parsePlatform(platformText) } : {}),
+        ...(platformText ? { platform: platformText } : {}),
         ...(bool(args.flags, 'insecure') ? { insecure: true } : {}),
         ...(authFile ? { authFile } : {}),
         ...(display ? { onProgress: (e) => display.onProgress(e) } : {}),
@@ -37,12 +36,3 @@ export const command: Command = {
     }
   },
 };
-
-/** `linux/arm64/v8` → a platform; a bare `arm64` means linux. */
-function parsePlatform(text: string): ImagePlatform {
-  const parts = text.toLowerCase().split('/');
-  const ok = parts.length >= 1 && parts.length <= 3 && parts.every((p) => /^[a-z0-9_.-]+$/.test(p));
-  if (!ok) throw new HutchError('EINVAL', `pull: invalid --platform "${text}": expected os/arch[/variant], e.g. linux/arm64`);
-  if (parts.length === 1) return { os: 'linux', architecture: parts[0]! };
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
-}

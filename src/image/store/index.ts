@@ -27,7 +27,8 @@ export interface ImageRootfs {
 
 /** Options of a pull. */
 export interface PullOptions extends RegistryOptions {
-  platform?: ImagePlatform;
+  /** The platform to pick from an index: a platform, or its text (`linux/arm64/v8`, `aarch64`). */
+  platform?: ImagePlatform | string;
   onProgress?: (e: ProgressEvent) => void;
 }
 

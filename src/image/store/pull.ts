@@ -4,7 +4,7 @@
 import { HutchError } from '../../errors.js';
 import type { FileLock } from '../../linux/index.js';
 import { formatReference, parseReference } from '../reference.js';
-import type { RegistryClient } from '../registry/index.js';
+import { parsePlatform, type RegistryClient } from '../registry/index.js';
 import type { Descriptor, ImageRecord, ImageReference, ProgressEvent } from '../types.js';
 import { exists, hexOf, lockAsync, lockSync } from './layout.js';
 import { checkManifest, putBlobBytes, storeImage, type StoreParts } from './layers.js';
@@ -25,7 +25,7 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
   const gc = await lockAsync(parts.layout.lock('gc'), 'shared', 5 * 60_000);
   try {
     parts.layout.sweepDeadTemp();
-    const resolved = await client.resolveManifest(ref, platform);
+    const resolved = await client.resolveManifest(ref, typeof platform === 'string' ? parsePlatform(platform) : platform);
     checkManifest(resolved.manifest, name);
     const config = await fetchConfig(parts, client, ref, resolved.manifest.config);
     const pinned = (digest: string): string => formatReference({ registry: ref.registry, repository: ref.repository, digest });

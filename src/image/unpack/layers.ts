@@ -3,7 +3,7 @@
 // Used for hard links whose target is in a lower layer, and for the metadata of implied parents.
 import * as fs from 'node:fs';
 import { lgetxattr } from '../../linux/index.js';
-import { entryError } from './paths.js';
+import { entryError, lstatOrNull } from './paths.js';
 
 /** The xattr overlayfs reads to make a dir opaque (host root mounts the layers: trusted.* applies). */
 export const OPAQUE_XATTR = 'trusted.overlay.opaque';
@@ -15,15 +15,6 @@ export function isWhiteout(st: fs.Stats): boolean {
 
 /** Where a path was found: the index of the layer in the stack, its host path and lstat. */
 export interface Found { layer: number; path: string; stat: fs.Stats }
-
-function lstatOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
 
 /**
  * Finds layer-relative `rel` in `layers` (topmost first). A symlink met on the way is refused (the

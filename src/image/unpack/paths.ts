@@ -1,5 +1,6 @@
 // Which names a layer entry may have. A layer is untrusted input: a name that is absolute, climbs
 // with `..`, holds a NUL or is longer than the kernel takes is refused before anything is written.
+import fs from 'node:fs';
 import { HutchError, type ErrorCode } from '../../errors.js';
 
 /** Longest path the kernel takes, with its NUL (linux/limits.h). */
@@ -43,4 +44,14 @@ export function parentOf(rel: string): string {
 /** The last component of a layer-relative path. */
 export function baseOf(rel: string): string {
   return rel.slice(rel.lastIndexOf('/') + 1);
+}
+
+/** lstat, or null when nothing is there. */
+export function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
 }

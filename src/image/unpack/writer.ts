@@ -7,7 +7,7 @@ import { HutchError, isHutchError } from '../../errors.js';
 import { lsetxattr, mknod, S_IFCHR, S_IFIFO } from '../../linux/index.js';
 import type { IdMapping } from '../types.js';
 import { findInLayers, OPAQUE_XATTR } from './layers.js';
-import { baseOf, entryError, layerPath, parentOf } from './paths.js';
+import { baseOf, entryError, layerPath, lstatOrNull, parentOf } from './paths.js';
 import type { TarEntry, TarSink } from './tar-reader.js';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -18,15 +18,6 @@ const OVERFLOW_ID = 65534;
 
 /** An entry not made, and why. */
 export interface SkippedEntry { name: string; reason: string }
-
-function lstatOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
 
 /** The tar sink that makes files: one per layer, used once. */
 export class LayerWriter implements TarSink {
