@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { HutchError } from '../errors.js';
 import { mallocTrim } from '../linux/ffi.js';
 import { writeExitFile } from './exit-file.js';
+import { MainLog } from './main-log.js';
 import * as files from './files.js';
 import { ProcessTable } from './processes.js';
 import { deliverSignal, listProcesses, sandboxProcesses, sandboxStats, signalAll, signalNumber } from './procfs.js';
@@ -15,6 +16,8 @@ import { Session, type Dispatcher } from './session.js';
 export interface AgentOptions {
   /** Where the main process's exit record goes; null when there is none (--stdio): main exec is refused. */
   exitFile: string | null;
+  /** Where the main process's output is logged (main.log beside the exit record); none with --stdio. */
+  mainLogFile?: string | null;
   log: (msg: string) => void;
   /** Runs when a connection closes (the --stdio agent exits then). */
   onSessionClosed?: (s: Session) => void;
@@ -43,6 +46,7 @@ export class Agent implements Dispatcher {
 
   constructor(private readonly opts: AgentOptions) {
     this.table = new ProcessTable(opts.log, (s) => this.mainExited(s), () => this.noteActivity());
+    if (opts.mainLogFile) this.table.mainLog = new MainLog(opts.mainLogFile, opts.log);
     this.reaper = new Reaper(this.table.spawnedPids, opts.log);
   }
 

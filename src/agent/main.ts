@@ -7,6 +7,7 @@ import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { setChildSubreaper } from '../linux/ffi.js';
 import { Agent } from './agent.js';
 import { EXIT_FILE_NAME } from './exit-file.js';
+import { MAIN_LOG_NAME } from './main-log.js';
 import { isInit } from './procfs.js';
 
 /** Grace period for SIGTERM/SIGINT sent to the agent from outside. */
@@ -94,6 +95,7 @@ function main(): void {
   if (!isInit()) setChildSubreaper();
   const agent = new Agent({
     exitFile: 'listen' in mode ? path.join(path.dirname(mode.listen), EXIT_FILE_NAME) : null,
+    mainLogFile: 'listen' in mode ? path.join(path.dirname(mode.listen), MAIN_LOG_NAME) : null,
     log,
     onSessionClosed: 'stdio' in mode ? () => void agent.exit(0) : undefined,
   });

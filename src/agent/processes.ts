@@ -3,6 +3,7 @@
 // away the process keeps running, its output is discarded and its stdin is closed.
 import type { ChildProcess } from 'node:child_process';
 import type { IPty } from 'node-pty';
+import type { MainLog } from './main-log.js';
 import { HutchError } from '../errors.js';
 import { OutputPump, type ProcessOwner, type PumpHost } from './output.js';
 import { signalName } from './procfs.js';
@@ -66,7 +67,8 @@ export class ManagedProcess implements PumpHost {
     for (const [fd, stream] of [[1, child.stdout], [2, child.stderr]] as const) {
       if (!stream) throw new HutchError('EINTERNAL', `child ${this.pid} has no fd ${fd} pipe`);
       const pump = new OutputPump(this, fd, stream);
-      stream.on('data', (chunk: Buffer) => pump.data(chunk));
+      const mainLog = this.main ? this.table.mainLog : null;
+      stream.on('data', (chunk: Buffer) => { mainLog?.write(chunk); pump.data(chunk); });
       stream.on('end', () => pump.end());
       stream.on('close', () => pump.end());
       stream.on('error', (e) => { this.table.log(`fd ${fd} of ${this.pid}: ${e.message}`); pump.end(); });
@@ -82,7 +84,8 @@ export class ManagedProcess implements PumpHost {
     this.stdin = ptyStdin(pty);
     const pump = new OutputPump(this, 1, { pause: () => pty.pause(), resume: () => pty.resume(), destroy: () => pty.kill('SIGHUP') });
     this.pumps.push(pump);
-    pty.onData((d) => pump.data(d as unknown as Buffer));
+    const mainLog = this.main ? this.table.mainLog : null;
+    pty.onData((d) => { mainLog?.write(d as unknown as Buffer); pump.data(d as unknown as Buffer); });
     pty.onExit(({ exitCode, signal }) => {
       pump.end();
       this.exitedWith(signal ? { exitCode: null, signal: signalName(signal) } : { exitCode, signal: null });
@@ -153,6 +156,8 @@ export class ProcessTable {
   private readonly exitStatuses = new Map<number, ExitStatus>();
   private readonly waiters = new Map<number, { owner: ProcessOwner; resolve: (s: ExitStatus) => void }[]>();
   private mainStarted = false;
+  /** Where the main process's output is kept (agents started with --listen). */
+  mainLog: MainLog | null = null;
 
   /** `onMainExit` runs when the process exec'd with main: true has finished; `onFinished` for every process. */
   constructor(readonly log: (m: string) => void, private readonly onMainExit: (s: ExitStatus) => void,

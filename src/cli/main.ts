@@ -21,6 +21,7 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   wait: () => import('./commands/wait.js'),
   rm: () => import('./commands/rm.js'),
   cp: () => import('./commands/cp.js'),
+  logs: () => import('./commands/logs.js'),
   info: () => import('./commands/info.js'),
   setup: () => import('./commands/setup.js'),
   pull: () => import('./commands/pull.js'),
@@ -50,6 +51,7 @@ Verbs:
   wait      wait for a sandbox to stop and print its exit code
   rm        remove sandboxes
   cp        copy files between the host and a sandbox
+  logs      the output of a sandbox's main command (-f follows it)
   info      versions, cgroup mode, executor, hardening this machine supports
   setup     build the embedded busybox rootfs and the agent runtime
   pull      pull an image from a registry

@@ -1,17 +1,17 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
-import path from 'node:path';
 import { HutchError, isHutchError } from '../errors.js';
 import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
-import { checkLabels, checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
-import { checkEnv, checkRootfsDir, mergeEnv } from './options.js';
+import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
+import { checkRootfsDir } from './options.js';
 import { observeInit } from './liveness.js';
-import { brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
+import { applyUpdate, brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
+import { sandboxLogs, type LogOptions } from './logs.js';
 import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
-import { ImageService } from './images.js';
+import { openImageService, type ImageService } from './images.js';
 import { busyboxRootfs, isRootfsPath, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
@@ -94,13 +94,7 @@ export class Engine {
 
   /** The image store, with the sandboxes' view of what is in use (loaded on first use). */
   async images(): Promise<ImageService> {
-    this.imageService ??= (async () => {
-      const [{ ImageStore }, { hostIdRange }] = await Promise.all([import('../image/index.js'), import('../linux/index.js')]);
-      const r = hostIdRange();
-      const root = process.env.HUTCH_IMAGE_ROOT ?? path.join(this.dataRoot, 'images');
-      const store = new ImageStore(root, { uidBase: r.hostUid, gidBase: r.hostGid, size: r.size });
-      return new ImageService(store, () => this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null));
-    })();
+    this.imageService ??= openImageService(this.dataRoot, () => this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null));
     return this.imageService;
   }
 
@@ -352,26 +346,18 @@ export class Engine {
     const lock = await this.store.lock(id, 'exclusive');
     try {
       const record = this.mustRead(id);
-      for (const [k, v] of Object.entries(patch.ifLabels ?? {})) {
-        if (record.labels?.[k] !== v) throw new HutchError('ESTATE', `sandbox ${id} no longer has label ${k}=${v}`, { id });
-      }
-      const labels: Record<string, string> = { ...(record.labels ?? {}) };
-      for (const [k, v] of Object.entries(patch.labels ?? {})) {
-        if (v === null) delete labels[k];
-        else labels[k] = v;
-      }
-      record.labels = checkLabels(labels);
-      if (patch.env) record.env = mergeEnv(record.env, checkEnv(patch.env));
-      if (patch.cwd !== undefined) {
-        if (!path.isAbsolute(patch.cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${patch.cwd}`, { id });
-        record.cwd = patch.cwd;
-      }
+      applyUpdate(record, patch);
       this.store.write(record);
       await this.refresh(record);
       return this.withStatus(record);
     } finally {
       lock.release();
     }
+  }
+
+  /** Writes the main command's output (`hutch logs`) to `out`; see sandboxLogs. */
+  logs(ref: string, out: (chunk: Buffer) => void, opts: LogOptions = {}): Promise<void> {
+    return sandboxLogs(this, ref, out, opts);
   }
 
   /** The record of `id`; an error if it vanished. */

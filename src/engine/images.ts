@@ -1,5 +1,6 @@
 // Images as the engine sees them: the image store, plus what sandboxes hold (a layer in use by a
 // sandbox is never removed; an image in use is removed only when forced, its layers kept).
+import path from 'node:path';
 import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageStore } from '../image/index.js';
 import type { SandboxRecord } from './state.js';
@@ -36,4 +37,12 @@ export class ImageService {
   prune(): string[] {
     return this.store.prune(this.layersInUse());
   }
+}
+
+/** The image store under `$HUTCH_IMAGE_ROOT` or `<dataRoot>/images`, with the sandboxes' records for what is in use. */
+export async function openImageService(dataRoot: string, records: () => SandboxRecord[]): Promise<ImageService> {
+  const [{ ImageStore }, { hostIdRange }] = await Promise.all([import('../image/index.js'), import('../linux/index.js')]);
+  const r = hostIdRange();
+  const root = process.env.HUTCH_IMAGE_ROOT ?? path.join(dataRoot, 'images');
+  return new ImageService(new ImageStore(root, { uidBase: r.hostUid, gidBase: r.hostGid, size: r.size }), records);
 }

@@ -7,7 +7,7 @@ import type { ImageRuntimeConfig } from '../image/index.js';
 import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { exitRecordOf, observeInit } from './liveness.js';
-import type { CreateOptions } from './engine.js';
+import type { CreateOptions, SandboxUpdate } from './engine.js';
 import { imageUser, type ResolvedRootfs } from './rootfs.js';
 import { checkLabels } from './state.js';
 
@@ -94,5 +94,24 @@ export function refreshRecord(record: SandboxRecord, dir: string, lockFree: bool
       if (exit) record.exitCode = exit.exitCode;
       else if (record.mode === 'agent') record.note ??= 'the agent exited';
     }
+  }
+}
+
+/** Applies an update to a record (the caller holds its lock): label precondition, labels, env, working dir. */
+export function applyUpdate(record: SandboxRecord, patch: SandboxUpdate): void {
+  const id = record.id;
+  for (const [k, v] of Object.entries(patch.ifLabels ?? {})) {
+    if (record.labels?.[k] !== v) throw new HutchError('ESTATE', `sandbox ${id} no longer has label ${k}=${v}`, { id });
+  }
+  const labels: Record<string, string> = { ...(record.labels ?? {}) };
+  for (const [k, v] of Object.entries(patch.labels ?? {})) {
+    if (v === null) delete labels[k];
+    else labels[k] = v;
+  }
+  record.labels = checkLabels(labels);
+  if (patch.env) record.env = mergeEnv(record.env, checkEnv(patch.env));
+  if (patch.cwd !== undefined) {
+    if (!path.isAbsolute(patch.cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${patch.cwd}`, { id });
+    record.cwd = patch.cwd;
   }
 }
