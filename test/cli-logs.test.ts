@@ -40,7 +40,8 @@ test('output past the cap is rotated once: the newest output is all there', asyn
 });
 
 test('a log the sandbox turned into a symlink or a fifo is refused, nothing of the host is read', async () => {
-  const id = (await hutchOk(root, ['run', '-d', 'busybox', '--', 'sh', '-c', 'echo x; rm /.hutch/run/main.log; ln -s /etc/shadow /.hutch/run/main.log; touch /.hutch/run/planted; sleep 600'])).trim();
+  // The agent writes main.log when output comes: the symlink goes in after the last output.
+  const id = (await hutchOk(root, ['run', '-d', 'busybox', '--', 'sh', '-c', 'echo x; sleep 0.3; rm -f /.hutch/run/main.log; ln -s /etc/shadow /.hutch/run/main.log && touch /.hutch/run/planted; sleep 600'])).trim();
   const planted = path.join(root, 'sandboxes', id, 'run', 'planted');
   for (let i = 0; i < 200 && !fs.existsSync(planted); i++) await new Promise((res) => setTimeout(res, 25));
   assert.ok(fs.existsSync(planted), 'the sandbox planted its symlink');
