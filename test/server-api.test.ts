@@ -69,7 +69,7 @@ test('uploads: size cap, and tar entries that escape are refused', async () => {
     const bigFile = Buffer.alloc(100 * 1024, 1);
     assert.deepEqual(await refused(sb.files.write('/tmp/big', bigFile)), [413, 'EINVAL']);
     assert.deepEqual(await refused(t.json({ method: 'GET', path: `/v1/sandboxes/${sb.id}/files`, query: { path: 'relative/path' } })), [400, 'EINVAL']);
-    const entry = (name: string, body: string, type: 'File' | 'SymbolicLink' = 'File', linkpath?: string) => {
+    const entry = (name: string, body: string, type: 'File' | 'SymbolicLink' | 'Link' | 'FIFO' = 'File', linkpath?: string) => {
       const block = Buffer.alloc(512);
       new Header({ path: name, mode: 0o644, size: type === 'File' ? body.length : 0, type, mtime: new Date(), ...(linkpath ? { linkpath } : {}) }).encode(block, 0);
       const data = type === 'File' ? Buffer.from(body) : Buffer.alloc(0);
@@ -82,8 +82,17 @@ test('uploads: size cap, and tar entries that escape are refused', async () => {
     assert.equal(await sb.files.exists('/work/escaped.txt'), false);
     assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.concat([entry('/abs.txt', 'bad'), end]))), [403, 'EPERM']);
     assert.equal(await sb.files.exists('/abs.txt'), false);
-    const r = await sb.files.upload('/work/in', Buffer.concat([entry('link', '', 'SymbolicLink', '/etc/passwd'), entry('b.txt', 'b'), end]));
-    assert.deepEqual(r, { path: '/work/in', files: 1, dirs: 0, bytes: 1, skipped: ['link'] });
+    const r = await sb.files.upload('/work/in', Buffer.concat([
+      entry('link', '', 'SymbolicLink', '/etc/passwd'), entry('b.txt', 'b'), entry('sub/hard', '', 'Link', 'b.txt'), entry('pipe', '', 'FIFO'), end,
+    ]));
+    assert.deepEqual(r, { path: '/work/in', files: 1, dirs: 0, links: 2, bytes: 1, skipped: ['pipe'] });
+    // The symlink resolves inside the sandbox (its own /etc/passwd); the hard link shares b.txt's inode.
+    assert.match((await sb.exec('readlink /work/in/link; head -c 5 /work/in/link; echo; [ /work/in/b.txt -ef /work/in/sub/hard ] && echo same')).stdout, /^\/etc\/passwd\nroot:\nsame\n$/);
+    // Uploading again replaces the links; a hard link that leaves the target dir is refused.
+    assert.equal((await sb.files.upload('/work/in', Buffer.concat([entry('link', '', 'SymbolicLink', 'b.txt'), end]))).links, 1);
+    assert.equal(await sb.files.read('/work/in/link', { encoding: 'utf8' }), 'b');
+    assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.concat([entry('evil', '', 'Link', '../../etc/passwd'), end]))), [403, 'EPERM']);
+    assert.equal(await sb.files.exists('/work/in/evil'), false);
     assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.from('this is not a tar archive at all'.repeat(40)))), [400, 'EINVAL']);
     assert.deepEqual(await refused(sb.files.upload('/work/in/b.txt', Buffer.concat([entry('x', 'x'), end]))), [400, 'EINVAL']);
   } finally {

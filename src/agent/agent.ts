@@ -122,6 +122,8 @@ export class Agent implements Dispatcher {
       case 'stat': return files.stat(params as Params<'stat'>);
       case 'mkdir': return files.mkdir(params as Params<'mkdir'>);
       case 'remove': return files.remove(params as Params<'remove'>);
+      case 'symlink': return files.symlink(params as Params<'symlink'>);
+      case 'link': return files.link(params as Params<'link'>);
       case 'shutdown': {
         const result = await this.shutdown((params as Params<'shutdown'>).graceMs);
         // The response is written before this runs, and exit() flushes it.

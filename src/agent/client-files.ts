@@ -134,4 +134,14 @@ export class FileTransfers {
   async remove(path: string, opts: CallOptions & { recursive?: boolean } = {}): Promise<void> {
     await this.call('remove', { path, ...(opts.recursive !== undefined ? { recursive: opts.recursive } : {}) }, opts);
   }
+
+  /** Makes a symlink at `path` holding `target`. */
+  async symlink(path: string, target: string, opts: CallOptions = {}): Promise<void> {
+    await this.call('symlink', { path, target }, opts);
+  }
+
+  /** Makes a hard link at `path` to the existing file `existing`. */
+  async hardLink(path: string, existing: string, opts: CallOptions = {}): Promise<void> {
+    await this.call('link', { path, existing }, opts);
+  }
 }

@@ -331,6 +331,16 @@ export class AgentClient {
     return this.files.remove(path, opts);
   }
 
+  /** Makes a symlink at `path` holding `target`. */
+  symlink(path: string, target: string, opts?: CallOptions): Promise<void> {
+    return this.files.symlink(path, target, opts);
+  }
+
+  /** Makes a hard link at `path` to the existing file `existing`. */
+  hardLink(path: string, existing: string, opts?: CallOptions): Promise<void> {
+    return this.files.hardLink(path, existing, opts);
+  }
+
   /** Stops every process (SIGTERM, then SIGKILL after graceMs); the agent exits after replying. */
   shutdown(params: { graceMs: number }, opts?: CallOptions): Promise<{ killed: number }> {
     return this.call('shutdown', params, opts);

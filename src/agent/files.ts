@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { errnoCode, HutchError, isHutchError, type ErrorCode } from '../errors.js';
 import {
   FILE_CHUNK, MAX_LIST_ENTRIES,
-  type DirEntry, type FileStat, type FileType, type ListParams, type ListResult, type MkdirParams,
+  type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type SymlinkParams, type ListResult, type MkdirParams,
   type ReadFileParams, type ReadFileResult, type RemoveParams, type StatParams, type WriteFileParams,
 } from './protocol.js';
 
@@ -142,5 +142,19 @@ export async function remove(params: RemoveParams): Promise<Record<string, never
   if (!st.isDirectory()) await on('remove', p, () => fsp.unlink(p));
   else if (params.recursive) await on('remove', p, () => fsp.rm(p, { recursive: true }));
   else await on('remove', p, () => fsp.rmdir(p));
+  return {};
+}
+
+/** Makes a symlink at `path` holding `target` (any text: it resolves inside the sandbox). */
+export async function symlink(params: SymlinkParams): Promise<Record<string, never>> {
+  const p = normalizePath(params.path);
+  await on('symlink', p, () => fsp.symlink(params.target, p));
+  return {};
+}
+
+/** Makes a hard link at `path` to the existing file `existing`. */
+export async function link(params: LinkParams): Promise<Record<string, never>> {
+  const p = normalizePath(params.path);
+  await on('link', p, () => fsp.link(normalizePath(params.existing), p));
   return {};
 }

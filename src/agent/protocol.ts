@@ -70,6 +70,8 @@ export interface ListResult { entries: DirEntry[]; total: number }
 export interface StatParams { path: string; follow?: boolean }
 export interface MkdirParams { path: string; parents?: boolean; mode?: number }
 export interface RemoveParams { path: string; recursive?: boolean }
+export interface SymlinkParams { path: string; target: string }
+export interface LinkParams { path: string; existing: string }
 export interface PingResult { version: number; pid: number; uptimeMs: number }
 export type Empty = Record<string, never>;
 
@@ -88,6 +90,8 @@ export interface Methods {
   stat: { params: StatParams; result: FileStat };
   mkdir: { params: MkdirParams; result: Empty };
   remove: { params: RemoveParams; result: Empty };
+  symlink: { params: SymlinkParams; result: Empty };
+  link: { params: LinkParams; result: Empty };
   shutdown: { params: { graceMs: number }; result: { killed: number } };
 }
 export type MethodName = keyof Methods;
@@ -148,6 +152,8 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   stat: obj<StatParams>({ path: absPath, follow: optional(bool) }),
   mkdir: obj<MkdirParams>({ path: absPath, parents: optional(bool), mode: optional(mode) }),
   remove: obj<RemoveParams>({ path: absPath, recursive: optional(bool) }),
+  symlink: obj<SymlinkParams>({ path: absPath, target: str({ max: 4096, nonEmpty: true, noNul: true }) }),
+  link: obj<LinkParams>({ path: absPath, existing: absPath }),
   shutdown: obj<{ graceMs: number }>({ graceMs: int(0, 600_000) }),
 };
 
@@ -186,6 +192,8 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   stat: obj<FileStat>(fileStatShape),
   mkdir: empty,
   remove: empty,
+  symlink: empty,
+  link: empty,
   shutdown: obj<{ killed: number }>({ killed: count }),
 };
 

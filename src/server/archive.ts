@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { Header, Pax, Parser, type ReadEntry } from 'tar';
 import type { AgentClient, FileStat } from '../agent/index.js';
-import { HutchError } from '../errors.js';
+import { HutchError, isHutchError } from '../errors.js';
 
 const BLOCK = 512;
 const MAX_DEPTH = 64;
@@ -74,11 +74,12 @@ export function safeEntryPath(name: string): string {
 }
 
 /** What an upload did. */
-export interface UnpackResult { files: number; dirs: number; bytes: number; skipped: string[] }
+export interface UnpackResult { files: number; dirs: number; links?: number; bytes: number; skipped: string[] }
 
 /**
- * Unpacks a tar stream into `dest` (which must be a directory in the sandbox). Files and dirs are
- * written; links and special files are skipped and listed (the agent has no call that makes them).
+ * Unpacks a tar stream into `dest` (which must be a directory in the sandbox). Files, dirs, symlinks
+ * (any target: it resolves inside the sandbox) and hard links (to an entry under `dest`) are made;
+ * devices, fifos and the like are skipped and listed. A later entry replaces an earlier one.
  * An entry that escapes stops the upload with EPERM: entries before it stay written.
  */
 export async function untarInto(files: AgentClient, dest: string, source: AsyncIterable<Buffer>): Promise<UnpackResult> {
@@ -131,8 +132,29 @@ async function unpackEntry(files: AgentClient, dest: string, e: ReadEntry, resul
     if (parent !== dest) await files.mkdir(parent, { parents: true });
     result.bytes += await files.writeFile(target, e as unknown as AsyncIterable<Uint8Array>, { mode });
     result.files++;
+  } else if (e.type === 'SymbolicLink' || e.type === 'Link') {
+    const linkpath = e.linkpath ?? '';
+    if (linkpath === '' || linkpath.includes('\0')) throw new HutchError('EINVAL', `tar entry ${rel} is a link without a target`, { path: rel });
+    // A hard link names another entry of the archive: it must stay under dest, like every name.
+    const existing = e.type === 'Link' ? path.posix.join(dest, safeEntryPath(linkpath)) : undefined;
+    const parent = path.posix.dirname(target);
+    if (parent !== dest) await files.mkdir(parent, { parents: true });
+    await replacing(files, target, () => (existing === undefined ? files.symlink(target, linkpath) : files.hardLink(target, existing)));
+    result.links = (result.links ?? 0) + 1;
+    e.resume();
   } else {
     result.skipped.push(rel);
     e.resume();
+  }
+}
+
+/** Makes an entry; one already there (not a directory) is removed first, as tar does. */
+async function replacing(files: AgentClient, target: string, make: () => Promise<void>): Promise<void> {
+  try {
+    await make();
+  } catch (err) {
+    if (!isHutchError(err, 'EEXIST')) throw err;
+    await files.remove(target);
+    await make();
   }
 }
