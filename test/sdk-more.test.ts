@@ -66,9 +66,14 @@ test('tty resize, large stdin, spawn timeout and abort', async () => {
     assert.match(out, /40 120/);
 
     const big = 'x'.repeat(3 * 1024 * 1024 + 5);
+    // Not a speed check: a socket left paused once stdin ended made these last exactly ws's 30 s close timeout.
+    let t0 = Date.now();
     assert.equal((await sb.exec('wc -c', { stdin: big })).stdout.trim(), String(big.length));
+    assert.ok(Date.now() - t0 < 15_000, `large stdin exec stalled for ${Date.now() - t0} ms`);
+    t0 = Date.now();
     const streamed = await sb.exec('wc -c', { stdin: big, onStdout: () => undefined });
     assert.equal(streamed.stdout.trim(), String(big.length));
+    assert.ok(Date.now() - t0 < 15_000, `large streamed stdin exec stalled for ${Date.now() - t0} ms`);
 
     const slow = await sb.spawn('sleep 30', { timeoutMs: 300 });
     await assert.rejects(slow.wait(), (e: unknown) => e instanceof TimeoutError);

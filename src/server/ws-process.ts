@@ -65,7 +65,14 @@ function handleControl(entry: ProcessEntry, ws: WebSocket, data: Buffer, isBinar
   const write = (b: Buffer) => {
     if (!stdin.write(b)) {
       ws.pause();
-      stdin.once('drain', () => ws.resume());
+      // A stdin that is ending never emits 'drain' (close-stdin may follow at once): then 'finish'
+      // resumes the socket. Left paused, the socket could not read the client's close frame, and
+      // every such exec would end only at ws's 30-second close timeout.
+      const resume = () => {
+        for (const ev of ['drain', 'finish', 'close', 'error'] as const) stdin.off(ev, resume);
+        ws.resume();
+      };
+      for (const ev of ['drain', 'finish', 'close', 'error'] as const) stdin.once(ev, resume);
     }
   };
   if (isBinary) return write(data);
