@@ -3,27 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { SandboxRecord } from './state.js';
 import { isHutchError } from '../errors.js';
+import { processStartTime } from '../linux/index.js';
 // The exit record is the agent's format: read with the agent's own strict reader.
 import { EXIT_FILE_NAME, readExitFile } from '../agent/exit-file.js';
 
 /** What the engine can see of an init process. */
 export interface InitObservation { known: boolean; alive: boolean; pid?: number; startTime?: number }
-
-/** The start time (field 22 of /proc/PID/stat, clock ticks after boot), or null when the pid is gone. */
-export function processStartTime(pid: number): number | null {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null; // no such process
-  }
-  // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const state = fields[0];
-  if (state === 'Z' || state === 'X') return null; // a zombie has finished running
-  const start = Number(fields[19]);
-  return Number.isFinite(start) ? start : null;
-}
 
 /** Observes the init of a sandbox from its record (or the pid file the executor wrote). */
 export function observeInit(record: SandboxRecord, dir: string): InitObservation {

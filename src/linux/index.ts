@@ -10,6 +10,7 @@ export {
 } from './mounts.js';
 export type { MountInfo, OverlayMount, BindOptions } from './mounts.js';
 export { FileLock } from './filelock.js';
+export { processAlive, processStartTime } from './procs.js';
 export type { LockMode, AcquireOptions } from './filelock.js';
 export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';
 export type { IdRange, SubidFiles } from './idmap.js';

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
-import { FileLock } from '../../linux/index.js';
+import { FileLock, processAlive } from '../../linux/index.js';
 
 const SHA256 = /^sha256:([0-9a-f]{64})$/;
 
@@ -76,16 +76,6 @@ export class StoreLayout {
     const dir = path.join(this.tmp, `${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
     fs.mkdirSync(dir, { mode: 0o700 });
     return dir;
-  }
-}
-
-/** True when process `pid` exists (signal 0 reaches it, or it exists but is not ours to signal). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

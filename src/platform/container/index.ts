@@ -1,5 +1,5 @@
 // The container platform (OCI executor) and its pieces.
-export { ContainerPlatform, processAlive } from './platform.js';
+export { ContainerPlatform } from './platform.js';
 export { OciExecutor, makeExecutor, lastErrorLine, readPidFile, type ExecutorState, type ExecutorConfig } from './executor.js';
 export { ensureAgentRuntime, installDir, SANDBOX_HUTCH_DIR, SANDBOX_RUN_DIR } from './runtime.js';
 export { killAndForgetRuncContainer } from './teardown.js';

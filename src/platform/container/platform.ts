@@ -8,7 +8,7 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode } from '../../linux/index.js';
+import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
@@ -244,7 +244,7 @@ export class ContainerPlatform implements Platform {
     if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, h.cgroupsPath)) return;
     await this.executor.kill(id, 'SIGKILL', true).catch(() => undefined); // not running: nothing to kill
     const pid = readPidFile(path.join(h.dir, 'init.pid')) ?? h.initPid;
-    for (let delay = 1, waited = 0; pid !== undefined && pid !== null && initAlive(pid) && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
+    for (let delay = 1, waited = 0; pid !== undefined && pid !== null && processStartTime(pid) !== null && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
       await new Promise((r) => setTimeout(r, delay));
     }
     try {
@@ -278,33 +278,12 @@ export function hostBoundingCapabilities(): string[] {
   return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
-/** True while `pid` runs (a zombie has finished: its parent just has not reaped it yet). */
-function initAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false; // gone
-  }
-}
-
 /** True when the sandbox's cgroup exists (in the pids hierarchy, present in every mode here). */
 function cgroupExists(cgroupsPath: string): boolean {
   try {
     return Object.values(cgroupDirs(cgroupsPath)).some((d) => fs.existsSync(d));
   } catch {
     return false; // a path cgroupDirs refuses has no dirs
-  }
-}
-
-/** True when a process with this pid exists. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

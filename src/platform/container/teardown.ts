@@ -6,7 +6,7 @@
 // cgroup) returns false, and the caller falls back to runc's own kill and delete.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cgroupDirs } from '../../linux/index.js';
+import { cgroupDirs, processStartTime } from '../../linux/index.js';
 
 /** What runc's state.json says of a container's init. */
 interface RuncInit { pid: number; start: number }
@@ -21,18 +21,6 @@ function runcInit(stateDir: string, id: string): RuncInit | null {
     return { pid, start };
   } catch {
     return null; // no state, or a format this code does not know: runc's own delete handles it
-  }
-}
-
-/** Start time (clock ticks since boot) of a live pid; null when it is gone or a zombie. */
-function liveStartTime(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return null;
-    return Number(fields[19]);
-  } catch {
-    return null;
   }
 }
 
@@ -54,13 +42,13 @@ function cgroupEmpty(cgroupsPath: string): boolean {
 export async function killAndForgetRuncContainer(stateDir: string, id: string, cgroupsPath: string, timeoutMs = 2000): Promise<boolean> {
   const init = runcInit(stateDir, id);
   if (init === null) return false;
-  const start = liveStartTime(init.pid);
+  const start = processStartTime(init.pid);
   if (start !== null) {
     if (start !== init.start) return false; // the pid is someone else's now
     process.kill(init.pid, 'SIGKILL');
   }
   for (let delay = 1, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 20)) {
-    if (liveStartTime(init.pid) !== init.start && cgroupEmpty(cgroupsPath)) break;
+    if (processStartTime(init.pid) !== init.start && cgroupEmpty(cgroupsPath)) break;
     if (waited >= timeoutMs) return false;
     await new Promise((r) => setTimeout(r, delay));
   }
