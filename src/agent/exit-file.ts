@@ -37,22 +37,36 @@ export function writeExitFile(file: string, status: ExitStatus): void {
 }
 
 /**
- * Reads and checks an exit record the agent wrote. ENOTFOUND when there is none; EPROTO when it is a
- * symlink, not a regular file, larger than MAX_EXIT_FILE_BYTES, or not {exitCode, signal}.
+ * Opens for reading a file in a sandbox's run dir, which the sandbox can write: never through a
+ * symlink, never a fifo or device (O_NONBLOCK: opening one cannot hang), regular files only; null
+ * when there is none. EPROTO, naming `what`, for anything else.
  */
-export function readExitFile(file: string): ExitStatus {
+export function openSandboxWritten(file: string, what: string): number | null {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
   } catch (e) {
     const c = errnoCode(e);
-    if (c === 'ENOENT') throw new HutchError('ENOTFOUND', `no exit record at ${file}`, { path: file, cause: e });
-    if (c === 'ELOOP') throw new HutchError('EPROTO', `exit record ${file} is a symlink`, { path: file, cause: e });
-    throw new HutchError('EPROTO', `cannot open exit record ${file}: ${c}`, { path: file, cause: e });
+    if (c === 'ENOENT') return null;
+    if (c === 'ELOOP') throw new HutchError('EPROTO', `${what} ${file} is a symlink: not read`, { path: file, cause: e });
+    throw new HutchError('EPROTO', `cannot open ${what} ${file}: ${c}`, { path: file, cause: e });
   }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new HutchError('EPROTO', `${what} ${file} is not a regular file: not read`, { path: file });
+  }
+  return fd;
+}
+
+/**
+ * Reads and checks an exit record the agent wrote. ENOTFOUND when there is none; EPROTO when it is a
+ * symlink, not a regular file, larger than MAX_EXIT_FILE_BYTES, or not {exitCode, signal}.
+ */
+export function readExitFile(file: string): ExitStatus {
+  const fd = openSandboxWritten(file, 'exit record');
+  if (fd === null) throw new HutchError('ENOTFOUND', `no exit record at ${file}`, { path: file });
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new HutchError('EPROTO', `exit record ${file} is not a regular file`, { path: file });
     if (st.size > MAX_EXIT_FILE_BYTES) throw new HutchError('EPROTO', `exit record ${file} is larger than ${MAX_EXIT_FILE_BYTES} bytes`, { path: file });
     const buf = Buffer.alloc(MAX_EXIT_FILE_BYTES + 1);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);

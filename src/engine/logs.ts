@@ -3,8 +3,11 @@
 // never through a symlink, regular files only, and no more than asked for.
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, HutchError } from '../errors.js';
-import { MAIN_LOG_CAP_BYTES, MAIN_LOG_NAME } from '../agent/index.js';
+import { HutchError } from '../errors.js';
+// The agent's file formats, imported directly: the agent's index brings its client (net, streams),
+// which a one-shot run never needs and the engine bundle must not initialise at load.
+import { openSandboxWritten } from '../agent/exit-file.js';
+import { MAIN_LOG_CAP_BYTES, MAIN_LOG_NAME } from '../agent/main-log.js';
 import type { Engine } from './engine.js';
 
 /** What `sandboxLogs` reads and how. */
@@ -20,22 +23,9 @@ export interface LogOptions {
 
 const MAX_READ_BYTES = 2 * MAIN_LOG_CAP_BYTES + 1024 * 1024;
 
-/** Opens a log file of the sandbox without following links; null when there is none. */
+/** Opens a log file of the sandbox (its own to write) without following links; null when there is none. */
 function openLog(file: string): number | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
-  } catch (e) {
-    const code = errnoCode(e);
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw new HutchError('EPERM', `the sandbox's log ${file} is a symlink: not read`, { path: file });
-    throw new HutchError('EINTERNAL', `cannot open the sandbox's log ${file}: ${code ?? String(e)}`, { path: file, cause: e });
-  }
-  if (!fs.fstatSync(fd).isFile()) {
-    fs.closeSync(fd);
-    throw new HutchError('EPERM', `the sandbox's log ${file} is not a regular file: not read`, { path: file });
-  }
-  return fd;
+  return openSandboxWritten(file, "the sandbox's log");
 }
 
 /** Bytes of `fd` from `from` to its end (at most MAX_READ_BYTES). */
