@@ -3,7 +3,7 @@ import { HutchError, isHutchError } from '../errors.js';
 import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
-import { checkRootfsDir } from './options.js';
+import { checkRootfsDir, isRootfsPath } from './options.js';
 import { observeInit } from './liveness.js';
 import { applyUpdate, brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
@@ -12,7 +12,7 @@ import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 import { openImageService, type ImageService } from './images.js';
-import { busyboxRootfs, isRootfsPath, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
+import { busyboxRootfs, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }

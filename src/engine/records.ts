@@ -8,7 +8,7 @@ import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { exitRecordOf, observeInit } from './liveness.js';
 import type { CreateOptions, SandboxUpdate } from './engine.js';
-import { imageUser, type ResolvedRootfs } from './rootfs.js';
+import type { ResolvedRootfs } from './rootfs.js';
 import { checkLabels } from './state.js';
 
 const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
@@ -24,7 +24,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
     throw new HutchError('EINVAL', `memory limit ${limits.memoryBytes} bytes is too small for a sandbox with an agent: use 16m or more (the agent itself takes about 10 MiB; a one-shot hutch run without -d can go down to 6m)`);
   }
   const image = resolved.image?.config ?? {};
-  const user = o.user ?? (image.User ? imageUser(image.User, resolved.lowerDirs ?? [resolved.rootfs]) : { uid: 0, gid: 0 });
+  const user = o.user ?? resolved.image?.user ?? { uid: 0, gid: 0 };
   const env = mergeEnv(BASE_ENV, ['HOME=' + (user.uid === 0 ? '/root' : '/'), 'HOSTNAME='], checkEnv(image.Env ?? []), checkEnv(o.env ?? []));
   const cwd = o.cwd ?? (image.WorkingDir || '/');
   if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);

@@ -1,12 +1,9 @@
 // What a sandbox's rootfs is made of: the embedded busybox, a rootfs dir, or an image from the store
 // (pulled first when missing, as podman's `--pull missing` does).
-import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageRuntimeConfig, ProgressEvent } from '../image/index.js';
 import type { ImageService } from './images.js';
-import { checkRootfsDir } from './options.js';
-export { isRootfsPath } from './options.js';
 
 /** When an image is pulled before a sandbox is made from it. */
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -18,7 +15,8 @@ export interface PullProgress { onProgress(e: ProgressEvent): void; finish(): vo
 export interface ResolvedRootfs {
   rootfs: string;
   lowerDirs?: string[];
-  image?: { ref: string; id: string; config: ImageRuntimeConfig };
+  /** For an image: its runtime defaults, and its `User` as ids (looked up in the image's own files). */
+  image?: { ref: string; id: string; config: ImageRuntimeConfig; user?: { uid: number; gid: number } };
 }
 
 /** The embedded busybox rootfs under `dataRoot`, built on first use. */
@@ -48,64 +46,7 @@ export async function resolveImage(images: ImageService, ref: string, policy: Pu
   }
   const r = images.store.rootfsOf(image.id);
   if (r.lowerDirs.length === 0) throw new HutchError('EINVAL', `image ${ref} has no layers`, { id: image.id });
-  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config } };
-}
-
-/** Resolves a rootfs dir given by path. */
-export function resolveRootfsDir(spec: string): ResolvedRootfs {
-  return { rootfs: checkRootfsDir(spec) };
-}
-
-/**
- * The uid and gid of an image's `User` (`name`, `uid`, `uid:gid`, `name:group`), looked up in the
- * image's /etc/passwd and /etc/group. Only regular files in the layer dirs are read: a symlink there
- * could point at the host's files.
- */
-export function imageUser(user: string, lowerDirs: string[]): { uid: number; gid: number } {
-  const [u, g] = user.split(':', 2) as [string, string | undefined];
-  const passwd = u !== '' && !/^\d+$/.test(u) || g === undefined ? readImageFile(lowerDirs, 'etc/passwd') : '';
-  let uid: number;
-  let gid: number | undefined;
-  if (/^\d+$/.test(u)) {
-    uid = Number(u);
-    const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f[2] === u);
-    if (entry?.[3] && /^\d+$/.test(entry[3])) gid = Number(entry[3]);
-  } else {
-    const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === u);
-    if (!entry || !/^\d+$/.test(entry[2] ?? '') || !/^\d+$/.test(entry[3] ?? '')) throw new HutchError('EINVAL', `the image's user "${u}" is not in its /etc/passwd`);
-    uid = Number(entry[2]);
-    gid = Number(entry[3]);
-  }
-  if (g !== undefined) {
-    if (/^\d+$/.test(g)) gid = Number(g);
-    else {
-      const entry = readImageFile(lowerDirs, 'etc/group').split('\n').map((l) => l.split(':')).find((f) => f[0] === g);
-      if (!entry || !/^\d+$/.test(entry[2] ?? '')) throw new HutchError('EINVAL', `the image's group "${g}" is not in its /etc/group`);
-      gid = Number(entry[2]);
-    }
-  }
-  if (uid > 65535 || (gid ?? 0) > 65535) throw new HutchError('EINVAL', `the image's user ${user} is outside the sandbox's id range 0-65535`);
-  return { uid, gid: gid ?? uid };
-}
-
-/** A small text file of the image: the topmost layer that has it, read only if every component is a real dir or file. */
-function readImageFile(lowerDirs: string[], rel: string): string {
-  for (const dir of lowerDirs) {
-    let p = dir;
-    let st: fs.Stats | undefined;
-    for (const part of rel.split('/')) {
-      p = path.join(p, part);
-      try {
-        st = fs.lstatSync(p);
-      } catch {
-        st = undefined;
-        break;
-      }
-      if (!st.isDirectory()) break;
-    }
-    if (st === undefined) continue;
-    if (p !== path.join(dir, rel) || !st.isFile() || st.size > 1024 * 1024) return '';
-    return fs.readFileSync(p, 'utf8');
-  }
-  return '';
+  // The image module is loaded already (it made the store): this import costs nothing more.
+  const user = r.config.User ? (await import('../image/index.js')).imageUser(r.config.User, r.lowerDirs) : undefined;
+  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config, ...(user ? { user } : {}) } };
 }
