@@ -6,7 +6,7 @@
 // cgroup) returns false, and the caller falls back to runc's own kill and delete.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cgroupDirs, processStartTime } from '../../linux/index.js';
+import { cgroupPids, processStartTime } from '../../linux/index.js';
 
 /** What runc's state.json says of a container's init. */
 interface RuncInit { pid: number; start: number }
@@ -24,17 +24,6 @@ function runcInit(stateDir: string, id: string): RuncInit | null {
   }
 }
 
-/** True when no process is left in the container's pids cgroup (or it has none). */
-function cgroupEmpty(cgroupsPath: string): boolean {
-  const dir = cgroupDirs(cgroupsPath).pids;
-  if (dir === undefined) return false;
-  try {
-    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim() === '';
-  } catch {
-    return true; // no cgroup: nothing can be left in it
-  }
-}
-
 /**
  * Kills runc container `id` (a thawed one: a frozen task cannot die) and removes runc's state of it.
  * True when done; false when the caller must use runc's kill and delete instead.
@@ -48,7 +37,7 @@ export async function killAndForgetRuncContainer(stateDir: string, id: string, c
     process.kill(init.pid, 'SIGKILL');
   }
   for (let delay = 1, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 20)) {
-    if (processStartTime(init.pid) !== init.start && cgroupEmpty(cgroupsPath)) break;
+    if (processStartTime(init.pid) !== init.start && cgroupPids(cgroupsPath).length === 0) break;
     if (waited >= timeoutMs) return false;
     await new Promise((r) => setTimeout(r, delay));
   }
