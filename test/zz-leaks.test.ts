@@ -11,7 +11,9 @@ test('no mount, cgroup, process, overlay dir or state dir of hutch is left after
   assert.deepEqual(hutchCgroups(), [], 'cgroups');
   const procs = spawnSync('pgrep', ['-af', 'hutch'], { encoding: 'utf8' }).stdout.split('\n')
     .filter((l) => l && !l.includes('node --test') && !l.includes('zz-leaks') && !/^\d+ (bash|sh) /.test(l) && !l.includes('hutch-agent-test'));
-  assert.deepEqual(procs.filter((l) => /runc|agent|sleep|hutch\.mjs/.test(l)), [], 'processes');
+  assert.deepEqual(procs.filter((l) => /runc|agent|sleep|hutch\.mjs|\bserve\b|zstd/.test(l)), [], 'processes (hutchd, layer decompressors included)');
+  const registries = spawnSync('pgrep', ['-a', 'docker-registry'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(registries, '', 'registries the image tests started');
   const testRoots = fs.readdirSync('/run').filter((n) => n.startsWith('hutch-test-'));
   assert.deepEqual(testRoots, [], 'test state roots in /run');
   const tmp = fs.readdirSync('/tmp').filter((n) => n.startsWith('hutch-'));
