@@ -56,24 +56,10 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
-# The `hutch` command: a two-line sh launcher rather than a symlink, because node parses
-# NODE_EXTRA_CA_CERTS at every start (~40 ms here) and hutch needs no extra CAs for its work.
-node_bin=$(command -v node)
-cat > /usr/local/bin/hutch.tmp <<LAUNCHER
-#!/bin/sh
-unset NODE_EXTRA_CA_CERTS
-exec "$node_bin" "$PWD/dist/bundle/boot.cjs" "\$@"
-LAUNCHER
-chmod 755 /usr/local/bin/hutch.tmp
-mv -f /usr/local/bin/hutch.tmp /usr/local/bin/hutch
-# `hutchd` = `hutch serve`: the API server (docs/api.md).
-cat > /usr/local/bin/hutchd.tmp <<LAUNCHER
-#!/bin/sh
-unset NODE_EXTRA_CA_CERTS
-exec "$node_bin" "$PWD/dist/bundle/boot.cjs" serve "\$@"
-LAUNCHER
-chmod 755 /usr/local/bin/hutchd.tmp
-mv -f /usr/local/bin/hutchd.tmp /usr/local/bin/hutchd
+# The `hutch` command: an sh launcher (scripts/launcher.sh) rather than a symlink, because node parses
+# NODE_EXTRA_CA_CERTS at every start (~40 ms here), and because it runs the OCI verbs that need
+# nothing of hutch's straight through the executor (src/engine/oci/direct.ts); and `hutchd`.
+node scripts/install-launchers.mjs /usr/local/bin
 hutch setup >/dev/null
 # The code caches that `hutch setup` just wrote cover its own path only; the next call (the
 # README's `hutch run`) writes them afresh for the common one.

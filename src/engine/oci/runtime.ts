@@ -9,6 +9,7 @@ import { detectCgroupMode } from '../../linux/cgroups.js';
 import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
 import type { JoinedNamespace } from './bundle.js';
+import { writeDirectFile } from './direct.js';
 import { OciStore, checkContainerId, type OciRecord } from './store.js';
 
 /** The platform annotation: container (default) or vm. */
@@ -116,6 +117,7 @@ export class OciRuntime {
       }
       record.phase = 'ready';
       this.store.write(record);
+      writeDirectFile(this.store.dir(req.id), record, executor);
       return code;
     }
     // A foreground run: the executor deleted the container when it exited, unless --keep.

@@ -152,6 +152,11 @@ export class OciExecutor {
     return { file: file!, args: [...pre, ...extraGlobals, ...this.config.globalArgs, ...verbArgs] };
   }
 
+  /** The words that run the executor, and its own global flags (the caller's go between the two). */
+  commandParts(): { command: string[]; globals: string[] } {
+    return { command: [...this.config.command], globals: [...this.config.globalArgs] };
+  }
+
   /** Starts the executor (through its launcher, if any) with `args`. */
   private spawn(args: string[], opts: SpawnOptions): ChildProcess {
     const [file, ...pre] = this.config.command;

@@ -1,0 +1,191 @@
+// The `hutch` launcher's shortcut (scripts/launcher.sh, src/engine/oci/direct.ts): start, kill,
+// pause, resume and delete of a ready container go straight to the executor without node; every
+// other call, and every case the launcher does not recognise exactly, goes to node. The launcher is
+// installed into a temp dir by scripts/install-launchers.mjs, as setup.sh installs it.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeRoot } from './helpers.js';
+import { cleanOciRoot, containerId, makeBundle, makeScratch, noTrace, removeScratch } from './oci-runtime-kit.js';
+
+const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const DIRECT_MARK = '[hutch direct]';
+
+let root: string;
+let scratch: string;
+let bin: string;
+let launcher: string;
+let sleeper: string;
+before(() => {
+  root = makeRoot('direct');
+  scratch = makeScratch();
+  bin = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-launcher-'));
+  const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'install-launchers.mjs'), bin], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  launcher = path.join(bin, 'hutch');
+  sleeper = makeBundle(scratch, 'sleeper', ['sleep', '1000']);
+});
+after(async () => {
+  const left = await cleanOciRoot(root);
+  removeScratch(scratch);
+  fs.rmSync(bin, { recursive: true, force: true });
+  assert.deepEqual(left, []);
+});
+
+interface Run { code: number | null; stdout: string; stderr: string; direct: boolean; ms: number }
+
+/** Runs the installed launcher with HUTCH_TRACE=1 (so a direct call says so on stderr). */
+function launch(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    // The container of a create inherits stdout/stderr: files, not pipes that would stay open.
+    const out = fs.openSync(path.join(scratch, 'out'), 'w+');
+    const err = fs.openSync(path.join(scratch, 'err'), 'w+');
+    const child = spawn(launcher, ['--root', root, ...args], { stdio: ['ignore', out, err], env: { ...process.env, HUTCH_TRACE: '1', ...env } });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const stdout = fs.readFileSync(path.join(scratch, 'out'), 'utf8');
+      const stderr = fs.readFileSync(path.join(scratch, 'err'), 'utf8');
+      fs.closeSync(out);
+      fs.closeSync(err);
+      resolve({ code, stdout, stderr, direct: stderr.includes(DIRECT_MARK), ms: performance.now() - started });
+    });
+  });
+}
+
+async function launchOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const r = await launch(args, env);
+  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
+  return r;
+}
+
+const statusOf = async (id: string) => (JSON.parse((await launchOk(['state', id])).stdout) as { status: string }).status;
+
+test('start, kill, pause, resume and delete of a ready container skip node; create and state do not', async () => {
+  const id = containerId('direct');
+  const created = await launchOk(['create', '--bundle', sleeper, id]);
+  assert.equal(created.direct, false);
+  const lines = fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n');
+  assert.equal(lines[0], 'start kill pause resume delete');
+  assert.equal(lines.at(-2), '@end');
+
+  const start = await launchOk(['start', id]);
+  assert.ok(start.direct, start.stderr);
+  assert.match(start.stderr, new RegExp(`runc --root ${root}/\\.executor/runc start ${id}`));
+  const state = await launchOk(['state', id]);
+  assert.equal(state.direct, false, 'state is hutch\'s own (the caller\'s bundle)');
+  assert.equal((JSON.parse(state.stdout) as { status: string }).status, 'running');
+
+  assert.ok((await launchOk(['pause', id])).direct);
+  assert.equal(await statusOf(id), 'paused');
+  assert.ok((await launchOk(['resume', id])).direct);
+  assert.equal(await statusOf(id), 'running');
+  // runc's single-dash flags and signal names pass as given.
+  const kill = await launchOk(['kill', '-all', id, 'KILL']);
+  assert.ok(kill.direct);
+  assert.match(kill.stderr, /kill --all \S+ KILL/);
+  for (let i = 0; i < 100 && (await statusOf(id)) !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await statusOf(id), 'stopped');
+
+  const del = await launchOk(['delete', id]);
+  assert.ok(del.direct);
+  assert.ok(noTrace(root, id), 'no dir and no executor state left');
+  // Gone: the launcher finds no direct file, and node gives runc's words.
+  const again = await launch(['start', id]);
+  assert.equal(again.direct, false);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /container does not exist/);
+});
+
+test('errors on the direct path are the executor\'s own, in the caller\'s log, and lose nothing', async () => {
+  const id = containerId('direct-err');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  await launchOk(['start', id]);
+  const log = path.join(scratch, 'runtime.log');
+  const twice = await launch(['--log', log, '--log-format', 'json', 'start', id]);
+  assert.ok(twice.direct);
+  assert.equal(twice.code, 1);
+  const logged = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+  assert.ok(logged.some((l) => l.level === 'error' && /cannot start/.test(l.msg)), JSON.stringify(logged));
+
+  const running = await launch(['delete', id]);
+  assert.ok(running.direct);
+  assert.equal(running.code, 1);
+  assert.match(running.stderr, /running/);
+  assert.ok(fs.existsSync(path.join(root, id, 'record.json')), 'a refused delete keeps the record');
+  assert.equal(await statusOf(id), 'running');
+  assert.ok((await launchOk(['delete', '--force', id])).direct);
+  assert.ok(noTrace(root, id));
+});
+
+test('calls the launcher does not recognise exactly go to node', async () => {
+  const id = containerId('direct-fallback');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  // Switched off; an unknown global flag; an extra operand; an id like a flag; an id that is not one.
+  assert.equal((await launchOk(['start', id], { HUTCH_DIRECT: '0' })).direct, false);
+  assert.equal(await statusOf(id), 'running');
+  const unknownFlag = await launch(['--executor', 'runc', 'kill', id, 'CONT']);
+  assert.equal(unknownFlag.direct, false);
+  assert.equal(unknownFlag.code, 0, unknownFlag.stderr);
+  const extra = await launch(['pause', id, 'more']);
+  assert.equal(extra.direct, false);
+  assert.equal(extra.code, 1);
+  for (const bad of ['../x', '.executor', '-x', 'a/b', '']) {
+    const r = await launch(['kill', bad, 'KILL']);
+    assert.equal(r.direct, false, bad);
+    assert.notEqual(r.code, 0, bad);
+  }
+  // A direct file cut short (no @end) is not used.
+  const file = path.join(root, id, 'direct');
+  const whole = fs.readFileSync(file, 'utf8');
+  fs.writeFileSync(file, whole.replace('@end\n', ''));
+  const cut = await launch(['kill', id, 'CONT']);
+  assert.equal(cut.direct, false);
+  assert.equal(cut.code, 0, cut.stderr);
+  fs.writeFileSync(file, whole);
+
+  // The executor lost the container: node sorts out the record.
+  spawnSync('runc', ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]);
+  const lost = await launch(['delete', id]);
+  assert.equal(lost.direct, false);
+  assert.equal(lost.code, 0, lost.stderr);
+  assert.ok(noTrace(root, id));
+});
+
+test('a pod sandbox\'s delete goes to node, which takes its pod with it', async () => {
+  const sandboxId = containerId('direct-pod');
+  const memberId = containerId('direct-member');
+  const sandbox = makeBundle(scratch, 'pod-sandbox', ['sleep', '1000'], (s) => {
+    s.annotations = { 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': sandboxId };
+  });
+  const member = makeBundle(scratch, 'pod-member', ['sleep', '1000'], (s) => {
+    s.annotations = { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': sandboxId };
+  });
+  await launchOk(['create', '--bundle', sandbox, sandboxId]);
+  assert.equal(fs.readFileSync(path.join(root, sandboxId, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume');
+  assert.ok((await launchOk(['start', sandboxId])).direct);
+  await launchOk(['create', '--bundle', member, memberId]);
+  assert.ok((await launchOk(['start', memberId])).direct);
+  const del = await launchOk(['delete', '--force', sandboxId]);
+  assert.equal(del.direct, false);
+  assert.ok(noTrace(root, sandboxId));
+  assert.ok(noTrace(root, memberId), 'the pod\'s container went with its sandbox');
+});
+
+test('a direct delete waits for the container\'s lock, and two at once delete it once', async () => {
+  const id = containerId('direct-lock');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  const holder = spawn('flock', [path.join(root, id, 'lock'), 'sleep', '1'], { stdio: 'ignore' });
+  const released = new Promise((r) => holder.on('exit', r));
+  await new Promise((r) => setTimeout(r, 200));
+  const [first, second] = await Promise.all([launch(['delete', '--force', id]), launch(['delete', '--force', id])]);
+  await released;
+  assert.ok(first.ms > 600 && second.ms > 600, `both waited for the lock (${first.ms.toFixed(0)}, ${second.ms.toFixed(0)} ms)`);
+  const codes = [first.code, second.code].sort();
+  assert.deepEqual(codes, [0, 1], `${first.stderr} / ${second.stderr}`);
+  assert.match((first.code === 1 ? first : second).stderr, /container does not exist/);
+  assert.ok(noTrace(root, id));
+});
