@@ -1,13 +1,15 @@
 // Benchmark: hutch as an OCI runtime, verb by verb (create, start, state, kill, delete), against
 // runc's own verbs on the same bundle, with `node -e 0` alongside, interleaved round by round.
-// Target: each hutch verb ≤ runc's + node's start-up + 10 ms (p50).
-// Usage: node dist/bench/oci-verbs.js [--n 20] [--warmup 3]
+// Target: each hutch verb ≤ runc's + node's start-up + 10 ms (p50). hutch runs as callers run it:
+// the installed launcher (start, kill and delete then skip node: docs/oci-runtime.md), or with
+// --hutch node the bundle under node for every verb.
+// Usage: node dist/bench/oci-verbs.js [--n 20] [--warmup 3] [--hutch /usr/local/bin/hutch|node]
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { specTemplate } from '../src/oci/index.js';
 import {
-  HUTCH_CLI, intOption, makeBenchRoot, ms, NODE_FLOOR, onCleanup, printTable, runBench, runQuiet, summarize, timeCommand, verdict, type Cmd,
+  HUTCH_CLI, intOption, makeBenchRoot, ms, NODE_FLOOR, onCleanup, printTable, runBench, runQuiet, stringOption, summarize, timeCommand, verdict, type Cmd,
 } from './common.js';
 
 const VERBS = ['create', 'start', 'state', 'kill', 'delete'] as const;
@@ -41,12 +43,14 @@ function runcRuntime(stateRoot: string, bundle: string, log: string): Runtime {
   };
 }
 
-function hutchRuntime(name: string, ociRoot: string, bundle: string, log: string): Runtime {
+/** hutch through `launcher` (an installed `hutch` command), or node on the bundle when it is null. */
+function hutchRuntime(name: string, launcher: string | null, ociRoot: string, bundle: string, log: string): Runtime {
+  const [file, pre] = launcher === null ? [process.execPath, [HUTCH_CLI]] : [launcher, []];
   return {
     name, bundle,
     verb: (verb, id) => {
       const args = verb === 'create' ? ['create', '--bundle', bundle, id] : verb === 'kill' ? ['kill', id, 'KILL'] : [verb, id];
-      return { file: process.execPath, args: [HUTCH_CLI, '--root', ociRoot, ...args], ...(verb === 'create' ? { logFile: log } : {}) };
+      return { file, args: [...pre, '--root', ociRoot, ...args], ...(verb === 'create' ? { logFile: log } : {}) };
     },
   };
 }
@@ -68,10 +72,14 @@ runBench('oci-verbs: hutch\'s OCI verbs against runc\'s', async () => {
   const log = path.join(br.root, 'containers.log');
   const runcRoot = path.join(br.root, 'runc');
   const ociRoot = path.join(br.root, 'oci');
+  const hutchOption = stringOption('hutch', '/usr/local/bin/hutch');
+  const launcher = hutchOption === 'node' ? null : hutchOption;
+  if (launcher !== null && !fs.existsSync(launcher)) throw new Error(`${launcher} is not installed (run scripts/setup.sh, or pass --hutch node)`);
+  console.log(`hutch: ${launcher ?? `node ${HUTCH_CLI}`}\n`);
   const runtimes: (Runtime & { executorRoot: string })[] = [
     { ...runcRuntime(runcRoot, makeBundle(path.join(br.root, 'bundle-plain'), {}), log), executorRoot: runcRoot },
-    { ...hutchRuntime('hutch (profile off)', ociRoot, makeBundle(path.join(br.root, 'bundle-off'), { 'dev.hutch.profile': 'off' }), log), executorRoot: path.join(ociRoot, '.executor', 'runc') },
-    { ...hutchRuntime('hutch (default profile)', ociRoot, path.join(br.root, 'bundle-plain'), log), executorRoot: path.join(ociRoot, '.executor', 'runc') },
+    { ...hutchRuntime('hutch (profile off)', launcher, ociRoot, makeBundle(path.join(br.root, 'bundle-off'), { 'dev.hutch.profile': 'off' }), log), executorRoot: path.join(ociRoot, '.executor', 'runc') },
+    { ...hutchRuntime('hutch (default profile)', launcher, ociRoot, path.join(br.root, 'bundle-plain'), log), executorRoot: path.join(ociRoot, '.executor', 'runc') },
   ];
   // Runs before sweepRoot (cleanups run last-registered first): containers hutch and runc made.
   onCleanup(async () => {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The `hutch` command, installed by scripts/install-launchers.mjs with node's and the bundle's paths.
 # It runs hutch (node) on the bundle. One exception, for speed: an OCI call of start, kill, pause,
-# resume or delete on a container whose dir has a `direct` file (written by hutch's create; see
+# resume, delete or state on a container whose dir has a `direct` file (written by hutch's create; see
 # src/engine/oci/direct.ts) goes straight to the executor, as hutch itself would send it, without
 # starting node (~25 ms of the ~35 ms such a call costs). Anything this script does not recognise
 # exactly goes to node. HUTCH_DIRECT=0 turns the shortcut off; HUTCH_TRACE=1 says when it is taken.
@@ -33,7 +33,7 @@ run_direct() {
   verb=$1; shift
   flag='' signal=''
   case $verb in
-    start|pause|resume) [ $# -eq 1 ] || return ;;
+    start|pause|resume|state) [ $# -eq 1 ] || return ;;
     kill)
       case $1 in --all|-all|-a) flag=--all; shift ;; esac
       case $# in 1) ;; 2) signal=$2 ;; *) return ;; esac
@@ -48,14 +48,16 @@ run_direct() {
   case $id in ''|.*|-*|*[!A-Za-z0-9_+,.-]*) return ;; esac
   dir=$root/$id
   [ -f "$dir/direct" ] && [ -r "$dir/direct" ] || return
-  state='' complete=''
+  executor_state='' private_bundle='' caller_bundle='' complete=''
   {
     IFS= read -r verbs || return
     case " $verbs " in *" $verb "*) ;; *) return ;; esac
     set --
     while IFS= read -r word; do
       case $word in
-        '@state '*) state=${word#@state } ;;
+        '@state '*) executor_state=${word#@state } ;;
+        '@bundle '*) private_bundle=${word#@bundle } ;;
+        '@caller-bundle '*) caller_bundle=${word#@caller-bundle } ;;
         '@globals '*)
           passed=" ${word#@globals } "
           [ -n "$log" ] && set -- "$@" --log "$log"
@@ -70,18 +72,29 @@ run_direct() {
       esac
     done
   } < "$dir/direct"
-  [ -n "$complete" ] && [ -n "$state" ] && [ $# -gt 0 ] || return
+  [ -n "$complete" ] && [ -n "$executor_state" ] && [ $# -gt 0 ] || return
   set -- "$@" "$verb"
   [ -n "$flag" ] && set -- "$@" "$flag"
   set -- "$@" "$id"
   [ -n "$signal" ] && set -- "$@" "$signal"
+  if [ "$verb" = state ]; then
+    # runc's state with the caller's bundle (JSON strings, as the direct file has them); a state
+    # runc cannot give (the container is lost) or does not lay out as expected is node's to tell.
+    [ -n "$private_bundle" ] && [ -n "$caller_bundle" ] || return
+    from="\"bundle\": $private_bundle,"
+    out=$("$@" 2>/dev/null) || return
+    case $out in *"$from"*) ;; *) return ;; esac
+    [ "${HUTCH_TRACE:-}" = 1 ] && echo "[hutch direct] $*" >&2
+    printf '%s\n' "${out%%"$from"*}\"bundle\": $caller_bundle,${out#*"$from"}"
+    exit 0
+  fi
   if [ "$verb" != delete ]; then
     [ "${HUTCH_TRACE:-}" = 1 ] && echo "[hutch direct] $*" >&2
     exec "$@"
   fi
   # delete: the executor's delete, then hutch's dir, under the container's lock as hutch takes it.
   # When the executor no longer knows the id, or flock is missing, hutch sorts it out.
-  [ -d "$state/$id" ] && [ -f "$dir/lock" ] && command -v flock >/dev/null 2>&1 || return
+  [ -d "$executor_state/$id" ] && [ -f "$dir/lock" ] && command -v flock >/dev/null 2>&1 || return
   [ "${HUTCH_TRACE:-}" = 1 ] && echo "[hutch direct] $*" >&2
   (
     flock -w 30 9 || exit 200
@@ -99,7 +112,7 @@ run_direct() {
 
 if [ "${HUTCH_DIRECT:-1}" != 0 ]; then
   case " $* " in
-    *' start '*|*' kill '*|*' delete '*|*' pause '*|*' resume '*) run_direct "$@" ;;
+    *' start '*|*' kill '*|*' delete '*|*' pause '*|*' resume '*|*' state '*) run_direct "$@" ;;
   esac
 fi
 exec "$node_bin" "$boot" "$@"

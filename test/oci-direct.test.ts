@@ -26,7 +26,8 @@ before(() => {
   const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'install-launchers.mjs'), bin], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   launcher = path.join(bin, 'hutch');
-  sleeper = makeBundle(scratch, 'sleeper', ['sleep', '1000']);
+  // An annotation: runc prints annotations before owner, and so must hutch.
+  sleeper = makeBundle(scratch, 'sleeper', ['sleep', '1000'], (s) => { s.annotations = { 'org.example.tier': 'test' }; });
 });
 after(async () => {
   const left = await cleanOciRoot(root);
@@ -64,20 +65,25 @@ async function launchOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ru
 
 const statusOf = async (id: string) => (JSON.parse((await launchOk(['state', id])).stdout) as { status: string }).status;
 
-test('start, kill, pause, resume and delete of a ready container skip node; create and state do not', async () => {
+test('start, kill, pause, resume, state and delete of a ready container skip node; create does not', async () => {
   const id = containerId('direct');
   const created = await launchOk(['create', '--bundle', sleeper, id]);
   assert.equal(created.direct, false);
   const lines = fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n');
-  assert.equal(lines[0], 'start kill pause resume delete');
+  assert.equal(lines[0], 'start kill pause resume delete state');
   assert.equal(lines.at(-2), '@end');
 
   const start = await launchOk(['start', id]);
   assert.ok(start.direct, start.stderr);
   assert.match(start.stderr, new RegExp(`runc --root ${root}/\\.executor/runc start ${id}`));
   const state = await launchOk(['state', id]);
-  assert.equal(state.direct, false, 'state is hutch\'s own (the caller\'s bundle)');
-  assert.equal((JSON.parse(state.stdout) as { status: string }).status, 'running');
+  assert.ok(state.direct, state.stderr);
+  const viaNode = await launchOk(['state', id], { HUTCH_DIRECT: '0' });
+  assert.equal(viaNode.direct, false);
+  assert.equal(state.stdout, viaNode.stdout, 'the same document, byte for byte, as hutch prints');
+  const parsed = JSON.parse(state.stdout) as { status: string; bundle: string };
+  assert.equal(parsed.status, 'running');
+  assert.equal(parsed.bundle, sleeper, 'the caller\'s bundle, not hutch\'s private one');
 
   assert.ok((await launchOk(['pause', id])).direct);
   assert.equal(await statusOf(id), 'paused');
@@ -147,8 +153,11 @@ test('calls the launcher does not recognise exactly go to node', async () => {
   assert.equal(cut.code, 0, cut.stderr);
   fs.writeFileSync(file, whole);
 
-  // The executor lost the container: node sorts out the record.
+  // The executor lost the container: node tells its state and sorts out the record.
   spawnSync('runc', ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]);
+  const lostState = await launchOk(['state', id]);
+  assert.equal(lostState.direct, false);
+  assert.equal((JSON.parse(lostState.stdout) as { status: string }).status, 'stopped');
   const lost = await launch(['delete', id]);
   assert.equal(lost.direct, false);
   assert.equal(lost.code, 0, lost.stderr);
@@ -165,7 +174,7 @@ test('a pod sandbox\'s delete goes to node, which takes its pod with it', async 
     s.annotations = { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': sandboxId };
   });
   await launchOk(['create', '--bundle', sandbox, sandboxId]);
-  assert.equal(fs.readFileSync(path.join(root, sandboxId, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume');
+  assert.equal(fs.readFileSync(path.join(root, sandboxId, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume state');
   assert.ok((await launchOk(['start', sandboxId])).direct);
   await launchOk(['create', '--bundle', member, memberId]);
   assert.ok((await launchOk(['start', memberId])).direct);

@@ -20,12 +20,13 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('') + '\n').join('');
 }
 
-/** The state's fields in runc's order. */
+/** The state's fields in runc's order (annotations, when there are any, before owner). */
 function stateJson(s: OciState): object {
   const out: Record<string, unknown> = {
-    ociVersion: s.ociVersion, id: s.id, pid: s.pid, status: s.status, bundle: s.bundle, rootfs: s.rootfs, created: s.created, owner: s.owner,
+    ociVersion: s.ociVersion, id: s.id, pid: s.pid, status: s.status, bundle: s.bundle, rootfs: s.rootfs, created: s.created,
   };
   if (s.annotations && Object.keys(s.annotations).length > 0) out.annotations = s.annotations;
+  out.owner = s.owner;
   return out;
 }
 
