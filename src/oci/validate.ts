@@ -1,6 +1,6 @@
 // Validation of a parsed config.json against the OCI runtime-spec, with errors that name
 // the field and the reason. Unknown fields are allowed (the spec permits extensions).
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
 import { ALL_CAPABILITIES } from './hardening.js';
@@ -238,7 +238,8 @@ export async function loadBundleSpec(bundleDir: string, purpose: ValidateOptions
   const file = join(bundleDir, 'config.json');
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Sync: fs/promises costs every OCI create ~0.5 ms of loading (it pulls in readline).
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') throw new HutchError('ENOTFOUND', `bundle ${bundleDir} has no config.json`, { path: file, cause: e });
     const code = errnoCode(e) === 'EACCES' || errnoCode(e) === 'EPERM' ? 'EPERM' : 'EINVAL';

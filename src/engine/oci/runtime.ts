@@ -116,7 +116,9 @@ export class OciRuntime {
         return code;
       }
       record.phase = 'ready';
-      this.store.write(record);
+      // Not synced: after a power cut the container is gone anyway, and a record that lost its
+      // `ready` reads as unfinished, which delete removes just the same (fsync: ~1.5 ms on disk).
+      this.store.write(record, false);
       writeDirectFile(this.store.dir(req.id), record, executor);
       return code;
     }
