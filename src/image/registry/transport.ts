@@ -55,8 +55,10 @@ export function describeNetworkError(e: unknown, host: string): { message: strin
 
 /** How one request is sent. */
 export interface SendOptions {
-  method?: 'GET' | 'HEAD';
+  method?: 'GET' | 'HEAD' | 'POST';
   headers: Record<string, string>;
+  /** Request body (a token POST's form); sent again on a redirect. */
+  body?: Buffer;
   timeoutMs: number;
   /** Limit for establishing the connection (TCP and TLS), shorter than `timeoutMs`. */
   connectTimeoutMs: number;
@@ -112,7 +114,7 @@ function sendOnce(url: URL, headers: Record<string, string>, opts: SendOptions):
       socket.once('close', () => clearTimeout(timer));
     });
     req.on('error', reject);
-    req.end();
+    req.end(opts.body);
   });
 }
 
