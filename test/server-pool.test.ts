@@ -4,11 +4,13 @@ import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanRoot, leftovers, makeRoot } from './helpers.js';
+import os from 'node:os';
+import { cleanRoot, hutch, leftovers, makeRoot } from './helpers.js';
+import { buildTestImage, TEST_IMAGE_NAME } from './e2e/oci-image.js';
 import { Engine, SandboxCalls, type SandboxInfo } from '../src/engine/index.js';
 import { EventBus, type LifecycleEvent } from '../src/server/events.js';
 import { LifetimeKeeper, MANAGED_LABEL, POOL_LABEL } from '../src/server/lifetime.js';
-import { WarmPool } from '../src/server/pool.js';
+import { poolKey, WarmPool } from '../src/server/pool.js';
 
 let root: string;
 let engine: Engine;
@@ -217,5 +219,39 @@ test('bad configurations are refused; a pool whose sandboxes cannot be made repo
   } finally {
     await pool.stop({ drain: true });
   }
+  assert.deepEqual(await engine.list(), []);
+});
+
+test('a pool and a claim match by the canonical image reference, not by its spelling', async () => {
+  // A stored image named docker.io/library/pooltest:1, loaded from an OCI layout built here.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-pool-image-'));
+  const saved = process.env.HUTCH_IMAGE_ROOT;
+  process.env.HUTCH_IMAGE_ROOT = path.join(tmp, 'store');
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'pooltest:1', size: 1 }]);
+  let claimed: SandboxInfo | undefined;
+  try {
+    const image = buildTestImage(path.join(tmp, 'image'));
+    const index = path.join(image.layoutDir, 'index.json');
+    fs.writeFileSync(index, fs.readFileSync(index, 'utf8').replaceAll(TEST_IMAGE_NAME, 'pooltest:1'));
+    const loaded = await hutch(root, ['load', '-i', image.layoutDir], { env: { HUTCH_IMAGE_ROOT: process.env.HUTCH_IMAGE_ROOT } });
+    assert.equal(loaded.code, 0, loaded.stderr);
+    pool.start();
+    await until('the pool to fill', () => pool.sizes()['pooltest:1']!.ready === 1);
+    assert.equal(await pool.claim('pooltest:2'), undefined, 'another tag is another image');
+    assert.equal(await pool.claim('busybox'), undefined);
+    claimed = await pool.claim('index.docker.io/library/pooltest:1');
+    assert.ok(claimed, 'docker.io\'s long spelling of the pool\'s image is served from the pool');
+    assert.equal(claimed.labels?.[POOL_LABEL], undefined);
+  } finally {
+    await pool.stop({ drain: true });
+    await removeAll([claimed]);
+    if (saved === undefined) delete process.env.HUTCH_IMAGE_ROOT;
+    else process.env.HUTCH_IMAGE_ROOT = saved;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  assert.throws(() => new WarmPool(engine, new EventBus(), [{ image: 'alpine', size: 1 }, { image: 'docker.io/library/alpine:latest', size: 1 }]),
+    /two pools for image alpine and docker\.io\/library\/alpine:latest \(both docker\.io\/library\/alpine:latest\)/);
+  assert.equal(poolKey('busybox'), 'busybox', 'the embedded rootfs is not docker.io\'s busybox');
+  assert.equal(poolKey('Not A Reference'), 'Not A Reference');
   assert.deepEqual(await engine.list(), []);
 });

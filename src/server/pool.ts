@@ -3,6 +3,7 @@
 // claimer and never offered again; a pooled sandbox whose agent died is removed and replaced.
 import { HutchError, isHutchError } from '../errors.js';
 import { checkLimits, type Engine, type SandboxInfo } from '../engine/index.js';
+import { formatReference, parseReference } from '../image/index.js';
 import type { Limits } from '../platform/index.js';
 import type { EventBus } from './events.js';
 import { MANAGED_BY, MANAGED_LABEL, POOL_LABEL } from './lifetime.js';
@@ -25,6 +26,21 @@ export interface PoolOptions {
 
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * The key a pool and a claim are matched by: an image reference in its canonical form, so that
+ * `alpine`, `alpine:latest` and `docker.io/library/alpine:latest` share one pool. `busybox` (the
+ * embedded rootfs, not docker.io's image) and text that is not a reference stay as they are.
+ */
+export function poolKey(image: string): string {
+  if (image === 'busybox' || image.startsWith('/') || image.startsWith('.')) return image;
+  try {
+    return formatReference(parseReference(image));
+  } catch (e) {
+    if (isHutchError(e, 'EINVAL') || isHutchError(e, 'EUNSUPPORTED')) return image; // the create will say what is wrong
+    throw e;
+  }
+}
 
 /** The state of one image's pool. */
 interface Pool {
@@ -81,9 +97,14 @@ export class WarmPool {
     for (const spec of specs) {
       if (typeof spec.image !== 'string' || spec.image === '') throw new HutchError('EINVAL', 'a pool needs an image');
       if (!Number.isInteger(spec.size) || spec.size < 0) throw new HutchError('EINVAL', `pool size of ${spec.image} must be a whole number ≥ 0, not ${spec.size}`);
-      if (this.pools.has(spec.image)) throw new HutchError('EINVAL', `two pools for image ${spec.image}: give each image one pool`);
+      const key = poolKey(spec.image);
+      const twin = this.pools.get(key);
+      if (twin) {
+        const same = twin.spec.image === spec.image ? spec.image : `${twin.spec.image} and ${spec.image} (both ${key})`;
+        throw new HutchError('EINVAL', `two pools for image ${same}: give each image one pool`);
+      }
       const limits = checkLimits(spec.limits ?? {}); // EINVAL for bad limits, at configuration time
-      this.pools.set(spec.image, { spec: { ...spec }, limits, ready: [], making: 0, failures: 0, retryAt: 0 });
+      this.pools.set(key, { spec: { ...spec }, limits, ready: [], making: 0, failures: 0, retryAt: 0 });
     }
   }
 
@@ -102,7 +123,7 @@ export class WarmPool {
 
   /** Ready and target counts per image. */
   sizes(): Record<string, { ready: number; target: number }> {
-    return Object.fromEntries([...this.pools].map(([image, p]) => [image, { ready: p.ready.length, target: p.spec.size }]));
+    return Object.fromEntries([...this.pools.values()].map((p) => [p.spec.image, { ready: p.ready.length, target: p.spec.size }]));
   }
 
   /**
@@ -112,7 +133,7 @@ export class WarmPool {
    * is ready: the caller then creates one cold. A claim starts a refill.
    */
   async claim(image: string, req: ClaimRequest = {}): Promise<SandboxInfo | undefined> {
-    const pool = this.pools.get(image);
+    const pool = this.pools.get(poolKey(image));
     if (!pool || this.stopping) return undefined;
     const wanted = normalLimits(req.limits);
     if (!wanted || !sameLimits(wanted, pool.limits)) return undefined;
