@@ -123,14 +123,15 @@ test('a removal that fails is reported once on stderr and retried by later sweep
   assert.deepEqual(await keeper.sweep(), [id]);
 });
 
-test('recover after a crash: running, paused and ready ones adopted; stopped, half-made, expired and pooled removed; CLI ones untouched', async () => {
+test('recover after a crash: running and paused ones adopted; stopped, half-made (never started), expired and pooled removed; CLI ones untouched', async () => {
   const engine = new Engine({ root });
   const old = new LifetimeKeeper(engine, new EventBus(), OPTS);
   const label = (l: Record<string, string>) => Object.entries(l).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
   const runningId = await running(engine, old.labelsFor());
   const pausedId = await running(engine, old.labelsFor());
   await engine.pause(pausedId);
-  const readyNoTtl = (await engine.create({ rootfs: 'busybox', labels: managed })).id; // died between create and start
+  const neverStarted = (await engine.create({ rootfs: 'busybox', labels: managed })).id; // died between create and start
+  const runningNoTtl = await running(engine, managed);
   const stoppedId = await running(engine, old.labelsFor());
   await engine.stop(stoppedId, 0);
   const expiredId = await running(engine, { ...managed, [TTL_LABEL]: new Date(Date.now() - 1000).toISOString() });
@@ -155,13 +156,13 @@ test('recover after a crash: running, paused and ready ones adopted; stopped, ha
   const keeper = new LifetimeKeeper(engine2, events, OPTS);
   const result = await keeper.recover();
   assert.deepEqual(result.failed, []);
-  assert.deepEqual(new Set(result.adopted), new Set([runningId, pausedId, readyNoTtl]));
-  assert.deepEqual(new Set(result.removed), new Set([stoppedId, expiredId, pooledId, halfMade, deletingId]));
+  assert.deepEqual(new Set(result.adopted), new Set([runningId, pausedId, runningNoTtl]));
+  assert.deepEqual(new Set(result.removed), new Set([stoppedId, expiredId, pooledId, halfMade, deletingId, neverStarted]));
   for (const id of result.removed) assert.ok(!fs.existsSync(path.join(root, 'sandboxes', id)), `${id} gone`);
   const now = await engine2.list();
-  assert.deepEqual(new Set(now.map((s) => s.id)), new Set([runningId, pausedId, readyNoTtl, cliRunning, cliStopped]));
+  assert.deepEqual(new Set(now.map((s) => s.id)), new Set([runningId, pausedId, runningNoTtl, cliRunning, cliStopped]));
   assert.equal(now.find((s) => s.id === cliStopped)!.status, 'stopped', 'a stopped CLI sandbox is not touched');
-  const ttl = Date.parse(now.find((s) => s.id === readyNoTtl)!.labels![TTL_LABEL]!);
+  const ttl = Date.parse(now.find((s) => s.id === runningNoTtl)!.labels![TTL_LABEL]!);
   assert.ok(Math.abs(ttl - (Date.now() + OPTS.defaultTtlMs)) < 5000, 'an adopted sandbox without expiry gets the default TTL');
   assert.deepEqual(seen.filter((e) => e.type === 'expired').map((e) => e.sandboxId), [expiredId]);
   assert.deepEqual(new Set(seen.filter((e) => e.type === 'removed').map((e) => e.sandboxId)), new Set(result.removed));
@@ -177,15 +178,14 @@ test('recover after a crash: running, paused and ready ones adopted; stopped, ha
     await ended; // wait() may resolve with output still buffered in the stream
     assert.equal(Buffer.concat(out).toString(), 'still here\n');
     await engine2.resume(pausedId);
-    await engine2.start(readyNoTtl);
   } finally {
     calls.closeAll();
   }
   // A second recovery changes nothing.
   const again = await keeper.recover();
   assert.deepEqual(again.removed, []);
-  assert.deepEqual(new Set(again.adopted), new Set([runningId, pausedId, readyNoTtl]));
-  for (const id of [runningId, pausedId, readyNoTtl, cliRunning, cliStopped]) await engine2.remove(id, true);
+  assert.deepEqual(new Set(again.adopted), new Set([runningId, pausedId, runningNoTtl]));
+  for (const id of [runningId, pausedId, runningNoTtl, cliRunning, cliStopped]) await engine2.remove(id, true);
 });
 
 test('a sandbox whose main command ends on its own gets one stopped event at the next sweep', async () => {

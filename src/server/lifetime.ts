@@ -188,6 +188,8 @@ export class LifetimeKeeper {
       let reason: string | undefined;
       if (s.labels?.[POOL_LABEL] !== undefined) reason = 'pool-leftover';
       else if (s.status === 'stopped') reason = s.note?.startsWith('interrupted') ? 'half-made' : 'stopped';
+      // hutchd starts what it creates at once: a managed sandbox still `ready` lost its hutchd in between.
+      else if (s.status === 'ready') reason = 'half-made';
       else if (expiry !== undefined && expiry <= now) reason = 'expired';
       if (reason === undefined) {
         out.adopted.push(s.id);

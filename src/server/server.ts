@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { Engine, SandboxCalls } from '../engine/index.js';
-import { HutchError, isHutchError } from '../errors.js';
+import { HutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
 import { claimRoot } from './instance.js';
 import { errorBody, sendError } from './http.js';
@@ -91,7 +91,7 @@ export class Hutchd {
     d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
     try {
-      d.recovered = await removeUnstarted(services, await services.lifetime.recover());
+      d.recovered = await services.lifetime.recover();
       services.lifetime.start();
       services.pool.start();
       if (socketPath) await d.listenUnix(socketPath);
@@ -198,30 +198,6 @@ export class Hutchd {
   }
 }
 
-/**
- * hutchd starts every sandbox before it answers its create, so one of its own still `ready` after a
- * restart was half made when the previous hutchd died (between runc create and start, or before the
- * start was recorded): nobody holds its id. Removed like the other leftovers.
- */
-async function removeUnstarted(s: Services, r: RecoveryResult): Promise<RecoveryResult> {
-  const out: RecoveryResult = { adopted: [], removed: [...r.removed], failed: [...r.failed] };
-  for (const id of r.adopted) {
-    try {
-      const info = await s.engine.inspect(id);
-      if (info.status !== 'ready') {
-        out.adopted.push(id);
-        continue;
-      }
-      await s.engine.remove(id, true);
-      out.removed.push(id);
-      s.events.publish({ type: 'removed', sandboxId: id, data: { reason: 'half-made' } });
-    } catch (e) {
-      if (isHutchError(e, 'ENOTFOUND')) continue;
-      out.failed.push({ id, error: e instanceof Error ? e.message : String(e) });
-    }
-  }
-  return out;
-}
 
 /** What a refused request may still send (read and dropped, so that its client reads our answer). */
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
