@@ -198,3 +198,20 @@ test('a direct delete waits for the container\'s lock, and two at once delete it
   assert.match((first.code === 1 ? first : second).stderr, /container does not exist/);
   assert.ok(noTrace(root, id));
 });
+
+test('a crun container goes direct too, through hutch\'s wrapper for this host\'s cgroups (state stays node\'s)', async (t) => {
+  if (spawnSync('crun', ['--version']).status !== 0) {
+    t.skip('crun is not installed (scripts/setup.sh installs it)');
+    return;
+  }
+  const id = containerId('direct-crun');
+  await launchOk(['--executor', 'crun', 'create', '--bundle', sleeper, id]);
+  assert.equal(fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume delete');
+  assert.ok((await launchOk(['start', id])).direct);
+  const state = await launchOk(['state', id]);
+  assert.equal(state.direct, false);
+  assert.equal((JSON.parse(state.stdout) as { status: string }).status, 'running');
+  assert.ok((await launchOk(['delete', '--force', id])).direct);
+  assert.ok(!fs.existsSync(path.join(root, id)));
+  assert.notEqual(spawnSync('crun', ['--root', path.join(root, '.executor', 'crun'), 'state', id]).status, 0, 'crun no longer knows it');
+});
