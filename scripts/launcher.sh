@@ -50,6 +50,7 @@ run_direct() {
   [ -f "$dir/direct" ] && [ -r "$dir/direct" ] || return
   executor_state='' private_bundle='' caller_bundle='' complete=''
   {
+    IFS= read -r format && [ "$format" = 'hutch-direct 1' ] || return
     IFS= read -r verbs || return
     case " $verbs " in *" $verb "*) ;; *) return ;; esac
     set --

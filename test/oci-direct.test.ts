@@ -70,7 +70,8 @@ test('start, kill, pause, resume, state and delete of a ready container skip nod
   const created = await launchOk(['create', '--bundle', sleeper, id]);
   assert.equal(created.direct, false);
   const lines = fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n');
-  assert.equal(lines[0], 'start kill pause resume delete state');
+  assert.equal(lines[0], 'hutch-direct 1');
+  assert.equal(lines[1], 'start kill pause resume delete state');
   assert.equal(lines.at(-2), '@end');
 
   const start = await launchOk(['start', id]);
@@ -144,6 +145,14 @@ test('calls the launcher does not recognise exactly go to node', async () => {
     assert.equal(r.direct, false, bad);
     assert.notEqual(r.code, 0, bad);
   }
+  // A direct file of another format version is not used.
+  const file0 = path.join(root, id, 'direct');
+  const original = fs.readFileSync(file0, 'utf8');
+  fs.writeFileSync(file0, original.replace('hutch-direct 1\n', 'hutch-direct 2\n'));
+  const otherFormat = await launch(['kill', id, 'CONT']);
+  assert.equal(otherFormat.direct, false);
+  assert.equal(otherFormat.code, 0, otherFormat.stderr);
+  fs.writeFileSync(file0, original);
   // A direct file cut short (no @end) is not used.
   const file = path.join(root, id, 'direct');
   const whole = fs.readFileSync(file, 'utf8');
@@ -174,7 +183,7 @@ test('a pod sandbox\'s delete goes to node, which takes its pod with it', async 
     s.annotations = { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': sandboxId };
   });
   await launchOk(['create', '--bundle', sandbox, sandboxId]);
-  assert.equal(fs.readFileSync(path.join(root, sandboxId, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume state');
+  assert.equal(fs.readFileSync(path.join(root, sandboxId, 'direct'), 'utf8').split('\n')[1], 'start kill pause resume state');
   assert.ok((await launchOk(['start', sandboxId])).direct);
   await launchOk(['create', '--bundle', member, memberId]);
   assert.ok((await launchOk(['start', memberId])).direct);
@@ -206,7 +215,7 @@ test('a crun container goes direct too, through hutch\'s wrapper for this host\'
   }
   const id = containerId('direct-crun');
   await launchOk(['--executor', 'crun', 'create', '--bundle', sleeper, id]);
-  assert.equal(fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n')[0], 'start kill pause resume delete');
+  assert.equal(fs.readFileSync(path.join(root, id, 'direct'), 'utf8').split('\n')[1], 'start kill pause resume delete');
   assert.ok((await launchOk(['start', id])).direct);
   const state = await launchOk(['state', id]);
   assert.equal(state.direct, false);

@@ -4,6 +4,7 @@
 // plus removing hutch's dir, and state is the executor's with the caller's bundle; node costs ~25 ms per call, and podman makes three calls per
 // `run`. The launcher (scripts/launcher.sh) reads `<root>/<id>/direct`, written once the container
 // is ready; every case it does not recognise goes to node. Format, one item per line:
+//   0. `hutch-direct 1`: the format's version (a launcher that does not know it leaves all to node);
 //   1. the verbs the launcher may run directly, space-separated;
 //   2. `@state DIR`: the executor's state root (delete checks the executor still knows the id);
 //   3. the executor's command words, with one line `@globals NAMES` where the caller's global flags
@@ -20,6 +21,9 @@ import type { OciRecord } from './store.js';
 /** The file's name in a container's dir. */
 export const DIRECT_FILE = 'direct';
 
+/** The file's first line; scripts/launcher.sh checks it. */
+export const DIRECT_FORMAT = 'hutch-direct 1';
+
 /** The caller's global flags that every executor takes (rootless only runc: see executorGlobals). */
 const PASSED_GLOBALS = ['log', 'log-format', 'debug', 'systemd-cgroup'];
 
@@ -33,7 +37,7 @@ export function directLines(record: OciRecord, executor: OciExecutor, privateBun
   const { command, globals } = executor.commandParts();
   const passed = runc ? [...PASSED_GLOBALS, 'rootless'] : PASSED_GLOBALS;
   const bundles = runc ? [`@bundle ${JSON.stringify(privateBundle)}`, `@caller-bundle ${JSON.stringify(record.bundle)}`] : [];
-  const lines = [verbs.join(' '), `@state ${executor.config.stateDir}`, ...bundles, ...command, `@globals ${passed.join(' ')}`, ...globals, '@end'];
+  const lines = [DIRECT_FORMAT, verbs.join(' '), `@state ${executor.config.stateDir}`, ...bundles, ...command, `@globals ${passed.join(' ')}`, ...globals, '@end'];
   // A word with a newline cannot be a line; one starting with @ would read as a marker.
   const words = [...command, ...globals];
   if (words.some((w) => /[\n\r]/.test(w) || w.startsWith('@'))) return null;
