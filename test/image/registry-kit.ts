@@ -191,6 +191,8 @@ export interface FrontOptions {
   /** Accepted user → password. With users set, anonymous tokens are refused unless `anonymous` is true. */
   users?: Record<string, string>;
   anonymous?: boolean;
+  /** Identity (refresh) tokens the token endpoint takes in an OAuth2 POST (grant_type=refresh_token) → user. */
+  identityTokens?: Record<string, string>;
   /** Lifetime the token endpoint announces (expires_in), seconds; default 300. */
   tokenTtlSeconds?: number;
   /** Serve https with this key and certificate (PEM), e.g. from selfSignedCert(). */
@@ -227,8 +229,8 @@ export interface RegistryFront {
   faults: Faults;
   /** /v2 requests seen (including refused ones). */
   requests: SeenRequest[];
-  /** Token requests: the Authorization header they came with and the scope asked for. */
-  tokenRequests: { authorization?: string; scope?: string; status: number }[];
+  /** Token requests: the Authorization header they came with and the scope asked for; a POST's method and form. */
+  tokenRequests: { authorization?: string; scope?: string; status: number; method?: string; form?: Record<string, string> }[];
   stop(): Promise<void>;
 }
 
@@ -250,6 +252,22 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
   };
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', `http://${self}`);
+    if (url.pathname === '/token' && req.method === 'POST') {
+      // OAuth2 (docker's identity tokens): a form with grant_type=refresh_token; a refusal is 400 invalid_grant.
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        const form = Object.fromEntries(new URLSearchParams(Buffer.concat(parts).toString('utf8')));
+        const user = form.grant_type === 'refresh_token' ? opts.identityTokens?.[form.refresh_token ?? ''] : undefined;
+        const ok = mode === 'bearer' && user !== undefined && !!form.client_id && form.service === 'hutch-test' && !!form.scope;
+        tokenRequests.push({ authorization: req.headers.authorization, scope: form.scope, status: ok ? 200 : 400, method: 'POST', form });
+        if (!ok) { res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_grant"}'); return; }
+        const token = randomBytes(12).toString('hex');
+        tokens.set(token, Date.now() + ttl * 1000);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: token, expires_in: ttl, scope: form.scope }));
+      });
+      return;
+    }
     if (url.pathname === '/token') {
       const user = userOf(req.headers.authorization);
       const ok = mode === 'bearer' && user !== null && (user !== undefined || anonymous);

@@ -1,13 +1,18 @@
-// Registry auth: credentials from Docker/containers auth files, WWW-Authenticate challenges, and a
-// token cache shared by every request of one client (one token per registry and scope, fetched once).
+// Registry auth: credentials from Docker/containers auth files and the credential helpers they name,
+// WWW-Authenticate challenges, and a token cache shared by every request of one client (one token per
+// registry and scope, fetched once; identity tokens are traded for it with an OAuth2 POST).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../../errors.js';
+import { checkHelperName, IDENTITY_TOKEN_USER, runCredentialHelper, type HelperAnswer, type HelperOrigin } from './credential-helpers.js';
 import { readBody, send, TransientFailure, retryAfterMs, type SendOptions } from './transport.js';
 
-/** A user and password for one registry, and the file they came from. */
-export interface Credentials { username: string; password: string; source: string }
+/**
+ * Credentials for one registry and where they came from (a file, or a helper named in one): a user
+ * and password, or an identity token (an OAuth2 refresh token, traded at the token server).
+ */
+export interface Credentials { username: string; password: string; identityToken?: string; source: string }
 
 /** A parsed WWW-Authenticate challenge. */
 export interface Challenge { scheme: 'bearer' | 'basic'; params: Record<string, string> }
@@ -48,22 +53,25 @@ export function normaliseAuthKey(key: string): string {
   return k;
 }
 
-/** Reads the entries of one auth file: normalised key → credentials. A missing file has none. */
-function readAuthFile(file: string): Map<string, Credentials> {
+/** One auth file: its `auths` entries (normalised key → credentials) and the helpers it names. */
+interface AuthFile { file: string; entries: Map<string, Credentials>; credHelpers: Map<string, string>; credsStore?: string }
+
+/** Reads one auth file; a missing file is undefined. Malformed JSON, entries or helper names are EINVAL naming it. */
+function readAuthFile(file: string): AuthFile | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return new Map();
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
     throw new HutchError('EAUTH', `cannot read the auth file ${file}: ${(e as Error).message}`, { path: file, cause: e });
   }
-  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>; credHelpers?: unknown; credsStore?: unknown };
   try {
     doc = JSON.parse(text);
   } catch (e) {
     throw new HutchError('EINVAL', `auth file ${file} is not valid JSON: ${(e as Error).message}`, { path: file, cause: e });
   }
-  const out = new Map<string, Credentials>();
+  const out: AuthFile = { file, entries: new Map(), credHelpers: new Map() };
   for (const [key, entry] of Object.entries(doc?.auths ?? {})) {
     if (!entry || typeof entry !== 'object') continue;
     let username = entry.username;
@@ -75,26 +83,93 @@ function readAuthFile(file: string): Map<string, Credentials> {
       username = plain.slice(0, colon);
       password = plain.slice(colon + 1);
     }
-    if (typeof username === 'string' && typeof password === 'string' && username) {
-      out.set(normaliseAuthKey(key), { username, password, source: file });
+    const identityToken = typeof entry.identitytoken === 'string' && entry.identitytoken ? entry.identitytoken : undefined;
+    if (identityToken) {
+      out.entries.set(normaliseAuthKey(key), { username: typeof username === 'string' ? username : '', password: '', identityToken, source: file });
+    } else if (typeof username === 'string' && typeof password === 'string' && username) {
+      out.entries.set(normaliseAuthKey(key), { username, password, source: file });
     }
   }
+  if (doc?.credHelpers !== undefined) {
+    if (!doc.credHelpers || typeof doc.credHelpers !== 'object' || Array.isArray(doc.credHelpers)) {
+      throw new HutchError('EINVAL', `auth file ${file}: credHelpers is not an object of registry → helper name`, { path: file });
+    }
+    for (const [key, name] of Object.entries(doc.credHelpers as Record<string, unknown>)) {
+      out.credHelpers.set(normaliseAuthKey(key), checkHelperName(name, { via: 'credHelpers', file }));
+    }
+  }
+  // docker writes "" for no default store.
+  if (doc?.credsStore !== undefined && doc.credsStore !== '') out.credsStore = checkHelperName(doc.credsStore, { via: 'credsStore', file });
   return out;
 }
 
-/** The credentials for `registry`/`repository`: the first file with a match wins; within it the longest key. */
-export function findCredentials(files: string[], registry: string, repository: string): Credentials | undefined {
+/** The keys that may hold credentials for `registry`/`repository`, most specific first. */
+function wantedKeys(registry: string, repository: string): string[] {
   const wanted = [registry];
   const parts = repository.split('/');
   for (let i = 1; i <= parts.length; i++) wanted.unshift(`${registry}/${parts.slice(0, i).join('/')}`);
-  for (const file of files) {
-    const entries = readAuthFile(file);
-    for (const key of wanted) {
-      const c = entries.get(key);
-      if (c) return c;
-    }
+  return wanted;
+}
+
+/** The `auths` entry for `registry`/`repository` in one file: the longest matching key. */
+function entryFor(auth: AuthFile, registry: string, repository: string): Credentials | undefined {
+  for (const key of wantedKeys(registry, repository)) {
+    const c = auth.entries.get(key);
+    if (c) return c;
   }
   return undefined;
+}
+
+/** The `auths` credentials for `registry`/`repository` (helpers are not run): the first file with a match wins; within it the longest key. */
+export function findCredentials(files: string[], registry: string, repository: string): Credentials | undefined {
+  for (const file of files) {
+    const auth = readAuthFile(file);
+    const c = auth && entryFor(auth, registry, repository);
+    if (c) return c;
+  }
+  return undefined;
+}
+
+/** Runs a named helper for a registry (the caller may cache the answer). */
+export type AskHelper = (name: string, registry: string, origin: HelperOrigin) => Promise<HelperAnswer | undefined>;
+
+/**
+ * The credentials for `registry`/`repository`, as docker looks them up, file by file (the first that
+ * yields some wins): the file's `credHelpers` entry for the registry decides alone; else its
+ * `credsStore`, then (when the store has none) its `auths` entry.
+ */
+export async function lookupCredentials(files: string[], registry: string, repository: string, ask: AskHelper = runCredentialHelper): Promise<Credentials | undefined> {
+  const fromHelper = async (name: string, origin: HelperOrigin): Promise<Credentials | undefined> => {
+    const answer = await ask(name, registry, origin);
+    if (!answer) return undefined;
+    const source = `docker-credential-${name}, ${origin.via} in ${origin.file}`;
+    return answer.username === IDENTITY_TOKEN_USER
+      ? { username: '', password: '', identityToken: answer.secret, source }
+      : { username: answer.username, password: answer.secret, source };
+  };
+  for (const file of files) {
+    const auth = readAuthFile(file);
+    if (!auth) continue;
+    const helper = auth.credHelpers.get(registry);
+    if (helper) {
+      const c = await fromHelper(helper, { via: 'credHelpers', file });
+      if (c) return c;
+      continue;
+    }
+    if (auth.credsStore) {
+      const c = await fromHelper(auth.credsStore, { via: 'credsStore', file });
+      if (c) return c;
+    }
+    const c = entryFor(auth, registry, repository);
+    if (c) return c;
+  }
+  return undefined;
+}
+
+/** How credentials are named in messages (never with their secret). */
+function describe(c: Credentials): string {
+  if (c.identityToken) return `the identity token${c.username ? ` of ${c.username}` : ''} (from ${c.source})`;
+  return `the credentials of ${c.username} (from ${c.source})`;
 }
 
 function basicHeader(c: Credentials): string {
@@ -103,12 +178,16 @@ function basicHeader(c: Credentials): string {
 
 interface CachedToken { token: string; expiresAt: number }
 
-/** Auth state of one client: challenges seen per registry, and cached tokens per registry and scope. */
+/** Auth state of one client: challenges seen per registry, credentials and helper answers, cached tokens per registry and scope. */
 export class RegistryAuth {
   private readonly challenges = new Map<string, Challenge>();
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<CachedToken>>();
-  private readonly credentials = new Map<string, Credentials | undefined>();
+  private readonly credentials = new Map<string, Promise<Credentials | undefined>>();
+  /** Credentials once looked up (what a refusal is about). */
+  private readonly settled = new Map<string, Credentials | undefined>();
+  /** One helper run per helper and registry, however many repositories and downloads ask. */
+  private readonly helperAnswers = new Map<string, Promise<HelperAnswer | undefined>>();
 
   constructor(private readonly files: string[], private readonly sendOptions: (url: URL) => SendOptions) {}
 
@@ -137,18 +216,32 @@ export class RegistryAuth {
 
   /** The EAUTH for a registry that refused a request even with the answer to its challenge. */
   refused(registry: string, repository: string, detail: string): HutchError {
-    const c = this.credentialsFor(registry, repository);
+    const c = this.settled.get(`${registry}/${repository}`);
     const message = c
-      ? `registry ${registry} refused the credentials of ${c.username} (from ${c.source}) for ${repository}${detail}`
+      ? `registry ${registry} refused ${describe(c)} for ${repository}${detail}`
       : `registry ${registry} denied anonymous access to ${repository}${detail} (it may not exist, or need credentials)`;
     return new HutchError('EAUTH', message, { id: registry });
   }
 
-  /** The credentials for a repository, read from the auth files once per client. */
-  private credentialsFor(registry: string, repository: string): Credentials | undefined {
+  /** The credentials for a repository, looked up once per client (helpers run at most once per registry). */
+  private credentialsFor(registry: string, repository: string): Promise<Credentials | undefined> {
     const key = `${registry}/${repository}`;
-    if (!this.credentials.has(key)) this.credentials.set(key, findCredentials(this.files, registry, repository));
-    return this.credentials.get(key);
+    let found = this.credentials.get(key);
+    if (!found) {
+      found = lookupCredentials(this.files, registry, repository, (name, reg, origin) => {
+        const helperKey = `${name}\0${reg}`;
+        let answer = this.helperAnswers.get(helperKey);
+        if (!answer) {
+          answer = runCredentialHelper(name, reg, origin);
+          this.helperAnswers.set(helperKey, answer);
+        }
+        return answer;
+      });
+      // Failures reach the callers through `found`; this side branch only records successes.
+      found.then((c) => this.settled.set(key, c), () => undefined);
+      this.credentials.set(key, found);
+    }
+    return found;
   }
 
   private tokenKey(registry: string, repository: string): string {
@@ -156,11 +249,12 @@ export class RegistryAuth {
   }
 
   private async answer(registry: string, repository: string, challenge: Challenge, sent: string | undefined): Promise<Record<string, string>> {
-    const creds = this.credentialsFor(registry, repository);
+    const creds = await this.credentialsFor(registry, repository);
     if (challenge.scheme === 'basic') {
       if (!creds) throw this.needCredentials(registry, repository);
+      if (creds.identityToken) throw new HutchError('EAUTH', `registry ${registry} asks for basic authentication, which ${describe(creds)} cannot answer`, { id: registry });
       const header = basicHeader(creds);
-      if (sent === header) throw new HutchError('EAUTH', `registry ${registry} refused the credentials of ${creds.username} (from ${creds.source})`, { id: registry });
+      if (sent === header) throw new HutchError('EAUTH', `registry ${registry} refused ${describe(creds)}`, { id: registry });
       return { Authorization: header };
     }
     const key = this.tokenKey(registry, repository);
@@ -181,6 +275,10 @@ export class RegistryAuth {
     return new HutchError('EAUTH', `registry ${registry} requires credentials for ${repository} and none were found (looked in ${this.files.join(', ') || 'no auth file'})`, { id: registry });
   }
 
+  /**
+   * A token from the challenge's realm: GET with basic credentials (or none), or, for an identity
+   * token, the OAuth2 POST docker's distribution client makes (grant_type=refresh_token).
+   */
   private async fetchToken(registry: string, repository: string, challenge: Challenge, creds: Credentials | undefined): Promise<CachedToken> {
     const realm = challenge.params.realm;
     let url: URL;
@@ -189,15 +287,25 @@ export class RegistryAuth {
     } catch {
       throw new HutchError('EPROTO', `registry ${registry} sent a bearer challenge without a usable realm (${realm ?? 'none'})`, { id: registry });
     }
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    url.searchParams.set('scope', `repository:${repository}:pull`);
+    const scope = `repository:${repository}:pull`;
     const opts = this.sendOptions(url);
-    if (creds) opts.headers = { ...opts.headers, Authorization: basicHeader(creds) };
+    if (creds?.identityToken) {
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'hutch', scope });
+      if (challenge.params.service) form.set('service', challenge.params.service);
+      opts.method = 'POST';
+      opts.body = Buffer.from(form.toString());
+      opts.headers = { ...opts.headers, 'Content-Type': 'application/x-www-form-urlencoded' };
+    } else {
+      if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+      url.searchParams.set('scope', scope);
+      if (creds) opts.headers = { ...opts.headers, Authorization: basicHeader(creds) };
+    }
     const started = Date.now();
     const ex = await send(url, opts);
     const body = await readBody(ex, 1024 * 1024, `token from ${url.host}`);
-    if (ex.status === 401 || ex.status === 403) {
-      if (creds) throw new HutchError('EAUTH', `registry ${registry} refused the credentials of ${creds.username} (from ${creds.source})`, { id: registry });
+    // An OAuth2 server says 400 (invalid_grant) for a refresh token it does not take.
+    if (ex.status === 401 || ex.status === 403 || (creds?.identityToken && ex.status === 400)) {
+      if (creds) throw new HutchError('EAUTH', `registry ${registry} refused ${describe(creds)}`, { id: registry });
       throw this.needCredentials(registry, repository);
     }
     if (ex.status === 429 || ex.status >= 500) throw new TransientFailure(`token server ${url.host} answered ${ex.status}`, retryAfterMs(ex.headers['retry-after'], 30_000));

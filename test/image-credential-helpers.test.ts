@@ -1,0 +1,221 @@
+// hutch pull with docker credential helpers (credHelpers, credsStore) and identity tokens, against a
+// real docker-registry on loopback behind the kit's token or basic-auth front. The helpers are small
+// sh scripts on PATH for the hutch process: ones that answer, say "not found", fail, hang, flood or
+// print garbage. Every refusal is one line, leaks no secret, and leaves no image, file or process.
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { helperServerURL } from '../src/image/registry/credential-helpers.js';
+import { pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { storeLeftovers } from './image-store-kit.js';
+import { makeLayer } from './image/tar-kit.js';
+
+let root: string;
+let tmp: string;
+let bin: string;
+let log: string;
+let reg: TestRegistry;
+let bearer: RegistryFront;
+let basic: RegistryFront;
+let image: PushedImage;
+let stores = 0;
+
+// Secrets the helpers and files hold: no error message may contain them.
+const SECRETS = ['s3cret', 'idtok-alice', 'idtok-stale', 'LEAKED-SECRET'];
+
+/** The helper scripts: `docker-credential-<name>`, each implementing `get` of the protocol. */
+const HELPERS: Record<string, string> = {
+  // Reads the whole of stdin (so it hangs unless stdin is closed), logs what it was asked, answers alice.
+  good: 'url=$(cat)\necho "good $1 $url" >> "$HELPER_LOG"\nprintf \'{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}\\n\' "$url"',
+  wrong: 'url=$(cat)\necho "wrong $1 $url" >> "$HELPER_LOG"\nprintf \'{"ServerURL":"%s","Username":"alice","Secret":"nope"}\\n\' "$url"',
+  token: 'url=$(cat)\necho "token $1 $url" >> "$HELPER_LOG"\nprintf \'{"ServerURL":"%s","Username":"<token>","Secret":"idtok-alice"}\\n\' "$url"',
+  none: 'url=$(cat)\necho "none $1 $url" >> "$HELPER_LOG"\necho "credentials not found in native keychain"\nexit 1',
+  broken: 'cat >/dev/null\necho "keyring is locked (secret store unavailable)"\nexit 3',
+  hang: 'cat >/dev/null\nsleep 600 &\necho "$$ $!" > "$HELPER_LOG.pids"\nwait',
+  huge: 'cat >/dev/null\nhead -c 8000000 /dev/zero | tr "\\0" x\necho done > "$HELPER_LOG.huge"',
+  garbage: 'cat >/dev/null\necho "user=alice secret=LEAKED-SECRET"',
+};
+
+before(async () => {
+  root = makeRoot('credhelpers');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-credhelpers-'));
+  bin = path.join(tmp, 'bin');
+  fs.mkdirSync(bin);
+  log = path.join(tmp, 'helper.log');
+  for (const [name, body] of Object.entries(HELPERS)) {
+    fs.writeFileSync(path.join(bin, `docker-credential-${name}`), `#!/bin/sh\n[ "$1" = get ] || { echo "unsupported: $1"; exit 1; }\n${body}\n`, { mode: 0o755 });
+  }
+  reg = await startRegistry();
+  image = await pushImage(reg.host, 'app/private', '1', { layers: [makeLayer([{ name: 'secret-file', content: 'behind auth\n' }])] });
+  bearer = await startFront(reg.host, { auth: 'bearer', users: { alice: 's3cret' }, identityTokens: { 'idtok-alice': 'alice' } });
+  basic = await startFront(reg.host, { auth: 'basic', users: { alice: 's3cret' } });
+});
+
+after(async () => {
+  await cleanRoot(root);
+  await bearer?.stop();
+  await basic?.stop();
+  await reg?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  assert.deepEqual(leftovers(root), []);
+  assert.equal(fs.existsSync(tmp), false);
+});
+
+/** Writes an auth/config file with `doc` (an object, or raw text); returns its path. */
+function config(doc: object | string): string {
+  const file = path.join(tmp, `config-${++stores}.json`);
+  fs.writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return file;
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const helperLog = (): string[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
+
+/** Runs `hutch pull -q` of app/private:1 through `front` with a fresh image store; extra env wins. */
+async function pull(front: RegistryFront, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result & { store: string }> {
+  fs.rmSync(log, { force: true });
+  const store = path.join(tmp, `store-${++stores}`);
+  const r = await hutch(root, ['pull', '-q', ...args, `${front.host}/app/private:1`], {
+    timeoutMs: 60_000,
+    env: {
+      HUTCH_IMAGE_ROOT: store, PATH: `${bin}:${process.env.PATH}`, HELPER_LOG: log,
+      // Keep the tester's own auth files out of it.
+      REGISTRY_AUTH_FILE: path.join(tmp, 'absent.json'), XDG_RUNTIME_DIR: path.join(tmp, 'no-xdg'), DOCKER_CONFIG: path.join(tmp, 'no-docker'),
+      ...env,
+    },
+  });
+  return { ...r, store };
+}
+
+/** A pull that must succeed: prints the image id. */
+async function pulled(front: RegistryFront, args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const r = await pull(front, args, env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${image.manifest.config.digest}\n`);
+}
+
+/** A pull that must fail with one line matching `message`, no secret in it, and nothing stored or left. */
+async function refused(front: RegistryFront, args: string[], message: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  const r = await pull(front, args, env);
+  assert.equal(r.code, 1, `expected a failure: ${r.stdout} ${r.stderr}`);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  for (const s of SECRETS) assert.ok(!r.stderr.includes(s), `the error shows a secret (${s}): ${r.stderr}`);
+  const images = fs.existsSync(path.join(r.store, 'images')) ? fs.readdirSync(path.join(r.store, 'images')) : [];
+  assert.deepEqual(images, [], 'no image registered');
+  assert.deepEqual(fs.existsSync(r.store) ? storeLeftovers(r.store) : [], [], 'no temp or partial files');
+  return r;
+}
+
+test('credHelpers: the helper for the registry is asked with its host on stdin and its answer pulls', async () => {
+  bearer.tokenRequests.length = 0;
+  await pulled(bearer, ['--authfile', config({ credHelpers: { [bearer.host]: 'good', 'other.example': 'broken' } })]);
+  assert.deepEqual(helperLog(), [`good get ${bearer.host}`], 'asked once, with get and the host');
+  assert.ok(bearer.tokenRequests.length >= 1 && bearer.tokenRequests.every((t) => t.authorization === `Basic ${b64('alice:s3cret')}`));
+  assert.equal(helperServerURL('docker.io'), 'https://index.docker.io/v1/', 'Docker Hub is asked by the URL docker login stores');
+  await pulled(basic, ['--authfile', config({ credHelpers: { [basic.host]: 'good' } })]);
+});
+
+test('precedence: credHelpers over auths and credsStore; credsStore over auths; auths when the store has none', async () => {
+  const wrongAuth = { auth: b64('alice:nope') };
+  // The registry's helper decides alone, whatever auths and credsStore say.
+  await pulled(bearer, ['--authfile', config({ auths: { [bearer.host]: wrongAuth }, credsStore: 'wrong', credHelpers: { [bearer.host]: 'good' } })]);
+  assert.deepEqual(helperLog(), [`good get ${bearer.host}`]);
+  // The default store beats an auths entry (docker's order; `docker login` leaves the entry empty).
+  await pulled(bearer, ['--authfile', config({ auths: { [bearer.host]: wrongAuth }, credsStore: 'good' })]);
+  await pulled(bearer, ['--authfile', config({ auths: { [bearer.host]: {} }, credsStore: 'good' })]);
+  // A store without credentials for the registry leaves the auths entry.
+  await pulled(bearer, ['--authfile', config({ auths: { [bearer.host]: { auth: b64('alice:s3cret') } }, credsStore: 'none' })]);
+  assert.deepEqual(helperLog(), [`none get ${bearer.host}`]);
+  // A registry helper that has none means anonymous (as docker and podman do): here refused.
+  await refused(bearer, ['--authfile', config({ auths: { [bearer.host]: { auth: b64('alice:s3cret') } }, credHelpers: { [bearer.host]: 'none' } })],
+    new RegExp(`registry ${bearer.host} requires credentials for app/private`));
+  // A store that gives wrong credentials: refused, naming the helper.
+  await refused(bearer, ['--authfile', config({ credsStore: 'wrong' })], new RegExp(`refused the credentials of alice \\(from docker-credential-wrong, credsStore in `));
+});
+
+test('auth files in order: a helper without credentials in containers\' auth.json passes on to docker\'s config.json', async () => {
+  const xdg = path.join(tmp, 'xdg');
+  const docker = path.join(tmp, 'docker');
+  fs.mkdirSync(path.join(xdg, 'containers'), { recursive: true });
+  fs.mkdirSync(docker);
+  fs.writeFileSync(path.join(xdg, 'containers', 'auth.json'), JSON.stringify({ credHelpers: { [bearer.host]: 'none' } }));
+  fs.writeFileSync(path.join(docker, 'config.json'), JSON.stringify({ credsStore: 'good' }));
+  await pulled(bearer, [], { XDG_RUNTIME_DIR: xdg, DOCKER_CONFIG: docker });
+  assert.deepEqual(helperLog(), [`none get ${bearer.host}`, `good get ${bearer.host}`]);
+});
+
+test('identity token in auths: traded at the realm with an OAuth2 refresh_token POST, once per pull', async () => {
+  bearer.tokenRequests.length = 0;
+  bearer.requests.length = 0;
+  await pulled(bearer, ['--authfile', config({ auths: { [bearer.host]: { auth: b64('alice:'), identitytoken: 'idtok-alice' } } })]);
+  assert.equal(bearer.tokenRequests.length, 1, 'the token is cached for the manifest, config and layer');
+  const [t] = bearer.tokenRequests;
+  assert.equal(t!.method, 'POST');
+  assert.equal(t!.authorization, undefined, 'no basic credentials with a refresh token');
+  assert.deepEqual(t!.form, { grant_type: 'refresh_token', refresh_token: 'idtok-alice', client_id: 'hutch', scope: 'repository:app/private:pull', service: 'hutch-test' });
+  const ok = bearer.requests.filter((q) => q.status === 200);
+  assert.ok(ok.length >= 3 && ok.every((q) => q.authorization?.startsWith('Bearer ')), 'manifest, config and layer sent with the access token');
+});
+
+test('a helper answering <token> gives an identity token; a refused one is EAUTH without the token', async () => {
+  bearer.tokenRequests.length = 0;
+  await pulled(bearer, ['--authfile', config({ credHelpers: { [bearer.host]: 'token' } })]);
+  assert.equal(bearer.tokenRequests[0]!.form?.refresh_token, 'idtok-alice');
+  await refused(bearer, ['--authfile', config({ auths: { [bearer.host]: { auth: b64('alice:'), identitytoken: 'idtok-stale' } } })],
+    new RegExp(`registry ${bearer.host} refused the identity token of alice \\(from .*config-\\d+\\.json\\)`));
+  await refused(basic, ['--authfile', config({ credHelpers: { [basic.host]: 'token' } })],
+    new RegExp(`registry ${basic.host} asks for basic authentication, which the identity token \\(from docker-credential-token, credHelpers in .*\\) cannot answer`));
+});
+
+test('a helper that fails, floods, prints garbage or is missing is an error naming it and the registry', async () => {
+  const cfg = (name: string): string[] => ['--authfile', config({ credHelpers: { [bearer.host]: name } })];
+  const named = (name: string) => `credential helper docker-credential-${name} \\(credHelpers in [^)]+\\) for registry ${bearer.host.replace(/\./g, '\\.')}`;
+  await refused(bearer, cfg('broken'), new RegExp(`${named('broken')} failed \\(exit status 3\\): keyring is locked \\(secret store unavailable\\)$`, 'm'));
+  await refused(bearer, cfg('garbage'), new RegExp(`${named('garbage')} answered with something that is not JSON \\(\\d+ bytes\\)`));
+  const huge = await refused(bearer, cfg('huge'), new RegExp(`${named('huge')} printed more than 1048576 bytes and was killed`));
+  assert.ok(huge.stderr.length < 1000);
+  assert.equal(fs.existsSync(`${log}.huge`), false, 'the flooding helper was killed before it finished');
+  await refused(bearer, cfg('absent'), new RegExp(`${named('absent')}: docker-credential-absent is not on PATH`));
+  await refused(bearer, ['--authfile', config({ credsStore: 'absent' })], /docker-credential-absent \(credsStore in .*\) for registry .* is not on PATH/);
+});
+
+test('a helper that hangs is killed with its children after the time limit', async () => {
+  const started = Date.now();
+  await refused(bearer, ['--authfile', config({ credHelpers: { [bearer.host]: 'hang' } })],
+    new RegExp(`docker-credential-hang \\(credHelpers in .*\\) for registry ${bearer.host} did not answer within 1500 ms and was killed`),
+    { HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS: '1500' });
+  assert.ok(Date.now() - started < 15_000, 'the pull gave up in time');
+  const pids = fs.readFileSync(`${log}.pids`, 'utf8').trim().split(' ').map(Number);
+  assert.equal(pids.length, 2);
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    // A zombie waiting for its reaper is dead too.
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  };
+  const deadline = Date.now() + 5000;
+  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+  assert.deepEqual(pids.filter(alive), [], 'the helper and the sleep it started are gone');
+});
+
+test('bad auth files: malformed JSON, credHelpers that is not an object, helper names that are paths', async () => {
+  await refused(bearer, ['--authfile', config('{"credHelpers": {')], /auth file .*config-\d+\.json is not valid JSON/);
+  await refused(bearer, ['--authfile', config({ credHelpers: ['good'] })], /auth file .*config-\d+\.json: credHelpers is not an object of registry → helper name/);
+  for (const [doc, shown] of [
+    [{ credHelpers: { [bearer.host]: '../../../bin/sh' } }, 'credHelpers names the credential helper "../../../bin/sh"'],
+    [{ credHelpers: { [bearer.host]: '..' } }, 'credHelpers names the credential helper ".."'],
+    [{ credsStore: 'good/../../x' }, 'credsStore names the credential helper "good/../../x"'],
+    [{ credsStore: 7 }, 'credsStore names the credential helper number'],
+  ] as const) {
+    await refused(bearer, ['--authfile', config(doc)], new RegExp(`auth file .*config-\\d+\\.json: ${shown.replace(/[.()]/g, '\\$&')}, which is not a plain name`));
+    assert.deepEqual(helperLog(), [], 'no helper ran');
+  }
+});
