@@ -197,6 +197,8 @@ export interface FrontOptions {
   tokenTtlSeconds?: number;
   /** Serve https with this key and certificate (PEM), e.g. from selfSignedCert(). */
   tls?: { key: string; cert: string };
+  /** How long idle connections are kept, ms; default 1000 (which node's agents take as too short to reuse). */
+  keepAliveMs?: number;
 }
 
 /** Faults the front makes; change them between requests. Counts go down as faults are made. */
@@ -328,7 +330,7 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
     req.pipe(up);
   };
   const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
-  server.keepAliveTimeout = 1000;
+  server.keepAliveTimeout = opts.keepAliveMs ?? 1000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   self = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -337,12 +339,12 @@ export async function startFront(target: string, opts: FrontOptions = {}): Promi
   };
 }
 
-/** A self-signed certificate for 127.0.0.1 made by openssl in `dir`; undefined when openssl is missing. */
-export function selfSignedCert(dir: string): { key: string; cert: string } | undefined {
+/** A self-signed certificate (default for 127.0.0.1) made by openssl in `dir`; undefined when openssl is missing. */
+export function selfSignedCert(dir: string, subjectAltName = 'IP:127.0.0.1'): { key: string; cert: string } | undefined {
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key,
-    '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', `subjectAltName=${subjectAltName}`], { encoding: 'utf8' });
   if (r.error) return undefined;
   if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   return { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') };

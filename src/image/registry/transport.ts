@@ -1,8 +1,11 @@
 // HTTP for the registry client over node:http/https: one request with timeouts and redirects, body
 // reading with a size cap, and a retry loop with exponential back-off for transient failures.
+// Requests go through the proxy the environment names (proxy.ts): http as absolute-URI requests to
+// the proxy, https through CONNECT tunnels.
 import http from 'node:http';
 import https from 'node:https';
 import { HutchError, errnoCode, isHutchError } from '../../errors.js';
+import { CONNECT_TIMEOUT, ProxyFailure, TunnelAgent, proxyAuthError, proxyFor, type ProxyTarget, type TunnelRequestOptions } from './proxy.js';
 
 /** A response whose body has not been read yet. */
 export interface Exchange {
@@ -13,8 +16,12 @@ export interface Exchange {
   url: URL;
 }
 
-/** Agents with keep-alive, one pair per client (idle sockets do not hold the process open). */
-export interface Agents { http: http.Agent; https: https.Agent; insecureHttps: https.Agent }
+/** Agents with keep-alive, one set per client (idle sockets do not hold the process open). */
+export interface Agents {
+  http: http.Agent; https: https.Agent; insecureHttps: https.Agent;
+  /** https through a proxy's CONNECT tunnels, with and without certificate checks. */
+  tunnel: TunnelAgent; insecureTunnel: TunnelAgent;
+}
 
 /** Makes the keep-alive agents of one client. */
 export function makeAgents(): Agents {
@@ -22,6 +29,8 @@ export function makeAgents(): Agents {
     http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
     https: new https.Agent({ keepAlive: true, maxSockets: 16 }),
     insecureHttps: new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
+    tunnel: new TunnelAgent({ keepAlive: true, maxSockets: 16 }),
+    insecureTunnel: new TunnelAgent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false }),
   };
 }
 
@@ -39,6 +48,8 @@ const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPI
 
 /** What to say about a failed connection, and whether it is worth retrying. */
 export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean; connect?: boolean; tls?: boolean } {
+  // On the way to a proxy: say so, and judge the cause as any connection error.
+  if (e instanceof ProxyFailure) return e.transient === undefined ? describeNetworkError(e.cause, e.peer) : { message: e.message, transient: e.transient };
   const code = errnoCode(e) ?? '';
   // OpenSSL's messages span lines and carry source paths: keep the reason only.
   const raw = e instanceof Error ? e.message : String(e);
@@ -72,9 +83,6 @@ function timeoutError(host: string, ms: number): Error {
   return Object.assign(new Error(`${host} did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
 
-/** The code of a connection that could not be made in time (a host that drops packets). */
-const CONNECT_TIMEOUT = 'HUTCH_CONNECT_TIMEOUT';
-
 /** Sends one request; resolves at the response headers. Follows redirects, dropping Authorization when the host changes. */
 export async function send(url: URL, opts: SendOptions): Promise<Exchange> {
   let current = url;
@@ -97,10 +105,41 @@ export async function send(url: URL, opts: SendOptions): Promise<Exchange> {
 
 function sendOnce(url: URL, headers: Record<string, string>, opts: SendOptions): Promise<Exchange> {
   const secure = url.protocol === 'https:';
+  const proxy = proxyFor(url);
+  if (proxy && !secure) return sendThroughProxy(url, headers, opts, proxy);
   const lib = secure ? https : http;
-  const agent = secure ? (opts.insecureTls ? opts.agents.insecureHttps : opts.agents.https) : opts.agents.http;
+  const agent = secure
+    ? (proxy ? (opts.insecureTls ? opts.agents.insecureTunnel : opts.agents.tunnel) : (opts.insecureTls ? opts.agents.insecureHttps : opts.agents.https))
+    : opts.agents.http;
+  const tunnel: TunnelRequestOptions | object = proxy ? { hutchProxy: proxy, hutchConnectTimeoutMs: opts.connectTimeoutMs } : {};
+  return exchange(lib.request(url, { method: opts.method ?? 'GET', headers, agent, timeout: opts.timeoutMs, ...tunnel }), url, opts, url.host, secure);
+}
+
+/** Plain http through a proxy: the absolute URL as the request target, sent to the proxy. */
+function sendThroughProxy(url: URL, headers: Record<string, string>, opts: SendOptions, proxy: ProxyTarget): Promise<Exchange> {
+  const sent = { ...headers, Host: url.host, ...(proxy.authorization ? { 'Proxy-Authorization': proxy.authorization } : {}) };
+  const req = http.request({
+    host: proxy.hostname, port: proxy.port, path: url.href, method: opts.method ?? 'GET', headers: sent,
+    agent: opts.agents.http, timeout: opts.timeoutMs,
+  });
+  return exchange(req, url, opts, proxy.name, false).then(
+    (ex) => {
+      if (ex.status !== 407) return ex;
+      ex.body.resume();
+      throw proxyAuthError(proxy, url.host, `${ex.status} ${ex.body.statusMessage ?? ''}`.trim());
+    },
+    (e: unknown) => {
+      // Not connected: the proxy is what could not be reached.
+      if (isHutchError(e) || !(e as { beforeConnect?: boolean }).beforeConnect) throw e;
+      throw new ProxyFailure(proxy.name, e instanceof Error ? e.message : String(e), undefined, { cause: e });
+    });
+}
+
+/** Sends `req` with the timeouts of `opts`; resolves at the response headers. `peer` names who is connected to. */
+function exchange(req: http.ClientRequest, url: URL, opts: SendOptions, peer: string, secure: boolean): Promise<Exchange> {
   return new Promise((resolve, reject) => {
-    const req = lib.request(url, { method: opts.method ?? 'GET', headers, agent, timeout: opts.timeoutMs }, (res) => {
+    let connected = false;
+    req.on('response', (res) => {
       // The socket's idle timeout keeps running while the body streams: a stalled body fails too.
       res.setTimeout(opts.timeoutMs, () => res.destroy(timeoutError(url.host, opts.timeoutMs)));
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
@@ -108,12 +147,13 @@ function sendOnce(url: URL, headers: Record<string, string>, opts: SendOptions):
     req.on('timeout', () => req.destroy(timeoutError(url.host, opts.timeoutMs)));
     // A dropped SYN would otherwise wait the whole request timeout, on every attempt.
     req.on('socket', (socket) => {
-      if (!socket.connecting) return;
-      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`could not connect to ${url.host} within ${opts.connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT })), opts.connectTimeoutMs);
+      if (!socket.connecting) { connected = true; return; }
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`could not connect to ${peer} within ${opts.connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT })), opts.connectTimeoutMs);
+      socket.once('connect', () => { connected = true; });
       socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
       socket.once('close', () => clearTimeout(timer));
     });
-    req.on('error', reject);
+    req.on('error', (e) => reject(connected || typeof e !== 'object' ? e : Object.assign(e, { beforeConnect: true })));
     req.end(opts.body);
   });
 }
