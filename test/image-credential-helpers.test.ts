@@ -38,6 +38,10 @@ const HELPERS: Record<string, string> = {
   hang: 'cat >/dev/null\nsleep 600 &\necho "$$ $!" > "$HELPER_LOG.pids"\nwait',
   huge: 'cat >/dev/null\nhead -c 8000000 /dev/zero | tr "\\0" x\necho done > "$HELPER_LOG.huge"',
   garbage: 'cat >/dev/null\necho "user=alice secret=LEAKED-SECRET"',
+  empty: 'cat >/dev/null\necho "{}"',
+  quiet: 'cat >/dev/null\necho "error: credentials not found for this server" >&2\nexit 1',
+  signalled: 'cat >/dev/null\nkill -9 $$',
+  typed: 'cat >/dev/null\necho \'{"Username":"alice","Secret":42}\'',
 };
 
 before(async () => {
@@ -49,6 +53,8 @@ before(async () => {
   for (const [name, body] of Object.entries(HELPERS)) {
     fs.writeFileSync(path.join(bin, `docker-credential-${name}`), `#!/bin/sh\n[ "$1" = get ] || { echo "unsupported: $1"; exit 1; }\n${body}\n`, { mode: 0o755 });
   }
+  // On PATH but not executable.
+  fs.writeFileSync(path.join(bin, 'docker-credential-noexec'), '#!/bin/sh\necho \'{"Username":"alice","Secret":"s3cret"}\'\n', { mode: 0o644 });
   reg = await startRegistry();
   image = await pushImage(reg.host, 'app/private', '1', { layers: [makeLayer([{ name: 'secret-file', content: 'behind auth\n' }])] });
   bearer = await startFront(reg.host, { auth: 'bearer', users: { alice: 's3cret' }, identityTokens: { 'idtok-alice': 'alice' } });
@@ -182,6 +188,16 @@ test('a helper that fails, floods, prints garbage or is missing is an error nami
   assert.equal(fs.existsSync(`${log}.huge`), false, 'the flooding helper was killed before it finished');
   await refused(bearer, cfg('absent'), new RegExp(`${named('absent')}: docker-credential-absent is not on PATH`));
   await refused(bearer, ['--authfile', config({ credsStore: 'absent' })], /docker-credential-absent \(credsStore in .*\) for registry .* is not on PATH/);
+});
+
+test('helpers with nothing to give ({} or "not found" on stderr) mean no credentials; signals, bad types and no exec bit are errors', async () => {
+  const cfg = (name: string): string[] => ['--authfile', config({ credHelpers: { [bearer.host]: name } })];
+  const none = new RegExp(`registry ${bearer.host} requires credentials for app/private and none were found`);
+  await refused(bearer, cfg('empty'), none);
+  await refused(bearer, cfg('quiet'), none);
+  await refused(bearer, cfg('signalled'), /docker-credential-signalled \(credHelpers in .*\) for registry .* failed \(killed by SIGKILL\)$/m);
+  await refused(bearer, cfg('typed'), /docker-credential-typed \(credHelpers in .*\) for registry .* answered JSON without a string Username and Secret/);
+  await refused(bearer, cfg('noexec'), /docker-credential-noexec \(credHelpers in .*\) for registry .*: docker-credential-noexec is not executable/);
 });
 
 test('a helper that hangs is killed with its children after the time limit', async () => {
