@@ -10,7 +10,7 @@ export const command: Command = {
   flags: [
     { name: 'platform', kind: 'string', value: 'OS/ARCH', help: 'the platform to pick from a multi-platform image (default: this machine\'s)' },
     { name: 'insecure', kind: 'bool', help: 'reach the registry over plain http / without TLS checks (loopback registries always are)' },
-    { name: 'authfile', kind: 'string', value: 'FILE', help: 'docker-style credentials file (default $REGISTRY_AUTH_FILE, ~/.docker/config.json)' },
+    { name: 'authfile', kind: 'string', value: 'FILE', help: 'auth file (auths, credHelpers, credsStore; default $REGISTRY_AUTH_FILE, containers\' auth.json, ~/.docker/config.json)' },
     { name: 'quiet', short: 'q', kind: 'bool', help: 'no progress output' },
   ],
   async run(ctx, args) {
