@@ -11,6 +11,7 @@ import { deliverSignal, listProcesses, sandboxProcesses, sandboxStats, signalAll
 import { PROTOCOL_VERSION, type ExitStatus, type MethodName, type Params } from './protocol.js';
 import { Reaper } from './reaper.js';
 import { Session, type Dispatcher } from './session.js';
+import { Watches } from './watch.js';
 
 /** How the agent was started. */
 export interface AgentOptions {
@@ -33,6 +34,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** The in-sandbox agent. */
 export class Agent implements Dispatcher {
   readonly table: ProcessTable;
+  /** The file watches of every connection. */
+  readonly watches = new Watches();
   private readonly reaper: Reaper;
   private readonly sessions = new Set<Session>();
   private readonly startMs = performance.now();
@@ -70,6 +73,7 @@ export class Agent implements Dispatcher {
   /** A session ended. */
   closed(session: Session): void {
     this.sessions.delete(session);
+    this.watches.closeSink(session);
     this.noteActivity();
     this.opts.onSessionClosed?.(session);
   }
@@ -124,6 +128,11 @@ export class Agent implements Dispatcher {
       case 'remove': return files.remove(params as Params<'remove'>);
       case 'symlink': return files.symlink(params as Params<'symlink'>);
       case 'link': return files.link(params as Params<'link'>);
+      case 'watch': return this.watches.start(session, params as Params<'watch'>);
+      case 'unwatch': {
+        this.watches.stop(session, (params as Params<'unwatch'>).watchId);
+        return {};
+      }
       case 'shutdown': {
         const result = await this.shutdown((params as Params<'shutdown'>).graceMs);
         // The response is written before this runs, and exit() flushes it.

@@ -5,12 +5,13 @@ import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { FileTransfers, type ReadRange } from './client-files.js';
+import { WatchChannels, type WatchHandle, type WatchListener } from './client-watch.js';
 import { ProcessChannel, type ChannelLink, type ProcessHandle } from './process-handle.js';
 import {
   checkEvent, checkResponse, decodeCredit, decodeData, encodeCreditFrame, encodeDataFrame, encodeJsonFrame,
   FrameDecoder, FrameType, MAX_REQUEST_ID, parseJsonPayload, resultChecks,
   type DirEntry, type ExecParams, type ExitStatus, type FileStat, type Frame, type MethodName, type Params,
-  type PingResult, type ProcessInfo, type Result, type SignalTarget, type StatsResult,
+  type PingResult, type ProcessInfo, type Result, type SignalTarget, type StatsResult, type WatchParams,
 } from './protocol.js';
 
 /** Options of one call. */
@@ -49,6 +50,7 @@ export class AgentClient {
   private nextId = 1;
   private closeReason: HutchError | null | undefined;
   private readonly files: FileTransfers;
+  private readonly watches = new WatchChannels();
 
   private constructor(private readonly input: Readable, private readonly output: Writable) {
     input.on('data', (chunk: Buffer) => this.onBytes(chunk));
@@ -200,6 +202,7 @@ export class AgentClient {
       if (!method) throw new HutchError('EPROTO', `agent answered unknown call id ${msg.id}`);
       this.abandoned.delete(msg.id);
       if (method === 'exec' && 'result' in msg) this.orphanedExec(resultChecks.exec(msg.result, 'exec result').pid);
+      if (method === 'watch' && 'result' in msg) this.orphanedWatch(resultChecks.watch(msg.result, 'watch result').watchId);
       return;
     }
     this.pending.delete(msg.id);
@@ -228,9 +231,16 @@ export class AgentClient {
     this.link.kill(pid, 'SIGKILL').catch(() => undefined);
   }
 
+  /** A watch that timed out on our side started after all: stop it, ignoring its events. */
+  private orphanedWatch(watchId: number): void {
+    this.watches.orphaned(watchId);
+    this.call('unwatch', { watchId }).catch(() => undefined); // fails only if the connection is gone: so is the watch
+  }
+
   private onEvent(raw: unknown): void {
     const ev = checkEvent(raw, 'event');
     if (ev.event === 'error') throw new HutchError(ev.code, `agent dropped the connection: ${ev.message}`);
+    if (ev.event === 'watch' || ev.event === 'watch-end') return this.watches.event(ev);
     const ch = this.channel(ev.pid);
     ch.exited({ exitCode: ev.exitCode, signal: ev.signal }); // if this throws, shutDown fails the channel
     this.channels.delete(ev.pid);
@@ -247,6 +257,7 @@ export class AgentClient {
     }
     for (const ch of this.channels.values()) ch.lost(err);
     this.channels.clear();
+    this.watches.lost(err);
     this.output.end();
     this.input.destroy();
     if ((this.output as unknown) !== this.input) this.output.destroy();
@@ -339,6 +350,19 @@ export class AgentClient {
   /** Makes a hard link at `path` to the existing file `existing`. */
   hardLink(path: string, existing: string, opts?: CallOptions): Promise<void> {
     return this.files.hardLink(path, existing, opts);
+  }
+
+  /**
+   * Watches a path for changes (inotify in the agent); `listener` hears them until close() or the
+   * watch's end. EINVAL "unknown method" from an agent that predates watches.
+   */
+  async watch(params: WatchParams, listener: WatchListener, opts?: CallOptions): Promise<WatchHandle> {
+    // Registered before any later frame is read: changes may follow the answer right away.
+    const r = await this.call('watch', params, { defaultTimeoutMs: 30_000, ...opts }, ({ watchId }) => this.watches.add(watchId, listener));
+    const close = async (): Promise<void> => {
+      if (this.watches.forget(r.watchId) && !this.closed) await this.call('unwatch', { watchId: r.watchId });
+    };
+    return { ...r, close };
   }
 
   /** Stops every process (SIGTERM, then SIGKILL after graceMs); the agent exits after replying. */

@@ -9,6 +9,9 @@
 // sends at most OUTPUT_WINDOW unacknowledged bytes of a stream (it pauses the process's pipe) and
 // the host returns CREDIT (pid, fd, n) as its reader consumes; the host sends at most STDIN_WINDOW
 // unacknowledged stdin bytes and the agent returns CREDIT (pid, 0, n) once they reached the pipe.
+// Watches: `watch` answers {watchId} before any of its EVENTs {event: 'watch', changes}; `unwatch`
+// stops it (no event of it follows the answer); a watch that ends by itself sends {event: 'watch-end'}.
+// A connection's watches end with it.
 // Anything malformed ends the connection: the agent sends EVENT {event: 'error'} first.
 import type { ErrorCode } from '../errors.js';
 import {
@@ -31,6 +34,12 @@ export const FILE_CHUNK = 512 * 1024;
 export const MAX_LIST_ENTRIES = 1000;
 /** Most processes one `ps` call returns. */
 export const MAX_PS_ENTRIES = 1000;
+/** Most directories one watch may hold (like the poller's 10000 entries). */
+export const MAX_WATCH_DIRS = 10_000;
+/** Most changes in one watch event frame (paths of up to 4096 bytes stay under MAX_FRAME_BYTES). */
+export const MAX_WATCH_BATCH = 200;
+/** Most watches one connection may hold. */
+export const MAX_WATCHES = 256;
 /** Highest request id; ids are positive integers unique among a connection's calls in flight. */
 export const MAX_REQUEST_ID = 0x7fffffff;
 
@@ -72,6 +81,11 @@ export interface MkdirParams { path: string; parents?: boolean; mode?: number }
 export interface RemoveParams { path: string; recursive?: boolean }
 export interface SymlinkParams { path: string; target: string }
 export interface LinkParams { path: string; existing: string }
+export interface WatchParams { path: string; recursive: boolean }
+/** A started watch: its id (named by its events and unwatch), what it covers. */
+export interface WatchResult { watchId: number; dirs: number; entries: number }
+export type ChangeKind = 'created' | 'modified' | 'removed';
+export interface WatchChange { kind: ChangeKind; path: string }
 export interface PingResult { version: number; pid: number; uptimeMs: number }
 export type Empty = Record<string, never>;
 
@@ -93,6 +107,8 @@ export interface Methods {
   symlink: { params: SymlinkParams; result: Empty };
   link: { params: LinkParams; result: Empty };
   shutdown: { params: { graceMs: number }; result: { killed: number } };
+  watch: { params: WatchParams; result: WatchResult };
+  unwatch: { params: { watchId: number }; result: Empty };
 }
 export type MethodName = keyof Methods;
 export type Params<M extends MethodName> = Methods[M]['params'];
@@ -105,7 +121,11 @@ export type ResponseMessage = { id: number; result: unknown } | { id: number; er
 export interface ExitEvent { event: 'exit'; pid: number; exitCode: number | null; signal: string | null }
 /** Sent by the agent just before it drops a connection that broke the protocol. */
 export interface ErrorEvent { event: 'error'; code: ErrorCode; message: string }
-export type EventMessage = ExitEvent | ErrorEvent;
+/** Changes seen by a watch (only after its `watch` response). */
+export interface WatchEvent { event: 'watch'; watchId: number; changes: WatchChange[] }
+/** A watch ended by itself: error null means the watched path is gone; no event of it follows. */
+export interface WatchEndEvent { event: 'watch-end'; watchId: number; error: WireError | null }
+export type EventMessage = ExitEvent | ErrorEvent | WatchEvent | WatchEndEvent;
 
 const U32 = 0xffffffff;
 const pid = int(1, 0x7fffffff);
@@ -155,6 +175,8 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   symlink: obj<SymlinkParams>({ path: absPath, target: str({ max: 4096, nonEmpty: true, noNul: true }) }),
   link: obj<LinkParams>({ path: absPath, existing: absPath }),
   shutdown: obj<{ graceMs: number }>({ graceMs: int(0, 600_000) }),
+  watch: obj<WatchParams>({ path: absPath, recursive: bool }),
+  unwatch: obj<{ watchId: number }>({ watchId: pid }),
 };
 
 const name = str({ max: 4096 });
@@ -195,6 +217,8 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   symlink: empty,
   link: empty,
   shutdown: obj<{ killed: number }>({ killed: count }),
+  watch: obj<WatchResult>({ watchId: pid, dirs: int(0, MAX_WATCH_DIRS), entries: count }),
+  unwatch: empty,
 };
 
 /** True when `m` names a method of the protocol. */
@@ -222,9 +246,13 @@ export const checkResponse: Check<ResponseMessage> = union<ResponseMessage>(
     : 'result' in v ? obj<{ id: number; result: unknown }>({ id: requestId, result: (r) => r }) : undefined),
   '{id, result} | {id, error}');
 
+const watchChange = obj<WatchChange>({ kind: oneOf<ChangeKind>(['created', 'modified', 'removed']), path: absPath });
+
 /** Checks an event from the agent. */
 export const checkEvent: Check<EventMessage> = union<EventMessage>(
   (v) => (v.event === 'exit' ? obj<ExitEvent>({ event: literal('exit'), pid, exitCode: nullable(int(0, 255)), signal: nullable(str({ max: 16 })) })
     : v.event === 'error' ? obj<ErrorEvent>({ event: literal('error'), code: oneOf(ERROR_CODES), message: str({ max: 8192 }) })
-      : undefined),
-  '{event: "exit" | "error", ...}');
+      : v.event === 'watch' ? obj<WatchEvent>({ event: literal('watch'), watchId: pid, changes: arr(watchChange, { max: MAX_WATCH_BATCH, nonEmpty: true }) })
+        : v.event === 'watch-end' ? obj<WatchEndEvent>({ event: literal('watch-end'), watchId: pid, error: nullable(wireError) })
+          : undefined),
+  '{event: "exit" | "error" | "watch" | "watch-end", ...}');

@@ -8,7 +8,7 @@ import type { ProcessOwner } from './output.js';
 import {
   checkRequest, decodeCredit, decodeData, encodeCreditFrame, encodeDataHeader, encodeJsonFrame, FrameDecoder,
   FrameType, isMethodName, paramChecks, parseJsonPayload, SchemaError,
-  type ErrorEvent, type ExitEvent, type Frame, type MethodName, type ResponseMessage, type WireError,
+  type ErrorEvent, type EventMessage, type ExitEvent, type Frame, type MethodName, type ResponseMessage, type WireError,
 } from './protocol.js';
 import type { ProcessTable } from './processes.js';
 
@@ -138,6 +138,11 @@ export class Session implements ProcessOwner {
 
   /** Sends a process's exit event (after all its output). */
   sendExit(ev: ExitEvent): void {
+    this.write(encodeJsonFrame(FrameType.EVENT, ev));
+  }
+
+  /** Sends an event (a watch's changes or end). */
+  sendEvent(ev: EventMessage): void {
     this.write(encodeJsonFrame(FrameType.EVENT, ev));
   }
 

@@ -91,12 +91,15 @@ export class SandboxFiles {
   }
 
   /**
-   * Watches a path (a directory's entries, or a file) as hutchd polls it every `intervalMs`
-   * (default 500). Resolves once the first look is taken, so every change after that is seen;
-   * iterate the result for changes; `close()` (or `signal`) ends it.
+   * Watches a path (a directory's entries, or a file): with inotify in the sandbox, or (older agents,
+   * inotify limits, a path that does not exist yet, or `mode: 'poll'`) as hutchd polls it every
+   * `intervalMs` (default 500); `watch.mode` says which. Resolves once watching, so every change
+   * after that is seen; iterate the result for changes; `close()` (or `signal`) ends it.
    */
-  async watch(path: string, opts: CallOptions & { recursive?: boolean; intervalMs?: number } = {}): Promise<FileWatch> {
-    const url = this.t.wsUrl(`/v1/sandboxes/${encodeURIComponent(this.id)}/files/watch`, { path, ...(opts.recursive ? { recursive: true } : {}), ...(opts.intervalMs ? { intervalMs: opts.intervalMs } : {}) });
+  async watch(path: string, opts: CallOptions & { recursive?: boolean; intervalMs?: number; mode?: 'auto' | 'inotify' | 'poll' } = {}): Promise<FileWatch> {
+    const url = this.t.wsUrl(`/v1/sandboxes/${encodeURIComponent(this.id)}/files/watch`, {
+      path, ...(opts.recursive ? { recursive: true } : {}), ...(opts.intervalMs ? { intervalMs: opts.intervalMs } : {}), ...(opts.mode ? { mode: opts.mode } : {}),
+    });
     const w = new FileWatch(new WebSocket(url, { headers: this.t.headers(), perMessageDeflate: false }), path, opts.signal);
     await w.ready;
     return w;
@@ -109,7 +112,9 @@ export class FileWatch implements AsyncIterable<FileChange> {
   private wake: (() => void) | undefined;
   private failure: HutchApiError | undefined;
   private closed = false;
-  /** Resolves once hutchd took its first look (rejects if the watch could not start). */
+  /** How hutchd watches: 'inotify' in the sandbox, or 'poll' (known once ready). */
+  mode: 'inotify' | 'poll' | undefined;
+  /** Resolves once hutchd watches (rejects if the watch could not start). */
   readonly ready: Promise<void>;
 
   /** Use files.watch. */
@@ -118,8 +123,11 @@ export class FileWatch implements AsyncIterable<FileChange> {
     this.ready = new Promise<void>((resolve, reject) => { started = (e) => (e ? reject(e) : resolve()); });
     const poke = () => { const w = this.wake; this.wake = undefined; w?.(); };
     ws.on('message', (d: Buffer) => {
-      const m = JSON.parse(d.toString('utf8')) as { type: string; kind?: FileChange['kind']; path?: string; status?: number; error?: { code: string; message: string } };
-      if (m.type === 'ready') started();
+      const m = JSON.parse(d.toString('utf8')) as { type: string; mode?: string; kind?: FileChange['kind']; path?: string; status?: number; error?: { code: string; message: string } };
+      if (m.type === 'ready') {
+        this.mode = m.mode === 'inotify' ? 'inotify' : 'poll'; // a hutchd without inotify watches says no mode
+        started();
+      }
       else if (m.type === 'change' && m.kind && m.path) this.queue.push({ kind: m.kind, path: m.path });
       else if (m.type === 'error' && m.error) this.failure = apiError(m.error.code, m.status ?? 500, m.error.message);
       poke();
