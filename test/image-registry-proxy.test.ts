@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,7 +44,8 @@ function upstream(hostPort: string): { host: string; port: number } {
   return { host: m[1]!.endsWith('.hutch.test') ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
 }
 
-async function startProxy(): Promise<TestProxy> {
+/** Starts a proxy on 127.0.0.1; with `tls` it is an https:// proxy. */
+async function startProxy(tls?: { key: string; cert: string }): Promise<TestProxy> {
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket): void => { sockets.add(s); s.once('close', () => sockets.delete(s)); };
   const authorized = (req: http.IncomingMessage): boolean => {
@@ -51,7 +53,7 @@ async function startProxy(): Promise<TestProxy> {
     if (!p.auth) return true;
     return req.headers['proxy-authorization'] === `Basic ${Buffer.from(`${p.auth.user}:${p.auth.password}`).toString('base64')}`;
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (!/^http:\/\//.test(req.url ?? '')) { res.writeHead(400).end('not a proxy request'); return; }
     if (!authorized(req)) { res.writeHead(407, { 'proxy-authenticate': 'Basic realm="test-proxy"' }).end(); return; }
     p.forwards.push(req.url!);
@@ -66,7 +68,8 @@ async function startProxy(): Promise<TestProxy> {
     });
     fwd.once('error', () => res.destroy());
     req.pipe(fwd);
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   server.on('connection', (s: net.Socket) => { p.connections++; track(s); });
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     p.connects.push(req.url ?? '');
@@ -90,7 +93,7 @@ async function startProxy(): Promise<TestProxy> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const p: TestProxy = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connects: [], forwards: [], authorizations: [], connections: 0,
     openSockets: () => sockets.size,
     reset() { p.connects = []; p.forwards = []; p.connections = 0; p.authorizations = []; delete p.auth; delete p.refuse; },
@@ -232,6 +235,30 @@ test('plain http through the proxy as absolute-URI requests, with Basic proxy cr
   assert.doesNotMatch(r.stderr + r.stdout, /s@cret|s%40cret/);
 });
 
+test('an https:// proxy: TLS to the proxy (its certificate always checked), tunnels and absolute URIs inside', async (t) => {
+  if (!secure) { t.skip('openssl is not installed: no certificates'); return; }
+  const dir = fs.mkdtempSync(path.join(tmp, 'proxy-tls-'));
+  const tlsProxy = await startProxy(selfSignedCert(dir));
+  try {
+    const both = path.join(dir, 'both.pem');
+    fs.writeFileSync(both, fs.readFileSync(caFile, 'utf8') + fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8'));
+    const r = await pull([tlsRef()], { HTTPS_PROXY: tlsProxy.url, NODE_EXTRA_CA_CERTS: both });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, imageId());
+    assert.ok(tlsProxy.connects.length >= 1 && tlsProxy.connects.every((c) => c === `${TLS_NAME}:${port(secure!)}`), 'TLS to the registry inside TLS to the proxy');
+    const viaHttp = await pull(['--insecure', plainRef()], { HTTPS_PROXY: tlsProxy.url, HTTP_PROXY: tlsProxy.url, NODE_EXTRA_CA_CERTS: both });
+    assert.equal(viaHttp.code, 0, viaHttp.stderr);
+    assert.ok(tlsProxy.forwards.length >= 4, 'plain http as absolute URIs over TLS to the proxy');
+    tlsProxy.reset();
+    const untrusted = await pull(['--insecure', plainRef()], { HTTPS_PROXY: tlsProxy.url, HTTP_PROXY: tlsProxy.url });
+    assertFailed(untrusted, new RegExp(`TLS with proxy ${tlsProxy.url} \\(from HTTPS_PROXY\\) failed \\(self.signed certificate\\)$`, 'm'));
+    assert.deepEqual([tlsProxy.connects, tlsProxy.forwards], [[], []], '--insecure does not extend to the proxy');
+  } finally {
+    await tlsProxy.stop();
+  }
+  assert.equal(tlsProxy.openSockets(), 0);
+});
+
 test('NO_PROXY sends matching registries directly, and loopback is never proxied', async () => {
   proxy.reset();
   for (const noProxy of ['hutch.test', '.hutch.test', `*.hutch.test`, `${PLAIN_NAME}:${port(plain)}`, '*']) {
@@ -294,7 +321,7 @@ test('a malformed proxy URL is EINVAL naming the variable, with no password show
     assert.match(r.stderr, why);
   }
   const socks = await pull(['--insecure', plainRef()], { https_proxy: 'socks5://127.0.0.1:1080' });
-  assertFailed(socks, /https_proxy names a socks5 proxy .*only http:\/\/ proxies/);
+  assertFailed(socks, /https_proxy names a SOCKS proxy \(socks5:\/\/127\.0\.0\.1:1080\); only http:\/\/ and https:\/\/ proxies/);
 });
 
 test('which variable applies: upper case first, per scheme, ALL_PROXY not read (as Go)', () => {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import { HutchError } from '../../errors.js';
 
 /** The code of a connection that could not be made in time (a host that drops packets). */
@@ -16,6 +16,8 @@ export interface ProxyTarget {
   /** host and port to connect to (port defaulted). */
   hostname: string;
   port: number;
+  /** An https:// proxy: TLS to the proxy itself (always with certificate checks). */
+  tls: boolean;
   /** Names the proxy in messages, never with credentials: `proxy http://10.0.0.1:3128 (from HTTPS_PROXY)`. */
   name: string;
   /** The variable it came from. */
@@ -135,21 +137,22 @@ function redact(value: string): string {
 /** Parses a proxy URL: a full URL or `host[:port]` (http assumed); EINVAL naming the variable when it is not one. */
 export function parseProxyUrl(variable: string, value: string): ProxyTarget {
   const invalid = (why: string): HutchError =>
-    new HutchError('EINVAL', `${variable} is not a usable proxy URL (${why}): "${redact(value)}"; expected http://[USER:PASSWORD@]HOST[:PORT]`, { id: variable });
+    new HutchError('EINVAL', `${variable} is not a usable proxy URL (${why}): "${redact(value)}"; expected http[s]://[USER:PASSWORD@]HOST[:PORT]`, { id: variable });
   let url: URL;
   try {
     url = new URL(value.includes('://') ? value : `http://${value}`);
   } catch {
     throw invalid('it does not parse as a URL');
   }
-  if (url.protocol === 'https:' || url.protocol === 'socks5:' || url.protocol === 'socks5h:') {
-    throw new HutchError('EUNSUPPORTED', `${variable} names a ${url.protocol.slice(0, -1)} proxy (${url.protocol}//${url.host}); only http:// proxies are supported`, { id: variable });
+  if (url.protocol === 'socks5:' || url.protocol === 'socks5h:') {
+    throw new HutchError('EUNSUPPORTED', `${variable} names a SOCKS proxy (${url.protocol}//${url.host}); only http:// and https:// proxies are supported`, { id: variable });
   }
-  if (url.protocol !== 'http:') throw invalid(`the scheme ${url.protocol.slice(0, -1)} is not a proxy scheme`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`the scheme ${url.protocol.slice(0, -1)} is not a proxy scheme`);
   if (!url.hostname) throw invalid('it has no host');
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = Number(url.port || 80);
-  const target: ProxyTarget = { hostname, port, name: `proxy http://${url.host} (from ${variable})`, variable,
+  const secure = url.protocol === 'https:';
+  const port = Number(url.port || (secure ? 443 : 80));
+  const target: ProxyTarget = { hostname, port, tls: secure, name: `proxy ${url.protocol}//${url.host} (from ${variable})`, variable,
     key: `${url.host}#${createHash('sha256').update(url.href).digest('hex').slice(0, 16)}` };
   if (url.username || url.password) {
     let user: string;
@@ -206,7 +209,9 @@ function refusal(proxy: ProxyTarget, target: string, status: number, statusLine:
 /** Opens a CONNECT tunnel through `proxy` to `target` (host:port); resolves with the raw socket. */
 export function openTunnel(proxy: ProxyTarget, target: string, connectTimeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: proxy.hostname, port: proxy.port });
+    const socket = proxy.tls
+      ? tls.connect({ host: proxy.hostname, port: proxy.port, ...(net.isIP(proxy.hostname) ? {} : { servername: proxy.hostname }) })
+      : net.connect({ host: proxy.hostname, port: proxy.port });
     let answered = false;
     let head = Buffer.alloc(0);
     const fail = (e: Error): void => {
@@ -220,7 +225,7 @@ export function openTunnel(proxy: ProxyTarget, target: string, connectTimeoutMs:
       { cause: Object.assign(new Error(`${proxy.name} did not open a tunnel to ${target} within ${connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT }) })), connectTimeoutMs);
     socket.on('error', (e) => fail(new ProxyFailure(proxy.name, e.message, undefined, { cause: e })));
     socket.once('close', () => fail(new ProxyFailure(proxy.name, `${proxy.name} closed the connection before answering CONNECT ${target}`, true)));
-    socket.once('connect', () => {
+    socket.once(proxy.tls ? 'secureConnect' : 'connect', () => {
       const auth = proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : '';
       socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`);
     });

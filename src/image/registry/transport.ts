@@ -4,6 +4,7 @@
 // the proxy, https through CONNECT tunnels.
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { HutchError, errnoCode, isHutchError } from '../../errors.js';
 import { CONNECT_TIMEOUT, ProxyFailure, TunnelAgent, proxyAuthError, proxyFor, type ProxyTarget, type TunnelRequestOptions } from './proxy.js';
 
@@ -49,7 +50,12 @@ const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPI
 /** What to say about a failed connection, and whether it is worth retrying. */
 export function describeNetworkError(e: unknown, host: string): { message: string; transient: boolean; connect?: boolean; tls?: boolean } {
   // On the way to a proxy: say so, and judge the cause as any connection error.
-  if (e instanceof ProxyFailure) return e.transient === undefined ? describeNetworkError(e.cause, e.peer) : { message: e.message, transient: e.transient };
+  if (e instanceof ProxyFailure) {
+    if (e.transient !== undefined) return { message: e.message, transient: e.transient };
+    const why = describeNetworkError(e.cause, e.peer);
+    // --insecure is about registries: a proxy's certificate is always checked.
+    return why.tls ? { message: why.message.replace(/; for a plain-http.*$/, ''), transient: false } : why;
+  }
   const code = errnoCode(e) ?? '';
   // OpenSSL's messages span lines and carry source paths: keep the reason only.
   const raw = e instanceof Error ? e.message : String(e);
@@ -118,11 +124,13 @@ function sendOnce(url: URL, headers: Record<string, string>, opts: SendOptions):
 /** Plain http through a proxy: the absolute URL as the request target, sent to the proxy. */
 function sendThroughProxy(url: URL, headers: Record<string, string>, opts: SendOptions, proxy: ProxyTarget): Promise<Exchange> {
   const sent = { ...headers, Host: url.host, ...(proxy.authorization ? { 'Proxy-Authorization': proxy.authorization } : {}) };
-  const req = http.request({
+  const req = (proxy.tls ? https : http).request({
     host: proxy.hostname, port: proxy.port, path: url.href, method: opts.method ?? 'GET', headers: sent,
-    agent: opts.agents.http, timeout: opts.timeoutMs,
+    agent: proxy.tls ? opts.agents.https : opts.agents.http, timeout: opts.timeoutMs,
+    // Node would take the TLS name from the Host header, which names the registry here.
+    ...(proxy.tls ? { servername: net.isIP(proxy.hostname) ? '' : proxy.hostname } : {}),
   });
-  return exchange(req, url, opts, proxy.name, false).then(
+  return exchange(req, url, opts, proxy.name, proxy.tls).then(
     (ex) => {
       if (ex.status !== 407) return ex;
       ex.body.resume();
@@ -149,8 +157,7 @@ function exchange(req: http.ClientRequest, url: URL, opts: SendOptions, peer: st
     req.on('socket', (socket) => {
       if (!socket.connecting) { connected = true; return; }
       const timer = setTimeout(() => req.destroy(Object.assign(new Error(`could not connect to ${peer} within ${opts.connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT })), opts.connectTimeoutMs);
-      socket.once('connect', () => { connected = true; });
-      socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+      socket.once(secure ? 'secureConnect' : 'connect', () => { connected = true; clearTimeout(timer); });
       socket.once('close', () => clearTimeout(timer));
     });
     req.on('error', (e) => reject(connected || typeof e !== 'object' ? e : Object.assign(e, { beforeConnect: true })));
