@@ -2,7 +2,7 @@
 // record, and a record brought in line with what is observed on the host.
 import path from 'node:path';
 import { HutchError } from '../errors.js';
-import { DEFAULT_HARDENING, type SandboxConfig } from '../platform/index.js';
+import { DEFAULT_HARDENING, type Hardening, type SandboxConfig } from '../platform/index.js';
 import type { ImageRuntimeConfig } from '../image/index.js';
 import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
@@ -34,6 +34,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
   }
   const labels = checkLabels(o.labels ?? {});
   const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
+  checkIdRange(hardening);
   return (id, name) => ({
     version: 1, id, name, phase: 'creating', mode, executor, createdAt: new Date().toISOString(),
     rootfs: resolved.rootfs, ...(resolved.lowerDirs ? { lowerDirs: resolved.lowerDirs } : {}),
@@ -42,6 +43,13 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
     limits, hardening, ...(command ? { command } : {}), ...(o.terminal ? { terminal: true } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
   });
+}
+
+/** A private id range is a mapping of the sandbox's user namespace: it needs one. */
+function checkIdRange(h: Hardening): void {
+  if (h.idRange === undefined) return;
+  if (h.idRange !== 'shared' && h.idRange !== 'private') throw new HutchError('EINVAL', `invalid id range "${String(h.idRange).slice(0, 80)}": use shared or private`);
+  if (h.idRange === 'private' && !h.userns) throw new HutchError('EINVAL', 'a private id range needs a user namespace: it cannot go with --no-userns (--userns host)');
 }
 
 /**

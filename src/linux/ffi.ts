@@ -14,6 +14,8 @@ let libc: Libc | undefined;
 interface Koffi {
   load(name: string): { func(signature: string): Fn };
   decode(pointer: unknown, type: string): unknown;
+  /** The errno koffi saved right after the last native call of this thread. */
+  errno(): number;
 }
 
 let koffiModule: Koffi | undefined;
@@ -62,11 +64,16 @@ const ERRNO_NAMES: Record<number, string> = {
   20: 'ENOTDIR', 22: 'EINVAL', 38: 'ENOSYS',
   3: 'ESRCH', 7: 'E2BIG', 12: 'ENOMEM', 15: 'ENOTBLK', 19: 'ENODEV', 21: 'EISDIR', 28: 'ENOSPC', 30: 'EROFS',
   36: 'ENAMETOOLONG', 40: 'ELOOP', 95: 'EOPNOTSUPP', 61: 'ENODATA',
+  9: 'EBADF', 18: 'EXDEV', 24: 'EMFILE',
 };
 
 /** The current errno as a name (EAGAIN, EBUSY...) for the call that just failed. */
 function lastErrno(): string {
-  const n = load().decodeErrno();
+  return errnoName(load().decodeErrno());
+}
+
+/** An errno number as its name. */
+function errnoName(n: number): string {
   return ERRNO_NAMES[n] ?? `errno ${n}`;
 }
 
@@ -199,4 +206,45 @@ export function lgetxattr(path: string, name: string): Buffer | null {
 /** syncfs(2): writes out everything cached for the file system that `fd` is on. */
 export function syncfs(fd: number, what: string): void {
   if (fsLib().syncfs(fd) !== 0) throw new HutchError('EINTERNAL', `syncing the file system of ${what} failed: ${lastErrno()}`, { path: what });
+}
+
+// ---- Added for private id ranges (src/linux/idmount.ts): the new mount API (open_tree,
+// mount_setattr, move_mount), which glibc wraps only from 2.36; called through syscall(2). ----
+
+let syscallFn: ((nr: number, ...typedArgs: unknown[]) => number) | undefined;
+
+/** syscall(2), variadic: koffi takes each argument after the number as a (type, value) pair. */
+function syscall(): (nr: number, ...typedArgs: unknown[]) => number {
+  syscallFn ??= koffi().load('libc.so.6').func('long syscall(long nr, ...)') as (nr: number, ...typedArgs: unknown[]) => number;
+  return syscallFn;
+}
+
+const SYS_OPEN_TREE = 428, SYS_MOVE_MOUNT = 429, SYS_MOUNT_SETATTR = 442;
+const AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000, OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = 0o2000000, MOVE_MOUNT_F_EMPTY_PATH = 4;
+export const MOUNT_ATTR_RDONLY = 0x1, MOUNT_ATTR_IDMAP = 0x100000;
+
+/** The errno of the syscall that just failed, as koffi saved it. */
+const syscallErrno = (): string => errnoName(koffi().errno());
+
+/** open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (a bind mount not yet attached); returns its fd. */
+export function openTreeClone(path: string): number {
+  const fd = syscall()(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) throw new HutchError('EINTERNAL', `open_tree ${path} failed: ${syscallErrno()}`, { path });
+  return fd;
+}
+
+/** mount_setattr(2) on a detached mount: sets `attrs` (MOUNT_ATTR_*), with the user namespace fd an idmapping needs. */
+export function mountSetattr(mountFd: number, attrs: number, usernsFd: number, what: string): void {
+  // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
+  const attr = new BigUint64Array([BigInt(attrs), 0n, 0n, BigInt(usernsFd)]);
+  if (syscall()(SYS_MOUNT_SETATTR, 'int', mountFd, 'str', '', 'unsigned int', AT_EMPTY_PATH, 'void *', attr, 'size_t', attr.byteLength) !== 0) {
+    throw new HutchError('EINTERNAL', `mount_setattr on ${what} failed: ${syscallErrno()}`, { path: what });
+  }
+}
+
+/** move_mount(2): attaches the detached mount `mountFd` at `target`. */
+export function moveMountTo(mountFd: number, target: string): void {
+  if (syscall()(SYS_MOVE_MOUNT, 'int', mountFd, 'str', '', 'int', AT_FDCWD, 'str', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH) !== 0) {
+    throw new HutchError('EINTERNAL', `move_mount to ${target} failed: ${syscallErrno()}`, { path: target });
+  }
 }

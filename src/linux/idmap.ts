@@ -20,8 +20,8 @@ export const DEFAULT_HOST_ID_BASE = 1_000_000_000;
 /** The user whose /etc/subuid and /etc/subgid entries, if any, give hutch its id range. */
 export const SUBID_USER = 'hutch';
 
-/** The start of the first `hutch` entry in a subid file, or null when it has none; EINVAL when entries are too small. */
-function subidStart(file: string): number | null {
+/** The first usable `hutch` entry of a subid file, or null when it has none; EINVAL when entries are too small. */
+export function subidEntry(file: string): { start: number; count: number } | null {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -33,7 +33,7 @@ function subidStart(file: string): number | null {
   if (entries.length === 0) return null;
   for (const [, start, count] of entries) {
     const s = Number(start), c = Number(count);
-    if (Number.isSafeInteger(s) && Number.isSafeInteger(c) && s > 0 && c >= ID_RANGE_SIZE && s + ID_RANGE_SIZE <= 0xffffffff) return s;
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(c) && s > 0 && c >= ID_RANGE_SIZE && s + ID_RANGE_SIZE <= 0xffffffff) return { start: s, count: c };
   }
   throw new HutchError('EINVAL', `${file}: no entry for ${SUBID_USER} with at least ${ID_RANGE_SIZE} ids`, { path: file });
 }
@@ -44,8 +44,8 @@ export interface SubidFiles { subuid: string; subgid: string }
 /** The host id range for sandboxes: the `hutch` entries of /etc/subuid and /etc/subgid, else 10^9 (each independently). */
 export function hostIdRange(files: SubidFiles = { subuid: '/etc/subuid', subgid: '/etc/subgid' }): IdRange {
   return {
-    hostUid: subidStart(files.subuid) ?? DEFAULT_HOST_ID_BASE,
-    hostGid: subidStart(files.subgid) ?? DEFAULT_HOST_ID_BASE,
+    hostUid: subidEntry(files.subuid)?.start ?? DEFAULT_HOST_ID_BASE,
+    hostGid: subidEntry(files.subgid)?.start ?? DEFAULT_HOST_ID_BASE,
     size: ID_RANGE_SIZE,
   };
 }

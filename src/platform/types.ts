@@ -12,6 +12,11 @@ export interface Hardening {
   network: 'none' | 'host';
   /** A writable overlay layer over a read-only base; off = the base itself, read-only. */
   overlay: boolean;
+  /**
+   * With userns: 'private' gives the sandbox a host id range of its own (its base layers seen
+   * through idmapped mounts); absent or 'shared' = the one range all sandboxes share.
+   */
+  idRange?: 'shared' | 'private';
 }
 
 /** The default hardening profile. */
@@ -59,6 +64,8 @@ export interface PlatformHandle {
   dir: string;
   cgroupsPath: string;
   initPid?: number;
+  /** A sandbox with a private id range: its slot (host ids base + slot * 65536 on), freed on destroy. */
+  idSlot?: number;
 }
 
 /** Resource usage read from the sandbox's cgroups. */

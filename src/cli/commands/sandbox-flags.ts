@@ -14,6 +14,7 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'env', short: 'e', kind: 'list', value: 'K=V', help: 'set an environment variable (repeatable)' },
   { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: 'working directory inside the sandbox' },
   { name: 'user', short: 'u', kind: 'string', value: 'UID[:GID]', help: 'user to run the command as' },
+  { name: 'userns', kind: 'string', value: 'MODE', help: 'user namespace ids: shared (default), private (a host id range of its own) or host (= --no-userns)' },
   { name: 'no-userns', kind: 'bool', help: 'hardening off: no user namespace (root inside is root outside)' },
   { name: 'seccomp', kind: 'string', value: 'PROFILE', help: 'seccomp profile: default, strict or off' },
   { name: 'cap-all', kind: 'bool', help: 'hardening off: give every capability' },
@@ -51,6 +52,13 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   if (user !== undefined) o.user = parseUser(user);
   const h = o.hardening!;
   if (bool(f, 'no-userns')) h.userns = false;
+  const userns = str(f, 'userns');
+  if (userns !== undefined) {
+    if (userns !== 'shared' && userns !== 'private' && userns !== 'host') throw new HutchError('EINVAL', `invalid --userns "${userns.slice(0, 80)}": use shared, private or host`);
+    if (userns !== 'host' && h.userns === false) throw new HutchError('EINVAL', `--userns ${userns} contradicts --no-userns`);
+    if (userns === 'host') h.userns = false;
+    if (userns === 'private') h.idRange = 'private';
+  }
   const seccomp = str(f, 'seccomp');
   if (seccomp !== undefined) {
     if (seccomp !== 'default' && seccomp !== 'strict' && seccomp !== 'off') throw new HutchError('EINVAL', `invalid --seccomp "${seccomp}": use default, strict or off`);

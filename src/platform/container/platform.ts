@@ -13,6 +13,7 @@ import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConf
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { killAndForgetRuncContainer } from './teardown.js';
+import type { PrivateIds } from './private-ids.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 
 /**
@@ -61,24 +62,29 @@ export class ContainerPlatform implements Platform {
     return { platform: 'container', executor: this.executor.name, containerId: id, dir, cgroupsPath: `/hutch-${id}` };
   }
 
-  /** Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. */
-  private prepare(cfg: SandboxConfig): PlatformHandle {
+  /**
+   * Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. With `priv` (a
+   * private id range), its idmapped lower dirs and host ids stand in for the shared ones.
+   */
+  private prepare(cfg: SandboxConfig, priv?: PrivateIds): PlatformHandle {
     const l = layout(cfg.dir);
-    const ids = hostIdRange();
+    const ids = priv?.ids ?? hostIdRange();
     const handle = this.handleFor(cfg.id, cfg.dir);
+    if (priv) handle.idSlot = priv.slot;
     const cgroupsPath = handle.cgroupsPath;
     fs.mkdirSync(l.bundle, { mode: 0o700 });
     fs.mkdirSync(l.run, { mode: 0o700 });
     if (cfg.hardening.userns) fs.chownSync(l.run, ids.hostUid, ids.hostGid);
-    let rootfsPath = cfg.rootfs;
-    const lowerDirs = cfg.lowerDirs ?? [cfg.rootfs];
+    const base = priv?.lowerDirs[0] ?? cfg.rootfs;
+    let rootfsPath = base;
+    const lowerDirs = priv?.lowerDirs ?? cfg.lowerDirs ?? [cfg.rootfs];
     if (cfg.hardening.overlay) {
       for (const d of [l.rootfs, l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
       // The merged root takes its owner from the upper dir. A rootfs owned by ids outside the
       // sandbox's range (a dir unpacked by host root) would leave / owned by nobody inside: its root
       // becomes the sandbox's root then, and the mount points runc needs are made in the upper
       // layer (runc, as root inside, could not create them in a dir it does not own).
-      const rootStat = fs.statSync(cfg.rootfs);
+      const rootStat = fs.statSync(base);
       const owner = !cfg.hardening.userns || inRange(rootStat.uid, ids.hostUid, ids.size) ? rootStat : { uid: ids.hostUid, gid: ids.hostGid };
       fs.chownSync(l.upper, owner.uid, owner.gid);
       fs.chmodSync(l.upper, rootStat.mode & 0o7777);
@@ -134,14 +140,35 @@ export class ContainerPlatform implements Platform {
     return handle;
   }
 
+  /** prepare() for a sandbox with a private id range: claims the range and mounts its lower dirs first; frees it on error. */
+  private async preparePrivate(cfg: SandboxConfig): Promise<PlatformHandle> {
+    const { preparePrivateIds, releasePrivateIds } = await import('./private-ids.js');
+    const priv = await preparePrivateIds(cfg, this.opts.stateRoot);
+    try {
+      return this.prepare(cfg, priv);
+    } catch (e) {
+      await releasePrivateIds(this.opts.stateRoot, priv.slot, cfg.id);
+      throw e;
+    }
+  }
+
+  /** Frees a sandbox's private id range, if it has one. */
+  private async releaseIdSlot(h: PlatformHandle): Promise<void> {
+    if (h.idSlot === undefined) return;
+    const { releasePrivateIds } = await import('./private-ids.js');
+    await releasePrivateIds(this.opts.stateRoot, h.idSlot, h.containerId);
+  }
+
   /** Makes the container; its init waits for start. */
   async create(cfg: SandboxConfig): Promise<PlatformHandle> {
-    const handle = this.prepare(cfg);
+    const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
     const log = fs.openSync(l.log, 'a', 0o600);
     try {
       await this.executor.create(cfg.id, l.bundle, { stdio: ['ignore', log, log], pidFile: l.pidFile });
     } catch (e) {
+      // The engine's cleanup gets a handle without the slot (this one never reaches the record).
+      await this.releaseIdSlot(handle);
       throw withInitLog(e, l.log);
     } finally {
       fs.closeSync(log);
@@ -197,7 +224,7 @@ export class ContainerPlatform implements Platform {
 
   /** Direct mode: the user's command is the init, run in the foreground with the caller's stdio. */
   async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
-    const handle = this.prepare(cfg);
+    const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
     traceMark('platform: bundle ready');
     const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
@@ -264,6 +291,7 @@ export class ContainerPlatform implements Platform {
       throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${h.containerId}: ${detached}`, { id: h.containerId });
     }
     unmountTree(h.dir);
+    if (h.idSlot !== undefined) await this.releaseIdSlot(h);
     await removeCgroup(h.cgroupsPath);
   }
 }

@@ -1,0 +1,41 @@
+// A sandbox with a private id range (--userns private): a host id range of its own (a slot), and
+// its read-only lower dirs, stored on disk owned by the shared range, seen through idmapped bind
+// mounts under <dir>/lower as owned by the sandbox's range. Loaded only for such a sandbox.
+import fs from 'node:fs';
+import path from 'node:path';
+import { claimIdSlot, hostIdRange, idmappedBindMounts, releaseIdSlot, type IdRange } from '../../linux/index.js';
+import type { SandboxConfig } from '../types.js';
+
+/** What prepare needs of a private sandbox: its slot, its host ids, and its idmapped lower dirs (topmost first). */
+export interface PrivateIds { slot: number; ids: IdRange; lowerDirs: string[] }
+
+/** Where the slot files of the sandboxes under `stateRoot` are. */
+export function idSlotsDir(stateRoot: string): string {
+  return path.join(stateRoot, 'idslots');
+}
+
+/**
+ * Claims a private id range for the sandbox of `cfg` and mounts its lower dirs, idmapped from the
+ * shared range to it and read-only, at <dir>/lower/0..n. On error the slot is freed again; mounts
+ * made so far are left to the platform's destroy (it unmounts everything under the sandbox's dir).
+ */
+export async function preparePrivateIds(cfg: SandboxConfig, stateRoot: string): Promise<PrivateIds> {
+  const slotsDir = idSlotsDir(stateRoot);
+  const { slot, range } = await claimIdSlot(slotsDir, { id: cfg.id, dir: cfg.dir });
+  try {
+    const lowerRoot = path.join(cfg.dir, 'lower');
+    fs.mkdirSync(lowerRoot, { mode: 0o755 });
+    const binds = (cfg.lowerDirs ?? [cfg.rootfs]).map((source, i) => ({ source, target: path.join(lowerRoot, String(i)) }));
+    for (const b of binds) fs.mkdirSync(b.target, { mode: 0o755 });
+    await idmappedBindMounts(binds, hostIdRange(), range, { readonly: true });
+    return { slot, ids: range, lowerDirs: binds.map((b) => b.target) };
+  } catch (e) {
+    await releaseIdSlot(slotsDir, slot, cfg.id);
+    throw e;
+  }
+}
+
+/** Frees the slot of sandbox `id` (nothing if it no longer holds it). */
+export function releasePrivateIds(stateRoot: string, slot: number, id: string): Promise<void> {
+  return releaseIdSlot(idSlotsDir(stateRoot), slot, id);
+}
