@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot, type Result } from './helpers.js';
 import { buildImage, busyboxEntries, dockerArchive } from './image-store-kit.js';
-import { hostIdRange, ID_RANGE_SIZE } from '../src/linux/index.js';
+import { claimIdSlot, hostIdRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot } from '../src/linux/index.js';
+import { ID_SLOTS_DIR } from '../src/platform/container/private-ids.js';
 import { Engine } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
 
@@ -38,16 +39,14 @@ async function ok(args: string[]): Promise<string> {
 
 /** Mount lines of this test's state root. */
 const mountsOfRoot = (): string[] => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root));
-/** The slot files: slot number → the sandbox id written in it. */
+/** The slot files of this test's sandboxes: slot number → the sandbox id written in it. */
 function slots(): Map<number, string> {
-  const dir = path.join(root, 'idslots');
   const out = new Map<number, string>();
-  if (!fs.existsSync(dir)) return out;
-  for (const n of fs.readdirSync(dir).filter((f) => /^\d+$/.test(f))) out.set(Number(n), (JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { id: string }).id);
+  for (const [n, owner] of idSlotsInUse(ID_SLOTS_DIR)) if (owner?.dir.startsWith(`${root}/`)) out.set(n, owner.id);
   return out;
 }
-/** Processes of the idmapping helper (unshare --user sleep 60). */
-const idmapHelpers = (): string[] => spawnSync('pgrep', ['-f', '^unshare --user sleep 60$'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+/** Processes of the idmapping helper (unshare --user sleep 10). */
+const idmapHelpers = (): string[] => spawnSync('pgrep', ['-f', '^unshare --user sleep 10$'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
 /** The host uid and gid the init of sandbox `id` runs as. */
 async function initIds(id: string): Promise<{ uid: number; gid: number }> {
   const [s] = (JSON.parse(await ok(['ls', '--json'])) as { id: string; pid?: number }[]).filter((x) => x.id === id);
@@ -142,7 +141,7 @@ test('killed mid-create: rm -f removes its mounts, and its slot is reclaimed by 
   assert.deepEqual(idmapHelpers(), []);
 });
 
-test('bad input: --userns bogus and --userns private --no-userns are one-line EINVAL errors; nothing is made', async () => {
+test('bad input: --userns bogus, --userns private --no-userns, a base that cannot be idmapped: one-line errors; nothing is made or held', async () => {
   for (const args of [['--userns', 'bogus'], ['--userns', 'private', '--no-userns'], ['--userns', 'shared', '--no-userns']]) {
     for (const verb of ['run', 'create']) {
       const r = await h([verb, ...args, 'busybox', '--', 'true']);
@@ -151,12 +150,45 @@ test('bad input: --userns bogus and --userns private --no-userns are one-line EI
       assert.match(r.stderr, /^hutch: (invalid --userns "bogus": use shared, private or host|--userns (private|shared) contradicts --no-userns)$/m);
     }
   }
+  // A base on a filesystem that cannot be idmapped (sysfs): a clear error, the slot freed, nothing left.
+  for (const verb of ['run', 'create']) {
+    const r = await h([verb, '--userns', 'private', '/sys/kernel', '--', 'true']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^hutch: mount_setattr on \/sys\/kernel failed: EINVAL \(its filesystem or this kernel does not support idmapped mounts\)\n$/);
+    assert.deepEqual(mountsOfRoot(), []);
+  }
   // Through the engine (no CLI check in front): the record's check refuses it too.
   const engine = new Engine({ root });
   await assert.rejects(engine.create({ rootfs: 'busybox', hardening: { userns: false, idRange: 'private' } }),
     (e: unknown) => isHutchError(e, 'EINVAL') && /private id range needs a user namespace/.test(e.message));
   assert.deepEqual(fs.readdirSync(path.join(root, 'sandboxes')), []);
   assert.deepEqual([...slots()], []);
+});
+
+test('slots: bounded by the subid entries, lowest free first, ESTATE when all are taken, stale ones reclaimed', async () => {
+  const files = { subuid: writeTmp('subuid', Buffer.from('other:100000:65536\nhutch:200000:262144\n')), subgid: writeTmp('subgid', Buffer.from('hutch:300000:196608\n')) };
+  assert.equal(maxIdSlot(files), 2, '4 and 3 ranges of ids: slot 0 is the shared one, so 2 private');
+  assert.equal(maxIdSlot({ subuid: path.join(tmp, 'none'), subgid: path.join(tmp, 'none') }), Math.floor((2 ** 31 - 1e9) / ID_RANGE_SIZE) - 1, 'without entries: up to 2^31');
+  const dir = path.join(tmp, 'slots');
+  const owner = (name: string) => {
+    const d = path.join(tmp, name);
+    fs.mkdirSync(d);
+    return { id: name, dir: d };
+  };
+  const a = owner('a'), b = owner('b'), c = owner('c');
+  assert.deepEqual(await claimIdSlot(dir, a, files), { slot: 1, range: { hostUid: 200000 + ID_RANGE_SIZE, hostGid: 300000 + ID_RANGE_SIZE, size: ID_RANGE_SIZE } });
+  assert.equal((await claimIdSlot(dir, b, files)).slot, 2);
+  await assert.rejects(claimIdSlot(dir, c, files), (e: unknown) => isHutchError(e, 'ESTATE') && /no free private id range: all 2 are in use/.test(e.message));
+  await releaseIdSlot(dir, 1, 'b');
+  assert.equal(idSlotsInUse(dir).get(1)?.id, 'a', 'a slot is freed only by its owner');
+  fs.rmSync(a.dir, { recursive: true });
+  assert.equal((await claimIdSlot(dir, c, files)).slot, 1, 'the slot of an owner whose dir is gone is reclaimed');
+  fs.writeFileSync(path.join(dir, '2'), '{"id":');
+  assert.equal((await claimIdSlot(dir, owner('d'), files)).slot, 2, 'a torn slot file (a claim cut short) is reclaimed');
+  await releaseIdSlot(dir, 1, 'c');
+  assert.deepEqual([...idSlotsInUse(dir).keys()], [2]);
+  const small = { subuid: writeTmp('small', Buffer.from('hutch:200000:65536\n')), subgid: files.subgid };
+  await assert.rejects(claimIdSlot(dir, owner('e'), small), (e: unknown) => isHutchError(e, 'EUNSUPPORTED') && /room for no private id range/.test(e.message));
 });
 
 /** Writes a file in the test's temp dir; returns its path. */

@@ -229,7 +229,10 @@ const syscallErrno = (): string => errnoName(koffi().errno());
 /** open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` (a bind mount not yet attached); returns its fd. */
 export function openTreeClone(path: string): number {
   const fd = syscall()(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-  if (fd < 0) throw new HutchError('EINTERNAL', `open_tree ${path} failed: ${syscallErrno()}`, { path });
+  if (fd < 0) {
+    const e = syscallErrno();
+    throw new HutchError(e === 'ENOSYS' ? 'EUNSUPPORTED' : 'EINTERNAL', `open_tree ${path} failed: ${e}${e === 'ENOSYS' ? ' (this kernel is older than 5.2)' : ''}`, { path });
+  }
   return fd;
 }
 
@@ -238,7 +241,11 @@ export function mountSetattr(mountFd: number, attrs: number, usernsFd: number, w
   // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
   const attr = new BigUint64Array([BigInt(attrs), 0n, 0n, BigInt(usernsFd)]);
   if (syscall()(SYS_MOUNT_SETATTR, 'int', mountFd, 'str', '', 'unsigned int', AT_EMPTY_PATH, 'void *', attr, 'size_t', attr.byteLength) !== 0) {
-    throw new HutchError('EINTERNAL', `mount_setattr on ${what} failed: ${syscallErrno()}`, { path: what });
+    const e = syscallErrno();
+    // EINVAL for an idmapping: the filesystem (or the kernel) cannot do idmapped mounts.
+    const unsupported = e === 'ENOSYS' || ((attrs & MOUNT_ATTR_IDMAP) !== 0 && (e === 'EINVAL' || e === 'EOPNOTSUPP'));
+    throw new HutchError(unsupported ? 'EUNSUPPORTED' : 'EINTERNAL',
+      `mount_setattr on ${what} failed: ${e}${unsupported ? ' (its filesystem or this kernel does not support idmapped mounts)' : ''}`, { path: what });
   }
 }
 

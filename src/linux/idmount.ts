@@ -44,12 +44,13 @@ export async function idmappedBindMounts(binds: IdmappedBind[], from: IdRange, t
 }
 
 /**
- * An fd of a new user namespace whose ids `from` are host ids `to`. Made by `unshare -U sleep`; the
+ * An fd of a new user namespace whose ids `from` are host ids `to`. Made by `unshare --user sleep`; the
  * process is killed (and waited for) before this returns, always: the open fd keeps the namespace.
  */
 async function mappingUserns(from: IdRange, to: IdRange): Promise<number> {
   if (from.size !== to.size) throw new HutchError('EINVAL', `id ranges of different sizes (${from.size} and ${to.size}) cannot be mapped`);
-  const child = spawn('unshare', ['--user', 'sleep', '60'], { stdio: 'ignore' });
+  // It is killed at once; the sleep only bounds its life should this hutch be killed meanwhile.
+  const child = spawn('unshare', ['--user', 'sleep', '10'], { stdio: 'ignore' });
   const exited = new Promise<Error | null>((resolve) => {
     child.once('error', (e) => resolve(e));
     child.once('exit', () => resolve(null));

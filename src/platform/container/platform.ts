@@ -143,11 +143,11 @@ export class ContainerPlatform implements Platform {
   /** prepare() for a sandbox with a private id range: claims the range and mounts its lower dirs first; frees it on error. */
   private async preparePrivate(cfg: SandboxConfig): Promise<PlatformHandle> {
     const { preparePrivateIds, releasePrivateIds } = await import('./private-ids.js');
-    const priv = await preparePrivateIds(cfg, this.opts.stateRoot);
+    const priv = await preparePrivateIds(cfg);
     try {
       return this.prepare(cfg, priv);
     } catch (e) {
-      await releasePrivateIds(this.opts.stateRoot, priv.slot, cfg.id);
+      await releasePrivateIds(priv.slot, cfg.id);
       throw e;
     }
   }
@@ -156,7 +156,7 @@ export class ContainerPlatform implements Platform {
   private async releaseIdSlot(h: PlatformHandle): Promise<void> {
     if (h.idSlot === undefined) return;
     const { releasePrivateIds } = await import('./private-ids.js');
-    await releasePrivateIds(this.opts.stateRoot, h.idSlot, h.containerId);
+    await releasePrivateIds(h.idSlot, h.containerId);
   }
 
   /** Makes the container; its init waits for start. */

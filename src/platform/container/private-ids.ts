@@ -9,18 +9,19 @@ import type { SandboxConfig } from '../types.js';
 /** What prepare needs of a private sandbox: its slot, its host ids, and its idmapped lower dirs (topmost first). */
 export interface PrivateIds { slot: number; ids: IdRange; lowerDirs: string[] }
 
-/** Where the slot files of the sandboxes under `stateRoot` are. */
-export function idSlotsDir(stateRoot: string): string {
-  return path.join(stateRoot, 'idslots');
-}
+/**
+ * Where the slot files are: one dir for the whole host, not one per state root, since the ranges
+ * are the host's (two roots handing out the same slot would give two sandboxes the same ids).
+ * Under /run: slots, like the sandboxes holding them, do not outlive a reboot.
+ */
+export const ID_SLOTS_DIR = '/run/hutch-idslots';
 
 /**
  * Claims a private id range for the sandbox of `cfg` and mounts its lower dirs, idmapped from the
  * shared range to it and read-only, at <dir>/lower/0..n. On error the slot is freed again; mounts
  * made so far are left to the platform's destroy (it unmounts everything under the sandbox's dir).
  */
-export async function preparePrivateIds(cfg: SandboxConfig, stateRoot: string): Promise<PrivateIds> {
-  const slotsDir = idSlotsDir(stateRoot);
+export async function preparePrivateIds(cfg: SandboxConfig, slotsDir = ID_SLOTS_DIR): Promise<PrivateIds> {
   const { slot, range } = await claimIdSlot(slotsDir, { id: cfg.id, dir: cfg.dir });
   try {
     const lowerRoot = path.join(cfg.dir, 'lower');
@@ -36,6 +37,6 @@ export async function preparePrivateIds(cfg: SandboxConfig, stateRoot: string): 
 }
 
 /** Frees the slot of sandbox `id` (nothing if it no longer holds it). */
-export function releasePrivateIds(stateRoot: string, slot: number, id: string): Promise<void> {
-  return releaseIdSlot(idSlotsDir(stateRoot), slot, id);
+export function releasePrivateIds(slot: number, id: string, slotsDir = ID_SLOTS_DIR): Promise<void> {
+  return releaseIdSlot(slotsDir, slot, id);
 }
