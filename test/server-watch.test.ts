@@ -78,6 +78,8 @@ test('inotify: created, modified and removed are reported promptly, without poll
     t0 = Date.now();
     await sb.files.remove('/w1/new.txt');
     assert.ok((await c.until('removed', '/w1/new.txt')).at - t0 < 1000);
+    // The watched directory's own attributes are no change of its entries.
+    await sb.exec('chmod 700 /w1 && touch /w1');
     // A burst is coalesced, and its last state wins: a file written 50 times shows as one creation.
     await sb.exec('for i in $(seq 50); do echo $i >> /w1/burst.txt; done');
     await c.until('created', '/w1/burst.txt');
@@ -87,8 +89,12 @@ test('inotify: created, modified and removed are reported promptly, without poll
     await sb.files.mkdir('/w1/sub');
     await c.until('created', '/w1/sub');
     await sb.files.write('/w1/sub/deep.txt', 'x');
+    await sb.exec('chmod 700 /w1/sub'); // a directory's attribute change is not a creation
     await new Promise((r) => setTimeout(r, 300));
+    assert.equal(c.seen.filter((s) => s.path === '/w1/sub').length, 1, JSON.stringify(c.seen));
     assert.ok(!c.seen.some((s) => s.path === '/w1/sub/deep.txt'));
+    const expected = ['/w1/new.txt', '/w1/old.txt', '/w1/burst.txt', '/w1/sub'];
+    assert.deepEqual(c.seen.filter((s) => !expected.includes(s.path)), [], 'nothing else was reported');
   } finally {
     w.close();
     await c.done;
@@ -100,8 +106,10 @@ test('inotify, recursive: directories made after the start are watched, with wha
   const w = await sb.files.watch('/w2', { recursive: true, intervalMs: NO_POLL });
   const c = collect(w);
   try {
+    await sb.exec('chmod 700 /w2/a');
     await sb.files.write('/w2/a/one.txt', '1');
     await c.until('created', '/w2/a/one.txt');
+    assert.ok(!c.seen.some((s) => s.path === '/w2/a'), JSON.stringify(c.seen));
     // Made in one go: the inner directories and the file exist before a watch on /w2/n could see them.
     await sb.exec('mkdir -p /w2/n/b/c && echo hi > /w2/n/b/c/f.txt');
     for (const p of ['/w2/n', '/w2/n/b', '/w2/n/b/c', '/w2/n/b/c/f.txt']) await c.until('created', p);

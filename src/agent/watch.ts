@@ -22,6 +22,8 @@ export const COALESCE_MS = 50;
 export const MAX_PENDING = 50_000;
 /** Most changes sent per COALESCE_MS (the rest wait): at most 20000 a second. */
 export const MAX_CHANGES_PER_FLUSH = 1000;
+/** Most subdirectories of a root watched without `recursive` that are told apart from new ones. */
+const MAX_SUBDIRS = 100_000;
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 /** A modification ('change'). */
@@ -38,7 +40,7 @@ export interface WatchSink {
   sendEvent(ev: EventMessage): void;
 }
 
-interface WatchedDir { path: string; key: string; watcher: fs.FSWatcher; selfName: string }
+interface WatchedDir { path: string; key: string; watcher: fs.FSWatcher }
 
 /** A failure of inotify itself (limits) as EUNSUPPORTED, so that the host can poll instead. */
 function watchError(p: string, e: unknown): HutchError {
@@ -53,6 +55,8 @@ function watchError(p: string, e: unknown): HutchError {
 class TreeWatch {
   private readonly dirs = new Map<string, WatchedDir>();
   private readonly inodes = new Set<string>();
+  /** The subdirectories of the root, when not watched recursively. */
+  private readonly subdirs = new Set<string>();
   /** path → what was seen of it (SEEN_* bits). */
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -130,9 +134,10 @@ class TreeWatch {
       if (this.dirs.size >= MAX_WATCH_DIRS) {
         throw new HutchError('EINVAL', `${this.root} has more than ${MAX_WATCH_DIRS} directories to watch`, { path: this.root });
       }
-      const dir: WatchedDir = { path: p, key, selfName: String(fd), watcher: undefined as unknown as fs.FSWatcher };
+      const dir: WatchedDir = { path: p, key, watcher: undefined as unknown as fs.FSWatcher };
       // Watched by the descriptor's path: the watch is on this very directory, whatever its name does.
-      dir.watcher = fs.watch(fdPath, { persistent: false }, (type, name) => this.onEvent(dir, type, name));
+      // The trailing '/.' makes events about the directory itself carry the name '.', which no entry has.
+      dir.watcher = fs.watch(`${fdPath}/.`, { persistent: false }, (type, name) => this.onEvent(dir, type, name));
       dir.watcher.on('error', (e) => this.end(watchError(p, e)));
       this.dirs.set(p, dir);
       this.inodes.add(key);
@@ -161,7 +166,10 @@ class TreeWatch {
         for (const e of entries) {
           const p = path.posix.join(dir, e.name);
           if (report) this.mark(p, SEEN_NEW);
-          if (this.recursive && e.isDirectory()) queue.push(p);
+          if (e.isDirectory()) {
+            if (this.recursive) queue.push(p);
+            else this.rememberSubdir(p);
+          }
         }
       });
     }
@@ -169,7 +177,7 @@ class TreeWatch {
 
   private onEvent(dir: WatchedDir, type: string, name: string | Buffer | null): void {
     if (this.ended || typeof name !== 'string' || name === '' || name.includes('/')) return;
-    if (name === dir.selfName && this.selfEvent(dir)) return;
+    if (name === '.') return this.selfEvent(dir);
     if (this.fileName !== null) {
       if (name === this.fileName) this.mark(this.root, type === 'rename' ? SEEN_RENAME : SEEN_CHANGE);
       return;
@@ -177,16 +185,17 @@ class TreeWatch {
     this.mark(path.posix.join(dir.path, name), type === 'rename' ? SEEN_RENAME : SEEN_CHANGE);
   }
 
-  /**
-   * An event about the watched directory itself carries the name of the path it was watched by
-   * (the descriptor's number); true if that directory is gone or replaced (then it counts as removed).
-   */
-  private selfEvent(dir: WatchedDir): boolean {
+  /** An event about a watched directory itself: nothing unless it is gone or replaced (then removed). */
+  private selfEvent(dir: WatchedDir): void {
     const st = fs.lstatSync(dir.path, { throwIfNoEntry: false });
-    if (st && st.isDirectory() && `${st.dev}:${st.ino}` === dir.key) return false;
+    if (st && st.isDirectory() && `${st.dev}:${st.ino}` === dir.key) return; // its own attributes changed
     this.mark(this.fileName !== null ? this.root : dir.path, SEEN_RENAME);
     if (this.fileName !== null) this.drop(dir.path);
-    return true;
+  }
+
+  /** Notes a directory in the (not recursively) watched root, so that its attribute changes are not a creation. */
+  private rememberSubdir(p: string): void {
+    if (this.subdirs.size < MAX_SUBDIRS) this.subdirs.add(p);
   }
 
   private mark(p: string, seen: number): void {
@@ -230,9 +239,10 @@ class TreeWatch {
       } catch {
         st = undefined; // ENOTDIR, ELOOP, ENAMETOOLONG: nothing there that can be named
       }
-      const known = this.dirs.get(p);
-      if (known && (!st || !st.isDirectory() || `${st.dev}:${st.ino}` !== known.key)) this.drop(p);
+      const watched = this.dirs.get(p);
+      if (watched && (!st || !st.isDirectory() || `${st.dev}:${st.ino}` !== watched.key)) this.drop(p);
       if (!st) {
+        this.subdirs.delete(p);
         changes.push({ kind: 'removed', path: p });
         if (p === this.root && this.fileName === null) rootGone = true;
         continue;
@@ -243,13 +253,16 @@ class TreeWatch {
       }
       // A directory is created or removed, never modified (its changes are its entries').
       const stillWatched = this.dirs.has(p);
+      // A directory's attribute change comes as 'rename' too (IN_ATTRIB|IN_ISDIR): known ones are not new.
+      const known = stillWatched || this.subdirs.has(p);
       if (p === this.root) {
         if (!stillWatched) appeared.push(p); // replaced by a new directory: watch that one
         continue;
       }
-      if (!(seen & SEEN_NEW) && (stillWatched || !rename)) continue;
+      if (!(seen & SEEN_NEW) && (known || !rename)) continue;
       changes.push({ kind: 'created', path: p });
       if (this.recursive) appeared.push(p);
+      else this.rememberSubdir(p);
     }
     // After the loop: a directory moved within the tree is dropped under its old name first.
     for (const p of appeared) this.rewalk(p);

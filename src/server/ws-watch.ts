@@ -86,7 +86,7 @@ function closeWithError(ws: WebSocket, e: unknown): void {
 }
 
 /** True when the agent cannot watch with inotify but polling can: an old agent, inotify limits, no path yet. */
-function pollInstead(e: unknown): boolean {
+export function pollInstead(e: unknown): boolean {
   if (!isHutchError(e)) return false;
   if (e.code === 'EINVAL' && e.message.startsWith('unknown method')) return true;
   return e.code === 'EUNSUPPORTED' || e.code === 'ENOTFOUND';
@@ -99,7 +99,7 @@ function normalized(p: string): string {
 }
 
 /** Where the changes of an inotify watch go: held until the socket is up, then checked and sent. */
-class ChangeRelay {
+export class ChangeRelay {
   private ws: WebSocket | undefined;
   private early: object[] = [];
   private tokens = MAX_CHANGES_PER_SECOND;
