@@ -314,6 +314,29 @@ test('an unreachable proxy is ENETWORK naming it, after the usual retries', asyn
   assert.ok(Date.now() - t0 >= 1000, 'retried with back-off');
 });
 
+test('a proxy that accepts and never answers CONNECT fails within seconds, naming it', async () => {
+  const held = new Set<net.Socket>();
+  let accepted = 0;
+  const silent = net.createServer((s) => {
+    accepted++;
+    held.add(s);
+    s.once('close', () => held.delete(s));
+    s.on('error', () => s.destroy()); // the client giving up resets the connection: expected
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  try {
+    const t0 = Date.now();
+    const r = await pull(['--insecure', plainRef()], { HTTPS_PROXY: url });
+    assertFailed(r, new RegExp(`manifest of ${PLAIN_NAME}:\\d+/app/hello:1: proxy ${url} \\(from HTTPS_PROXY\\) did not open a tunnel to ${PLAIN_NAME}:\\d+ within \\d+ ms \\(gave up after 2 attempts\\)`));
+    assert.ok(Date.now() - t0 < 20_000, `gave up in ${Date.now() - t0} ms`);
+    assert.equal(accepted, 2, 'a proxy that twice cannot give a tunnel is not tried further');
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
+
 test('a malformed proxy URL is EINVAL naming the variable, with no password shown', async () => {
   for (const [value, why] of [['http://proxy.test:99999', /does not parse/], ['ftp://proxy.test:21', /scheme ftp/], ['http://bob:s3cret@[::1', /does not parse/]] as const) {
     const r = await pull(['--insecure', plainRef()], { HTTPS_PROXY: value });

@@ -223,8 +223,10 @@ export function openTunnel(proxy: ProxyTarget, target: string, connectTimeoutMs:
     };
     const timer = setTimeout(() => fail(new ProxyFailure(proxy.name, `no tunnel from ${proxy.name} within ${connectTimeoutMs} ms`, undefined,
       { cause: Object.assign(new Error(`${proxy.name} did not open a tunnel to ${target} within ${connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT }) })), connectTimeoutMs);
-    socket.on('error', (e) => fail(new ProxyFailure(proxy.name, e.message, undefined, { cause: e })));
-    socket.once('close', () => fail(new ProxyFailure(proxy.name, `${proxy.name} closed the connection before answering CONNECT ${target}`, true)));
+    const onError = (e: Error): void => fail(new ProxyFailure(proxy.name, e.message, undefined, { cause: e }));
+    const onClose = (): void => fail(new ProxyFailure(proxy.name, `${proxy.name} closed the connection before answering CONNECT ${target}`, true));
+    socket.on('error', onError);
+    socket.once('close', onClose);
     socket.once(proxy.tls ? 'secureConnect' : 'connect', () => {
       const auth = proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : '';
       socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`);
@@ -248,8 +250,8 @@ export function openTunnel(proxy: ProxyTarget, target: string, connectTimeoutMs:
         if (head.length > end + 4) return fail(new HutchError('ENETWORK', `${proxy.name} sent data before the TLS handshake with ${target}`, { id: proxy.variable }));
         answered = true;
         clearTimeout(timer);
-        socket.removeAllListeners('error');
-        socket.removeAllListeners('close');
+        socket.off('error', onError);
+        socket.off('close', onClose);
         resolve(socket);
         return;
       }
