@@ -6,7 +6,7 @@ import { progressDisplay } from '../progress.js';
 
 export const command: Command = {
   usage: 'hutch pull [--platform OS/ARCH[/VARIANT]] [--insecure] [--authfile FILE] [-q] IMAGE',
-  summary: 'Pull an image (docker.io/library/busybox:latest, host:port/repo@sha256:...) into the image store and print its id. Layers already stored are not fetched again; an interrupted pull resumes.',
+  summary: 'Pull an image (docker.io/library/busybox:latest, host:port/repo@sha256:...) into the image store and print its id. Layers already stored are not fetched again; an interrupted pull resumes. HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured as Go programs (podman, skopeo) do.',
   flags: [
     { name: 'platform', kind: 'string', value: 'OS/ARCH', help: 'the platform to pick from a multi-platform image (default: this machine\'s)' },
     { name: 'insecure', kind: 'bool', help: 'reach the registry over plain http / without TLS checks (loopback registries always are)' },
