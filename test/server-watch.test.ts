@@ -232,19 +232,29 @@ test('polling: forced with mode=poll, and used for a path that does not exist ye
   }
 });
 
-test('bad watches are refused: unknown mode, relative path, too many directories, inotify on a missing path', async () => {
+test('bad watches are refused: unknown mode, relative path, too many directories, inotify on a missing path', async (t) => {
   const status = (e: unknown) => (e as { status?: number }).status;
   await assert.rejects(sb.files.watch('/w1', { mode: 'bogus' as 'poll' }), (e: unknown) => status(e) === 400);
   await assert.rejects(sb.files.watch('relative'), (e: unknown) => status(e) === 400);
   await assert.rejects(sb.files.watch('/nope', { mode: 'inotify' }), (e: unknown) => status(e) === 404);
-  await sb.exec('mkdir -p /big && cd /big && mkdir $(seq 10001)');
+  await sb.exec('mkdir -p /big && cd /big && mkdir $(seq 9999)');
   try {
+    // The root and 9999 subdirectories: exactly the 10000 a watch may hold.
+    const t0 = Date.now();
+    const w = await sb.files.watch('/big', { recursive: true, intervalMs: NO_POLL });
+    const startMs = Date.now() - t0;
+    assert.equal(await agentWatches(), 10_000);
+    const c = collect(w);
+    await sb.files.mkdir('/big/one-more');
+    await assert.rejects(c.done, (e: unknown) => status(e) === 400 && /more than 10000 directories/.test((e as Error).message));
+    await eventually('the agent drops the watches of a watch that went over its bound', async () => (await agentWatches()) === 0);
     await assert.rejects(sb.files.watch('/big', { recursive: true }), (e: unknown) => status(e) === 400 && /10000/.test((e as Error).message));
     assert.equal(await agentWatches(), 0, 'a refused watch leaves no watch behind');
     // Not recursive, the same directory is one watch.
-    const w = await sb.files.watch('/big', { intervalMs: NO_POLL });
-    assert.equal(w.mode, 'inotify');
-    w.close();
+    const flat = await sb.files.watch('/big', { intervalMs: NO_POLL });
+    assert.equal(flat.mode, 'inotify');
+    flat.close();
+    t.diagnostic(`a recursive watch of 10000 directories started in ${startMs} ms`);
   } finally {
     await sb.files.remove('/big', { recursive: true });
   }
