@@ -78,13 +78,14 @@ const OPERATIONS: Record<string, Json> = {
     responses: { '200': { description: 'tar', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } } },
   },
   'PUT /v1/sandboxes/{id}/archive': {
-    summary: 'Upload a tar stream into a directory (absolute names and .. are refused; links and devices skipped)', parameters: [idParam, pathQuery],
+    summary: 'Upload a tar stream into a directory (absolute names, .. and hard links leaving the directory are refused; symlinks and hard links made; devices skipped)', parameters: [idParam, pathQuery],
     requestBody: { content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } },
     responses: ok('unpacked', { type: 'object', properties: { files: { type: 'integer' }, dirs: { type: 'integer' }, bytes: { type: 'integer' }, skipped: { type: 'array', items: { type: 'string' } } } }),
   },
   'GET /v1/sandboxes/{id}/files/watch': {
-    summary: 'WebSocket: changes under a path (polled through the agent)',
-    parameters: [idParam, pathQuery, q('recursive', 'also subdirectories', 'boolean'), q('intervalMs', 'poll interval (min 100)', 'integer')], responses: ws('Messages: ready, change {kind, path}, error.'),
+    summary: 'WebSocket: changes under a path (inotify in the agent; polling for older agents, inotify limits or mode=poll)',
+    parameters: [idParam, pathQuery, q('recursive', 'also subdirectories', 'boolean'), q('mode', 'auto (default), inotify or poll', 'string'), q('intervalMs', 'poll interval when polling (min 100)', 'integer')],
+    responses: ws('Messages: ready {mode}, change {kind, path}, error.'),
   },
   'GET /v1/events': {
     summary: 'Lifecycle events as server-sent events (event: TYPE, data: JSON)', parameters: [q('sandbox', 'only events of this sandbox id')],
