@@ -9,6 +9,8 @@ import { makeRoot, cleanRoot } from './helpers.js';
 import { rawRequest, serveFails, startDaemon, tokenFile, type Daemon } from './server-kit.js';
 import { AuthError, HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
 import { documentedOperations } from '../src/server/index.js';
+import { hostIdRange, idSlotsInUse, ID_RANGE_SIZE } from '../src/linux/index.js';
+import { ID_SLOTS_DIR } from '../src/platform/container/private-ids.js';
 
 const root = makeRoot('api');
 let daemon: Daemon;
@@ -170,4 +172,28 @@ test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP an
     await secured.stop();
     await cleanRoot(securedRoot);
   }
+});
+
+test('each sandbox hutchd makes gets a host id range of its own (--userns private is its default)', async () => {
+  const shared = hostIdRange();
+  const a = await Sandbox.create({ transport: t });
+  const b = await Sandbox.create({ transport: t });
+  try {
+    const uidOf = (id: string) => {
+      const pid = Number(fs.readFileSync(path.join(root, 'sandboxes', id, 'init.pid'), 'utf8'));
+      return Number(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    };
+    const [ua, ub] = [uidOf(a.id), uidOf(b.id)];
+    assert.notEqual(ua, ub, 'two sandboxes, two host uids for their root');
+    for (const u of [ua, ub]) {
+      assert.ok(u >= shared.hostUid + ID_RANGE_SIZE && (u - shared.hostUid) % ID_RANGE_SIZE === 0, `${u} is the root of a private range`);
+    }
+    // The image's files are root's inside, and root can write.
+    assert.equal((await a.exec('stat -c %u:%g /bin/busybox && touch /made && echo ok')).stdout, '0:0\nok\n');
+  } finally {
+    await a.kill();
+    await b.kill();
+  }
+  assert.deepEqual([...idSlotsInUse(ID_SLOTS_DIR).values()].filter((o) => o?.dir.startsWith(`${root}/`)), [], 'their ranges are free again');
+  assert.deepEqual(await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--userns', 'bogus']).then((r) => [r.code, /invalid --userns "bogus"/.test(r.stderr)]), [1, true]);
 });

@@ -22,6 +22,8 @@ export interface PoolOptions {
   concurrency?: number;
   /** How often pooled sandboxes are checked for a dead agent (default 5000 ms). */
   checkIntervalMs?: number;
+  /** The host id range of pooled sandboxes (default shared; hutchd passes its own). */
+  idRange?: 'shared' | 'private';
 }
 
 const FIRST_BACKOFF_MS = 500;
@@ -81,6 +83,7 @@ export class WarmPool {
   private readonly pools = new Map<string, Pool>();
   private readonly concurrency: number;
   private readonly checkIntervalMs: number;
+  private readonly idRange: 'shared' | 'private';
   private active = 0;
   private running = false;
   private checking = false;
@@ -92,6 +95,7 @@ export class WarmPool {
   constructor(private readonly engine: Engine, private readonly events: EventBus, specs: PoolSpec[], opts: PoolOptions = {}) {
     this.concurrency = opts.concurrency ?? 2;
     this.checkIntervalMs = opts.checkIntervalMs ?? 5000;
+    this.idRange = opts.idRange ?? 'shared';
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new HutchError('EINVAL', `pool concurrency must be a positive integer, not ${this.concurrency}`);
     if (!Number.isFinite(this.checkIntervalMs) || this.checkIntervalMs <= 0) throw new HutchError('EINVAL', `pool check interval must be positive, not ${this.checkIntervalMs}`);
     for (const spec of specs) {
@@ -246,7 +250,7 @@ export class WarmPool {
     try {
       const made = await this.engine.create({
         rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.spec.image, [MANAGED_LABEL]: MANAGED_BY },
-        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}),
+        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), hardening: { idRange: this.idRange },
       });
       id = made.id;
       const started = await this.engine.start(id);

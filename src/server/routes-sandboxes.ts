@@ -47,7 +47,9 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels });
     if (claimed) return { info: claimed, source: 'pool' };
   }
-  const made = await s.engine.create({ rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}) });
+  const made = await s.engine.create({
+    rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), hardening: { idRange: s.idRange },
+  });
   s.events.publish({ type: 'created', sandboxId: made.id, data: { image } });
   try {
     const info = await s.engine.start(made.id);

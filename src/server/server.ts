@@ -44,6 +44,12 @@ export interface HutchdOptions {
   poolConcurrency?: number;
   limits?: Partial<ApiLimits>;
   sweepIntervalMs?: number;
+  /**
+   * The host id range of the sandboxes it makes (cold and pooled): 'private' (default) gives each
+   * one a range of its own, so that root in one tenant's sandbox is not the same host uid as root
+   * in another's; 'shared' = the one range the CLI's sandboxes use by default.
+   */
+  idRange?: 'shared' | 'private';
 }
 
 const DEFAULT_LIMITS: ApiLimits = {
@@ -71,12 +77,14 @@ export class Hutchd {
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
       throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
     }
+    const idRange = opts.idRange ?? 'private';
+    if (idRange !== 'shared' && idRange !== 'private') throw new HutchError('EINVAL', `invalid id range "${String(idRange).slice(0, 80)}": use shared or private`);
     const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const events = new EventBus();
     const services: Services = {
-      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(),
+      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
-      pool: new WarmPool(engine, events, opts.pools ?? [], { concurrency: opts.poolConcurrency ?? 1 }),
+      pool: new WarmPool(engine, events, opts.pools ?? [], { concurrency: opts.poolConcurrency ?? 1, idRange }),
     };
     events.subscribe((e) => {
       if (e.type !== 'removed' && e.type !== 'expired') return;

@@ -28,6 +28,8 @@ export interface Services {
   limits: ApiLimits;
   /** Ids (by the ref a client used) already checked to be this hutchd's: the exec path skips the inspect. */
   servedIds: Map<string, string>;
+  /** The host id range of every sandbox this hutchd makes (HutchdOptions.idRange). */
+  idRange: 'shared' | 'private';
 }
 
 /** A sandbox as the API shows it. */

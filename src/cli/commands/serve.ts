@@ -40,6 +40,7 @@ export const command: Command = {
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
     { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
+    { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
   ],
   async run(ctx, args) {
     const f = args.flags;
@@ -52,6 +53,8 @@ export const command: Command = {
     const maxUpload = str(f, 'max-upload');
     const sweep = str(f, 'sweep-interval');
     const poolConcurrency = str(f, 'pool-concurrency');
+    const userns = str(f, 'userns');
+    if (userns !== undefined && userns !== 'private' && userns !== 'shared') throw new HutchError('EINVAL', `invalid --userns "${userns.slice(0, 80)}": use private or shared`);
     if (poolConcurrency !== undefined && !/^[1-9]\d{0,2}$/.test(poolConcurrency)) throw new HutchError('EINVAL', `invalid --pool-concurrency "${poolConcurrency}": use a number from 1 to 999`);
     const limits = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
@@ -63,7 +66,7 @@ export const command: Command = {
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
       pools: list(f, 'pool').map(parsePool), limits, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
-      ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}),
+      ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
     });
     const r = d.recovered;
     if (r.adopted.length || r.removed.length || r.failed.length) {
