@@ -9,7 +9,7 @@ import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot, type Result } from './helpers.js';
 import { buildImage, busyboxEntries, dockerArchive } from './image-store-kit.js';
 import { claimIdSlot, hostIdRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot } from '../src/linux/index.js';
-import { ID_SLOTS_DIR } from '../src/platform/container/private-ids.js';
+import { ID_SLOTS_DIR, probeIdmappedLayers } from '../src/platform/container/private-ids.js';
 import { Engine } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
 
@@ -197,3 +197,18 @@ function writeTmp(name: string, data: Buffer): string {
   fs.writeFileSync(file, data);
   return file;
 }
+
+test('the probe hutchd runs at start: an idmapped bind of the busybox rootfs works here, one of sysfs does not; nothing is left', async () => {
+  const engine = new Engine({ root });
+  assert.equal(await engine.privateIdsProblem(), null);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-idprobe-'));
+  try {
+    const why = await probeIdmappedLayers('/sys/kernel', scratch);
+    assert.ok(why !== null && why.length > 0 && !why.includes('\n'), `one line of why: ${why}`);
+    assert.deepEqual(fs.readdirSync(scratch), [], 'the probe removes its scratch dir');
+    assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.idmap-probe-')), []);
+    assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes('.idmap-probe-'), false, 'no probe mount left');
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+});

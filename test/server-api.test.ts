@@ -9,6 +9,7 @@ import { makeRoot, cleanRoot } from './helpers.js';
 import { rawRequest, serveFails, startDaemon, tokenFile, type Daemon } from './server-kit.js';
 import { AuthError, HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
 import { documentedOperations } from '../src/server/index.js';
+import { chooseIdRange } from '../src/server/server.js';
 import { hostIdRange, idSlotsInUse, ID_RANGE_SIZE } from '../src/linux/index.js';
 import { ID_SLOTS_DIR } from '../src/platform/container/private-ids.js';
 
@@ -196,4 +197,21 @@ test('each sandbox hutchd makes gets a host id range of its own (--userns privat
   }
   assert.deepEqual([...idSlotsInUse(ID_SLOTS_DIR).values()].filter((o) => o?.dir.startsWith(`${root}/`)), [], 'their ranges are free again');
   assert.deepEqual(await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--userns', 'bogus']).then((r) => [r.code, /invalid --userns "bogus"/.test(r.stderr)]), [1, true]);
+});
+
+test('the id range hutchd chooses: private when the host can, shared when asked; without idmapped mounts the default falls back and an explicit private is refused', async () => {
+  // The probe's answer is stubbed: this host supports idmapped mounts, so a host without them cannot
+  // be made here (the real probe is tested in platform-private-ids.test.ts).
+  let probed = 0;
+  const can = async () => { probed++; return null; };
+  const cannot = async () => { probed++; return 'mount_setattr: EINVAL'; };
+  assert.deepEqual(await chooseIdRange(undefined, can), { idRange: 'private' });
+  assert.deepEqual(await chooseIdRange('private', can), { idRange: 'private' });
+  assert.deepEqual(await chooseIdRange('shared', cannot), { idRange: 'shared' });
+  assert.equal(probed, 2, 'shared asks nothing of the host');
+  const fallback = await chooseIdRange(undefined, cannot);
+  assert.equal(fallback.idRange, 'shared');
+  assert.match(fallback.warning ?? '', /shared id range: .*mount_setattr: EINVAL/);
+  await assert.rejects(chooseIdRange('private', cannot), /--userns private: this host cannot give sandboxes id ranges of their own: mount_setattr: EINVAL/);
+  await assert.rejects(chooseIdRange('bogus' as 'private', can), /invalid id range "bogus"/);
 });

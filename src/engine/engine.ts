@@ -85,6 +85,12 @@ export class Engine {
     return this.platform(record.executor ?? this.executorName);
   }
 
+  /** Null when sandboxes can have private id ranges here (probed on the busybox rootfs), else why not. */
+  async privateIdsProblem(): Promise<string | null> {
+    const source = await busyboxRootfs(this.dataRoot);
+    return (await this.platform(this.executorName)).privateIdsProblem(source);
+  }
+
   /** Builds what sandboxes need ahead of time: the busybox rootfs and the agent runtime. */
   async setup(): Promise<{ rootfs: string; runtime: string }> {
     const rootfs = await this.resolveRootfs('busybox');

@@ -100,6 +100,8 @@ export interface Platform {
   execDirect(h: PlatformHandle, cfg: ExecDirectRequest): { done: Promise<number> };
   /** Removes everything the sandbox had on the host; idempotent, safe after a crash. */
   destroy(h: PlatformHandle): Promise<void>;
+  /** Null when sandboxes can have private id ranges over base layers stored like `source`, else why not. */
+  privateIdsProblem(source: string): Promise<string | null>;
 }
 
 /** A command run through the executor rather than the agent. */

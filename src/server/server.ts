@@ -77,9 +77,9 @@ export class Hutchd {
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
       throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
     }
-    const idRange = opts.idRange ?? 'private';
-    if (idRange !== 'shared' && idRange !== 'private') throw new HutchError('EINVAL', `invalid id range "${String(idRange).slice(0, 80)}": use shared or private`);
     const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
+    const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
+    if (warning) process.stderr.write(`hutchd: ${warning}\n`);
     const events = new EventBus();
     const services: Services = {
       engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
@@ -227,4 +227,18 @@ function answers(socketPath: string): Promise<boolean> {
     c.once('connect', () => { c.destroy(); resolve(true); });
     c.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The id range hutchd gives its sandboxes: private unless asked for shared. When the host cannot
+ * make private ones (`problem` says why), an explicit `private` is refused at start, and the
+ * default falls back to shared with a warning, rather than every create failing later.
+ */
+export async function chooseIdRange(asked: 'shared' | 'private' | undefined, problem: () => Promise<string | null>): Promise<{ idRange: 'shared' | 'private'; warning?: string }> {
+  if (asked !== undefined && asked !== 'shared' && asked !== 'private') throw new HutchError('EINVAL', `invalid id range "${String(asked).slice(0, 80)}": use shared or private`);
+  if (asked === 'shared') return { idRange: 'shared' };
+  const why = await problem();
+  if (why === null) return { idRange: 'private' };
+  if (asked === 'private') throw new HutchError('EUNSUPPORTED', `--userns private: this host cannot give sandboxes id ranges of their own: ${why}`);
+  return { idRange: 'shared', warning: `sandboxes get the shared id range: this host cannot give them ranges of their own (${why})` };
 }

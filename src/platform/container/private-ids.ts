@@ -3,7 +3,7 @@
 // mounts under <dir>/lower as owned by the sandbox's range. Loaded only for such a sandbox.
 import fs from 'node:fs';
 import path from 'node:path';
-import { claimIdSlot, hostIdRange, idmappedBindMounts, releaseIdSlot, type IdRange } from '../../linux/index.js';
+import { claimIdSlot, hostIdRange, idmappedBindMounts, idSlotRange, releaseIdSlot, unmountTree, type IdRange } from '../../linux/index.js';
 import type { SandboxConfig } from '../types.js';
 
 /** What prepare needs of a private sandbox: its slot, its host ids, and its idmapped lower dirs (topmost first). */
@@ -33,6 +33,28 @@ export async function preparePrivateIds(cfg: SandboxConfig, slotsDir = ID_SLOTS_
   } catch (e) {
     await releaseIdSlot(slotsDir, slot, cfg.id);
     throw e;
+  }
+}
+
+/**
+ * Whether this host can give sandboxes private id ranges over base layers stored like `source`:
+ * null when an idmapped, read-only bind of it works (made in a scratch dir under `scratchParent`
+ * and removed at once), else why not (an old kernel, a filesystem without idmapped mounts, no
+ * unshare). Nothing is claimed.
+ */
+export async function probeIdmappedLayers(source: string, scratchParent: string): Promise<string | null> {
+  fs.mkdirSync(scratchParent, { recursive: true, mode: 0o711 });
+  const dir = fs.mkdtempSync(path.join(scratchParent, '.idmap-probe-'));
+  try {
+    const target = path.join(dir, 'lower');
+    fs.mkdirSync(target);
+    await idmappedBindMounts([{ source, target }], hostIdRange(), idSlotRange(1), { readonly: true });
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  } finally {
+    unmountTree(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
