@@ -41,7 +41,9 @@ test('hutch info reports versions, cgroup mode, executor and hardening support',
   assert.equal(info.executor.available, true);
   assert.match(info.executor.version ?? '', /\d+\.\d+/);
   assert.ok(['v1', 'v2', 'hybrid'].includes(info.cgroups.mode));
-  for (const k of ['userNamespace', 'seccomp', 'overlayWritableLayer', 'cgroupLimits']) {
+  // This host supports idmapped mounts (kernel 6.18, ext4): the probe must say so.
+  assert.equal(info.hardening.privateIdRanges?.available, true, info.hardening.privateIdRanges?.detail);
+  for (const k of ['userNamespace', 'seccomp', 'overlayWritableLayer', 'cgroupLimits', 'privateIdRanges']) {
     assert.equal(typeof info.hardening[k]?.available, 'boolean', k);
     assert.ok(info.hardening[k]!.detail.length > 0, k);
   }

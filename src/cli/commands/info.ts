@@ -9,7 +9,7 @@ export const command: Command = {
   async run(ctx, args) {
     const { probeHost, hostIdRange } = await import('../../linux/index.js');
     const engine = await ctx.engine();
-    const probe = await probeHost();
+    const [probe, privateIds] = await Promise.all([probeHost(), engine.privateIdsProblem().catch((e: unknown) => (e instanceof Error ? e.message : String(e)))]);
     const ids = hostIdRange();
     const executor = ctx.globals.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
     const exec = executor === 'crun' ? probe.crun : probe.runc;
@@ -22,6 +22,9 @@ export const command: Command = {
         : { available: probe.cgroups.available, detail: probe.cgroups.detail },
       capabilities: { available: true, detail: 'minimal default set (Docker\'s), no_new_privs' },
       maskedPaths: { available: true, detail: '/proc and /sys paths masked or read-only' },
+      privateIdRanges: privateIds === null
+        ? { available: true, detail: '--userns private: idmapped read-only binds of the base layers work (hutchd\'s default)' }
+        : { available: false, detail: `--userns private unavailable (hutchd falls back to shared): ${privateIds}` },
     };
     const info = {
       hutch: '0.1.0', node: process.version, kernel: probe.kernel,
