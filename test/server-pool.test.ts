@@ -255,3 +255,50 @@ test('a pool and a claim match by the canonical image reference, not by its spel
   assert.equal(poolKey('Not A Reference'), 'Not A Reference');
   assert.deepEqual(await engine.list(), []);
 });
+
+test('prepare runs on each pooled sandbox before it is offered (a failing one is never offered); a claim refills after the delay', async (t) => {
+  const calls = new SandboxCalls(engine);
+  const prepared: string[] = [];
+  const pool = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 1 }], {
+    refillDelayMs: 600,
+    prepare: async (id) => {
+      const r = await run(calls, id, ['sh', '-c', 'echo warmed > /tmp/warm']);
+      assert.equal(r.code, 0);
+      prepared.push(id);
+    },
+  });
+  let claimed: SandboxInfo | undefined;
+  try {
+    pool.start();
+    await until('the pool to fill', () => pool.sizes().busybox!.ready === 1);
+    assert.equal(prepared.length, 1);
+    claimed = await pool.claim('busybox');
+    assert.ok(claimed);
+    assert.equal(claimed.id, prepared[0], 'the sandbox offered is the one prepared');
+    assert.deepEqual(await run(calls, claimed.id, ['cat', '/tmp/warm']), { code: 0, out: 'warmed\n' });
+    // No refill before the delay is over, then one.
+    await sleep(300);
+    assert.equal((await pooled()).length, 0, 'no refill within the delay');
+    await until('the refill', () => pool.sizes().busybox!.ready === 1);
+  } finally {
+    await pool.stop({ drain: true });
+    await removeAll([claimed]);
+  }
+  assert.throws(() => new WarmPool(engine, new EventBus(), [], { refillDelayMs: -1 }), /refill delay/);
+
+  // A prepare that fails: reported once, backed off, the sandbox removed, nothing offered.
+  const written: string[] = [];
+  t.mock.method(process.stderr, 'write', (chunk: string) => { written.push(String(chunk)); return true; });
+  const failing = new WarmPool(engine, new EventBus(), [{ image: 'busybox', size: 1 }], { prepare: async () => { throw new Error('warm-up refused'); } });
+  try {
+    failing.start();
+    await until('a report', () => written.some((w) => w.includes('warm-up refused')));
+    await sleep(300);
+    assert.equal(failing.sizes().busybox!.ready, 0);
+    assert.equal(await failing.claim('busybox'), undefined);
+  } finally {
+    await failing.stop({ drain: true });
+    calls.closeAll();
+  }
+  assert.deepEqual(await engine.list(), [], 'the sandboxes that failed their prepare were removed');
+});

@@ -24,6 +24,17 @@ export interface PoolOptions {
   checkIntervalMs?: number;
   /** The host id range of pooled sandboxes (default shared; hutchd passes its own). */
   idRange?: 'shared' | 'private';
+  /**
+   * Runs on each new pooled sandbox once started, before it is offered (hutchd: one exec, which
+   * opens the agent connection the claimer will use and runs the agent's exec path once). A
+   * failure counts as a failure to make the sandbox.
+   */
+  prepare?: (id: string) => Promise<void>;
+  /**
+   * How long after a claim the refill starts (default 0): a refill's create (runc, the agent's
+   * node start) competes for the cores with the claimer's first calls.
+   */
+  refillDelayMs?: number;
 }
 
 const FIRST_BACKOFF_MS = 500;
@@ -84,6 +95,9 @@ export class WarmPool {
   private readonly concurrency: number;
   private readonly checkIntervalMs: number;
   private readonly idRange: 'shared' | 'private';
+  private readonly prepare: ((id: string) => Promise<void>) | undefined;
+  private readonly refillDelayMs: number;
+  private refillTimer: NodeJS.Timeout | undefined;
   private active = 0;
   private running = false;
   private checking = false;
@@ -96,6 +110,9 @@ export class WarmPool {
     this.concurrency = opts.concurrency ?? 2;
     this.checkIntervalMs = opts.checkIntervalMs ?? 5000;
     this.idRange = opts.idRange ?? 'shared';
+    this.prepare = opts.prepare;
+    this.refillDelayMs = opts.refillDelayMs ?? 0;
+    if (!Number.isFinite(this.refillDelayMs) || this.refillDelayMs < 0) throw new HutchError('EINVAL', `pool refill delay must be ≥ 0, not ${this.refillDelayMs}`);
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new HutchError('EINVAL', `pool concurrency must be a positive integer, not ${this.concurrency}`);
     if (!Number.isFinite(this.checkIntervalMs) || this.checkIntervalMs <= 0) throw new HutchError('EINVAL', `pool check interval must be positive, not ${this.checkIntervalMs}`);
     for (const spec of specs) {
@@ -152,8 +169,16 @@ export class WarmPool {
       }
       return undefined;
     } finally {
-      this.fill();
+      this.refillSoon();
     }
+  }
+
+  /** Starts the refill after a claim: at once, or after the refill delay (one timer for a burst of claims). */
+  private refillSoon(): void {
+    if (this.refillDelayMs === 0) return this.fill();
+    if (this.refillTimer || !this.running) return;
+    this.refillTimer = setTimeout(() => { this.refillTimer = undefined; this.fill(); }, this.refillDelayMs);
+    this.refillTimer.unref();
   }
 
   /** Relabels one pooled sandbox for its claimer if it is still pooled and alive; else discards it. */
@@ -194,6 +219,7 @@ export class WarmPool {
     this.running = false;
     if (this.checkTimer) clearInterval(this.checkTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     while (this.work.size) await Promise.allSettled([...this.work]);
     if (!opts.drain) return;
     const failures: string[] = [];
@@ -255,6 +281,7 @@ export class WarmPool {
       id = made.id;
       const started = await this.engine.start(id);
       if (started.status !== 'running') throw new HutchError('ESTATE', `pooled sandbox ${id} is ${started.status} right after start`, { id });
+      if (this.prepare) await this.prepare(id);
       // Also when stop() came meanwhile: claims are refused then, and a drain (or the next recovery) removes it.
       pool.ready.push(id);
       pool.failures = 0;

@@ -81,10 +81,13 @@ export class Hutchd {
     const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
     if (warning) process.stderr.write(`hutchd: ${warning}\n`);
     const events = new EventBus();
+    const calls = new SandboxCalls(engine);
     const services: Services = {
-      engine, calls: new SandboxCalls(engine), events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
+      engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
-      pool: new WarmPool(engine, events, opts.pools ?? [], { concurrency: opts.poolConcurrency ?? 1, idRange }),
+      pool: new WarmPool(engine, events, opts.pools ?? [], {
+        concurrency: opts.poolConcurrency ?? 1, idRange, prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,
+      }),
     };
     events.subscribe((e) => {
       if (e.type !== 'removed' && e.type !== 'expired') return;
@@ -241,4 +244,16 @@ export async function chooseIdRange(asked: 'shared' | 'private' | undefined, pro
   if (why === null) return { idRange: 'private' };
   if (asked === 'private') throw new HutchError('EUNSUPPORTED', `--userns private: this host cannot give sandboxes id ranges of their own: ${why}`);
   return { idRange: 'shared', warning: `sandboxes get the shared id range: this host cannot give them ranges of their own (${why})` };
+}
+
+/** How long after a claim hutchd's pool waits before refilling (see PoolOptions.refillDelayMs). */
+const POOL_REFILL_DELAY_MS = 250;
+
+/** One `true` in a new pooled sandbox: its agent connection is then open and its exec path run once. */
+async function warmUp(calls: SandboxCalls, id: string): Promise<void> {
+  const p = await calls.exec(id, { argv: ['true'] });
+  p.stdout.resume();
+  p.stderr.resume();
+  const exit = await p.wait();
+  if (exit.exitCode !== 0) throw new HutchError('EEXEC', `warming up pooled sandbox ${id}: true exited ${exit.exitCode ?? exit.signal}`, { id });
 }
