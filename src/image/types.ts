@@ -124,3 +124,40 @@ export interface ImageRecord {
   layers: StoredLayer[];
   config: ImageRuntimeConfig;
 }
+
+/** What the store records about one unpacked layer: `layer-records/<chain id hex>.json`. */
+export interface LayerRecord {
+  version: 1;
+  chainId: string;
+  diffId?: string;
+  /** Size on disk in bytes: st_size of every non-dir entry, hard links once (what `docker images` counts). */
+  size: number;
+}
+
+/** A layer of an image with its sizes, as `hutch images --json` and `hutch image inspect` show it. */
+export interface LayerWithSizes {
+  digest: string;
+  mediaType: string;
+  diffId: string;
+  chainId: string;
+  /** Size on disk unpacked; null when the layer dir is missing. */
+  size: number | null;
+  /** Size of the compressed blob. */
+  compressedSize: number;
+  /** True when another stored image uses this layer dir too. */
+  shared: boolean;
+}
+
+/** An image record with its sizes: `size` is unpacked on disk, as `docker images` shows it. */
+export interface ImageWithSizes extends Omit<ImageRecord, 'size' | 'layers'> {
+  /** Sum of the layers' sizes on disk (missing layers count 0). */
+  size: number;
+  /** Sum of the compressed layer blobs. */
+  compressedSize: number;
+  /** Of `size`: layers other images use too, and layers only this image uses (docker's `system df -v`). */
+  sharedSize: number;
+  uniqueSize: number;
+  /** Layers whose dir is missing (a damaged store); none normally. */
+  missingLayers?: number;
+  layers: LayerWithSizes[];
+}

@@ -6,7 +6,7 @@ const SUBCOMMANDS = 'prune, inspect IMAGE..., ls, rm IMAGE...';
 
 export const command: Command = {
   usage: 'hutch image prune | inspect IMAGE... | ls | rm [-f] IMAGE...',
-  summary: 'prune: remove images without names that no sandbox uses, and every layer and blob no image uses (never a layer a sandbox uses). inspect: print image records as JSON, with their layer dirs.',
+  summary: 'prune: remove images without names that no sandbox uses, and every layer and blob no image uses (never a layer a sandbox uses). inspect: print image records as JSON with their sizes (size = unpacked on disk, compressedSize, sharedSize, uniqueSize; per layer too) and layer dirs.',
   flags: [
     { name: 'force', short: 'f', kind: 'bool', help: 'rm: remove images that sandboxes use' },
     { name: 'json', kind: 'bool', help: 'ls: print JSON' },
@@ -31,7 +31,8 @@ export const command: Command = {
       for (const ref of operands) {
         try {
           const r = images.store.rootfsOf(ref);
-          out.push({ ...r.image, layerDirs: r.lowerDirs, usedBy: images.usersOf(r.image) });
+          const [sized] = images.store.withSizes([r.image]);
+          out.push({ ...sized, layerDirs: r.lowerDirs, usedBy: images.usersOf(r.image) });
         } catch (e) {
           failed++;
           ctx.err(`hutch: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -6,26 +6,28 @@ import { table } from './ls.js';
 
 export const command: Command = {
   usage: 'hutch images [--json] [-q]',
-  summary: 'List stored images: REPOSITORY TAG IMAGE ID CREATED SIZE (SIZE = compressed layers). Images without a name show as <none>.',
+  summary: 'List stored images: REPOSITORY TAG IMAGE ID CREATED SIZE (SIZE = unpacked on disk, as docker shows it). Images without a name show as <none>.',
   flags: [
-    { name: 'json', kind: 'bool', help: 'print the image records as JSON' },
+    { name: 'json', kind: 'bool', help: 'print the image records as JSON, with size (unpacked), compressedSize, sharedSize, uniqueSize and per-layer sizes' },
     { name: 'quiet', short: 'q', kind: 'bool', help: 'print image ids only' },
   ],
   async run(ctx, args) {
-    const images = (await (await ctx.engine()).images()).store.list();
+    const store = (await (await ctx.engine()).images()).store;
     if (bool(args.flags, 'json')) {
-      ctx.out(JSON.stringify(images, null, 2) + '\n');
+      ctx.out(JSON.stringify(store.withSizes(), null, 2) + '\n');
       return 0;
     }
     if (bool(args.flags, 'quiet')) {
-      ctx.out(images.map((i) => `${shortId(i.id)}\n`).join(''));
+      ctx.out(store.list().map((i) => `${shortId(i.id)}\n`).join(''));
       return 0;
     }
+    const images = store.withSizes();
     const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']];
     const now = Date.now();
     for (const i of images) {
       const when = ago(i.created ?? i.storedAt, now);
-      const size = formatBytes(i.size);
+      // A damaged store (a layer dir gone) shows what is there and says so.
+      const size = i.missingLayers ? `${formatBytes(i.size)} (${i.missingLayers} layer${i.missingLayers === 1 ? '' : 's'} missing)` : formatBytes(i.size);
       const named = i.names.map(splitName);
       if (named.length === 0) named.push(['<none>', '<none>']);
       for (const [repo, tag] of named) rows.push([repo, tag, shortId(i.id), when, size]);

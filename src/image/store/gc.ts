@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError } from '../../errors.js';
 import type { ImageRecord } from '../types.js';
+import { processAlive } from '../../linux/index.js';
 import { hexOf, lockSync, removeTree, type StoreLayout } from './layout.js';
 import { nameIn, type ImageRecords } from './records.js';
 
@@ -43,6 +44,7 @@ export function removeImage(layout: StoreLayout, records: ImageRecords, text: st
       const dir = layout.layer(l.chainId);
       if (used.layers.has(hexOf(l.chainId)) || keep.has(path.resolve(dir)) || !fs.existsSync(dir)) continue;
       removeTree(dir);
+      removeTree(layout.layerRecord(l.chainId));
       out.push(`Deleted layer: ${l.chainId}`);
     }
     for (const digest of [removed.id, removed.manifestDigest, ...removed.layers.map((l) => l.digest)]) {
@@ -97,6 +99,13 @@ export function pruneStore(layout: StoreLayout, records: ImageRecords, inUse: Se
       if (used.layers.has(e) || keep.has(path.resolve(dir))) continue;
       removeTree(dir);
       out.push(/^[0-9a-f]{64}$/.test(e) ? `Deleted layer: sha256:${e}` : `Deleted leftover: ${dir}`);
+    }
+    // Layer records whose layer dir is gone, and temp files of record writes that died (a listing
+    // writes records without the gc lock: its live temp files stay).
+    for (const e of fs.readdirSync(layout.layerRecords)) {
+      const m = /^([0-9a-f]{64})\.json(?:\.tmp-(\d+)-[0-9a-f]+)?$/.exec(e);
+      const gone = !m || (m[2] !== undefined ? !processAlive(Number(m[2])) : !fs.existsSync(path.join(layout.layers, m[1]!)));
+      if (gone) removeTree(path.join(layout.layerRecords, e));
     }
     let blobs = 0;
     for (const e of fs.readdirSync(layout.blobs)) {

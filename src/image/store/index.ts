@@ -2,17 +2,19 @@
 // a names index under one root dir. Layout (see docs/images.md):
 //   blobs/sha256/<hex>      verified blobs (configs, manifests, layer blobs; `.partial` while downloading)
 //   layers/<chain id hex>   unpacked layers (complete iff present: renamed into place after checking)
+//   layer-records/<chain id hex>.json  a layer's size on disk (written after unpacking, or computed once)
 //   images/<id hex>.json    image records;  names.json: canonical name → image id
 //   locks/                  gc (pulls shared, prune exclusive), names, per-blob and per-layer locks
 //   tmp/                    work dirs of loads and unpacks
 import fs from 'node:fs';
 import { HutchError } from '../../errors.js';
-import type { IdMapping, ImageRecord, ImagePlatform, ImageRuntimeConfig, ProgressEvent } from '../types.js';
+import type { IdMapping, ImageRecord, ImagePlatform, ImageRuntimeConfig, ImageWithSizes, ProgressEvent } from '../types.js';
 import type { RegistryOptions } from '../registry/index.js';
 import { StoreLayout } from './layout.js';
 import { ImageRecords, nameIn } from './records.js';
 import { pruneStore, removeImage } from './gc.js';
 import type { StoreParts } from './layers.js';
+import { imagesWithSizes } from './sizes.js';
 
 export { StoreLayout, chainIds, hexOf, sha256Of } from './layout.js';
 export { storeImage, type ImageToStore, type StoreParts } from './layers.js';
@@ -78,6 +80,15 @@ export class ImageStore {
   /** Every stored image, newest first. */
   list(): ImageRecord[] {
     return this.records.all();
+  }
+
+  /**
+   * `images` (default: every stored image, newest first) with their sizes on disk, unpacked, and
+   * which layers other images share. A layer without a recorded size is measured once and recorded.
+   */
+  withSizes(images?: ImageRecord[]): ImageWithSizes[] {
+    const all = this.list();
+    return imagesWithSizes(this.layout, images ?? all, all);
   }
 
   /** The layer dirs and config of an image, for a sandbox's rootfs. */

@@ -7,6 +7,7 @@ import { HutchError } from '../../errors.js';
 import { MEDIA, type IdMapping, type ImageConfigFile, type ImageManifest, type ImageRecord, type ProgressEvent, type StoredLayer } from '../types.js';
 import { chainIds, exists, hexOf, isDigest, lockAsync, removeTree, sha256Of, syncDir, writeFileAtomic, type StoreLayout } from './layout.js';
 import type { ImageRecords } from './records.js';
+import { writeLayerRecord } from './sizes.js';
 
 /** An image ready to be stored: its manifest and config bytes, and how to get each layer's blob. */
 export interface ImageToStore {
@@ -193,6 +194,8 @@ async function unpackLocked(parts: StoreParts, img: ImageToStore, i: number, dif
     }
     fs.renameSync(staged, target);
     syncDir(layout.layers);
+    // After the rename: a crash between the two leaves a layer without a record, measured when listed.
+    writeLayerRecord(layout, `sha256:${path.basename(target)}`, diffId, result.diskSize);
   } finally {
     removeTree(work);
   }

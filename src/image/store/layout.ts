@@ -12,6 +12,7 @@ const SHA256 = /^sha256:([0-9a-f]{64})$/;
 export class StoreLayout {
   readonly blobs: string;
   readonly layers: string;
+  readonly layerRecords: string;
   readonly images: string;
   readonly locks: string;
   readonly tmp: string;
@@ -25,6 +26,7 @@ export class StoreLayout {
     root = this.root;
     this.blobs = path.join(root, 'blobs', 'sha256');
     this.layers = path.join(root, 'layers');
+    this.layerRecords = path.join(root, 'layer-records');
     this.images = path.join(root, 'images');
     this.locks = path.join(root, 'locks');
     this.tmp = path.join(root, 'tmp');
@@ -33,7 +35,7 @@ export class StoreLayout {
 
   /** Makes the store's dirs (root-only: layer dirs hold files of every sandbox user). */
   ensure(): void {
-    for (const d of [this.blobs, this.layers, this.images, this.locks, this.tmp]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.blobs, this.layers, this.layerRecords, this.images, this.locks, this.tmp]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   }
 
   /** The file of a blob. */
@@ -44,6 +46,11 @@ export class StoreLayout {
   /** The unpacked dir of a layer, by its chain id. */
   layer(chainId: string): string {
     return path.join(this.layers, hexOf(chainId));
+  }
+
+  /** The record file of an unpacked layer (its size on disk), by its chain id. */
+  layerRecord(chainId: string): string {
+    return path.join(this.layerRecords, `${hexOf(chainId)}.json`);
   }
 
   /** The record file of an image, by its id. */

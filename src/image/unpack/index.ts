@@ -10,10 +10,12 @@ import type { IdMapping } from '../types.js';
 import { openLayer, type LayerCompression, type LayerStream } from './decompress.js';
 import { TarReader } from './tar-reader.js';
 import { LayerWriter, type SkippedEntry } from './writer.js';
+import { layerDiskSize } from './size.js';
 
 export { detectCompression, type LayerCompression } from './decompress.js';
 export { OPAQUE_XATTR, isWhiteout } from './layers.js';
 export type { SkippedEntry } from './writer.js';
+export { layerDiskSize } from './size.js';
 
 /** How one layer is unpacked. */
 export interface UnpackOptions {
@@ -43,6 +45,8 @@ export interface UnpackResult {
   compression: LayerCompression;
   /** Size of the uncompressed tar, in bytes. */
   bytes: number;
+  /** The unpacked layer's size on disk (see layerDiskSize: what `docker images` counts). */
+  diskSize: number;
 }
 
 const DEFAULT_MAX_ENTRIES = 1_000_000;
@@ -98,9 +102,11 @@ export async function unpackLayer(blob: string, target: string, opts: UnpackOpti
     if (opts.diffId !== undefined && opts.diffId !== diffId) {
       throw new HutchError('EINTEGRITY', `layer ${label} has diffId ${diffId}, not the expected ${opts.diffId}`, { id: label });
     }
+    // Measured while the new files are in the page cache: one lstat per entry.
+    const diskSize = layerDiskSize(tmp);
     if (opts.sync) syncTree(tmp);
     place(tmp, target, label);
-    return { diffId, entries: writer.entries, skipped: writer.skipped, compression: input.compression, bytes };
+    return { diffId, entries: writer.entries, skipped: writer.skipped, compression: input.compression, bytes, diskSize };
   } catch (e) {
     writer?.abort();
     await input?.close();
