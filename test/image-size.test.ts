@@ -12,6 +12,8 @@ import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js
 import { buildImage, busyboxEntries, dockerArchive, type BuiltImage } from './image-store-kit.js';
 import type { ImageWithSizes, LayerRecord } from '../src/image/types.js';
 import { formatBytes } from '../src/cli/progress.js';
+import { pushImage, startRegistry } from './image/registry-kit.js';
+import { makeLayer } from './image/tar-kit.js';
 
 let root: string;
 let tmp: string;
@@ -210,4 +212,22 @@ test('rmi removes the records of the layers it deletes; prune removes records wi
   await ok(['image', 'prune']);
   assert.deepEqual(fs.readdirSync(path.join(store, 'layer-records')), [], 'nothing left');
   assert.deepEqual(fs.readdirSync(path.join(store, 'layers')), []);
+});
+
+test('a pulled image: compressedSize is the gzip blobs of its manifest, size the unpacked layers', async () => {
+  const reg = await startRegistry();
+  try {
+    const pushed = await pushImage(reg.host, 'size/pulled', '1', { layers: [base.blob, makeLayer([{ name: 'zeros', content: Buffer.alloc(200_000) }])] });
+    await ok(['pull', '-q', `${reg.host}/size/pulled:1`]);
+    const [img] = await listed();
+    assert.deepEqual(img!.layers.map((l) => l.compressedSize), pushed.manifest.layers.map((l) => l.size));
+    assert.equal(img!.layers[1]!.size, 200_000);
+    assert.ok(img!.layers[1]!.compressedSize < 10_000, 'zeros compress well: the two sizes differ');
+    for (const l of img!.layers) assert.equal(readRecord(l.chainId).size, findSize(layerDir(l.chainId)), 'recorded by the pull');
+    assert.deepEqual([img!.sharedSize, img!.uniqueSize], [0, img!.size]);
+    await ok(['rmi', img!.id]);
+    assert.deepEqual(fs.readdirSync(path.join(store, 'layer-records')), []);
+  } finally {
+    await reg.stop();
+  }
 });

@@ -21,7 +21,7 @@ export function writeLayerRecord(layout: StoreLayout, chainId: string, diffId: s
 }
 
 /** The record of layer `chainId`; undefined when there is none or it is unusable (not JSON, no valid size, another layer's). */
-export function readLayerRecord(layout: StoreLayout, chainId: string): LayerRecord | undefined {
+function readLayerRecord(layout: StoreLayout, chainId: string): LayerRecord | undefined {
   const file = layout.layerRecord(chainId);
   let text: string;
   try {
