@@ -13,18 +13,19 @@ boot=dist/bundle/boot.cjs
 # Runs the verb directly and exits, or returns when the call is not one for the shortcut.
 run_direct() {
   root=/run/hutch-oci log='' log_format='' debug='' systemd_cgroup='' rootless=''
+  # An empty value (`--root=`) is node's: it reads an empty root as the working directory.
   while [ $# -gt 0 ]; do
     case $1 in
-      --root|-root) [ $# -ge 2 ] || return; root=$2; shift 2 ;;
-      --root=*|-root=*) root=${1#*=}; shift ;;
-      --log|-log) [ $# -ge 2 ] || return; log=$2; shift 2 ;;
-      --log=*|-log=*) log=${1#*=}; shift ;;
-      --log-format|-log-format) [ $# -ge 2 ] || return; log_format=$2; shift 2 ;;
-      --log-format=*|-log-format=*) log_format=${1#*=}; shift ;;
+      --root|-root) [ $# -ge 2 ] && [ -n "$2" ] || return; root=$2; shift 2 ;;
+      --root=?*|-root=?*) root=${1#*=}; shift ;;
+      --log|-log) [ $# -ge 2 ] && [ -n "$2" ] || return; log=$2; shift 2 ;;
+      --log=?*|-log=?*) log=${1#*=}; shift ;;
+      --log-format|-log-format) [ $# -ge 2 ] && [ -n "$2" ] || return; log_format=$2; shift 2 ;;
+      --log-format=?*|-log-format=?*) log_format=${1#*=}; shift ;;
       --debug|-debug) debug=1; shift ;;
       --systemd-cgroup|-systemd-cgroup) systemd_cgroup=1; shift ;;
-      --rootless|-rootless) [ $# -ge 2 ] || return; rootless=$2; shift 2 ;;
-      --rootless=*|-rootless=*) rootless=${1#*=}; shift ;;
+      --rootless|-rootless) [ $# -ge 2 ] && [ -n "$2" ] || return; rootless=$2; shift 2 ;;
+      --rootless=?*|-rootless=?*) rootless=${1#*=}; shift ;;
       *) break ;;
     esac
   done

@@ -38,14 +38,18 @@ after(async () => {
 
 interface Run { code: number | null; stdout: string; stderr: string; direct: boolean; ms: number }
 
-/** Runs the installed launcher with HUTCH_TRACE=1 (so a direct call says so on stderr). */
-function launch(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/**
+ * Runs the installed launcher with HUTCH_TRACE=1 (so a direct call says so on stderr), with
+ * `--root <root>` first unless `bare`.
+ */
+function launch(args: string[], env: NodeJS.ProcessEnv = {}, opts: { bare?: boolean; cwd?: string } = {}): Promise<Run> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     // The container of a create inherits stdout/stderr: files, not pipes that would stay open.
     const out = fs.openSync(path.join(scratch, 'out'), 'w+');
     const err = fs.openSync(path.join(scratch, 'err'), 'w+');
-    const child = spawn(launcher, ['--root', root, ...args], { stdio: ['ignore', out, err], env: { ...process.env, HUTCH_TRACE: '1', ...env } });
+    const argv = opts.bare ? args : ['--root', root, ...args];
+    const child = spawn(launcher, argv, { stdio: ['ignore', out, err], env: { ...process.env, HUTCH_TRACE: '1', ...env }, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     child.on('error', reject);
     child.on('exit', (code) => {
       const stdout = fs.readFileSync(path.join(scratch, 'out'), 'utf8');
@@ -223,4 +227,26 @@ test('a crun container goes direct too, through hutch\'s wrapper for this host\'
   assert.ok((await launchOk(['delete', '--force', id])).direct);
   assert.ok(!fs.existsSync(path.join(root, id)));
   assert.notEqual(spawnSync('crun', ['--root', path.join(root, '.executor', 'crun'), 'state', id]).status, 0, 'crun no longer knows it');
+});
+
+test('empty global values go to node, as node reads them (an empty root is the working directory)', async () => {
+  const id = containerId('direct-empty');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  await launchOk(['start', id]);
+  // node refuses an empty log format; the launcher must not take it as the default.
+  for (const globals of [['--log-format='], ['--log-format', '']]) {
+    const r = await launch([...globals, 'kill', id, 'CONT']);
+    assert.equal(r.direct, false, globals.join(' '));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /invalid log-format/);
+  }
+  // An empty root is node's working directory, not `/`.
+  for (const globals of [['--root='], ['--root', '']]) {
+    const r = await launch([...globals, 'kill', id, 'CONT'], {}, { bare: true, cwd: root });
+    assert.equal(r.direct, false, globals.join(' '));
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.equal(await statusOf(id), 'running');
+  assert.ok((await launchOk(['delete', '--force', id])).direct);
+  assert.ok(noTrace(root, id));
 });
