@@ -85,7 +85,9 @@ run_direct() {
     [ -n "$private_bundle" ] && [ -n "$caller_bundle" ] || return
     from="\"bundle\": $private_bundle,"
     out=$("$@" 2>/dev/null) || return
+    # Go escapes <, >, & and more as \u....; hutch prints them as they are: node's to print.
     case $out in *"$from"*) ;; *) return ;; esac
+    case $out in *'\u'*) return ;; esac
     [ "${HUTCH_TRACE:-}" = 1 ] && echo "[hutch direct] $*" >&2
     printf '%s\n' "${out%%"$from"*}\"bundle\": $caller_bundle,${out#*"$from"}"
     exit 0

@@ -250,3 +250,16 @@ test('empty global values go to node, as node reads them (an empty root is the w
   assert.ok((await launchOk(['delete', '--force', id])).direct);
   assert.ok(noTrace(root, id));
 });
+
+test('a direct state is node\'s document byte for byte, whatever runc escapes', async () => {
+  const id = containerId('direct-escape');
+  // Go's JSON escapes <, > and & (and U+2028) where node prints them as they are.
+  const odd = makeBundle(scratch, 'odd-annotations', ['sleep', '1000'], (s) => { s.annotations = { 'org.example.query': 'a<b && c>d \u2028' }; });
+  await launchOk(['create', '--bundle', odd, id]);
+  const direct = await launchOk(['state', id]);
+  const viaNode = await launchOk(['state', id], { HUTCH_DIRECT: '0' });
+  assert.equal(direct.stdout, viaNode.stdout);
+  assert.equal((JSON.parse(direct.stdout) as { annotations: Record<string, string> }).annotations['org.example.query'], 'a<b && c>d \u2028');
+  assert.ok((await launchOk(['delete', '--force', id])).direct);
+  assert.ok(noTrace(root, id));
+});
