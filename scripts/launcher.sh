@@ -61,6 +61,8 @@ run_direct() {
         '@bundle '*) private_bundle=${word#@bundle } ;;
         '@caller-bundle '*) caller_bundle=${word#@caller-bundle } ;;
         '@globals '*)
+          # hutch asks the executor for a state without the caller's flags (no log lines of its own).
+          [ "$verb" = state ] && continue
           passed=" ${word#@globals } "
           [ -n "$log" ] && set -- "$@" --log "$log"
           [ -n "$log_format" ] && [ "$log_format" != text ] && set -- "$@" --log-format "$log_format"

@@ -263,3 +263,19 @@ test('a direct state is node\'s document byte for byte, whatever runc escapes', 
   assert.ok((await launchOk(['delete', '--force', id])).direct);
   assert.ok(noTrace(root, id));
 });
+
+test('a state node answers (a lost container) leaves the caller\'s log as it was', async () => {
+  const id = containerId('direct-lost-log');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  // A container the executor lost: node answers (stopped), and the caller's log gets no error line
+  // from a state the launcher tried first (node asks the executor without the caller's flags).
+  spawnSync('runc', ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]);
+  const log = path.join(scratch, 'state.log');
+  const lost = await launchOk(['--log', log, '--log-format', 'json', 'state', id]);
+  assert.equal((JSON.parse(lost.stdout) as { status: string }).status, 'stopped');
+  const logged = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+  fs.rmSync(log, { force: true });
+  assert.equal(logged, '', 'a state that succeeds leaves the caller\'s log as it was');
+  await launchOk(['delete', id]);
+  assert.ok(noTrace(root, id));
+});
