@@ -279,3 +279,28 @@ test('a state node answers (a lost container) leaves the caller\'s log as it was
   await launchOk(['delete', id]);
   assert.ok(noTrace(root, id));
 });
+
+test('a direct delete that waited on a container deleted and made again meanwhile leaves it to node (and its lock)', async () => {
+  const id = containerId('direct-again');
+  await launchOk(['create', '--bundle', sleeper, id]);
+  const holdOld = spawn('flock', [path.join(root, id, 'lock'), 'sleep', '1.5'], { stdio: 'ignore' });
+  const oldReleased = new Promise((r) => holdOld.on('exit', r));
+  await new Promise((r) => setTimeout(r, 200));
+  const deleting = launch(['delete', id]);
+  await new Promise((r) => setTimeout(r, 300));
+  // Meanwhile the container goes and one of the same id and bundle is made: the same direct file.
+  assert.equal(spawnSync('runc', ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]).status, 0);
+  fs.rmSync(path.join(root, id), { recursive: true, force: true });
+  await launchOk(['create', '--bundle', sleeper, id]);
+  const holdNew = spawn('flock', [path.join(root, id, 'lock'), 'sleep', '1.5'], { stdio: 'ignore' });
+  const newReleased = new Promise((r) => holdNew.on('exit', r));
+  await oldReleased;
+  await new Promise((r) => setTimeout(r, 400));
+  // The waiting delete holds the old container's lock, not the new one's: it must not act on it.
+  const untouched = fs.existsSync(path.join(root, id, 'record.json'));
+  await newReleased;
+  const r = await deleting;
+  assert.ok(untouched, 'the new container was deleted while its lock was held');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(noTrace(root, id));
+});
