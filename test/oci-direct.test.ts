@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeRoot } from './helpers.js';
 import { cleanOciRoot, containerId, makeBundle, makeScratch, noTrace, removeScratch } from './oci-runtime-kit.js';
+import { OciRuntime } from '../src/engine/oci/index.js';
+import { FileLock } from '../src/linux/filelock.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const DIRECT_MARK = '[hutch direct]';
@@ -303,4 +305,60 @@ test('a direct delete that waited on a container deleted and made again meanwhil
   assert.ok(untouched, 'the new container was deleted while its lock was held');
   assert.equal(r.code, 0, r.stderr);
   assert.ok(noTrace(root, id));
+});
+
+test('create and run --detach write the ready record and the direct file while they hold the container\'s lock', async () => {
+  const runtime = new OciRuntime({ root, executor: 'runc', executorGlobals: [] });
+  const ids = [containerId('direct-locked'), containerId('direct-locked-run')];
+  const unlocked: string[] = [];
+  const rename = fs.renameSync;
+  // Every write of a record or direct file is a rename into the container's dir: is its lock held then?
+  fs.renameSync = (from: fs.PathLike, to: fs.PathLike) => {
+    const file = String(to);
+    if (file.startsWith(path.resolve(root)) && /\/(record\.json|direct)$/.test(file)) {
+      const probe = FileLock.tryAcquire(path.join(path.dirname(file), 'lock'), 'exclusive');
+      if (probe) {
+        unlocked.push(path.basename(file));
+        probe.release();
+      }
+    }
+    rename(from, to);
+  };
+  try {
+    assert.equal(await runtime.create('create', { id: ids[0]!, bundle: sleeper }), 0);
+    assert.equal(await runtime.create('run', { id: ids[1]!, bundle: sleeper, detach: true }), 0);
+  } finally {
+    fs.renameSync = rename;
+  }
+  assert.deepEqual(unlocked, [], 'written without the lock: a delete waiting for it could come between');
+  for (const id of ids) {
+    assert.ok(fs.existsSync(path.join(root, id, 'direct')), id);
+    assert.ok((await launchOk(['delete', '--force', id])).direct);
+    assert.ok(noTrace(root, id));
+  }
+});
+
+test('a run --detach whose container was deleted while the executor made it leaves no container behind', async () => {
+  const runtime = new OciRuntime({ root, executor: 'runc', executorGlobals: [] });
+  const id = containerId('direct-rund');
+  const realRunc = spawnSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).stdout.trim();
+  const wrapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-runc-wrap-'));
+  // The end state of a delete that came before runc knew the id (runc: "does not exist"): hutch's
+  // dir is gone, and runc's `run --detach` made the container all the same.
+  fs.writeFileSync(path.join(wrapDir, 'runc'), [
+    '#!/bin/sh',
+    `case " $* " in *" run "*) '${realRunc}' "$@"; rc=$?; rm -rf '${path.join(root, id)}'; exit $rc ;; esac`,
+    `exec '${realRunc}' "$@"`, '',
+  ].join('\n'), { mode: 0o755 });
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${wrapDir}:${savedPath ?? ''}`;
+  try {
+    assert.equal(await runtime.create('run', { id, bundle: sleeper, detach: true }), 0);
+  } finally {
+    process.env.PATH = savedPath;
+    fs.rmSync(wrapDir, { recursive: true, force: true });
+    const left = noTrace(root, id);
+    spawnSync(realRunc, ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]);
+    assert.ok(left, 'runc still runs a container hutch has no record of');
+  }
 });

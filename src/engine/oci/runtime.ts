@@ -3,9 +3,10 @@
 // gives the executor a private bundle (hutch's profile, pod namespaces), and passes the caller's
 // stdio, fds, pid file and console socket straight through, so the container is the caller's.
 import path from 'node:path';
-import { HutchError } from '../../errors.js';
+import { HutchError, isHutchError } from '../../errors.js';
 import { traceMark } from '../../trace.js';
 import { detectCgroupMode } from '../../linux/cgroups.js';
+import type { FileLock } from '../../linux/filelock.js';
 import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
 import type { JoinedNamespace } from './bundle.js';
@@ -104,6 +105,9 @@ export class OciRuntime {
         extraGlobals: this.opts.executorGlobals, extraFds: preservedFdCount(req.preserveFds),
       });
       traceMark('oci create: executor done');
+      // Still under the lock: a delete waiting for it must find the container whole (and gone, no
+      // later write may bring back its record or direct file, nor land in a new container's dir).
+      if (verb === 'create' && code === 0) this.markReady(record, executor);
     } catch (e) {
       await this.discard(req.id, executor);
       throw e;
@@ -115,16 +119,54 @@ export class OciRuntime {
         await this.discard(req.id, executor);
         return code;
       }
-      record.phase = 'ready';
-      // Not synced: after a power cut the container is gone anyway, and a record that lost its
-      // `ready` reads as unfinished, which delete removes just the same (fsync: ~1.5 ms on disk).
-      this.store.write(record, false);
-      writeDirectFile(this.store.dir(req.id), record, executor);
+      if (verb === 'run') await this.markDetachedRunReady(record, executor);
       return code;
     }
     // A foreground run: the executor deleted the container when it exited, unless --keep.
     if (!req.keep || (await this.executorState(req.id, executor)) === null) await this.discard(req.id, executor);
     return code;
+  }
+
+  /** Records a made container as ready and writes its direct file (the caller holds its lock). */
+  private markReady(record: OciRecord, executor: OciExecutor): void {
+    record.phase = 'ready';
+    // Not synced: after a power cut the container is gone anyway, and a record that lost its
+    // `ready` reads as unfinished, which delete removes just the same (fsync: ~1.5 ms on disk).
+    this.store.write(record, false);
+    writeDirectFile(this.store.dir(record.id), record, executor);
+  }
+
+  /**
+   * After `run --detach` (made without the lock, so others could act meanwhile): the direct file,
+   * under the lock again, if the container is still this one. When a delete removed it while the
+   * executor was making it, that delete may have come before the executor knew the id: the
+   * executor's container goes too, else it would run on with nothing of hutch's left to reach it.
+   */
+  private async markDetachedRunReady(record: OciRecord, executor: OciExecutor): Promise<void> {
+    let lock: FileLock;
+    try {
+      lock = await this.store.lock(record.id);
+    } catch (e) {
+      if (!isHutchError(e, 'ENOTFOUND')) throw e;
+      await this.forgetExecutorContainer(record.id, executor);
+      return;
+    }
+    try {
+      const now = this.store.read(record.id);
+      // Another container of the same id (this one was deleted, and its id taken again) is left alone.
+      if (now === null || now === 'broken' || now.created !== record.created || now.bundle !== record.bundle) return;
+      this.markReady(record, executor);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** The executor's `delete --force` of a container hutch no longer has; one it does not know is fine. */
+  private async forgetExecutorContainer(id: string, executor: OciExecutor): Promise<void> {
+    const r = await runCaptured(executor, ['delete', '--force', id]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
+      throw new HutchError('EEXEC', `cannot clean up container ${id}: ${executorMessage(r.stderr)}`, { id });
+    }
   }
 
   private createFlags(verb: 'create' | 'run', req: CreateRequest): string[] {
@@ -141,10 +183,7 @@ export class OciRuntime {
 
   /** Removes every trace of a container whose create failed or whose run ended: executor state, dir. */
   private async discard(id: string, executor: OciExecutor): Promise<void> {
-    const r = await runCaptured(executor, ['delete', '--force', id]);
-    if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
-      throw new HutchError('EEXEC', `cannot clean up container ${id}: ${executorMessage(r.stderr)}`, { id });
-    }
+    await this.forgetExecutorContainer(id, executor);
     this.store.remove(id);
   }
 
