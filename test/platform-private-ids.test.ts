@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot, type Result } from './helpers.js';
 import { buildImage, busyboxEntries, dockerArchive } from './image-store-kit.js';
-import { claimIdSlot, hostIdRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot } from '../src/linux/index.js';
+import { claimIdSlot, hostIdRange, idSlotRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot } from '../src/linux/index.js';
 import { ID_SLOTS_DIR, probeIdmappedLayers } from '../src/platform/container/private-ids.js';
 import { Engine } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
@@ -169,6 +169,11 @@ test('slots: bounded by the subid entries, lowest free first, ESTATE when all ar
   const files = { subuid: writeTmp('subuid', Buffer.from('other:100000:65536\nhutch:200000:262144\n')), subgid: writeTmp('subgid', Buffer.from('hutch:300000:196608\n')) };
   assert.equal(maxIdSlot(files), 2, '4 and 3 ranges of ids: slot 0 is the shared one, so 2 private');
   assert.equal(maxIdSlot({ subuid: path.join(tmp, 'none'), subgid: path.join(tmp, 'none') }), Math.floor((2 ** 31 - 1e9) / ID_RANGE_SIZE) - 1, 'without entries: up to 2^31');
+  // An entry near the top of the id space: slots end below 2^32 - 1, whatever its count says.
+  const highFile = writeTmp('subid-high', Buffer.from(`hutch:${2 ** 32 - 20 * ID_RANGE_SIZE}:${100 * ID_RANGE_SIZE}\n`));
+  const high = { subuid: highFile, subgid: highFile };
+  assert.equal(maxIdSlot(high), 18, '20 ranges up to 2^32 (the last one reaching the invalid id 2^32 - 1): the shared one and 18 private');
+  assert.ok(idSlotRange(18, high).hostUid + ID_RANGE_SIZE - 1 < 2 ** 32 - 1);
   const dir = path.join(tmp, 'slots');
   const owner = (name: string) => {
     const d = path.join(tmp, name);

@@ -20,10 +20,13 @@ const LOCK_TIMEOUT_MS = 30_000;
 /** Ids stay below 2^31 without a subid entry: some tools treat ids as signed. */
 const ID_LIMIT = 2 ** 31;
 
-/** The highest slot one side (uids or gids) has room for. */
+/** One past the highest valid id: (uid_t)-1 is no id (the kernel refuses it in a mapping). */
+const ID_END = 0xffffffff;
+
+/** The highest slot one side (uids or gids) has room for: within its entry, and below 2^32 - 1. */
 function maxSlotOf(file: string): number {
   const entry = subidEntry(file);
-  const count = entry ? entry.count : ID_LIMIT - DEFAULT_HOST_ID_BASE;
+  const count = entry ? Math.min(entry.count, ID_END - entry.start) : ID_LIMIT - DEFAULT_HOST_ID_BASE;
   return Math.floor(count / ID_RANGE_SIZE) - 1;
 }
 
