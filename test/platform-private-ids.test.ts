@@ -192,6 +192,18 @@ test('slots: bounded by the subid entries, lowest free first, ESTATE when all ar
   assert.equal((await claimIdSlot(dir, owner('d'), files)).slot, 2, 'a torn slot file (a claim cut short) is reclaimed');
   await releaseIdSlot(dir, 1, 'c');
   assert.deepEqual([...idSlotsInUse(dir).keys()], [2]);
+  // A slots dir others could write (they could free a slot in use), or a symlink: refused, nothing made.
+  const open = path.join(tmp, 'slots-open');
+  fs.mkdirSync(open);
+  fs.chmodSync(open, 0o777);
+  const link = path.join(tmp, 'slots-link');
+  fs.symlinkSync(dir, link);
+  for (const [bad, why] of [[open, /is owned by uid \d+ with mode 777: id slots need a directory of uid \d+ that no one else can write; refusing$/], [link, /is a symlink:/]] as const) {
+    await assert.rejects(claimIdSlot(bad, owner(`x${path.basename(bad)}`), files), (e: unknown) => isHutchError(e, 'EPERM') && why.test(e.message) && e.message.includes(bad));
+    await assert.rejects(releaseIdSlot(bad, 2, 'd'), (e: unknown) => isHutchError(e, 'EPERM'));
+  }
+  assert.deepEqual(fs.readdirSync(open), [], 'nothing made in the open dir');
+  assert.deepEqual([...idSlotsInUse(dir).keys()], [2], 'the slot is not freed through the symlink');
   const small = { subuid: writeTmp('small', Buffer.from('hutch:200000:65536\n')), subgid: files.subgid };
   await assert.rejects(claimIdSlot(dir, owner('e'), small), (e: unknown) => isHutchError(e, 'EUNSUPPORTED') && /room for no private id range/.test(e.message));
 });

@@ -75,9 +75,23 @@ function readOwner(file: string): IdSlotOwner | null {
   }
 }
 
+/**
+ * Makes the slots dir (0700) or checks the one there: a real dir of this user that no one else can
+ * write. Anyone who could remove a slot file there could have one range handed to two sandboxes.
+ */
+function ensureSlotsDir(slotsDir: string): void {
+  fs.mkdirSync(slotsDir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(slotsDir);
+  const uid = process.getuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    const what = st.isSymbolicLink() ? 'a symlink' : !st.isDirectory() ? 'not a directory' : `owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}`;
+    throw new HutchError('EPERM', `${slotsDir} is ${what}: id slots need a directory of uid ${uid} that no one else can write; refusing`, { path: slotsDir });
+  }
+}
+
 /** Runs `fn` holding the slots dir's lock (made on first use). */
 async function withSlotsLock<T>(slotsDir: string, fn: () => T): Promise<T> {
-  fs.mkdirSync(slotsDir, { recursive: true, mode: 0o700 });
+  ensureSlotsDir(slotsDir);
   const lock = await FileLock.acquire(path.join(slotsDir, LOCK_NAME), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS });
   try {
     return fn();
