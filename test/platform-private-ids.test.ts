@@ -229,3 +229,39 @@ test('the probe hutchd runs at start: an idmapped bind of the busybox rootfs wor
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 });
+
+test('a create the executor fails (its container left behind) keeps its slot until the container and its mounts are gone', async () => {
+  const realRunc = spawnSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).stdout.trim();
+  const wrapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-runc-wrap-'));
+  // runc makes the container (its init waits, with the range's ids), then the call fails all the same.
+  fs.writeFileSync(path.join(wrapDir, 'runc'), [
+    '#!/bin/sh',
+    `case " $* " in *" create "*) '${realRunc}' "$@"; echo 'create failed: made up for the test' >&2; exit 1 ;; esac`,
+    `exec '${realRunc}' "$@"`, '',
+  ].join('\n'), { mode: 0o755 });
+  const freedWith: string[][] = [];
+  const unlink = fs.unlinkSync;
+  // When a slot file goes: what of its sandbox is still mounted?
+  fs.unlinkSync = (file: fs.PathLike) => {
+    const name = String(file);
+    if (path.dirname(name) === ID_SLOTS_DIR && /^\d+$/.test(path.basename(name))) {
+      const owner = JSON.parse(fs.readFileSync(name, 'utf8')) as { dir: string };
+      if (owner.dir.startsWith(`${root}/`)) freedWith.push(mountsOfRoot().filter((l) => l.includes(`${owner.dir}/`)));
+    }
+    unlink(file);
+  };
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${wrapDir}:${savedPath ?? ''}`;
+  try {
+    const engine = new Engine({ root });
+    await assert.rejects(engine.create({ rootfs: 'busybox', hardening: { idRange: 'private' } }), (e: unknown) => isHutchError(e, 'EEXEC') && /made up for the test/.test(e.message));
+  } finally {
+    process.env.PATH = savedPath;
+    fs.unlinkSync = unlink;
+    fs.rmSync(wrapDir, { recursive: true, force: true });
+  }
+  assert.deepEqual(freedWith, [[]], 'the slot was freed once, with nothing of its sandbox mounted');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'sandboxes')), []);
+  assert.deepEqual(mountsOfRoot(), []);
+  assert.deepEqual([...slots()], []);
+});

@@ -157,3 +157,17 @@ export async function releaseIdSlot(slotsDir: string, slot: number, ownerId: str
     if (owner !== null && owner.id === ownerId) removeSlotFile(file);
   });
 }
+
+/** Frees every slot `owner` (the same id and dir) holds: for a sandbox whose record never got its slot number. */
+export async function releaseIdSlotsOf(slotsDir: string, owner: IdSlotOwner): Promise<number> {
+  if (!fs.existsSync(slotsDir)) return 0;
+  return withSlotsLock(slotsDir, () => {
+    let freed = 0;
+    for (const [n, o] of idSlotsInUse(slotsDir)) {
+      if (o === null || o.id !== owner.id || o.dir !== owner.dir) continue;
+      removeSlotFile(path.join(slotsDir, String(n)));
+      freed++;
+    }
+    return freed;
+  });
+}

@@ -14,7 +14,7 @@ export { processAlive, processStartTime } from './procs.js';
 export type { LockMode, AcquireOptions } from './filelock.js';
 export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';
 export type { IdRange, SubidFiles } from './idmap.js';
-export { claimIdSlot, releaseIdSlot, idSlotsInUse, idSlotRange, maxIdSlot } from './idslots.js';
+export { claimIdSlot, releaseIdSlot, releaseIdSlotsOf, idSlotsInUse, idSlotRange, maxIdSlot } from './idslots.js';
 export type { IdSlot, IdSlotOwner } from './idslots.js';
 export { idmappedBindMounts } from './idmount.js';
 export type { IdmappedBind } from './idmount.js';

@@ -140,23 +140,24 @@ export class ContainerPlatform implements Platform {
     return handle;
   }
 
-  /** prepare() for a sandbox with a private id range: claims the range and mounts its lower dirs first; frees it on error. */
+  /**
+   * prepare() for a sandbox with a private id range: claims the range and mounts its lower dirs
+   * first. On error the range stays claimed: destroy frees it once the mounts are gone.
+   */
   private async preparePrivate(cfg: SandboxConfig): Promise<PlatformHandle> {
-    const { preparePrivateIds, releasePrivateIds } = await import('./private-ids.js');
-    const priv = await preparePrivateIds(cfg);
-    try {
-      return this.prepare(cfg, priv);
-    } catch (e) {
-      await releasePrivateIds(priv.slot, cfg.id);
-      throw e;
-    }
+    const { preparePrivateIds } = await import('./private-ids.js');
+    return this.prepare(cfg, await preparePrivateIds(cfg));
   }
 
-  /** Frees a sandbox's private id range, if it has one. */
+  /**
+   * Frees a sandbox's private id range, if it has one: by its number, or for a handle without it
+   * (the cleanup of a failed or cut-short create) whatever slot the sandbox's id and dir hold.
+   */
   private async releaseIdSlot(h: PlatformHandle): Promise<void> {
-    if (h.idSlot === undefined) return;
-    const { releasePrivateIds } = await import('./private-ids.js');
-    await releasePrivateIds(h.idSlot, h.containerId);
+    if (h.idSlot === undefined && !fs.existsSync(path.join(h.dir, 'lower'))) return; // never private
+    const { releasePrivateIds, releasePrivateIdsOf } = await import('./private-ids.js');
+    if (h.idSlot !== undefined) await releasePrivateIds(h.idSlot, h.containerId);
+    else await releasePrivateIdsOf(h.containerId, h.dir);
   }
 
   /** Makes the container; its init waits for start. */
@@ -167,8 +168,8 @@ export class ContainerPlatform implements Platform {
     try {
       await this.executor.create(cfg.id, l.bundle, { stdio: ['ignore', log, log], pidFile: l.pidFile });
     } catch (e) {
-      // The engine's cleanup gets a handle without the slot (this one never reaches the record).
-      await this.releaseIdSlot(handle);
+      // The slot stays claimed until the engine's cleanup (destroy) has removed the container and
+      // its mounts: the executor may have left processes running with the range's ids.
       throw withInitLog(e, l.log);
     } finally {
       fs.closeSync(log);
@@ -296,7 +297,7 @@ export class ContainerPlatform implements Platform {
       throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${h.containerId}: ${detached}`, { id: h.containerId });
     }
     unmountTree(h.dir);
-    if (h.idSlot !== undefined) await this.releaseIdSlot(h);
+    await this.releaseIdSlot(h);
     await removeCgroup(h.cgroupsPath);
   }
 }

@@ -3,7 +3,7 @@
 // mounts under <dir>/lower as owned by the sandbox's range. Loaded only for such a sandbox.
 import fs from 'node:fs';
 import path from 'node:path';
-import { claimIdSlot, hostIdRange, idmappedBindMounts, idSlotRange, releaseIdSlot, unmountTree, type IdRange } from '../../linux/index.js';
+import { claimIdSlot, hostIdRange, idmappedBindMounts, idSlotRange, releaseIdSlot, releaseIdSlotsOf, unmountTree, type IdRange } from '../../linux/index.js';
 import type { SandboxConfig } from '../types.js';
 
 /** What prepare needs of a private sandbox: its slot, its host ids, and its idmapped lower dirs (topmost first). */
@@ -16,24 +16,23 @@ export interface PrivateIds { slot: number; ids: IdRange; lowerDirs: string[] }
  */
 export const ID_SLOTS_DIR = '/run/hutch-idslots';
 
+/** The dir in a private sandbox's dir that holds its idmapped lower dirs (only private sandboxes have it). */
+export const LOWER_DIR = 'lower';
+
 /**
  * Claims a private id range for the sandbox of `cfg` and mounts its lower dirs, idmapped from the
- * shared range to it and read-only, at <dir>/lower/0..n. On error the slot is freed again; mounts
- * made so far are left to the platform's destroy (it unmounts everything under the sandbox's dir).
+ * shared range to it and read-only, at <dir>/lower/0..n. On error the slot stays claimed, with the
+ * mounts made so far: the platform's destroy unmounts everything under the sandbox's dir and only
+ * then frees it (releasePrivateIdsOf), so a range is never handed on while anything still uses it.
  */
 export async function preparePrivateIds(cfg: SandboxConfig, slotsDir = ID_SLOTS_DIR): Promise<PrivateIds> {
   const { slot, range } = await claimIdSlot(slotsDir, { id: cfg.id, dir: cfg.dir });
-  try {
-    const lowerRoot = path.join(cfg.dir, 'lower');
-    fs.mkdirSync(lowerRoot, { mode: 0o755 });
-    const binds = (cfg.lowerDirs ?? [cfg.rootfs]).map((source, i) => ({ source, target: path.join(lowerRoot, String(i)) }));
-    for (const b of binds) fs.mkdirSync(b.target, { mode: 0o755 });
-    await idmappedBindMounts(binds, hostIdRange(), range, { readonly: true });
-    return { slot, ids: range, lowerDirs: binds.map((b) => b.target) };
-  } catch (e) {
-    await releaseIdSlot(slotsDir, slot, cfg.id);
-    throw e;
-  }
+  const lowerRoot = path.join(cfg.dir, LOWER_DIR);
+  fs.mkdirSync(lowerRoot, { mode: 0o755 });
+  const binds = (cfg.lowerDirs ?? [cfg.rootfs]).map((source, i) => ({ source, target: path.join(lowerRoot, String(i)) }));
+  for (const b of binds) fs.mkdirSync(b.target, { mode: 0o755 });
+  await idmappedBindMounts(binds, hostIdRange(), range, { readonly: true });
+  return { slot, ids: range, lowerDirs: binds.map((b) => b.target) };
 }
 
 /**
@@ -61,4 +60,9 @@ export async function probeIdmappedLayers(source: string, scratchParent: string)
 /** Frees the slot of sandbox `id` (nothing if it no longer holds it). */
 export function releasePrivateIds(slot: number, id: string, slotsDir = ID_SLOTS_DIR): Promise<void> {
   return releaseIdSlot(slotsDir, slot, id);
+}
+
+/** Frees whatever slot the sandbox `id` in `dir` holds, for one whose handle lacks its slot (a failed create). */
+export async function releasePrivateIdsOf(id: string, dir: string, slotsDir = ID_SLOTS_DIR): Promise<void> {
+  await releaseIdSlotsOf(slotsDir, { id, dir });
 }
