@@ -5,12 +5,17 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { helperServerURL } from '../src/image/registry/credential-helpers.js';
-import { pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { makeAgents, send } from '../src/image/registry/transport.js';
+import { isHutchError } from '../src/errors.js';
+import { pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
 import { makeLayer } from './image/tar-kit.js';
 
@@ -233,5 +238,60 @@ test('bad auth files: malformed JSON, credHelpers that is not an object, helper 
   ] as const) {
     await refused(bearer, ['--authfile', config(doc)], new RegExp(`auth file .*config-\\d+\\.json: ${shown.replace(/[.()]/g, '\\$&')}, which is not a plain name`));
     assert.deepEqual(helperLog(), [], 'no helper ran');
+  }
+});
+
+test('redirects: credentials never follow an https -> http downgrade on the same host:port, nor a token POST to another origin', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-redirect-'));
+  const cert = selfSignedCert(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (!cert) { t.skip('openssl is not installed: no certificate for the https server'); return; }
+  const seen: { scheme: string; path: string; authorization?: string; body: string }[] = [];
+  let port = 0;
+  // One port speaking https and plain http (told apart by the first byte), so only the scheme changes.
+  const handler = (scheme: string) => (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      const { authorization } = req.headers;
+      seen.push({ scheme, path: req.url ?? '', body: Buffer.concat(parts).toString(), ...(authorization ? { authorization } : {}) });
+      const to = { '/down': `http://127.0.0.1:${port}/next`, '/same': `https://127.0.0.1:${port}/next`, '/post': `http://127.0.0.1:${port}/token` }[req.url ?? ''];
+      if (to) res.writeHead(req.url === '/post' ? 307 : 302, { location: to }).end();
+      else res.writeHead(200).end('ok');
+    });
+  };
+  const tlsServer = https.createServer(cert, handler('https'));
+  const plainServer = http.createServer(handler('http'));
+  for (const server of [tlsServer, plainServer]) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const front = net.createServer((s) => s.once('data', (b: Buffer) => {
+    const up = net.connect(((b[0] === 0x16 ? tlsServer : plainServer).address() as AddressInfo).port, '127.0.0.1');
+    up.write(b);
+    s.pipe(up).pipe(s);
+    for (const [a, z] of [[s, up], [up, s]] as const) { a.on('error', () => z.destroy()); a.on('close', () => z.destroy()); }
+  }));
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  port = (front.address() as AddressInfo).port;
+  const agents = makeAgents();
+  const opts = { headers: { Authorization: 'Bearer sekrit-token' }, timeoutMs: 5000, connectTimeoutMs: 2000, agents, insecureTls: true };
+  try {
+    const same = await send(new URL(`https://127.0.0.1:${port}/same`), opts);
+    same.body.resume();
+    assert.equal(same.status, 200);
+    assert.deepEqual(seen.map((q) => [q.scheme, q.path, q.authorization]), [['https', '/same', 'Bearer sekrit-token'], ['https', '/next', 'Bearer sekrit-token']],
+      'a redirect within the origin keeps the credentials');
+    seen.length = 0;
+    const down = await send(new URL(`https://127.0.0.1:${port}/down`), opts);
+    down.body.resume();
+    assert.equal(down.status, 200);
+    assert.deepEqual(seen.map((q) => [q.scheme, q.path, q.authorization]), [['https', '/down', 'Bearer sekrit-token'], ['http', '/next', undefined]],
+      'no token in clear text after https -> http');
+    seen.length = 0;
+    await assert.rejects(send(new URL(`https://127.0.0.1:${port}/post`), { ...opts, method: 'POST', body: Buffer.from('grant_type=refresh_token&refresh_token=idtok-alice') }),
+      (e) => isHutchError(e, 'EPROTO') && /redirected a token request to http:\/\/127\.0\.0\.1:\d+; its credentials are not sent on/.test(e.message) && !e.message.includes('idtok'));
+    assert.deepEqual(seen.map((q) => [q.scheme, q.path]), [['https', '/post']], 'the refresh token went nowhere else');
+  } finally {
+    for (const a of Object.values(agents)) a.destroy();
+    for (const server of [tlsServer, plainServer]) server.closeAllConnections();
+    for (const server of [front, tlsServer, plainServer]) await new Promise<void>((r) => server.close(() => r()));
   }
 });

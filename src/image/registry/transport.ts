@@ -74,7 +74,7 @@ export function describeNetworkError(e: unknown, host: string): { message: strin
 export interface SendOptions {
   method?: 'GET' | 'HEAD' | 'POST';
   headers: Record<string, string>;
-  /** Request body (a token POST's form); sent again on a redirect. */
+  /** Request body (a token POST's form); sent again on a redirect to the same origin only. */
   body?: Buffer;
   timeoutMs: number;
   /** Limit for establishing the connection (TCP and TLS), shorter than `timeoutMs`. */
@@ -89,7 +89,7 @@ function timeoutError(host: string, ms: number): Error {
   return Object.assign(new Error(`${host} did not answer within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
 
-/** Sends one request; resolves at the response headers. Follows redirects, dropping Authorization when the host changes. */
+/** Sends one request; resolves at the response headers. Follows redirects, dropping Authorization (and refusing to resend a body) when the origin changes. */
 export async function send(url: URL, opts: SendOptions): Promise<Exchange> {
   let current = url;
   let headers = { ...opts.headers };
@@ -101,8 +101,11 @@ export async function send(url: URL, opts: SendOptions): Promise<Exchange> {
     if (hop >= (opts.maxRedirects ?? 5)) throw new HutchError('EPROTO', `too many redirects from ${url.host}${url.pathname}`, { id: url.href });
     const next = new URL(location, current);
     if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new HutchError('EPROTO', `redirect to an unsupported URL ${next.href}`, { id: url.href });
-    // Credentials are for the registry only: a blob store elsewhere must not see them.
-    if (next.host !== current.host) {
+    // Credentials are for the registry only: a blob store elsewhere must not see them, nor may they
+    // go out in clear after an https -> http redirect on the same host (the origin includes the scheme).
+    if (next.origin !== current.origin) {
+      // A body is a token POST's form, which holds a refresh token: never sent on to another origin.
+      if (opts.body) throw new HutchError('EPROTO', `${current.host} redirected a token request to ${next.protocol}//${next.host}; its credentials are not sent on`, { id: url.href });
       headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'));
     }
     current = next;
