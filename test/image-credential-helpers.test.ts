@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { helperServerURL } from '../src/image/registry/credential-helpers.js';
 import { makeAgents, send } from '../src/image/registry/transport.js';
+import { RegistryAuth } from '../src/image/registry/auth.js';
 import { isHutchError } from '../src/errors.js';
 import { pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
@@ -293,5 +294,37 @@ test('redirects: credentials never follow an https -> http downgrade on the same
     for (const a of Object.values(agents)) a.destroy();
     for (const server of [tlsServer, plainServer]) server.closeAllConnections();
     for (const server of [front, tlsServer, plainServer]) await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('a registry reached over https that names a plain-http realm gets no credentials sent in clear (anonymous still works)', async () => {
+  const asked: (string | undefined)[] = [];
+  const tokens = http.createServer((req, res) => {
+    asked.push(req.headers.authorization);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t0k"}');
+  });
+  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
+  const realm = `http://127.0.0.1:${(tokens.address() as AddressInfo).port}/token`;
+  const agents = makeAgents();
+  const sendOptions = () => ({ headers: {}, timeoutMs: 5000, connectTimeoutMs: 2000, agents, insecureTls: false });
+  const challenge = `Bearer realm="${realm}",service="reg"`;
+  try {
+    const withCreds = new RegistryAuth([config({ auths: { 'reg.test': { auth: b64('alice:s3cret') } } })], sendOptions);
+    await assert.rejects(withCreds.answerChallenge('reg.test', 'app', challenge, undefined, new URL('https://reg.test/v2/app/manifests/1')),
+      (e) => isHutchError(e, 'EAUTH') && e.message.includes(`registry reg.test names a plain-http token server (http://127.0.0.1:`)
+        && e.message.includes('refusing to send the credentials of alice') && !e.message.includes('s3cret'));
+    assert.deepEqual(asked, [], 'the token server was not asked');
+    // Over plain http (an insecure registry) the credentials are in clear anyway: the realm is used.
+    const plainReg = new RegistryAuth([config({ auths: { 'reg.test': { auth: b64('alice:s3cret') } } })], sendOptions);
+    assert.deepEqual(await plainReg.answerChallenge('reg.test', 'app', challenge, undefined, new URL('http://reg.test/v2/app/manifests/1')), { Authorization: 'Bearer t0k' });
+    // Without credentials there is nothing to leak.
+    const anonymous = new RegistryAuth([path.join(tmp, 'absent.json')], sendOptions);
+    assert.deepEqual(await anonymous.answerChallenge('reg.test', 'app', challenge, undefined, new URL('https://reg.test/v2/app/manifests/1')), { Authorization: 'Bearer t0k' });
+    assert.deepEqual(asked, [`Basic ${b64('alice:s3cret')}`, undefined]);
+  } finally {
+    for (const a of Object.values(agents)) a.destroy();
+    tokens.closeAllConnections();
+    await new Promise<void>((r) => tokens.close(() => r()));
   }
 });

@@ -181,6 +181,8 @@ interface CachedToken { token: string; expiresAt: number }
 /** Auth state of one client: challenges seen per registry, credentials and helper answers, cached tokens per registry and scope. */
 export class RegistryAuth {
   private readonly challenges = new Map<string, Challenge>();
+  /** Registries whose challenge came over https: their credentials never go to a plain-http realm. */
+  private readonly overHttps = new Set<string>();
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<CachedToken>>();
   private readonly credentials = new Map<string, Promise<Credentials | undefined>>();
@@ -200,14 +202,16 @@ export class RegistryAuth {
 
   /**
    * Headers that answer a 401's challenge. `sent` is the Authorization that was refused: a cached token
-   * equal to it is dropped, so a stale token is fetched again. Throws EAUTH when nothing can answer it.
+   * equal to it is dropped, so a stale token is fetched again. `from` is the URL that answered 401.
+   * Throws EAUTH when nothing can answer it.
    */
-  async answerChallenge(registry: string, repository: string, header: string | string[] | undefined, sent: string | undefined): Promise<Record<string, string>> {
+  async answerChallenge(registry: string, repository: string, header: string | string[] | undefined, sent: string | undefined, from?: URL): Promise<Record<string, string>> {
     const challenge = parseChallenge(header);
     if (!challenge) {
       throw new HutchError('EAUTH', `registry ${registry} asks for authentication hutch does not support (${String(header ?? 'no WWW-Authenticate header')})`, { id: registry });
     }
     this.challenges.set(registry, challenge);
+    if (from?.protocol === 'https:') this.overHttps.add(registry);
     const key = this.tokenKey(registry, repository);
     const cached = this.tokens.get(key);
     if (cached && sent === `Bearer ${cached.token}`) this.tokens.delete(key);
@@ -286,6 +290,10 @@ export class RegistryAuth {
       url = new URL(realm ?? '');
     } catch {
       throw new HutchError('EPROTO', `registry ${registry} sent a bearer challenge without a usable realm (${realm ?? 'none'})`, { id: registry });
+    }
+    // A registry reached over https that names a plain-http realm would have the credentials sent in clear.
+    if (creds && url.protocol === 'http:' && this.overHttps.has(registry)) {
+      throw new HutchError('EAUTH', `registry ${registry} names a plain-http token server (${url.origin}); refusing to send ${describe(creds)} there in clear text`, { id: registry });
     }
     const scope = `repository:${repository}:pull`;
     const opts = this.sendOptions(url);

@@ -188,7 +188,7 @@ export class RegistryClient {
     let ex = await this.sendToRegistry(ref.registry, at, { ...headers, ...auth });
     if (ex.status === 401) {
       ex.body.resume();
-      auth = await this.auth.answerChallenge(ref.registry, ref.repository, ex.headers['www-authenticate'], auth.Authorization);
+      auth = await this.auth.answerChallenge(ref.registry, ref.repository, ex.headers['www-authenticate'], auth.Authorization, ex.url);
       ex = await this.sendToRegistry(ref.registry, at, { ...headers, ...auth });
     }
     if (ex.status === 200 || ex.status === 206 || ex.status === 416) return ex;
