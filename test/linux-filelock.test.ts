@@ -101,3 +101,18 @@ test('a symlink in place of the lock file is refused', () => {
   assert.throws(() => FileLock.tryAcquire(link, 'shared'), (e: unknown) => isHutchError(e, 'EPERM'));
   assert.throws(() => FileLock.tryAcquire(path.join(tmp, 'nodir', 'x.lock'), 'shared'), (e: unknown) => isHutchError(e, 'ENOTFOUND'));
 });
+
+test('isAtPath: true while the locked file is the one at its path; not once it is removed or replaced', async () => {
+  const file = path.join(tmp, 'at-path.lock');
+  const lock = await FileLock.acquire(file, 'exclusive', { timeoutMs: 1000 });
+  assert.equal(lock.isAtPath(), true);
+  fs.rmSync(file);
+  assert.equal(lock.isAtPath(), false, 'removed');
+  fs.writeFileSync(file, '');
+  assert.equal(lock.isAtPath(), false, 'another file at the same path');
+  lock.release();
+  assert.equal(lock.isAtPath(), false, 'released');
+  const again = FileLock.tryAcquire(file, 'exclusive');
+  assert.ok(again !== null && again.isAtPath());
+  again.release();
+});

@@ -282,13 +282,17 @@ test('a state node answers (a lost container) leaves the caller\'s log as it was
   assert.ok(noTrace(root, id));
 });
 
-test('a direct delete that waited on a container deleted and made again meanwhile leaves it to node (and its lock)', async () => {
+/**
+ * A delete that waits for a container's lock while that container is deleted and one of the same
+ * id made and locked: the waiting delete must not act on the new one while its lock is held.
+ */
+async function deleteWaitingOnRemadeContainer(env: NodeJS.ProcessEnv): Promise<void> {
   const id = containerId('direct-again');
   await launchOk(['create', '--bundle', sleeper, id]);
   const holdOld = spawn('flock', [path.join(root, id, 'lock'), 'sleep', '1.5'], { stdio: 'ignore' });
   const oldReleased = new Promise((r) => holdOld.on('exit', r));
   await new Promise((r) => setTimeout(r, 200));
-  const deleting = launch(['delete', id]);
+  const deleting = launch(['delete', id], env);
   await new Promise((r) => setTimeout(r, 300));
   // Meanwhile the container goes and one of the same id and bundle is made: the same direct file.
   assert.equal(spawnSync('runc', ['--root', path.join(root, '.executor', 'runc'), 'delete', '--force', id]).status, 0);
@@ -305,6 +309,14 @@ test('a direct delete that waited on a container deleted and made again meanwhil
   assert.ok(untouched, 'the new container was deleted while its lock was held');
   assert.equal(r.code, 0, r.stderr);
   assert.ok(noTrace(root, id));
+}
+
+test('a direct delete that waited on a container deleted and made again meanwhile leaves it to node (and its lock)', async () => {
+  await deleteWaitingOnRemadeContainer({});
+});
+
+test('so does node\'s delete: it takes the lock the container\'s dir has now', async () => {
+  await deleteWaitingOnRemadeContainer({ HUTCH_DIRECT: '0' });
 });
 
 test('create and run --detach write the ready record and the direct file while they hold the container\'s lock', async () => {

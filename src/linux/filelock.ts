@@ -75,6 +75,14 @@ export class FileLock implements Disposable {
     return null;
   }
 
+  /** True while the file at its path is the one locked: not removed, nor replaced (its dir deleted and made again). */
+  isAtPath(): boolean {
+    if (this.#fd === null) return false;
+    const held = fs.fstatSync(this.#fd);
+    const now = fs.lstatSync(this.path, { throwIfNoEntry: false });
+    return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+  }
+
   /** True until release(). */
   get held(): boolean {
     return this.#fd !== null;

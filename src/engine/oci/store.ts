@@ -78,16 +78,25 @@ export class OciStore {
     }
   }
 
-  /** Takes the exclusive lock of an existing container; ENOTFOUND when there is none. */
+  /**
+   * Takes the exclusive lock of an existing container; ENOTFOUND when there is none. A lock waited
+   * for may turn out to be that of a container deleted meanwhile (and perhaps made again under the
+   * same id): only the lock file its dir has now counts, so then it tries again.
+   */
   async lock(id: string): Promise<FileLock> {
     checkContainerId(id);
-    if (!fs.existsSync(this.dir(id))) throw notFound(id);
-    try {
-      return await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
-    } catch (e) {
-      // Deleted by someone else between the check and the lock.
-      if (isHutchError(e) && e.code === 'ENOTFOUND') throw notFound(id);
-      throw e;
+    for (;;) {
+      if (!fs.existsSync(this.dir(id))) throw notFound(id);
+      let lock: FileLock;
+      try {
+        lock = await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
+      } catch (e) {
+        // Deleted by someone else between the check and the lock.
+        if (isHutchError(e) && e.code === 'ENOTFOUND') throw notFound(id);
+        throw e;
+      }
+      if (lock.isAtPath()) return lock;
+      lock.release();
     }
   }
 
