@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot, type Result } from './helpers.js';
 import { buildImage, busyboxEntries, dockerArchive } from './image-store-kit.js';
-import { claimIdSlot, hostIdRange, idSlotRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot } from '../src/linux/index.js';
+import { claimIdSlot, hostIdRange, idSlotRange, idSlotsInUse, ID_RANGE_SIZE, maxIdSlot, releaseIdSlot, unmountTree } from '../src/linux/index.js';
 import { ID_SLOTS_DIR, probeIdmappedLayers } from '../src/platform/container/private-ids.js';
 import { Engine } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
@@ -220,12 +220,21 @@ test('the probe hutchd runs at start: an idmapped bind of the busybox rootfs wor
   assert.equal(await engine.privateIdsProblem(), null);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-idprobe-'));
   try {
+    // A probe killed midway (its process gone) left its scratch dir and mount: the next probe removes them.
+    const dead = spawnSync('true').pid;
+    const stale = path.join(scratch, `.idmap-probe-${dead}-abc123`);
+    fs.mkdirSync(path.join(stale, 'lower'), { recursive: true });
+    assert.equal(spawnSync('mount', ['--bind', '-o', 'ro', tmp, path.join(stale, 'lower')]).status, 0);
+    const alive = path.join(scratch, `.idmap-probe-${process.pid}-def456`);
+    fs.mkdirSync(alive);
     const why = await probeIdmappedLayers('/sys/kernel', scratch);
     assert.ok(why !== null && why.length > 0 && !why.includes('\n'), `one line of why: ${why}`);
-    assert.deepEqual(fs.readdirSync(scratch), [], 'the probe removes its scratch dir');
+    assert.deepEqual(fs.readdirSync(scratch), [path.basename(alive)], 'the probe removes its scratch dir, and a dead probe\'s; not a live one\'s');
+    assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(stale), false, 'the dead probe\'s mount is gone');
     assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.idmap-probe-')), []);
     assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes('.idmap-probe-'), false, 'no probe mount left');
   } finally {
+    unmountTree(scratch); // what a failed probe left: the rm below must not reach into a mount
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 });

@@ -35,6 +35,31 @@ export async function preparePrivateIds(cfg: SandboxConfig, slotsDir = ID_SLOTS_
   return { slot, ids: range, lowerDirs: binds.map((b) => b.target) };
 }
 
+/** A probe's scratch dir: `<prefix><pid>-<random>`, so that one whose process is gone can be told. */
+const PROBE_PREFIX = '.idmap-probe-';
+const PROBE_NAME = /^\.idmap-probe-(\d+)-/;
+
+/** Unmounts and removes the scratch dirs of probes whose process died mid-probe (killed hutchd or `hutch info`). */
+function removeStaleProbes(scratchParent: string): void {
+  for (const name of fs.readdirSync(scratchParent)) {
+    const pid = PROBE_NAME.exec(name)?.[1];
+    if (pid === undefined || processExists(Number(pid))) continue;
+    const dir = path.join(scratchParent, name);
+    unmountTree(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** True when process `pid` exists (signal 0 reaches it, or it is another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Whether this host can give sandboxes private id ranges over base layers stored like `source`:
  * null when an idmapped, read-only bind of it works (made in a scratch dir under `scratchParent`
@@ -43,7 +68,8 @@ export async function preparePrivateIds(cfg: SandboxConfig, slotsDir = ID_SLOTS_
  */
 export async function probeIdmappedLayers(source: string, scratchParent: string): Promise<string | null> {
   fs.mkdirSync(scratchParent, { recursive: true, mode: 0o711 });
-  const dir = fs.mkdtempSync(path.join(scratchParent, '.idmap-probe-'));
+  removeStaleProbes(scratchParent);
+  const dir = fs.mkdtempSync(path.join(scratchParent, `${PROBE_PREFIX}${process.pid}-`));
   try {
     const target = path.join(dir, 'lower');
     fs.mkdirSync(target);
