@@ -48,6 +48,10 @@ const HELPERS: Record<string, string> = {
   quiet: 'cat >/dev/null\necho "error: credentials not found for this server" >&2\nexit 1',
   signalled: 'cat >/dev/null\nkill -9 $$',
   typed: 'cat >/dev/null\necho \'{"Username":"alice","Secret":42}\'',
+  // Starts a process in a session of its own (out of reach of the group kill) that holds stdout open, then hangs.
+  escaped: 'cat >/dev/null\nsetsid sh -c \'echo $$ > "$HELPER_LOG.escaped"; exec sleep 20\' &\nsleep 600',
+  // Answers and exits, leaving such a daemon behind with stdout open.
+  daemon: 'url=$(cat)\nsetsid sh -c \'echo $$ > "$HELPER_LOG.escaped"; exec sleep 20\' &\nprintf \'{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}\\n\' "$url"',
 };
 
 before(async () => {
@@ -326,5 +330,29 @@ test('a registry reached over https that names a plain-http realm gets no creden
     for (const a of Object.values(agents)) a.destroy();
     tokens.closeAllConnections();
     await new Promise<void>((r) => tokens.close(() => r()));
+  }
+});
+
+test('a helper whose child left its process group (setsid) with stdout open neither hangs the pull nor spoils its answer', async () => {
+  const escapedPid = (): number => Number(fs.readFileSync(`${log}.escaped`, 'utf8').trim());
+  const reap = (): void => {
+    try {
+      process.kill(escapedPid(), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+    fs.rmSync(`${log}.escaped`, { force: true });
+  };
+  try {
+    let started = Date.now();
+    await refused(bearer, ['--authfile', config({ credHelpers: { [bearer.host]: 'escaped' } })],
+      /docker-credential-escaped \(credHelpers in .*\) for registry .* did not answer within 1500 ms and was killed/, { HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS: '1500' });
+    assert.ok(Date.now() - started < 10_000, `the pull gave up at the time limit, not when the escaped child exited (${Date.now() - started} ms)`);
+    reap();
+    started = Date.now();
+    await pulled(bearer, ['--authfile', config({ credHelpers: { [bearer.host]: 'daemon' } })]);
+    assert.ok(Date.now() - started < 10_000, `the answer counted once the helper exited (${Date.now() - started} ms)`);
+  } finally {
+    reap();
   }
 });

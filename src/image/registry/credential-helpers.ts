@@ -15,6 +15,8 @@ export interface HelperOrigin { via: 'credHelpers' | 'credsStore'; file: string 
 /** The user name by which a helper says its secret is an identity token. */
 export const IDENTITY_TOKEN_USER = '<token>';
 
+/** How long a helper's output may stay open after it exited (a daemon it started may hold the pipe). */
+const AFTER_EXIT_MS = 1000;
 /** Default limit for one helper run; $HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS overrides it. */
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Most a helper may print on stdout (credentials are a few KiB at most, tokens included). */
@@ -64,6 +66,11 @@ function runGet(program: string, input: string, timeoutMs: number): Promise<Help
     let stderr = '';
     let timedOut = false;
     let overflow = false;
+    // A process that left the group (setsid) may keep the pipes open: 'close' must not wait for it.
+    const closePipes = (): void => {
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+    };
     const killGroup = (): void => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
@@ -71,6 +78,7 @@ function runGet(program: string, input: string, timeoutMs: number): Promise<Help
         // The group is gone already (ESRCH): nothing is left to kill.
         if (errnoCode(e) !== 'ESRCH') child.kill('SIGKILL');
       }
+      closePipes();
     };
     const timer = setTimeout(() => { timedOut = true; killGroup(); }, timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
@@ -84,9 +92,12 @@ function runGet(program: string, input: string, timeoutMs: number): Promise<Help
     child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString('utf8'); });
     // A helper that exits without reading its stdin makes the write fail with EPIPE: its answer still counts.
     child.stdin!.on('error', () => undefined);
+    let drain: NodeJS.Timeout | undefined;
+    child.once('exit', () => { drain = setTimeout(closePipes, AFTER_EXIT_MS); });
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(drain);
       resolve({ code, signal, stdout: Buffer.concat(out), stderr, timedOut, overflow });
     });
     child.stdin!.end(input);
