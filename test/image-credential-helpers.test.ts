@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { helperServerURL } from '../src/image/registry/credential-helpers.js';
+import { helperServerURL, runCredentialHelper } from '../src/image/registry/credential-helpers.js';
 import { makeAgents, send } from '../src/image/registry/transport.js';
 import { RegistryAuth } from '../src/image/registry/auth.js';
 import { isHutchError } from '../src/errors.js';
@@ -354,5 +354,30 @@ test('a helper whose child left its process group (setsid) with stdout open neit
     assert.ok(Date.now() - started < 10_000, `the answer counted once the helper exited (${Date.now() - started} ms)`);
   } finally {
     reap();
+  }
+});
+
+test('a helper is looked for in absolute PATH directories only: ".", "" or a relative entry never runs a file of the current directory', async () => {
+  const saved = { path: process.env.PATH, log: process.env.HELPER_LOG, cwd: process.cwd() };
+  const origin = { via: 'credHelpers' as const, file: 'test-config.json' };
+  try {
+    process.chdir(bin);
+    process.env.HELPER_LOG = log;
+    fs.rmSync(log, { force: true });
+    for (const entries of ['.', '', 'bin', `.:${path.dirname(bin)}/nowhere`]) {
+      process.env.PATH = `${entries}:/usr/bin:/bin`;
+      await assert.rejects(runCredentialHelper('good', 'reg.test', origin),
+        (e) => isHutchError(e, 'ENOTFOUND') && e.message.endsWith('docker-credential-good is not on PATH'), `PATH=${process.env.PATH}`);
+    }
+    assert.deepEqual(helperLog(), [], 'the helper in the current directory never ran');
+    // The same directory named absolutely is used.
+    process.env.PATH = `${bin}:/usr/bin:/bin`;
+    assert.deepEqual(await runCredentialHelper('good', 'reg.test', origin), { username: 'alice', secret: 's3cret' });
+    await assert.rejects(runCredentialHelper('noexec', 'reg.test', origin), (e) => isHutchError(e, 'EAUTH') && e.message.endsWith('docker-credential-noexec is not executable'));
+  } finally {
+    process.chdir(saved.cwd);
+    process.env.PATH = saved.path;
+    if (saved.log === undefined) delete process.env.HELPER_LOG;
+    else process.env.HELPER_LOG = saved.log;
   }
 });

@@ -4,6 +4,8 @@
 // an output limit, stdin closed once the URL is written. Nothing a helper prints goes into an error
 // unless the helper failed (then its first line, which is its error message).
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { HutchError, errnoCode } from '../../errors.js';
 
 /** What a helper answered: a user and secret, or (user `<token>`) an identity token. */
@@ -54,13 +56,34 @@ function firstLine(text: string): string {
   return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
 }
 
+/**
+ * Where `program` is on PATH, looking in absolute directories only: an empty or relative entry (`.`)
+ * would run whatever file of that name the current directory holds (Go's LookPath refuses it too).
+ * Throws ENOENT when it is in none, EACCES when only a file that cannot be run has the name.
+ */
+function onPath(program: string): string {
+  let refused = false;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!path.isAbsolute(dir)) continue;
+    const candidate = path.join(dir, program);
+    try {
+      if (!fs.statSync(candidate).isFile()) continue;
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch (e) {
+      if (errnoCode(e) === 'EACCES') refused = true;
+    }
+  }
+  throw Object.assign(new Error(`${program}: ${refused ? 'permission denied' : 'not found on PATH'}`), { code: refused ? 'EACCES' : 'ENOENT' });
+}
+
 interface HelperRun { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: string; timedOut: boolean; overflow: boolean }
 
 /** Runs `program get` with `input` on stdin, within the limits; kills its process group when they are passed. */
 function runGet(program: string, input: string, timeoutMs: number): Promise<HelperRun> {
   return new Promise((resolve, reject) => {
     // Its own process group: a helper that is a script leaves no child behind when it is killed.
-    const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(onPath(program), ['get'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     let outBytes = 0;
     let stderr = '';
