@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { AgentClient, AGENT_SOCKET_NAME, type WatchChange } from '../src/agent/index.js';
 import { isHutchError, type HutchError } from '../src/errors.js';
 import { ChangeRelay, pollInstead } from '../src/server/ws-watch.js';
+import { WatchChannels } from '../src/agent/client-watch.js';
 import { AGENT_MAIN, startAgent, tempDir, until } from './agent-harness.test.js';
 
 /** The inotify watches process `pid` holds. */
@@ -128,4 +129,19 @@ test('hutchd refuses what an agent must not report: paths outside the root, unno
   const early = new ChangeRelay('/w');
   for (let i = 0; i < 60 && !early.failure; i++) early.change(burst);
   assert.ok(isHutchError(early.failure, 'EPROTO'), String(early.failure));
+});
+
+test('a late watch answer naming a running watch is EPROTO, not a silent end of that watch; stopped ids stay bounded', () => {
+  const channels = new WatchChannels();
+  const live = recorder();
+  channels.add(7, live);
+  assert.throws(() => channels.orphaned(7), (e) => isHutchError(e, 'EPROTO') && /watch 7 twice/.test(e.message));
+  channels.event({ event: 'watch', watchId: 7, changes: [{ kind: 'created', path: '/w/a' }] });
+  assert.deepEqual(live.changes, [{ kind: 'created', path: '/w/a' }], 'the running watch still hears its changes');
+  // Orphaned ids are remembered (their late events ignored), but only the last 1024 of them.
+  for (let id = 1000; id < 3000; id++) channels.orphaned(id);
+  channels.event({ event: 'watch', watchId: 2999, changes: [{ kind: 'created', path: '/w/b' }] });
+  assert.throws(() => channels.event({ event: 'watch', watchId: 1000, changes: [{ kind: 'created', path: '/w/c' }] }),
+    (e) => isHutchError(e, 'EPROTO') && /unknown watch 1000/.test(e.message));
+  assert.equal(channels.size, 1);
 });

@@ -41,15 +41,23 @@ export class WatchChannels {
   /** Forgets a watch; false if it was not running. */
   forget(watchId: number): boolean {
     if (!this.live.delete(watchId)) return false;
-    this.stopped.add(watchId);
-    if (this.stopped.size > STOPPED_IDS) this.stopped.delete(this.stopped.values().next().value!);
+    this.remember(watchId);
     return true;
   }
 
-  /** Marks the id of a watch nobody will read (its call timed out) as stopped. */
+  /**
+   * Marks the id of a watch nobody will read (its call timed out) as stopped. EPROTO when the agent
+   * gives the id of a running watch: that watch's listener must not be silently cut off.
+   */
   orphaned(watchId: number): void {
-    this.live.delete(watchId);
+    if (this.live.has(watchId)) throw new HutchError('EPROTO', `agent reported watch ${watchId} twice`, { id: String(watchId) });
+    this.remember(watchId);
+  }
+
+  private remember(watchId: number): void {
+    this.stopped.delete(watchId);
     this.stopped.add(watchId);
+    if (this.stopped.size > STOPPED_IDS) this.stopped.delete(this.stopped.values().next().value!);
   }
 
   /** Routes a watch event; EPROTO for an id the agent never gave. */
