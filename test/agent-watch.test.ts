@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient, AGENT_SOCKET_NAME, type WatchChange } from '../src/agent/index.js';
 import { isHutchError, type HutchError } from '../src/errors.js';
-import { ChangeRelay, pollInstead } from '../src/server/ws-watch.js';
+import { ChangeRelay, pollInstead, snapshot } from '../src/server/ws-watch.js';
 import { WatchChannels } from '../src/agent/client-watch.js';
 import { AGENT_MAIN, startAgent, tempDir, until } from './agent-harness.test.js';
 
@@ -145,3 +145,26 @@ test('a late watch answer naming a running watch is EPROTO, not a silent end of 
     (e) => isHutchError(e, 'EPROTO') && /unknown watch 1000/.test(e.message));
   assert.equal(channels.size, 1);
 });
+
+test('polling: names an agent lists are checked (no path out of the root), and one listing is bounded', async () => {
+  const dirEntry = (name: string, type: 'file' | 'dir' = 'file') => ({ name, type, size: 1, mode: 0o644, mtimeMs: 1 });
+  const listed: { dir: string; maxEntries?: number }[] = [];
+  const agent = (names: string[]) => ({
+    stat: async () => ({ type: 'dir' as const, size: 0, mode: 0o755, uid: 0, gid: 0, mtimeMs: 1, linkTarget: null }),
+    list: async (dir: string, opts?: { maxEntries?: number }) => {
+      listed.push({ dir, ...(opts?.maxEntries !== undefined ? { maxEntries: opts.maxEntries } : {}) });
+      return dir === '/w' ? names.map((n) => dirEntry(n, 'dir')) : [];
+    },
+  });
+  for (const bad of ['..', '.', '', 'a/../../etc', '../etc', 'x\0y']) {
+    listed.length = 0;
+    await assert.rejects(snapshot(agent(['ok', bad]) as unknown as Parameters<typeof snapshot>[0], '/w', true),
+      (e) => isHutchError(e, 'EPROTO') && e.message.startsWith('the agent listed /w with an entry named'), JSON.stringify(bad));
+    assert.deepEqual(listed.map((l) => l.dir), ['/w'], `nothing listed out of the root for ${JSON.stringify(bad)}`);
+  }
+  listed.length = 0;
+  const fine = await snapshot(agent(['a', 'b c', '..x']) as unknown as Parameters<typeof snapshot>[0], '/w', true);
+  assert.deepEqual([...fine.keys()], ['/w', '/w/a', '/w/b c', '/w/..x']);
+  assert.ok(listed.length === 4 && listed.every((l) => l.maxEntries === 10_000), JSON.stringify(listed));
+});
+

@@ -34,8 +34,8 @@ function signature(e: { type: string; size: number; mtimeMs: number }): string {
   return e.type === 'dir' ? 'dir' : `${e.type} ${e.size} ${e.mtimeMs}`;
 }
 
-/** What is at `root` now: path → "type size mtime" for each entry (and the root itself). */
-async function snapshot(files: AgentClient, root: string, recursive: boolean): Promise<Snapshot> {
+/** What is at `root` now: path → "type size mtime" for each entry (and the root itself). The agent's names are untrusted. */
+export async function snapshot(files: Pick<AgentClient, 'stat' | 'list'>, root: string, recursive: boolean): Promise<Snapshot> {
   const out: Snapshot = new Map();
   let st;
   try {
@@ -51,12 +51,17 @@ async function snapshot(files: AgentClient, root: string, recursive: boolean): P
     const dir = dirs.shift()!;
     let entries;
     try {
-      entries = await files.list(dir);
+      // Bounded like the snapshot: an agent cannot make one listing hold more.
+      entries = await files.list(dir, { maxEntries: MAX_WATCHED });
     } catch (e) {
       if ((e as HutchError).code === 'ENOTFOUND') continue; // removed while we looked
       throw e;
     }
     for (const e of entries) {
+      // A name with '/' or a '..' would make a path outside the root (or list there).
+      if (e.name === '' || e.name === '.' || e.name === '..' || e.name.includes('/') || e.name.includes('\0')) {
+        throw new HutchError('EPROTO', `the agent listed ${dir} with an entry named ${JSON.stringify(e.name.slice(0, 80))}`, { path: root });
+      }
       const p = path.posix.join(dir, e.name);
       out.set(p, signature(e));
       if (out.size > MAX_WATCHED) throw new HutchError('EINVAL', `${root} has more than ${MAX_WATCHED} entries to watch`, { path: root });
