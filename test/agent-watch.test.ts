@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient, AGENT_SOCKET_NAME, type WatchChange } from '../src/agent/index.js';
 import { isHutchError, type HutchError } from '../src/errors.js';
-import { ChangeRelay, pollInstead, snapshot } from '../src/server/ws-watch.js';
+import { ChangeRelay, pollInstead, sendPolled, snapshot } from '../src/server/ws-watch.js';
 import { WatchChannels } from '../src/agent/client-watch.js';
 import { AGENT_MAIN, startAgent, tempDir, until } from './agent-harness.test.js';
 
@@ -168,3 +168,21 @@ test('polling: names an agent lists are checked (no path out of the root), and o
   assert.ok(listed.length === 4 && listed.every((l) => l.maxEntries === 10_000), JSON.stringify(listed));
 });
 
+test('polling: a client that does not read is closed (ESTATE) instead of having every change queued', () => {
+  const sent: string[] = [];
+  const closed: [number, string][] = [];
+  const client = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: (m: string) => void sent.push(m), close: (code: number, reason: string) => void closed.push([code, reason]) };
+  const found = [{ kind: 'created' as const, path: '/w/a' }, { kind: 'removed' as const, path: '/w/b' }];
+  assert.equal(sendPolled(client as unknown as Parameters<typeof sendPolled>[0], '/w', found), true);
+  assert.deepEqual(sent.map((m) => JSON.parse(m)), [{ type: 'change', kind: 'created', path: '/w/a' }, { type: 'change', kind: 'removed', path: '/w/b' }]);
+  sent.length = 0;
+  client.bufferedAmount = 9 * 1024 * 1024;
+  assert.equal(sendPolled(client as unknown as Parameters<typeof sendPolled>[0], '/w', found), false);
+  assert.equal(sent.length, 1, 'only the error went out');
+  const error = JSON.parse(sent[0]!) as { type: string; error: { code: string; message: string } };
+  assert.equal(error.type, 'error');
+  assert.equal(error.error.code, 'ESTATE');
+  assert.match(error.error.message, /watch client of \/w is more than 8388608 bytes behind/);
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0]![1], 'ESTATE');
+});

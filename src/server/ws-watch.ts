@@ -209,6 +209,21 @@ async function watchInotify(wss: WebSocketServer, c: UpgradeContext, files: Agen
   return true;
 }
 
+/**
+ * Sends one poll's changes; false when the client is too far behind (the socket is then closed with
+ * ESTATE): a client that does not read must not make hutchd hold every change.
+ */
+export function sendPolled(ws: Pick<WebSocket, 'readyState' | 'OPEN' | 'bufferedAmount' | 'send' | 'close'>, root: string, found: ReturnType<typeof changes>): boolean {
+  for (const ch of found) {
+    if (ws.bufferedAmount > MAX_CLIENT_BACKLOG) {
+      closeWithError(ws as WebSocket, new HutchError('ESTATE', `the watch client of ${root} is more than ${MAX_CLIENT_BACKLOG} bytes behind`, { path: root }));
+      return false;
+    }
+    ws.send(JSON.stringify({ type: 'change', ...ch }));
+  }
+  return true;
+}
+
 /** Watches by polling through the agent every `interval` ms. */
 async function watchPolling(s: Services, wss: WebSocketServer, c: UpgradeContext, id: string, root: string, recursive: boolean, interval: number): Promise<void> {
   let last = await snapshot(await s.calls.files(id), root, recursive);
@@ -221,7 +236,7 @@ async function watchPolling(s: Services, wss: WebSocketServer, c: UpgradeContext
     try {
       const now = await snapshot(await s.calls.files(id), root, recursive);
       if (ws.readyState !== ws.OPEN) return;
-      for (const ch of changes(last, now)) ws.send(JSON.stringify({ type: 'change', ...ch }));
+      if (!sendPolled(ws, root, changes(last, now))) return;
       last = now;
       timer = setTimeout(() => void tick(), interval);
     } catch (e) {
