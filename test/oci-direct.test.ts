@@ -231,7 +231,7 @@ test('a crun container goes direct too, through hutch\'s wrapper for this host\'
   assert.notEqual(spawnSync('crun', ['--root', path.join(root, '.executor', 'crun'), 'state', id]).status, 0, 'crun no longer knows it');
 });
 
-test('empty global values go to node, as node reads them (an empty root is the working directory)', async () => {
+test('empty global values and a root with .. go to node, as node reads them (an empty root is the working directory)', async () => {
   const id = containerId('direct-empty');
   await launchOk(['create', '--bundle', sleeper, id]);
   await launchOk(['start', id]);
@@ -248,6 +248,13 @@ test('empty global values go to node, as node reads them (an empty root is the w
     assert.equal(r.direct, false, globals.join(' '));
     assert.equal(r.code, 0, r.stderr);
   }
+  // A root with `..` after a symlink: node reads it by name (another dir, without the container),
+  // the kernel after the link (this root); the launcher must not act where node would not.
+  const elsewhere = fs.mkdtempSync(path.join(scratch, 'elsewhere-'));
+  fs.symlinkSync(path.join(root, '.executor'), path.join(elsewhere, 'link'));
+  const dotdot = await launch(['--root', path.join(elsewhere, 'link') + '/..', 'kill', id, 'KILL'], {}, { bare: true });
+  assert.equal(dotdot.direct, false);
+  assert.notEqual(dotdot.code, 0, dotdot.stderr);
   assert.equal(await statusOf(id), 'running');
   assert.ok((await launchOk(['delete', '--force', id])).direct);
   assert.ok(noTrace(root, id));
