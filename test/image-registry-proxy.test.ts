@@ -12,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { bypassesProxy, parseNoProxy, proxyFor } from '../src/image/registry/proxy.js';
+import { bypassesProxy, parseNoProxy, parseProxyUrl, proxyFor } from '../src/image/registry/proxy.js';
 import { isHutchError } from '../src/errors.js';
 import { closedPort, pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
@@ -379,4 +379,15 @@ test('NO_PROXY entries match as in Go: names, suffixes, *, IPs, CIDRs, ports, lo
     assert.equal(bypassesProxy(host, port, parseNoProxy(list)), bypass, `NO_PROXY=${JSON.stringify(list)} for ${host}:${port}`);
   }
   assert.equal(proxyFor(new URL('https://Example.COM/v2/'), { HTTPS_PROXY: 'p:1', no_proxy: 'example.com:443' }), undefined, 'the default port counts');
+});
+
+test('a proxy URL that does not parse never shows its password, whatever characters it holds', () => {
+  for (const [value, shown] of [
+    ['http://alice:pa/ss@proxy:3128', '"http://***@proxy:3128"'], ['alice:pa/ss@proxy:3128', '"***@proxy:3128"'],
+    ['http://alice:p%zzss@proxy:3128', '"http://***@proxy:3128"'],
+    ['ftp://alice:pa/ss@proxy', '"ftp://***@proxy"'], ['http://proxy:bad', '"http://proxy:bad"'],
+  ] as const) {
+    assert.throws(() => parseProxyUrl('HTTPS_PROXY', value), (e) => isHutchError(e, 'EINVAL') && e.message.includes(shown)
+      && !/pa\/ss|zzss/.test(e.message), value);
+  }
 });

@@ -129,9 +129,15 @@ function proxyEnv(env: NodeJS.ProcessEnv): ProxyEnv {
   return cached.env;
 }
 
-/** `value` with any user:password@ taken out, for messages. */
+/**
+ * `value` with any user:password@ taken out, for messages: everything up to the last '@' (a value that
+ * does not parse may have a '/' or '@' in its password, so the URL's own parts cannot be trusted).
+ */
 function redact(value: string): string {
-  return value.replace(/^([^/]*\/\/)?[^/]*@/, '$1***@');
+  const at = value.lastIndexOf('@');
+  if (at < 0) return value;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0] ?? '';
+  return `${scheme}***${value.slice(at)}`;
 }
 
 /** Parses a proxy URL: a full URL or `host[:port]` (http assumed); EINVAL naming the variable when it is not one. */
