@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient, AGENT_SOCKET_NAME, type WatchChange } from '../src/agent/index.js';
 import { isHutchError, type HutchError } from '../src/errors.js';
-import { ChangeRelay, pollInstead, sendPolled, snapshot } from '../src/server/ws-watch.js';
+import { ChangeRelay, pollInstead, pollInterval, sendPolled, snapshot } from '../src/server/ws-watch.js';
 import { WatchChannels } from '../src/agent/client-watch.js';
 import { AGENT_MAIN, startAgent, tempDir, until } from './agent-harness.test.js';
 
@@ -185,4 +185,9 @@ test('polling: a client that does not read is closed (ESTATE) instead of having 
   assert.match(error.error.message, /watch client of \/w is more than 8388608 bytes behind/);
   assert.equal(closed.length, 1);
   assert.equal(closed[0]![1], 'ESTATE');
+});
+
+test('polling: the interval is bounded on both sides (a huge one would make node fire the timer after 1 ms)', () => {
+  const cases: [string | null, number][] = [[null, 500], ['250', 250], ['1', 100], ['-5', 100], ['abc', 500], ['1e10', 86_400_000], ['Infinity', 86_400_000], ['86400001', 86_400_000]];
+  for (const [asked, ms] of cases) assert.equal(pollInterval(asked), ms, String(asked));
 });

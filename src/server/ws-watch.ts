@@ -17,6 +17,8 @@ import { servedId, type Services } from './services.js';
 
 const MAX_WATCHED = 10_000;
 const MIN_INTERVAL_MS = 100;
+/** Longest poll interval: beyond 2^31-1 ms node's timers fire after 1 ms (a hot loop through the agent). */
+const MAX_INTERVAL_MS = 86_400_000;
 /** Most changes a second an agent may send for one watch (the agent itself sends at most 20000). */
 const MAX_CHANGES_PER_SECOND = 40_000;
 /** A client this far behind (bytes queued on its socket) is dropped. */
@@ -247,6 +249,11 @@ async function watchPolling(s: Services, wss: WebSocketServer, c: UpgradeContext
   ws.on('close', () => clearTimeout(timer));
 }
 
+/** The poll interval a request asks for (`intervalMs`, default 500), within MIN_INTERVAL_MS..MAX_INTERVAL_MS. */
+export function pollInterval(asked: string | null): number {
+  return Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Number(asked ?? 500) || 500));
+}
+
 /** The watch route. */
 export function watchSocketRoutes(s: Services, wss: WebSocketServer): Route[] {
   return [
@@ -254,7 +261,7 @@ export function watchSocketRoutes(s: Services, wss: WebSocketServer): Route[] {
       method: 'GET', path: '/v1/sandboxes/{id}/files/watch', ws: true, handle: async (c) => {
         const root = normalized(sandboxPath(c.url));
         const recursive = c.url.searchParams.get('recursive') === 'true';
-        const interval = Math.max(MIN_INTERVAL_MS, Number(c.url.searchParams.get('intervalMs') ?? 500) || 500);
+        const interval = pollInterval(c.url.searchParams.get('intervalMs'));
         const mode = c.url.searchParams.get('mode') ?? 'auto';
         if (mode !== 'auto' && mode !== 'inotify' && mode !== 'poll') throw new HutchError('EINVAL', `mode must be auto, inotify or poll, not ${mode.slice(0, 40)}`);
         const id = await servedId(s, c.params['id']!);
