@@ -90,7 +90,6 @@ export function executorGlobals(g: OciGlobals): string[] {
   if (g.logFormat !== 'text') out.push('--log-format', g.logFormat);
   if (g.debug) out.push('--debug');
   if (g.systemdCgroup) out.push('--systemd-cgroup');
-  if (g.rootless !== undefined && (g.executor ?? 'runc') === 'runc') out.push('--rootless', g.rootless);
   return out;
 }
 
@@ -161,6 +160,7 @@ export async function ociMain(argv: string[]): Promise<number> {
     const { OciRuntime } = await import('../../engine/oci/index.js');
     const runtime = new OciRuntime({
       root: globals.root, executor: globals.executor, executorGlobals: executorGlobals(globals),
+      ...(globals.rootless !== undefined ? { rootless: globals.rootless } : {}),
       ...(globals.platform !== undefined ? { platform: globals.platform } : {}),
     });
     traceMark('oci: runtime loaded');

@@ -23,8 +23,10 @@ export interface OciRuntimeOptions {
   executor: string;
   /** The --platform flag, if given. */
   platform?: string;
-  /** The caller's --log, --log-format, --debug, --systemd-cgroup, --rootless, passed on to the executor. */
+  /** The caller's --log, --log-format, --debug, --systemd-cgroup, passed on to the executor. */
   executorGlobals: string[];
+  /** The caller's --rootless value: passed on to runc only (crun has no such flag). */
+  rootless?: string;
 }
 
 /** A create or run request with runc's flags. */
@@ -102,7 +104,7 @@ export class OciRuntime {
       }
       traceMark('oci create: bundle written');
       code = await runAttached(executor, [verb, ...this.createFlags(verb, req), req.id], {
-        extraGlobals: this.opts.executorGlobals, extraFds: preservedFdCount(req.preserveFds),
+        extraGlobals: this.globalsFor(executor), extraFds: preservedFdCount(req.preserveFds),
       });
       traceMark('oci create: executor done');
       // Still under the lock: a delete waiting for it must find the container whole (and gone, no
@@ -270,7 +272,13 @@ export class OciRuntime {
   async passThrough(id: string, verbArgs: string[], extraFds = 0): Promise<number> {
     const record = this.store.get(id);
     const executor = this.executor(record === 'broken' ? undefined : record.executor);
-    return runAttached(executor, verbArgs, { extraGlobals: this.opts.executorGlobals, extraFds });
+    return runAttached(executor, verbArgs, { extraGlobals: this.globalsFor(executor), extraFds });
+  }
+
+  /** The caller's global flags as `executor` takes them: --rootless goes to runc only, whichever made the container. */
+  private globalsFor(executor: OciExecutor): string[] {
+    const rootless = this.opts.rootless;
+    return rootless !== undefined && executor.name === 'runc' ? [...this.opts.executorGlobals, '--rootless', rootless] : this.opts.executorGlobals;
   }
 
   /** The executor's `features` document and its version line (for hutch's own `features`). */
@@ -326,7 +334,7 @@ export class OciRuntime {
 
   // A record that is broken or never got past creating was cut short: it goes with or without --force.
   private async deleteOne(id: string, executor: OciExecutor, force: boolean, unfinished: boolean): Promise<void> {
-    const r = await runCaptured(executor, force || unfinished ? ['delete', '--force', id] : ['delete', id], this.opts.executorGlobals);
+    const r = await runCaptured(executor, force || unfinished ? ['delete', '--force', id] : ['delete', id], this.globalsFor(executor));
     if (r.stdout) process.stdout.write(r.stdout);
     if (r.code !== 0 && !/container does not exist/.test(r.stderr)) {
       throw new HutchError(/not stopped/.test(r.stderr) ? 'ESTATE' : 'EEXEC', executorMessage(r.stderr), { id });
