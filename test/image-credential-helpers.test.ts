@@ -373,10 +373,15 @@ test('a helper is looked for in absolute PATH directories only: ".", "" or a rel
     // The same directory named absolutely is used.
     process.env.PATH = `${bin}:/usr/bin:/bin`;
     assert.deepEqual(await runCredentialHelper('good', 'reg.test', origin), { username: 'alice', secret: 's3cret' });
+    // A limit beyond what node's timers take is not a 1 ms limit.
+    process.env.HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS = '1e10';
+    assert.deepEqual(await runCredentialHelper('good', 'reg.test', origin), { username: 'alice', secret: 's3cret' });
+    delete process.env.HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS;
     await assert.rejects(runCredentialHelper('noexec', 'reg.test', origin), (e) => isHutchError(e, 'EAUTH') && e.message.endsWith('docker-credential-noexec is not executable'));
   } finally {
     process.chdir(saved.cwd);
     process.env.PATH = saved.path;
+    delete process.env.HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS;
     if (saved.log === undefined) delete process.env.HELPER_LOG;
     else process.env.HELPER_LOG = saved.log;
   }

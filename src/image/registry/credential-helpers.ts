@@ -43,10 +43,13 @@ export function helperServerURL(registry: string): string {
   return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
 }
 
-/** The helper's time limit: $HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS when it is a positive number, else 30 s. */
+/** Longest time limit node's timers take (beyond it they fire after 1 ms). */
+const MAX_TIMEOUT_MS = 0x7fffffff;
+
+/** The helper's time limit: $HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS when it is a positive number (at most ~24.8 days), else 30 s. */
 function helperTimeoutMs(): number {
   const asked = Number(process.env.HUTCH_CREDENTIAL_HELPER_TIMEOUT_MS);
-  return Number.isFinite(asked) && asked > 0 ? asked : DEFAULT_TIMEOUT_MS;
+  return Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS;
 }
 
 /** The first line a failed helper printed (its error message), bounded and without control characters. */
