@@ -12,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { bypassesProxy, parseNoProxy, parseProxyUrl, proxyFor } from '../src/image/registry/proxy.js';
+import { bypassesProxy, openTunnel, parseNoProxy, parseProxyUrl, proxyFor } from '../src/image/registry/proxy.js';
 import { isHutchError } from '../src/errors.js';
 import { closedPort, pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
@@ -389,5 +389,26 @@ test('a proxy URL that does not parse never shows its password, whatever charact
   ] as const) {
     assert.throws(() => parseProxyUrl('HTTPS_PROXY', value), (e) => isHutchError(e, 'EINVAL') && e.message.includes(shown)
       && !/pa\/ss|zzss/.test(e.message), value);
+  }
+});
+
+test('a proxy\'s answer to CONNECT is shown on one line without control characters (no terminal escapes)', async () => {
+  let answer = '';
+  const fake = net.createServer((s) => { s.on('error', () => undefined); s.once('data', () => s.end(answer)); });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  const target = { hostname: '127.0.0.1', port: (fake.address() as AddressInfo).port, tls: false, name: 'proxy http://fake', variable: 'HTTPS_PROXY', key: 'fake' };
+  try {
+    for (const [sent, shown] of [
+      ['HTTP/1.1 418 \x1b[31mteapot\x1b[0m\r\n\r\n', '(418 ?[31mteapot?[0m)'],
+      ['HELLO\nthere\x07\r\n\r\n', 'with HTTP: "HELLO?there?"'],
+    ] as const) {
+      answer = sent;
+      await assert.rejects(openTunnel(target, 'reg.test:443', 2000), (e) => {
+        const message = (e as Error).message;
+        return message.includes(shown) && !/[\x00-\x1f\x7f]/.test(message);
+      }, JSON.stringify(sent));
+    }
+  } finally {
+    await new Promise<void>((r) => fake.close(() => r()));
   }
 });

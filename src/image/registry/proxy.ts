@@ -247,7 +247,8 @@ export function openTunnel(proxy: ProxyTarget, target: string, connectTimeoutMs:
           continue;
         }
         socket.off('readable', onReadable);
-        const statusLine = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
+        // Shown in messages: one line, and no terminal escapes from whatever the proxy sent.
+        const statusLine = head.subarray(0, head.indexOf('\r\n')).toString('latin1').replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
         const m = /^HTTP\/1\.[01] (\d{3})\b ?(.*)$/.exec(statusLine);
         const status = m ? Number(m[1]) : 0;
         if (!m) return fail(new HutchError('ENETWORK', `${proxy.name} did not answer CONNECT ${target} with HTTP: "${statusLine.slice(0, 80)}"`, { id: proxy.variable }));
