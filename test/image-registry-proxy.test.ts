@@ -374,6 +374,10 @@ test('NO_PROXY entries match as in Go: names, suffixes, *, IPs, CIDRs, ports, lo
     ['::1', '2001:db8::1', '443', false], ['[2001:db8::1]:443', '2001:db8::1', '443', true], ['2001:db8::1', '2001:db8::1', '5000', true],
     ['', 'localhost', '80', true], ['', '127.0.0.1', '5000', true], ['', '127.9.9.9', '5000', true], ['', '::1', '5000', true],
     ['', 'registry.test', '443', false], ['', 'foo.localhost', '443', false], [',,', 'a.test', '443', false],
+    // IPv6 entries are for IPv6 hosts only (Go's rule), but IPv4-mapped ones (and hosts) match IPv4 too.
+    ['::/0', '10.1.2.3', '443', false], ['2001:db8::/32', '10.1.2.3', '443', false],
+    ['::ffff:0:0/96', '10.1.2.3', '443', true], ['::ffff:10.1.2.3', '10.1.2.3', '443', true], ['::ffff:10.1.2.3', '10.1.2.4', '443', false],
+    ['::/0', '2001:db8::1', '443', true], ['10.0.0.0/8', '::ffff:10.1.2.3', '443', true],
   ];
   for (const [list, host, port, bypass] of cases) {
     assert.equal(bypassesProxy(host, port, parseNoProxy(list)), bypass, `NO_PROXY=${JSON.stringify(list)} for ${host}:${port}`);

@@ -38,8 +38,8 @@ interface ProxyEnv {
 /** One NO_PROXY entry: every host, an IP network, an IP (and port), or a domain (and port). */
 type NoProxyRule =
   | { kind: 'all' }
-  | { kind: 'cidr'; blocks: net.BlockList }
-  | { kind: 'ip'; blocks: net.BlockList; port: string }
+  | { kind: 'cidr'; blocks: net.BlockList; family: 'ipv4' | 'ipv6' }
+  | { kind: 'ip'; blocks: net.BlockList; port: string; family: 'ipv4' | 'ipv6' }
   | { kind: 'domain'; suffix: string; exact: boolean; port: string };
 
 /** The first of the names that is set and not empty (Go's order: upper case first). */
@@ -53,6 +53,14 @@ function fromEnv(env: NodeJS.ProcessEnv, ...names: string[]): { variable: string
 
 function ipFamily(ip: string): 'ipv4' | 'ipv6' {
   return net.isIPv6(ip) ? 'ipv6' : 'ipv4';
+}
+
+const MAPPED = new net.BlockList();
+MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/** The family an entry's address matches: an IPv4-mapped IPv6 address matches IPv4 hosts too (as in Go). */
+function entryFamily(ip: string): 'ipv4' | 'ipv6' {
+  return net.isIPv6(ip) && !MAPPED.check(ip, 'ipv6') ? 'ipv6' : 'ipv4';
 }
 
 /** Parses a NO_PROXY list as Go does; entries it cannot read are ignored. */
@@ -70,7 +78,7 @@ export function parseNoProxy(list: string): NoProxyRule[] {
       } catch {
         continue; // a prefix longer than the address: not a network
       }
-      rules.push({ kind: 'cidr', blocks });
+      rules.push({ kind: 'cidr', blocks, family: entryFamily(cidr[1]!) });
       continue;
     }
     // host:port, [v6]:port, or a bare host / IP (a bare IPv6 address has colons but no port).
@@ -81,7 +89,7 @@ export function parseNoProxy(list: string): NoProxyRule[] {
     if (net.isIP(host)) {
       const blocks = new net.BlockList();
       blocks.addAddress(host, ipFamily(host));
-      rules.push({ kind: 'ip', blocks, port });
+      rules.push({ kind: 'ip', blocks, port, family: entryFamily(host) });
       continue;
     }
     if (host.startsWith('*.')) host = host.slice(1);
@@ -97,10 +105,14 @@ export function bypassesProxy(host: string, port: string, rules: NoProxyRule[]):
   if (host === 'localhost') return true;
   const ip = net.isIP(host) ? host : undefined;
   if (ip && isLoopbackIp(ip)) return true;
+  // An IPv6 entry (other than an IPv4-mapped one) never matches an IPv4 host, as in Go; node's
+  // BlockList would match `::/0` with any IPv4 address.
+  const fits = (rule: { blocks: net.BlockList; family: 'ipv4' | 'ipv6' }): boolean =>
+    !!ip && !(rule.family === 'ipv6' && net.isIPv4(ip)) && rule.blocks.check(ip, ipFamily(ip));
   for (const rule of rules) {
     if (rule.kind === 'all') return true;
-    if (rule.kind === 'cidr' && ip && rule.blocks.check(ip, ipFamily(ip))) return true;
-    if (rule.kind === 'ip' && ip && rule.blocks.check(ip, ipFamily(ip)) && (!rule.port || rule.port === port)) return true;
+    if (rule.kind === 'cidr' && fits(rule)) return true;
+    if (rule.kind === 'ip' && fits(rule) && (!rule.port || rule.port === port)) return true;
     if (rule.kind === 'domain' && (host.endsWith(rule.suffix) || (rule.exact && host === rule.suffix.slice(1)))) {
       if (!rule.port || rule.port === port) return true;
     }
