@@ -378,6 +378,9 @@ test('NO_PROXY entries match as in Go: names, suffixes, *, IPs, CIDRs, ports, lo
     ['::/0', '10.1.2.3', '443', false], ['2001:db8::/32', '10.1.2.3', '443', false],
     ['::ffff:0:0/96', '10.1.2.3', '443', true], ['::ffff:10.1.2.3', '10.1.2.3', '443', true], ['::ffff:10.1.2.3', '10.1.2.4', '443', false],
     ['::/0', '2001:db8::1', '443', true], ['10.0.0.0/8', '::ffff:10.1.2.3', '443', true],
+    // International names as URLs carry them (punycode).
+    ['bücher.example', 'xn--bcher-kva.example', '443', true], ['.bücher.example', 'a.xn--bcher-kva.example', '443', true],
+    ['.bücher.example', 'xn--bcher-kva.example', '443', false],
   ];
   for (const [list, host, port, bypass] of cases) {
     assert.equal(bypassesProxy(host, port, parseNoProxy(list)), bypass, `NO_PROXY=${JSON.stringify(list)} for ${host}:${port}`);

@@ -6,6 +6,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
+import { domainToASCII } from 'node:url';
 import { HutchError } from '../../errors.js';
 
 /** The code of a connection that could not be made in time (a host that drops packets). */
@@ -95,6 +96,12 @@ export function parseNoProxy(list: string): NoProxyRule[] {
     if (host.startsWith('*.')) host = host.slice(1);
     // `example.com` also matches the name itself; `.example.com` only names under it.
     const exact = !host.startsWith('.');
+    // URLs carry international names in punycode: so must the entry (Go converts it too).
+    if (/[^\x00-\x7f]/.test(host)) {
+      const ascii = domainToASCII(exact ? host : host.slice(1));
+      if (!ascii) continue;
+      host = exact ? ascii : `.${ascii}`;
+    }
     rules.push({ kind: 'domain', suffix: exact ? `.${host}` : host, exact, port });
   }
   return rules;
