@@ -125,6 +125,28 @@ test('calls time out; a late answer is tolerated; a late exec is killed', { time
   }
 });
 
+test('a late exec answer naming a process already running is EPROTO: the running one is not taken over', { timeout: 60_000 }, async () => {
+  let late: { r: Req; s: net.Socket } | undefined;
+  let execs = 0;
+  const f = await fakeAgent((r, s) => {
+    if (r.method !== 'exec') return;
+    if (++execs === 1) return respond(s, { id: r.id, result: { pid: 9 } });
+    late = { r, s };
+  });
+  try {
+    const live = await f.client.exec({ argv: ['x'], env: {}, cwd: '/', uid: 0, gid: 0, stdin: false });
+    assert.equal(live.pid, 9);
+    const closed = new Promise<unknown>((r) => f.client.onClose(r));
+    await assert.rejects(f.client.exec({ argv: ['y'], env: {}, cwd: '/', uid: 0, gid: 0, stdin: false }, { timeoutMs: 50 }), (e) => isHutchError(e, 'ETIMEDOUT'));
+    respond(late!.s, { id: late!.r.id, result: { pid: 9 } });
+    const reason = await closed;
+    assert.ok(isHutchError(reason, 'EPROTO') && /pid 9, a process already running/.test(reason.message), String(reason));
+    await assert.rejects(live.wait(), (e) => isHutchError(e, 'EPROTO'), 'the running process hears that the connection broke');
+  } finally {
+    await f.done();
+  }
+});
+
 test('close() fails calls in flight with ESTATE and notifies onClose with null', { timeout: 60_000 }, async () => {
   const f = await fakeAgent(() => undefined);
   try {

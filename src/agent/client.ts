@@ -223,6 +223,8 @@ export class AgentClient {
 
   /** An exec that timed out on our side started after all: nobody will read it, so stop it. */
   private orphanedExec(pid: number): void {
+    // A pid this side already streams: taking it over would cut that process off without a word.
+    if (this.channels.has(pid)) throw new HutchError('EPROTO', `agent answered a timed-out exec with pid ${pid}, a process already running`, { id: String(pid) });
     const ch = new ProcessChannel(pid, false, false, this.link);
     ch.stdout.resume();
     ch.stderr.resume();
