@@ -125,6 +125,20 @@ test('calls time out; a late answer is tolerated; a late exec is killed', { time
   }
 });
 
+test('a directory listing with an entry that is not one name (/, . or .., empty, NUL) is EPROTO', { timeout: 60_000 }, async () => {
+  const entry = (name: string) => ({ name, type: 'file', size: 0, mode: 0o644, mtimeMs: 0 });
+  for (const bad of ['../etc', 'a/b', '..', '.', '', 'x\0y']) {
+    await expectBroken((r, s) => respond(s, { id: r.id, result: { entries: [entry('ok'), entry(bad)], total: 2 } }), /malformed list result.*name/, (c) => c.list('/tmp'));
+  }
+  // Names with odd but legal characters pass.
+  const f = await fakeAgent((r, s) => respond(s, { id: r.id, result: { entries: [entry('...'), entry('a b'), entry('\n')], total: 3 } }));
+  try {
+    assert.deepEqual((await f.client.list('/tmp')).map((e) => e.name), ['...', 'a b', '\n']);
+  } finally {
+    await f.done();
+  }
+});
+
 test('a late exec answer naming a process already running is EPROTO: the running one is not taken over', { timeout: 60_000 }, async () => {
   let late: { r: Req; s: net.Socket } | undefined;
   let execs = 0;

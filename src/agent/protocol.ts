@@ -179,7 +179,12 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   unwatch: obj<{ watchId: number }>({ watchId: pid }),
 };
 
-const name = str({ max: 4096 });
+/** A directory entry's name: one path component (the host joins it to paths it then asks about). */
+const name: Check<string> = (v, where) => {
+  const n = str({ max: 4096, nonEmpty: true, noNul: true })(v, where);
+  if (n.includes('/') || n === '.' || n === '..') throw new SchemaError(where, `not a single name: ${JSON.stringify(n.slice(0, 80))}`);
+  return n;
+};
 const fileStatShape: Shape<FileStat> = {
   type: fileType, size: count, mode, uid: ugid, gid: ugid, mtimeMs: num(-1e15, 1e15), linkTarget: nullable(str({ max: 4096 })),
 };
