@@ -33,6 +33,21 @@ fi
 # sandbox on the machine. Raise it now and at boot.
 printf 'kernel.keys.maxkeys = 20000\nkernel.keys.maxbytes = 2000000\n' > /etc/sysctl.d/90-hutch.conf
 sysctl -q -w kernel.keys.maxkeys=20000 kernel.keys.maxbytes=2000000 || echo "setup: could not raise kernel.keys quotas: at most ~200 sandboxes can run at once" >&2
+# The host ids hutch maps sandboxes to (the shared range at 10^9 and the private ranges after it, up
+# to below 2^31) are recorded as the subordinate ids of `hutch`, so that useradd never hands them to
+# a user. The start is hutch's default base, so nothing already made changes owner. Not written when
+# hutch has an entry already or another entry overlaps (hutch then keeps its default, unreserved).
+subid_start=1000000000
+subid_count=1147469824 # 17509 ranges of 65536: the shared one and 17508 private ones, all below 2^31
+for f in ${HUTCH_SUBID_FILES:-/etc/subuid /etc/subgid}; do
+  touch "$f"
+  grep -q '^hutch:' "$f" && continue
+  if awk -F: -v s="$subid_start" -v c="$subid_count" 'NF == 3 && $2 + 0 < s + c && $2 + $3 > s { hit = 1 } END { exit !hit }' "$f"; then
+    echo "setup: $f gives part of $subid_start..+$subid_count to another user; no hutch entry written" >&2
+    continue
+  fi
+  echo "hutch:$subid_start:$subid_count" >> "$f"
+done
 # The tests start containerd and the registry themselves, privately; neither runs as a service.
 if command -v systemctl >/dev/null; then
   for unit in containerd.service docker-registry.service; do

@@ -90,3 +90,28 @@ test('shiftOwnership refuses unmappable ids and mounts inside', async () => {
   await assert.rejects(shiftOwnership(path.join(tmp, 'missing'), range), (e: unknown) => isHutchError(e, 'ENOTFOUND'));
   await assert.rejects(shiftOwnership('rel/path', range), (e: unknown) => isHutchError(e, 'EINVAL'));
 });
+
+test('setup.sh reserves hutch\'s ids in subuid/subgid once, at hutch\'s default base, and never over another user\'s entry', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const setup = fs.readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), '../../scripts/setup.sh'), 'utf8');
+  const snippet = /^subid_start=[\s\S]*?^done$/m.exec(setup)?.[0];
+  assert.ok(snippet, 'the subid part of setup.sh');
+  const run = (files: string[]) => execFileSync('bash', ['-c', snippet], { env: { ...process.env, HUTCH_SUBID_FILES: files.join(' ') }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const dir = fs.mkdtempSync(path.join(tmp, 'subid-'));
+  const [free, taken, overlapping] = ['free', 'taken', 'overlapping'].map((n) => path.join(dir, n));
+  fs.writeFileSync(free, 'alice:100000:65536\n');
+  fs.writeFileSync(taken, 'hutch:200000:131072\n');
+  fs.writeFileSync(overlapping, 'bob:2000000000:65536\n');
+  run([free, taken, overlapping]);
+  run([free, taken, overlapping]); // twice: nothing more
+  assert.equal(fs.readFileSync(free, 'utf8'), 'alice:100000:65536\nhutch:1000000000:1147469824\n');
+  assert.equal(fs.readFileSync(taken, 'utf8'), 'hutch:200000:131072\n', 'an existing hutch entry is kept');
+  assert.equal(fs.readFileSync(overlapping, 'utf8'), 'bob:2000000000:65536\n', 'no entry over another user\'s ids');
+  // The reserved entry gives the default base, and the private ranges up to below 2^31.
+  const files = { subuid: free, subgid: free };
+  assert.equal(hostIdRange(files).hostUid, DEFAULT_HOST_ID_BASE);
+  const { maxIdSlot, idSlotRange } = await import('../src/linux/index.js');
+  const last = idSlotRange(maxIdSlot(files), files);
+  assert.ok(last.hostUid + last.size - 1 < 2 ** 31, `last private id ${last.hostUid + last.size - 1}`);
+  assert.equal(maxIdSlot(files), 17508, "as many private ranges as without an entry");
+});
