@@ -139,6 +139,16 @@ test('a directory listing with an entry that is not one name (/, . or .., empty,
   }
 });
 
+test('an agent\'s error message reaches the user as one line without control characters', { timeout: 60_000 }, async () => {
+  const f = await fakeAgent((r, s) => respond(s, { id: r.id, error: { code: 'ENOTFOUND', message: 'no \x1b[31mfile\x1b[0m\nfake: second line\r\x07', path: '/x' } }));
+  try {
+    await assert.rejects(f.client.stat('/x'), (e) => isHutchError(e, 'ENOTFOUND') && e.message === 'no  [31mfile [0m fake: second line ' && !/[\x00-\x1f]/.test(e.message));
+    assert.equal(f.client.closed, false, 'an error answer is not a protocol error');
+  } finally {
+    await f.done();
+  }
+});
+
 test('a late exec answer naming a process already running is EPROTO: the running one is not taken over', { timeout: 60_000 }, async () => {
   let late: { r: Req; s: net.Socket } | undefined;
   let execs = 0;

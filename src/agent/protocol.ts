@@ -241,8 +241,14 @@ export const checkRequest: Check<RequestMessage> = (v, where) => {
   return { id: r.id, method: r.method, params: r.params ?? {} };
 };
 
+/**
+ * An error message from the agent, on its way to a user: one line, without control characters (a
+ * hostile agent's terminal escapes or extra lines would otherwise reach whoever prints it).
+ */
+const agentMessage: Check<string> = (v, where) => str({ max: 8192 })(v, where).replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ');
+
 const wireError = obj<WireError>({
-  code: oneOf(ERROR_CODES), message: str({ max: 8192 }), id: optional(str({ max: 256 })), path: optional(str({ max: 4096 })),
+  code: oneOf(ERROR_CODES), message: agentMessage, id: optional(str({ max: 256 })), path: optional(str({ max: 4096 })),
 });
 
 /** Checks the envelope of a response (the host then checks result with resultChecks[method]). */
@@ -256,7 +262,7 @@ const watchChange = obj<WatchChange>({ kind: oneOf<ChangeKind>(['created', 'modi
 /** Checks an event from the agent. */
 export const checkEvent: Check<EventMessage> = union<EventMessage>(
   (v) => (v.event === 'exit' ? obj<ExitEvent>({ event: literal('exit'), pid, exitCode: nullable(int(0, 255)), signal: nullable(str({ max: 16 })) })
-    : v.event === 'error' ? obj<ErrorEvent>({ event: literal('error'), code: oneOf(ERROR_CODES), message: str({ max: 8192 }) })
+    : v.event === 'error' ? obj<ErrorEvent>({ event: literal('error'), code: oneOf(ERROR_CODES), message: agentMessage })
       : v.event === 'watch' ? obj<WatchEvent>({ event: literal('watch'), watchId: pid, changes: arr(watchChange, { max: MAX_WATCH_BATCH, nonEmpty: true }) })
         : v.event === 'watch-end' ? obj<WatchEndEvent>({ event: literal('watch-end'), watchId: pid, error: nullable(wireError) })
           : undefined),
