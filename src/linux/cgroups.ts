@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HutchError, errnoCode } from '../errors.js';
+import { readFileIfExists } from './optional-file.js';
 import { readMountinfo, type MountInfo } from './mounts.js';
 import { isAtOrBelow } from './paths.js';
 
@@ -78,7 +79,7 @@ export function cgroupControllers(): { v1: string[]; v2: string[] } {
   const { hierarchies } = cgroupLayout();
   const v1 = hierarchies.flatMap((h) => h.keys).filter((k) => k !== UNIFIED_KEY).sort();
   const unified = hierarchies.find((h) => h.keys[0] === UNIFIED_KEY);
-  const v2 = unified ? readOptional(path.join(unified.mountPoint, 'cgroup.controllers'))?.trim().split(/\s+/).filter(Boolean) ?? [] : [];
+  const v2 = unified ? readFileIfExists(path.join(unified.mountPoint, 'cgroup.controllers'))?.trim().split(/\s+/).filter(Boolean) ?? [] : [];
   return { v1, v2 };
 }
 
@@ -135,19 +136,10 @@ function distinctDirs(cgroupsPath: string): string[] {
   return [...new Set(Object.values(cgroupDirs(cgroupsPath)))];
 }
 
-/** A file's text, or null when it (or its cgroup) does not exist. */
-function readOptional(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return null;
-    throw new HutchError('EINTERNAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
-  }
-}
 
 /** A file's text; ENOTFOUND when the cgroup is gone, EUNSUPPORTED when only the file is (controller not enabled). */
 function readRequired(file: string, cgroupsPath: string): string {
-  const text = readOptional(file);
+  const text = readFileIfExists(file);
   if (text !== null) return text;
   if (!fs.existsSync(path.dirname(file))) throw new HutchError('ENOTFOUND', `cgroup ${cgroupsPath} does not exist`, { path: cgroupsPath });
   throw new HutchError('EUNSUPPORTED', `cgroup ${cgroupsPath}: no ${path.basename(file)} (controller not enabled?)`, { path: file });
@@ -211,9 +203,9 @@ function readV2Stats(at: FileAt, req: (file: string) => string): CgroupStats {
     memoryLimitBytes: parseLimit(req(max), max),
     pids: 0, pidsLimit: null,
   };
-  const peakText = readOptional(peak); // kernel 5.19+
+  const peakText = readFileIfExists(peak); // kernel 5.19+
   if (peakText !== null) s.memoryMaxBytes = parseCount(peakText, peak);
-  const oom = keyedValue(readOptional(at(UNIFIED_KEY, 'memory.events')), 'oom_kill');
+  const oom = keyedValue(readFileIfExists(at(UNIFIED_KEY, 'memory.events')), 'oom_kill');
   if (oom !== undefined) s.oomKills = oom;
   return s;
 }
@@ -230,7 +222,7 @@ function readV1Stats(at: FileAt, req: (file: string) => string): CgroupStats {
     pids: 0, pidsLimit: null,
   };
   // oom_kill appeared in memory.oom_control with kernel 4.13.
-  const oom = keyedValue(readOptional(at('memory', 'memory.oom_control')), 'oom_kill');
+  const oom = keyedValue(readFileIfExists(at('memory', 'memory.oom_control')), 'oom_kill');
   if (oom !== undefined) s.oomKills = oom;
   return s;
 }
@@ -269,7 +261,7 @@ function pidsInTrees(dirs: string[]): number[] {
   const pids = new Set<number>();
   for (const dir of dirs) {
     for (const cg of cgroupTree(dir)) {
-      for (const line of (readOptional(path.join(cg, 'cgroup.procs')) ?? '').split('\n')) {
+      for (const line of (readFileIfExists(path.join(cg, 'cgroup.procs')) ?? '').split('\n')) {
         const pid = Number(line);
         if (line !== '' && pid > 0) pids.add(pid); // 0: a process outside our pid namespace
       }
@@ -331,7 +323,7 @@ async function killRound(dirs: Record<string, string>, all: string[]): Promise<v
   const freezer = dirs['freezer'];
   const stateFile = freezer === undefined ? undefined : path.join(freezer, 'freezer.state');
   if (stateFile !== undefined && writeControl(stateFile, 'FROZEN')) {
-    for (let i = 0; i < 20 && readOptional(stateFile)?.trim() === 'FREEZING'; i++) await sleep(5);
+    for (let i = 0; i < 20 && readFileIfExists(stateFile)?.trim() === 'FREEZING'; i++) await sleep(5);
   }
   for (const pid of pidsInTrees(all)) killPid(pid);
   if (freezer !== undefined) for (const cg of cgroupTree(freezer)) writeControl(path.join(cg, 'freezer.state'), 'THAWED');

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
+import { readFileIfExists } from './optional-file.js';
 import { assertCleanAbsolute } from './paths.js';
 
 /** Container ids 0..size-1 appear on the host as hostUid+id / hostGid+id. */
@@ -22,13 +23,8 @@ export const SUBID_USER = 'hutch';
 
 /** The first usable `hutch` entry of a subid file, or null when it has none; EINVAL when entries are too small. */
 export function subidEntry(file: string): { start: number; count: number } | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return null;
-    throw new HutchError('EINTERNAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
-  }
+  const text = readFileIfExists(file);
+  if (text === null) return null;
   const entries = text.split('\n').map((l) => l.trim().split(':')).filter((f) => f.length === 3 && f[0] === SUBID_USER);
   if (entries.length === 0) return null;
   for (const [, start, count] of entries) {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
+import { readFileIfExists } from './optional-file.js';
 import { FileLock } from './filelock.js';
 import { DEFAULT_HOST_ID_BASE, ID_RANGE_SIZE, hostIdRange, subidEntry, type IdRange, type SubidFiles } from './idmap.js';
 
@@ -60,13 +61,8 @@ export function idSlotsInUse(slotsDir: string): Map<number, IdSlotOwner | null> 
 
 /** The owner written in a slot file; null when it is empty or torn. */
 function readOwner(file: string): IdSlotOwner | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return null;
-    throw new HutchError('EINTERNAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
-  }
+  const text = readFileIfExists(file);
+  if (text === null) return null;
   try {
     const o = JSON.parse(text) as Partial<IdSlotOwner>;
     return typeof o.id === 'string' && typeof o.dir === 'string' ? { id: o.id, dir: o.dir } : null;

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HutchError, errnoCode, isHutchError } from '../errors.js';
+import { isHutchError } from '../errors.js';
+import { readFileIfExists } from './optional-file.js';
 import { cgroupControllers, detectCgroupMode, type CgroupMode } from './cgroups.js';
 
 /** One host feature: available or not, and a one-line detail (what was found, or why not). */
@@ -75,15 +76,6 @@ async function probeTool(name: string, versionArgs = ['--version']): Promise<Too
     : { available: true, path: file, version, detail: `${file} ${version}` };
 }
 
-/** A file's text, or null when it does not exist (which is what the probes test for). */
-function readOrNull(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return null;
-    throw new HutchError('EINTERNAL', `cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
-  }
-}
 
 /** A character device's presence and access; never opened (a /dev/kvm guest is not launched here). */
 function probeDevice(file: string): Feature {
@@ -105,7 +97,7 @@ function probeDevice(file: string): Feature {
 
 /** User namespaces: allowed by sysctl, and creating one actually works (`unshare -U true`). */
 async function probeUserNamespaces(): Promise<Feature> {
-  const max = readOrNull('/proc/sys/user/max_user_namespaces')?.trim();
+  const max = readFileIfExists('/proc/sys/user/max_user_namespaces')?.trim();
   if (max === undefined) return { available: false, detail: 'kernel without user namespaces (/proc/sys/user/max_user_namespaces missing)' };
   if (Number(max) <= 0) return { available: false, detail: 'user.max_user_namespaces is 0' };
   const unshare = findExecutable('unshare');
@@ -118,7 +110,7 @@ async function probeUserNamespaces(): Promise<Feature> {
 
 /** seccomp filters: the kernel lists the filter actions it supports. */
 function probeSeccomp(): Feature {
-  const actions = readOrNull('/proc/sys/kernel/seccomp/actions_avail')?.trim();
+  const actions = readFileIfExists('/proc/sys/kernel/seccomp/actions_avail')?.trim();
   return actions === undefined
     ? { available: false, detail: 'kernel without seccomp filters (/proc/sys/kernel/seccomp/actions_avail missing)' }
     : { available: true, detail: `actions: ${actions}` };
@@ -126,7 +118,7 @@ function probeSeccomp(): Feature {
 
 /** overlayfs registered with the kernel (a module not yet loaded is not listed). */
 function probeOverlayfs(): Feature {
-  const listed = (readOrNull('/proc/filesystems') ?? '').split('\n').some((l) => l.split('\t')[1] === 'overlay');
+  const listed = (readFileIfExists('/proc/filesystems') ?? '').split('\n').some((l) => l.split('\t')[1] === 'overlay');
   return listed
     ? { available: true, detail: 'overlay in /proc/filesystems' }
     : { available: false, detail: 'overlay not in /proc/filesystems (modprobe overlay?)' };

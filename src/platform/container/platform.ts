@@ -282,12 +282,13 @@ export class ContainerPlatform implements Platform {
     }
   }
 
-  /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
+  /** Null when private id ranges work over base layers stored like `source`, else why not. */
   async privateIdsProblem(source: string): Promise<string | null> {
     const { probeIdmappedLayers } = await import('./private-ids.js');
     return probeIdmappedLayers(source, this.opts.stateRoot);
   }
 
+  /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
     if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.deleteContainer(h);
