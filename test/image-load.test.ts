@@ -1,38 +1,22 @@
 // hutch load: docker-archives, oci-archives and OCI layout dirs built at test time (busybox-static plus
 // files) are imported, listed and run, with the image's Env, WorkingDir and Cmd applied.
-import test, { after, before } from 'node:test';
+import test, { before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { buildImage, busyboxEntries, dockerArchive, ociArchive, storeLeftovers, writeOciLayout, type BuiltImage } from './image-store-kit.js';
+import { HUTCH } from './helpers.js';
+import { buildImage, dockerArchive, ociArchive, storeLeftovers, writeOciLayout, type BuiltImage } from './image-store-kit.js';
+import { imageCliFixture } from './image-cli-fixture.js';
 
+const fx = imageCliFixture('load');
+const { h, ok } = fx;
 let root: string;
 let tmp: string;
 let store: string;
 let base: BuiltImage['layers'][number];
-
-before(() => {
-  root = makeRoot('load');
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-load-'));
-  store = path.join(tmp, 'store');
-  base = buildImage([busyboxEntries()]).layers[0]!;
-});
-after(async () => {
-  await cleanRoot(root);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-});
-
-const h = (args: string[]): Promise<Result> => hutch(root, args, { env: { HUTCH_IMAGE_ROOT: store }, timeoutMs: 120_000 });
-async function ok(args: string[]): Promise<string> {
-  const r = await h(args);
-  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+before(() => ({ root, tmp, store, base } = fx));
 /** An image: the busybox base plus one layer of files. */
 function image(files: Record<string, string>, runtime = {}): BuiltImage {
   return buildImage([{ blob: base.blob, diffId: base.diffId }, Object.entries(files).map(([name, content]) => ({ name, content }))], runtime);

@@ -2,42 +2,24 @@
 // as docker counts it) is recorded when it is unpacked; `hutch images` shows it, --json and inspect
 // give compressed, shared and unique sizes too. Layers of an older store (no record) are measured
 // once and recorded; damaged records are measured again or give a clear error.
-import test, { after, before } from 'node:test';
+import test, { before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { buildImage, busyboxEntries, dockerArchive, type BuiltImage } from './image-store-kit.js';
+import { buildImage, dockerArchive, type BuiltImage } from './image-store-kit.js';
+import { imageCliFixture } from './image-cli-fixture.js';
 import type { ImageWithSizes, LayerRecord } from '../src/image/types.js';
 import { formatBytes } from '../src/cli/progress.js';
 import { pushImage, startRegistry } from './image/registry-kit.js';
 import { makeLayer } from './image/tar-kit.js';
 
-let root: string;
+const fx = imageCliFixture('imgsize');
+const { h, ok } = fx;
 let tmp: string;
 let store: string;
 let base: BuiltImage['layers'][number];
-
-before(() => {
-  root = makeRoot('imgsize');
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-imgsize-'));
-  store = path.join(tmp, 'store');
-  base = buildImage([busyboxEntries()]).layers[0]!;
-});
-after(async () => {
-  await cleanRoot(root);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-});
-
-const h = (args: string[]): Promise<Result> => hutch(root, args, { env: { HUTCH_IMAGE_ROOT: store }, timeoutMs: 120_000 });
-async function ok(args: string[]): Promise<string> {
-  const r = await h(args);
-  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+before(() => ({ tmp, store, base } = fx));
 let n = 0;
 /** Loads an image of the busybox base plus `top` under `tag`. */
 async function load(top: Parameters<typeof buildImage>[0][number], tag: string): Promise<BuiltImage> {

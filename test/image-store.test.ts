@@ -1,37 +1,19 @@
 // The image store's bookkeeping through the CLI: names and untagging, rmi of images sandboxes use
 // (refused; -f keeps the sandbox running and its layers), prune (dangling images, unused layers and
 // blobs, crash leftovers; never a layer in use), listing and inspect output.
-import test, { after, before } from 'node:test';
+import test, { before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
-import { buildImage, busyboxEntries, dockerArchive, storeLeftovers, type BuiltImage } from './image-store-kit.js';
+import { buildImage, dockerArchive, storeLeftovers, type BuiltImage } from './image-store-kit.js';
+import { imageCliFixture } from './image-cli-fixture.js';
 
-let root: string;
+const fx = imageCliFixture('imgstore');
+const { h, ok } = fx;
 let tmp: string;
 let store: string;
 let base: BuiltImage['layers'][number];
-
-before(() => {
-  root = makeRoot('imgstore');
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-imgstore-'));
-  store = path.join(tmp, 'store');
-  base = buildImage([busyboxEntries()]).layers[0]!;
-});
-after(async () => {
-  await cleanRoot(root);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-});
-
-const h = (args: string[]): Promise<Result> => hutch(root, args, { env: { HUTCH_IMAGE_ROOT: store }, timeoutMs: 120_000 });
-async function ok(args: string[]): Promise<string> {
-  const r = await h(args);
-  assert.equal(r.code, 0, `hutch ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+before(() => ({ tmp, store, base } = fx));
 let n = 0;
 /** Loads an image of the busybox base plus `files` under `tags`; returns it. */
 async function load(files: Record<string, string>, tags: string[]): Promise<BuiltImage> {
