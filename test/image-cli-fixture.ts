@@ -21,7 +21,11 @@ export interface ImageCliFixture {
   ok(args: string[]): Promise<string>;
 }
 
-/** Registers the file's before/after hooks (call at module level) and returns the fixture. */
+/**
+ * Registers the file's before/after hooks (call at module level) and returns the fixture. Its
+ * `before` is synchronous on purpose: node 20 runs top-level hooks without awaiting one before the
+ * next, and the test files copy the dirs out in a `before` of their own.
+ */
 export function imageCliFixture(tag: string): ImageCliFixture {
   const fx = {
     root: '', tmp: '', store: '', base: undefined as unknown as BuiltImage['layers'][number],

@@ -3,25 +3,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { makeRoot, cleanRoot } from './helpers.js';
-import { startDaemon, type Daemon } from './server-kit.js';
-import { Sandbox, Transport, NotFoundError, TimeoutError, AbortError, HutchApiError, events } from '../src/sdk/index.js';
+import { daemonFixture } from './server-kit.js';
+import { Sandbox, NotFoundError, TimeoutError, AbortError, HutchApiError, events } from '../src/sdk/index.js';
 import { Header } from 'tar';
 
-const root = makeRoot('sdk');
-let daemon: Daemon;
-let transport: Transport;
-
-test.before(async () => {
-  daemon = await startDaemon(root);
-  transport = new Transport({ socketPath: daemon.socketPath });
-});
-
-test.after(async () => {
-  transport?.close();
-  await daemon?.stop();
-  await cleanRoot(root);
-});
+const fx = daemonFixture('sdk');
 
 /** A tar archive in memory from [name, content | null (dir)] pairs. */
 function tarOf(entries: [string, string | null][]): Buffer {
@@ -37,7 +23,7 @@ function tarOf(entries: [string, string | null][]): Buffer {
 }
 
 test('create, exec, exit codes, env and cwd, then kill', async () => {
-  const sb = await Sandbox.create({ transport, labels: { suite: 'sdk' }, env: { GREETING: 'hello' } });
+  const sb = await Sandbox.create({ transport: fx.t, labels: { suite: 'sdk' }, env: { GREETING: 'hello' } });
   assert.equal(sb.info.status, 'running');
   assert.equal(sb.info.image, 'busybox');
   assert.deepEqual(sb.info.labels, { suite: 'sdk' });
@@ -49,17 +35,17 @@ test('create, exec, exit codes, env and cwd, then kill', async () => {
   assert.equal(r.exitCode, 7);
   assert.equal((await sb.exec(['printf', '%s|', 'a b', 'c'])).stdout, 'a b|c|');
   assert.equal((await sb.exec('cat', { stdin: 'piped in' })).stdout, 'piped in');
-  const listed = await Sandbox.list({ transport, labels: { suite: 'sdk' } });
+  const listed = await Sandbox.list({ transport: fx.t, labels: { suite: 'sdk' } });
   assert.deepEqual(listed.map((s) => s.id), [sb.id]);
-  assert.deepEqual(await Sandbox.list({ transport, labels: { suite: 'other' } }), []);
-  assert.equal((await Sandbox.connect(sb.id, { transport })).id, sb.id);
+  assert.deepEqual(await Sandbox.list({ transport: fx.t, labels: { suite: 'other' } }), []);
+  assert.equal((await Sandbox.connect(sb.id, { transport: fx.t })).id, sb.id);
   await sb.kill();
-  await assert.rejects(Sandbox.connect(sb.id, { transport }), (e: unknown) => e instanceof NotFoundError && e.status === 404);
+  await assert.rejects(Sandbox.connect(sb.id, { transport: fx.t }), (e: unknown) => e instanceof NotFoundError && e.status === 404);
   await assert.rejects(sb.exec('true'), (e: unknown) => e instanceof HutchApiError && e.code === 'ENOTFOUND');
 });
 
 test('streaming: callbacks, async iterators, stdin, signals, tty', async () => {
-  const sb = await Sandbox.create({ transport });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     const seen: string[] = [];
     const r = await sb.exec('for i in 1 2 3; do echo $i; sleep 0.05; done; echo done >&2', { onStdout: (d) => seen.push(d.toString()), onStderr: (d) => seen.push(`E:${d.toString()}`) });
@@ -95,7 +81,7 @@ test('streaming: callbacks, async iterators, stdin, signals, tty', async () => {
 });
 
 test('files: write, read, list, stat, mkdir, remove, upload and download tar', async () => {
-  const sb = await Sandbox.create({ transport });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     await sb.files.mkdir('/work/a/b', { parents: true });
     assert.equal(await sb.files.write('/work/a/b/f.txt', 'content\n', { mode: 0o600 }), 8);
@@ -134,7 +120,7 @@ test('files: write, read, list, stat, mkdir, remove, upload and download tar', a
 });
 
 test('pause and resume, TTL, stats; abort and timeout of calls', async () => {
-  const sb = await Sandbox.create({ transport, ttlMs: 60_000 });
+  const sb = await Sandbox.create({ transport: fx.t, ttlMs: 60_000 });
   try {
     const firstExpiry = Date.parse(sb.info.expiresAt!);
     assert.ok(firstExpiry - Date.now() <= 60_000 && firstExpiry - Date.now() > 50_000);
@@ -155,7 +141,7 @@ test('pause and resume, TTL, stats; abort and timeout of calls', async () => {
     const t0 = Date.now();
     await assert.rejects(sb.exec('sleep 10', { signal: ac.signal }), (e: unknown) => e instanceof AbortError);
     assert.ok(Date.now() - t0 < 5000);
-    await assert.rejects(Sandbox.list({ transport, signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
+    await assert.rejects(Sandbox.list({ transport: fx.t, signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
     // Both sleeps were killed when their calls ended.
     for (let i = 0; i < 50; i++) {
       const ps = await sb.processes();
@@ -171,9 +157,9 @@ test('pause and resume, TTL, stats; abort and timeout of calls', async () => {
 test('events: created, started, exec and removed of one sandbox', async () => {
   const ac = new AbortController();
   const seen: string[] = [];
-  const sb = await Sandbox.create({ transport });
+  const sb = await Sandbox.create({ transport: fx.t });
   const listening = (async () => {
-    for await (const e of events({ transport, sandboxId: sb.id, signal: ac.signal })) {
+    for await (const e of events({ transport: fx.t, sandboxId: sb.id, signal: ac.signal })) {
       seen.push(e.type);
       if (e.type === 'removed') break;
     }

@@ -4,26 +4,14 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { makeRoot, cleanRoot, hutchOk } from './helpers.js';
-import { startDaemon, type Daemon } from './server-kit.js';
+import { daemonFixture, startDaemon } from './server-kit.js';
 import { Sandbox, Transport, TimeoutError, AbortError, NotFoundError, events, type FileChange } from '../src/sdk/index.js';
 
-const root = makeRoot('sdkmore');
-let daemon: Daemon;
-let t: Transport;
-
-test.before(async () => {
-  daemon = await startDaemon(root);
-  t = new Transport({ socketPath: daemon.socketPath });
-});
-
-test.after(async () => {
-  t?.close();
-  await daemon?.stop();
-  await cleanRoot(root);
-});
+const fx = daemonFixture('sdkmore');
+const root = fx.root;
 
 test('watch: created, modified and removed files are reported', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     await sb.files.mkdir('/watched/sub', { parents: true });
     await sb.files.write('/watched/old.txt', 'old');
@@ -55,7 +43,7 @@ test('watch: created, modified and removed files are reported', async () => {
 });
 
 test('tty resize, large stdin, spawn timeout and abort', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     const p = await sb.spawn('read x; stty size', { tty: { cols: 80, rows: 24 }, stdin: true });
     p.resize(120, 40);
@@ -139,16 +127,16 @@ test('warm pool: creates are claims of fresh sandboxes, and the pool refills', a
 });
 
 test('a create aborted by its client leaves no sandbox behind', async () => {
-  const before = (await Sandbox.list({ transport: t })).length;
+  const before = (await Sandbox.list({ transport: fx.t })).length;
   const ac = new AbortController();
-  const creating = Sandbox.create({ transport: t, signal: ac.signal, labels: { aborted: 'yes' } });
+  const creating = Sandbox.create({ transport: fx.t, signal: ac.signal, labels: { aborted: 'yes' } });
   setTimeout(() => ac.abort(), 20);
   await assert.rejects(creating, (e: unknown) => e instanceof AbortError);
   for (let i = 0; i < 50; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    if ((await Sandbox.list({ transport: t })).length === before && !(await hutchOk(root, ['ls', '-q'])).trim()) break;
+    if ((await Sandbox.list({ transport: fx.t })).length === before && !(await hutchOk(root, ['ls', '-q'])).trim()) break;
   }
-  assert.deepEqual(await Sandbox.list({ transport: t, labels: { aborted: 'yes' } }), []);
+  assert.deepEqual(await Sandbox.list({ transport: fx.t, labels: { aborted: 'yes' } }), []);
   assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '', 'the sandbox made for the aborted create was removed');
 });
 
@@ -157,10 +145,10 @@ test('a hutchd that cannot be reached is ENETWORK; connection options from the e
   await assert.rejects(Sandbox.list({ transport: nowhere }), (e: unknown) => (e as { code?: string; status?: number }).code === 'ENETWORK' && (e as { status?: number }).status === 0);
   nowhere.close();
   const saved = process.env['HUTCH_SOCKET'];
-  process.env['HUTCH_SOCKET'] = daemon.socketPath;
+  process.env['HUTCH_SOCKET'] = fx.daemon.socketPath;
   try {
     const fromEnv = new Transport();
-    assert.equal(fromEnv.socketPath, daemon.socketPath);
+    assert.equal(fromEnv.socketPath, fx.daemon.socketPath);
     assert.ok(Array.isArray(await Sandbox.list({ transport: fromEnv })));
     fromEnv.close();
   } finally {
@@ -170,7 +158,7 @@ test('a hutchd that cannot be reached is ENETWORK; connection options from the e
 });
 
 test('exec as another user: one request, streamed, and a bad user refused', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     assert.equal((await sb.exec('echo $(id -u):$(id -g)', { user: '1000:1001' })).stdout, '1000:1001\n');
     let streamed = '';

@@ -6,27 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Header } from 'tar';
 import { makeRoot, cleanRoot } from './helpers.js';
-import { rawRequest, serveFails, startDaemon, tokenFile, type Daemon } from './server-kit.js';
+import { daemonFixture, rawRequest, serveFails, startDaemon, tokenFile } from './server-kit.js';
 import { AuthError, HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
 import { documentedOperations } from '../src/server/index.js';
 import { chooseIdRange } from '../src/server/server.js';
 import { hostIdRange, idSlotsInUse, ID_RANGE_SIZE } from '../src/linux/index.js';
 import { ID_SLOTS_DIR } from '../src/platform/container/private-ids.js';
 
-const root = makeRoot('api');
-let daemon: Daemon;
-let t: Transport;
-
-test.before(async () => {
-  daemon = await startDaemon(root, ['--max-upload', '64k']);
-  t = new Transport({ socketPath: daemon.socketPath });
-});
-
-test.after(async () => {
-  t?.close();
-  await daemon?.stop();
-  await cleanRoot(root);
-});
+const fx = daemonFixture('api', ['--max-upload', '64k']);
+const root = fx.root;
 
 /** A request whose error is expected: resolves to [status, code]. */
 async function refused(p: Promise<unknown>): Promise<[number, string]> {
@@ -41,37 +29,37 @@ async function refused(p: Promise<unknown>): Promise<[number, string]> {
 }
 
 test('the socket is 0600; malformed, unknown and oversized requests get JSON errors', async () => {
-  assert.equal(fs.statSync(daemon.socketPath).mode & 0o777, 0o600);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: '{not json', contentType: 'application/json' })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: '[1,2]', contentType: 'application/json' })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { imagee: 'busybox' } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { limits: { memoryBytes: 1024 } } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { labels: { 'dev.hutch.pool': 'x' } } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: '/etc' } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { ttlMs: 10 } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
-  assert.deepEqual(await refused(t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/sandboxes/no-such-sandbox' })), [404, 'ENOTFOUND']);
-  assert.deepEqual(await refused(t.json({ method: 'GET', path: '/v1/sandboxes/x/exec' })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: { 'A=B': 'x' } } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: ['A=B'] } })), [400, 'EINVAL']);
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { name: 'x'.repeat(2 * 1024 * 1024) } })), [413, 'EINVAL']);
+  assert.equal(fs.statSync(fx.daemon.socketPath).mode & 0o777, 0o600);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', body: '{not json', contentType: 'application/json' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', body: '[1,2]', contentType: 'application/json' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { imagee: 'busybox' } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { limits: { memoryBytes: 1024 } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { labels: { 'dev.hutch.pool': 'x' } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: '/etc' } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { ttlMs: 10 } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: '/v1/sandboxes/no-such-sandbox' })), [404, 'ENOTFOUND']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: '/v1/sandboxes/x/exec' })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: { 'A=B': 'x' } } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { env: ['A=B'] } })), [400, 'EINVAL']);
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { name: 'x'.repeat(2 * 1024 * 1024) } })), [413, 'EINVAL']);
   // A body larger than the limit without a content-length (chunked) is cut off too.
   async function* chunked() { for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20); }
-  assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', body: chunked(), contentType: 'application/json' })), [413, 'EINVAL']);
-  const garbage = await rawRequest(daemon.socketPath, 'THIS IS NOT HTTP\r\n\r\n');
+  assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', body: chunked(), contentType: 'application/json' })), [413, 'EINVAL']);
+  const garbage = await rawRequest(fx.daemon.socketPath, 'THIS IS NOT HTTP\r\n\r\n');
   assert.match(garbage, /^HTTP\/1\.1 400/);
   assert.match(garbage, /"code":"EINVAL"/);
   // Still serving.
-  assert.deepEqual(await t.json({ method: 'GET', path: '/healthz' }), { ok: true });
+  assert.deepEqual(await fx.t.json({ method: 'GET', path: '/healthz' }), { ok: true });
 });
 
 test('uploads: size cap, and tar entries that escape are refused', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     const bigFile = Buffer.alloc(100 * 1024, 1);
     assert.deepEqual(await refused(sb.files.write('/tmp/big', bigFile)), [413, 'EINVAL']);
-    assert.deepEqual(await refused(t.json({ method: 'GET', path: `/v1/sandboxes/${sb.id}/files`, query: { path: 'relative/path' } })), [400, 'EINVAL']);
+    assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: `/v1/sandboxes/${sb.id}/files`, query: { path: 'relative/path' } })), [400, 'EINVAL']);
     const entry = (name: string, body: string, type: 'File' | 'SymbolicLink' | 'Link' | 'FIFO' = 'File', linkpath?: string) => {
       const block = Buffer.alloc(512);
       new Header({ path: name, mode: 0o644, size: type === 'File' ? body.length : 0, type, mtime: new Date(), ...(linkpath ? { linkpath } : {}) }).encode(block, 0);
@@ -104,14 +92,14 @@ test('uploads: size cap, and tar entries that escape are refused', async () => {
 });
 
 test('OpenAPI describes every route; metrics are Prometheus text', async () => {
-  const doc = await t.json<{ openapi: string; paths: Record<string, Record<string, { summary: string }>> }>({ method: 'GET', path: '/openapi.json' });
+  const doc = await fx.t.json<{ openapi: string; paths: Record<string, Record<string, { summary: string }>> }>({ method: 'GET', path: '/openapi.json' });
   assert.equal(doc.openapi, '3.1.0');
   const served = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => ({ key: `${m.toUpperCase()} ${p}`, summary: op.summary })));
   assert.ok(served.length >= 25, `routes: ${served.length}`);
   for (const op of served) assert.notEqual(op.summary, 'undocumented', `${op.key} is in the router but not in the OpenAPI document`);
   const keys = new Set(served.map((o) => o.key));
   for (const d of documentedOperations()) assert.ok(keys.has(d), `${d} is documented but not served`);
-  const res = await t.request({ method: 'GET', path: '/metrics' });
+  const res = await fx.t.request({ method: 'GET', path: '/metrics' });
   assert.match(String(res.headers['content-type']), /^text\/plain/);
   let text = '';
   for await (const c of res) text += String(c);
@@ -177,8 +165,8 @@ test('tokens: TCP refused without them; wrong or missing token is 401 on HTTP an
 
 test('each sandbox hutchd makes gets a host id range of its own (--userns private is its default)', async () => {
   const shared = hostIdRange();
-  const a = await Sandbox.create({ transport: t });
-  const b = await Sandbox.create({ transport: t });
+  const a = await Sandbox.create({ transport: fx.t });
+  const b = await Sandbox.create({ transport: fx.t });
   try {
     const uidOf = (id: string) => {
       const pid = Number(fs.readFileSync(path.join(root, 'sandboxes', id, 'init.pid'), 'utf8'));

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { HUTCH } from './helpers.js';
+import test from 'node:test';
+import { cleanRoot, HUTCH, makeRoot } from './helpers.js';
+import { Transport } from '../src/sdk/index.js';
 
 /** A running hutchd. */
 export interface Daemon { child: ChildProcess; socketPath: string; url?: string; stderr: () => string; stop: (signal?: NodeJS.Signals) => Promise<void> }
@@ -65,4 +67,27 @@ export function rawRequest(socketPath: string, text: string | Buffer): Promise<s
     c.on('error', reject);
     c.end(text);
   });
+}
+
+/** A test file's hutchd: its state root, the daemon and an SDK transport to it (set once `before` ran). */
+export interface DaemonFixture { root: string; daemon: Daemon; t: Transport }
+
+/**
+ * Registers the file's hooks (call at module level): `hutch serve FLAGS` on a fresh root before the
+ * tests, with a transport over its socket; transport closed, daemon stopped and root swept after.
+ * Read `daemon` and `t` inside tests: node 20 does not await one top-level `before` hook before the
+ * next, so another hook cannot copy them.
+ */
+export function daemonFixture(tag: string, flags: string[] = []): DaemonFixture {
+  const fx = { root: makeRoot(tag) } as DaemonFixture;
+  test.before(async () => {
+    fx.daemon = await startDaemon(fx.root, flags);
+    fx.t = new Transport({ socketPath: fx.daemon.socketPath });
+  });
+  test.after(async () => {
+    fx.t?.close();
+    await fx.daemon?.stop();
+    await cleanRoot(fx.root);
+  });
+  return fx;
 }

@@ -3,24 +3,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { makeRoot, cleanRoot } from './helpers.js';
-import { startDaemon, type Daemon } from './server-kit.js';
-import { Sandbox, Transport } from '../src/sdk/index.js';
+import { daemonFixture } from './server-kit.js';
+import { Sandbox } from '../src/sdk/index.js';
 
-const root = makeRoot('streams');
-let daemon: Daemon;
-let t: Transport;
-
-test.before(async () => {
-  daemon = await startDaemon(root);
-  t = new Transport({ socketPath: daemon.socketPath });
-});
-
-test.after(async () => {
-  t?.close();
-  await daemon?.stop();
-  await cleanRoot(root);
-});
+const fx = daemonFixture('streams');
 
 /** Polls until `check` holds (or fails after `ms`). */
 async function eventually(what: string, check: () => Promise<boolean>, ms = 5000): Promise<void> {
@@ -34,13 +20,13 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 5000
 
 /** Opens a raw WebSocket to hutchd; `onMessage` is registered before it opens (nothing is missed). */
 function socket(p: string, onMessage?: (d: Buffer, binary: boolean) => void): Promise<WebSocket> {
-  const ws = new WebSocket(`ws+unix://${daemon.socketPath}:${p}`);
+  const ws = new WebSocket(`ws+unix://${fx.daemon.socketPath}:${p}`);
   if (onMessage) ws.on('message', onMessage);
   return new Promise((resolve, reject) => { ws.once('open', () => resolve(ws)); ws.once('error', reject); });
 }
 
 test('20 concurrent execs across 5 sandboxes, one request and streamed', async () => {
-  const boxes = await Promise.all(Array.from({ length: 5 }, () => Sandbox.create({ transport: t })));
+  const boxes = await Promise.all(Array.from({ length: 5 }, () => Sandbox.create({ transport: fx.t })));
   try {
     const runs = boxes.flatMap((sb, i) => Array.from({ length: 4 }, (_, j) => {
       const word = `box${i}-run${j}`;
@@ -61,7 +47,7 @@ test('20 concurrent execs across 5 sandboxes, one request and streamed', async (
 });
 
 test('a client that disconnects mid-stream: its exec is killed, hutchd keeps serving', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
     const ws = await socket(`/v1/sandboxes/${sb.id}/exec`);
     let received = 0;
@@ -89,9 +75,9 @@ test('a client that disconnects mid-stream: its exec is killed, hutchd keeps ser
 });
 
 test('attach: held output first, detach leaves it running, attach again, wait', async () => {
-  const sb = await Sandbox.create({ transport: t });
+  const sb = await Sandbox.create({ transport: fx.t });
   try {
-    const { pid } = await t.json<{ pid: number }>({ method: 'POST', path: `/v1/sandboxes/${sb.id}/processes`, json: { cmd: 'echo early; read line; echo got $line; exit 4', stdin: true } });
+    const { pid } = await fx.t.json<{ pid: number }>({ method: 'POST', path: `/v1/sandboxes/${sb.id}/processes`, json: { cmd: 'echo early; read line; echo got $line; exit 4', stdin: true } });
     await new Promise((r) => setTimeout(r, 300));
     let out = '';
     let sawEarly!: (s: string) => void;
@@ -110,7 +96,7 @@ test('attach: held output first, detach leaves it running, attach again, wait', 
     const second = await socket(`/v1/sandboxes/${sb.id}/processes/${pid}/attach`, (d, binary) => messages.push(binary ? `${d[0]}:${d.subarray(1).toString()}` : d.toString()));
     const closed = new Promise<void>((resolve) => second.on('close', () => resolve()));
     second.send(Buffer.from('hello\n'));
-    const waited = t.json<{ exitCode: number }>({ method: 'GET', path: `/v1/sandboxes/${sb.id}/processes/${pid}/wait` });
+    const waited = fx.t.json<{ exitCode: number }>({ method: 'GET', path: `/v1/sandboxes/${sb.id}/processes/${pid}/wait` });
     await closed;
     assert.deepEqual(messages, [JSON.stringify({ type: 'started', pid, tty: false }), '1:got hello\n', JSON.stringify({ type: 'exit', exitCode: 4, signal: null })]);
     assert.equal((await waited).exitCode, 4);
