@@ -21,7 +21,7 @@ const PROBES: [name: string, nr: number, args: number[]][] = [
   ['bpf', 321, [0, 0, 0]],
   ['userfaultfd', 323, [0]],
   ['perf_event_open', 298, [0, 0, -1, -1, 0]],
-  ['ptrace', 101, [0x4206, 1, 0, 0]],
+  ['ptrace', 101, [0x4206, 0x3ffffff0, 0, 0]], // SEIZE of no such pid: ESRCH when allowed
   ['clone3', 435, [0, 0]],
   ['clone_newuser', 56, [0x10000000 | 17, 0, 0, 0, 0]],
   ['unshare', 272, [0x20000]],
@@ -37,6 +37,9 @@ const PROBES: [name: string, nr: number, args: number[]][] = [
   ['socket_vsock_high_bits', 41, [2 ** 32 + 40, 1, 0]],
   ['socket_inet', 41, [2, 1, 0]],
   ['io_uring_setup', 425, [0, 0]],
+  ['pidfd_getfd', 438, [-1, 1, 0]],
+  ['process_vm_readv', 310, [1, 0, 0, 0, 0, 0]],
+  ['kcmp', 312, [1, 1, 0, 0, 0]],
   ['getpid', 39, []],
   ['getrandom', 318, [0, 0, 0]],
 ];
@@ -56,7 +59,10 @@ require('fs').writeFileSync('/.hutch/run/done', 'yes');
 const EPERM = 'errno1', ENOSYS = 'errno38';
 const ALWAYS_DENIED = ['keyctl', 'add_key', 'request_key', 'bpf', 'userfaultfd', 'perf_event_open', 'ptrace',
   'clone_newuser', 'unshare', 'setns', 'mount', 'kexec_load', 'init_module', 'settimeofday', 'open_by_handle_at',
-  'personality_no_aslr', 'socket_vsock', 'socket_vsock_high_bits'];
+  'personality_no_aslr', 'socket_vsock', 'socket_vsock_high_bits', 'io_uring_setup',
+  'pidfd_getfd', 'process_vm_readv', 'kcmp'];
+// What CAP_SYS_PTRACE brings back, as in Docker's default profile.
+const PTRACE_FAMILY = ['ptrace', 'pidfd_getfd', 'process_vm_readv', 'kcmp'];
 
 describe('seccomp profiles, syscall by syscall', { skip: skipReason }, () => {
   let lab: RuncLab;
@@ -67,7 +73,7 @@ describe('seccomp profiles, syscall by syscall', { skip: skipReason }, () => {
     assert.deepEqual(lab.leftoverCgroups(), []);
   });
 
-  async function probe(seccomp: 'default' | 'strict' | 'off'): Promise<Map<string, string>> {
+  async function probe(seccomp: 'default' | 'strict' | 'off', extra: { ioUring?: boolean; capabilities?: string[] } = {}): Promise<Map<string, string>> {
     const id = lab.newId(`syscalls-${seccomp}`);
     const appDir = join(lab.dir, 'app', id);
     const runDir = join(lab.dir, 'run', id);
@@ -80,7 +86,9 @@ describe('seccomp profiles, syscall by syscall', { skip: skipReason }, () => {
       { source: join(appDir, 'probe.cjs'), destination: '/.hutch/probe.cjs', readonly: true },
       { source: runDir, destination: '/.hutch/run', readonly: false },
     ];
-    const spec = buildSandboxSpec({ ...lab.input(id, ''), args: nodeArgs('/.hutch/probe.cjs'), mounts, seccomp,
+    const input = lab.input(id, '');
+    const spec = buildSandboxSpec({ ...input, args: nodeArgs('/.hutch/probe.cjs'), mounts, seccomp, ioUring: extra.ioUring,
+      capabilities: [...input.capabilities, ...(extra.capabilities ?? [])],
       limits: { memoryBytes: 512 * 1024 * 1024, pids: 128 } });
     const result = await lab.run(id, spec);
     assert.equal(result.code, 0, `node failed under ${seccomp}: ${result.stderr}${result.stdout}`);
@@ -98,12 +106,23 @@ describe('seccomp profiles, syscall by syscall', { skip: skipReason }, () => {
     assert.equal(found.get('socket_inet'), 'ok');
     assert.equal(found.get('getpid'), 'ok');
     assert.equal(found.get('getrandom'), 'ok');
-    assert.notEqual(found.get('io_uring_setup'), EPERM, 'io_uring reaches the kernel');
   });
 
-  it('strict: also denies io_uring and personality', async () => {
+  it('default with io_uring asked for: io_uring reaches the kernel, nothing else changes', async () => {
+    const found = await probe('default', { ioUring: true });
+    assert.notEqual(found.get('io_uring_setup'), EPERM, 'io_uring reaches the kernel');
+    for (const name of ALWAYS_DENIED.filter((n) => n !== 'io_uring_setup')) assert.equal(found.get(name), EPERM, name);
+  });
+
+  it('default with CAP_SYS_PTRACE: the ptrace family reaches the kernel', async () => {
+    const found = await probe('default', { capabilities: ['CAP_SYS_PTRACE'] });
+    for (const name of PTRACE_FAMILY) assert.notEqual(found.get(name), EPERM, name);
+    assert.equal(found.get('io_uring_setup'), EPERM);
+  });
+
+  it('strict: also denies personality', async () => {
     const found = await probe('strict');
-    for (const name of [...ALWAYS_DENIED, 'io_uring_setup', 'personality_query']) assert.equal(found.get(name), EPERM, name);
+    for (const name of [...ALWAYS_DENIED, 'personality_query']) assert.equal(found.get(name), EPERM, name);
     assert.equal(found.get('clone3'), ENOSYS);
     assert.equal(found.get('socket_inet'), 'ok');
   });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { errnoCode, HutchError, isHutchError } from '../errors.js';
-import { setChildSubreaper } from '../linux/ffi.js';
+import { setChildSubreaper, setNotDumpable } from '../linux/ffi.js';
 import { Agent } from './agent.js';
 import { EXIT_FILE_NAME } from './exit-file.js';
 import { MAIN_LOG_NAME } from './main-log.js';
@@ -91,6 +91,9 @@ function serveStdio(agent: Agent): void {
 
 function main(): void {
   const mode = parseArgs(process.argv.slice(2));
+  // The agent runs as the sandbox's own uid and its stdio are host files (init.log) or pipes to
+  // hutch: no process of the sandbox may reopen them through /proc/<agent>/fd or read its memory.
+  setNotDumpable();
   // Outside its own pid namespace (tests, host-side runs) the agent adopts its orphans itself.
   if (!isInit()) setChildSubreaper();
   const agent = new Agent({

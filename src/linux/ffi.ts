@@ -128,7 +128,15 @@ export function peekExitedChild(): number | null {
   return pid > 0 ? pid : null;
 }
 
-const PR_SET_CHILD_SUBREAPER = 36, PR_SET_PDEATHSIG = 1;
+const PR_SET_CHILD_SUBREAPER = 36, PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4;
+
+/**
+ * Marks this process not dumpable: without CAP_SYS_PTRACE, other processes of the same uid can no
+ * longer open its /proc fds, read its memory or attach to it (children get it back at execve).
+ */
+export function setNotDumpable(): void {
+  if (load().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new HutchError('EINTERNAL', `prctl(DUMPABLE) failed: ${lastErrno()}`);
+}
 
 /** Makes this process the reaper of its orphaned descendants. */
 export function setChildSubreaper(): void {

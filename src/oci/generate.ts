@@ -27,6 +27,8 @@ export interface SandboxSpecInput {
   /** network=true means a new network namespace (loopback only until someone adds more). */
   namespaces: { user: boolean; pid: boolean; ipc: boolean; uts: boolean; mount: boolean; network: boolean; cgroup: boolean };
   seccomp: 'default' | 'strict' | 'off';
+  /** Allows io_uring in the seccomp profile (off by default: seccomp cannot filter what it runs). */
+  ioUring?: boolean;
   /** The bounding, effective and permitted sets; inheritable and ambient stay empty. */
   capabilities: string[];
   noNewPrivileges: boolean;
@@ -189,7 +191,7 @@ export function buildSandboxSpec(input: SandboxSpecInput): Spec {
     linux.uidMappings = [{ containerID: 0, hostID: input.idMap.hostUid, size: input.idMap.size }];
     linux.gidMappings = [{ containerID: 0, hostID: input.idMap.hostGid, size: input.idMap.size }];
   }
-  if (input.seccomp !== 'off') linux.seccomp = defaultSeccompProfile(process.arch, input.seccomp);
+  if (input.seccomp !== 'off') linux.seccomp = defaultSeccompProfile(process.arch, input.seccomp, { capabilities: caps, ioUring: input.ioUring === true });
   if (input.maskPaths) {
     linux.maskedPaths = [...DEFAULT_MASKED_PATHS];
     linux.readonlyPaths = [...DEFAULT_READONLY_PATHS];

@@ -3,7 +3,7 @@
 export * from './types.js';
 export {
   ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-  PROFILE_ANNOTATION, type SeccompProfileName, allowedSyscalls, defaultSeccompProfile,
+  IO_URING_ANNOTATION, PROFILE_ANNOTATION, type SeccompOptions, type SeccompProfileName, allowedSyscalls, defaultSeccompProfile,
   profileFromAnnotations, seccompArchitectures,
 } from './hardening.js';
 export {

@@ -5,6 +5,8 @@ import type { AgentClient } from '../agent/index.js';
 export interface Hardening {
   userns: boolean;
   seccomp: 'default' | 'strict' | 'off';
+  /** io_uring allowed by the seccomp profile (absent = denied: seccomp cannot see its operations). */
+  ioUring?: boolean;
   capabilities: 'default' | 'all';
   noNewPrivileges: boolean;
   maskPaths: boolean;

@@ -17,6 +17,7 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'userns', kind: 'string', value: 'MODE', help: 'user namespace ids: shared (default), private (a host id range of its own) or host (= --no-userns)' },
   { name: 'no-userns', kind: 'bool', help: 'hardening off: no user namespace (root inside is root outside)' },
   { name: 'seccomp', kind: 'string', value: 'PROFILE', help: 'seccomp profile: default, strict or off' },
+  { name: 'allow-io-uring', kind: 'bool', help: 'allow io_uring (denied by default: seccomp cannot filter what it runs)' },
   { name: 'cap-all', kind: 'bool', help: 'hardening off: give every capability' },
   { name: 'allow-new-privs', kind: 'bool', help: 'hardening off: no no_new_privs' },
   { name: 'no-mask-paths', kind: 'bool', help: 'hardening off: leave /proc and /sys paths unmasked and writable' },
@@ -64,6 +65,7 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
     if (seccomp !== 'default' && seccomp !== 'strict' && seccomp !== 'off') throw new HutchError('EINVAL', `invalid --seccomp "${seccomp}": use default, strict or off`);
     h.seccomp = seccomp;
   }
+  if (bool(f, 'allow-io-uring')) h.ioUring = true;
   if (bool(f, 'cap-all')) h.capabilities = 'all';
   if (bool(f, 'allow-new-privs')) h.noNewPrivileges = false;
   if (bool(f, 'no-mask-paths')) h.maskPaths = false;

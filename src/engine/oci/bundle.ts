@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../../errors.js';
 import {
-  DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, PROFILE_ANNOTATION, defaultSeccompProfile,
+  DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, IO_URING_ANNOTATION, PROFILE_ANNOTATION, defaultSeccompProfile,
   profileFromAnnotations, type Spec,
 } from '../../oci/index.js';
 
@@ -70,7 +70,11 @@ export function privateSpec(callerSpec: Spec, callerBundle: string, opts: Privat
   const hasMountNs = (linux.namespaces ?? []).some((n) => n.type === 'mount');
   if (hasMountNs && linux.maskedPaths === undefined) linux.maskedPaths = [...DEFAULT_MASKED_PATHS];
   if (hasMountNs && linux.readonlyPaths === undefined) linux.readonlyPaths = [...DEFAULT_READONLY_PATHS];
-  if (linux.seccomp === undefined) linux.seccomp = defaultSeccompProfile(process.arch, profile);
+  if (linux.seccomp === undefined) {
+    linux.seccomp = defaultSeccompProfile(process.arch, profile, {
+      capabilities: spec.process?.capabilities?.bounding, ioUring: spec.annotations?.[IO_URING_ANNOTATION] === 'allow',
+    });
+  }
   if (profile === 'strict' && spec.process && spec.process.noNewPrivileges === undefined) spec.process.noNewPrivileges = true;
   return spec;
 }

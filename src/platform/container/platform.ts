@@ -128,6 +128,7 @@ export class ContainerPlatform implements Platform {
       idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
       namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
       seccomp: h.seccomp,
+      ioUring: h.ioUring === true,
       capabilities: h.capabilities === 'all' ? hostBoundingCapabilities() : [...DEFAULT_CAPABILITIES],
       noNewPrivileges: h.noNewPrivileges,
       maskPaths: h.maskPaths,
