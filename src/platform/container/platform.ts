@@ -13,6 +13,7 @@ import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConf
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { killAndForgetRuncContainer } from './teardown.js';
+import { ensureRealMountPoints, mountPoints } from './mount-points.js';
 import type { PrivateIds } from './private-ids.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 
@@ -26,7 +27,6 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 
 /** Top-level dirs that mounts need; made in the writable layer when the rootfs lacks them. */
-const MOUNT_POINTS = ['proc', 'sys', 'dev', 'tmp', '.hutch'];
 
 const inRange = (id: number, base: number, size: number) => id >= base && id < base + size;
 
@@ -88,20 +88,18 @@ export class ContainerPlatform implements Platform {
       const owner = !cfg.hardening.userns || inRange(rootStat.uid, ids.hostUid, ids.size) ? rootStat : { uid: ids.hostUid, gid: ids.hostGid };
       fs.chownSync(l.upper, owner.uid, owner.gid);
       fs.chmodSync(l.upper, rootStat.mode & 0o7777);
-      for (const d of MOUNT_POINTS) {
-        if (!lowerDirs.some((lower) => fs.existsSync(path.join(lower, d)))) {
-          fs.mkdirSync(path.join(l.upper, d));
-          fs.chmodSync(path.join(l.upper, d), d === 'tmp' ? 0o1777 : 0o755);
-          fs.chownSync(path.join(l.upper, d), owner.uid, owner.gid);
-        }
-      }
       mountOverlay({ lowerDirs, upperDir: l.upper, workDir: l.work, target: l.rootfs });
       rootfsPath = l.rootfs;
-    } else if (lowerDirs.length > 1) {
-      // No writable layer: the image's layers merged read-only.
-      fs.mkdirSync(l.rootfs, { mode: 0o755 });
-      mountOverlay({ lowerDirs, target: l.rootfs });
-      rootfsPath = l.rootfs;
+      // Checked in the merged view (what runc sees, whiteouts and all); fixes land in the upper.
+      ensureRealMountPoints(rootfsPath, mountPoints(cfg.mode === 'agent', true), owner, true);
+    } else {
+      if (lowerDirs.length > 1) {
+        // No writable layer: the image's layers merged read-only.
+        fs.mkdirSync(l.rootfs, { mode: 0o755 });
+        mountOverlay({ lowerDirs, target: l.rootfs });
+        rootfsPath = l.rootfs;
+      }
+      ensureRealMountPoints(rootfsPath, mountPoints(cfg.mode === 'agent', false), null, false);
     }
     const runtime = cfg.mode === 'agent' ? ensureAgentRuntime(this.opts.dataRoot) : { dir: '', installDir: '' };
     const args = cfg.mode === 'agent'
