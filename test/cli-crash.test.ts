@@ -103,3 +103,23 @@ test('a sandbox whose agent dies is shown as stopped', async () => {
   await hutchOk(root, ['rm', id]);
   assertGone(id);
 });
+
+test('runc killed by a signal during create: the error names the signal; rm -f removes it all', async () => {
+  const bin = fs.mkdtempSync('/tmp/hutch-crash-runc-');
+  try {
+    const real = ['/usr/sbin/runc', '/usr/bin/runc'].find((p) => fs.existsSync(p))!;
+    // A runc that dies by SIGKILL at `create`, as one killed by the OOM killer or an operator would.
+    fs.writeFileSync(path.join(bin, 'runc'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = create ] && kill -KILL $$; done\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const r = await hutch(root, ['run', '-d', '--name', 'crash-runc-signal', 'busybox'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /runc create failed: killed by SIGKILL/);
+    assert.doesNotMatch(r.stderr, /exit code null/);
+    const left = (await list()).find((s) => s.id.length > 0 && (s as { name?: string }).name === 'crash-runc-signal');
+    if (left) {
+      await hutchOk(root, ['rm', '-f', left.id]);
+      assertGone(left.id);
+    }
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+});

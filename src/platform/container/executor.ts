@@ -174,9 +174,11 @@ export class OciExecutor {
       child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
       child.stderr?.on('data', (d: Buffer) => { if (err.length < 65536) err += d.toString(); });
       child.on('error', (e) => reject(new HutchError('EEXEC', `cannot run ${this.config.binary}: ${e.message}`, { path: this.config.binary, cause: e })));
-      child.on('close', (code) => {
+      child.on('close', (code, signal) => {
         if (code === 0) return resolve(out);
-        reject(new HutchError('EEXEC', `${this.name} ${args[0]} failed: ${lastErrorLine(err) || `exit code ${code}`}`, opts.id === undefined ? {} : { id: opts.id }));
+        // Killed by a signal: say so first (its stderr, if any, was cut short by it).
+        const why = signal ? `killed by ${signal}` : lastErrorLine(err) || `exit code ${code}`;
+        reject(new HutchError('EEXEC', `${this.name} ${args[0]} failed: ${why}`, opts.id === undefined ? {} : { id: opts.id }));
       });
     });
   }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { HutchError, errnoCode } from '../../errors.js';
+import { processAlive } from '../../linux/procs.js';
 
 /** Fixed paths inside every sandbox. */
 export const SANDBOX_HUTCH_DIR = '/.hutch';
@@ -47,7 +48,7 @@ export function ensureAgentRuntime(dataRoot: string): AgentRuntime {
   const runtime = { dir, installDir: installDir() };
   if (fs.existsSync(path.join(dir, '.complete'))) return runtime;
   const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
+  removeAbandonedBuilds(path.dirname(dir));
   // Empty dirs are the mount points of the read-only binds (the runtime itself is mounted read-only).
   for (const d of ['lib', 'app/bundle', 'run', ...AGENT_PACKAGES.map((p) => `app/node_modules/${p}`)]) fs.mkdirSync(path.join(tmp, d), { recursive: true, mode: 0o755 });
   linkOrCopy(node, path.join(tmp, 'node'));
@@ -61,6 +62,25 @@ export function ensureAgentRuntime(dataRoot: string): AgentRuntime {
     if (!fs.existsSync(path.join(dir, '.complete'))) throw e;
   }
   return runtime;
+}
+
+/**
+ * Removes the temp dirs of runtime builds whose process is gone (killed, or out of disk before its
+ * rename): `<key>.tmp-<pid>`. A live builder's dir is left to it.
+ */
+function removeAbandonedBuilds(parent: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  for (const name of names) {
+    const pid = Number(/\.tmp-(\d+)$/.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || (pid !== process.pid && processAlive(pid))) continue;
+    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
 }
 
 /** The libraries `binary` needs, with the dynamic loader named ld-linux-x86-64.so.2. */
