@@ -11,6 +11,7 @@ import { Engine, SandboxCalls } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
 import { claimRoot } from './instance.js';
+import { boundConnections, closeAfterAnswer, DEFAULT_CONNECTION_LIMITS, serverTimeouts, watchBodyIdle, type ConnectionLimits } from './guard.js';
 import { errorBody, sendError } from './http.js';
 import { openApiDocument } from './openapi.js';
 import { EventBus, LifetimeKeeper, Metrics, WarmPool, type PoolSpec } from './parts.js';
@@ -43,6 +44,8 @@ export interface HutchdOptions {
   /** Pool sandboxes made at once (default 1: the other cores stay free for the clients' calls). */
   poolConcurrency?: number;
   limits?: Partial<ApiLimits>;
+  /** Connection counts and timeouts of the listeners (DEFAULT_CONNECTION_LIMITS for what is absent). */
+  connections?: Partial<ConnectionLimits>;
   sweepIntervalMs?: number;
   /**
    * The host id range of the sandboxes it makes (cold and pooled): 'private' (default) gives each
@@ -65,7 +68,8 @@ export class Hutchd {
   /** Where it listens: the socket path and/or the TCP URL. */
   readonly addresses: { socketPath?: string; url?: string } = {};
 
-  private constructor(readonly services: Services, private readonly router: Router, private readonly auth: TokenAuth | undefined, private readonly wss: WebSocketServer) {}
+  private constructor(readonly services: Services, private readonly router: Router, private readonly auth: TokenAuth | undefined,
+    private readonly wss: WebSocketServer, private readonly connections: ConnectionLimits) {}
 
   /** Checks the options, recovers the sandboxes of an earlier hutchd, and starts listening. */
   static async start(opts: HutchdOptions): Promise<Hutchd> {
@@ -98,7 +102,7 @@ export class Hutchd {
     const router = new Router();
     router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
-    const d = new Hutchd(services, router, auth, wss);
+    const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) });
     d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
     try {
@@ -115,7 +119,8 @@ export class Hutchd {
   }
 
   private newServer(): http.Server {
-    const server = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.onRequest(req, res));
+    const server = http.createServer(serverTimeouts(this.connections), (req, res) => void this.onRequest(req, res));
+    boundConnections(server, this.connections);
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     server.on('clientError', (_e, socket: Duplex) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n{"error":{"code":"EINVAL","message":"malformed HTTP request"}}');
@@ -159,16 +164,24 @@ export class Hutchd {
     const t0 = performance.now();
     let route = 'unmatched';
     res.once('finish', () => this.services.metrics.observeRequest(req.method ?? '?', route, res.statusCode, (performance.now() - t0) / 1000));
+    let refused = false;
     try {
       const url = new URL(req.url ?? '/', 'http://hutchd');
-      if (url.pathname !== '/healthz') this.auth?.check(req);
+      if (url.pathname !== '/healthz') {
+        refused = true;
+        this.auth?.check(req);
+        refused = false;
+      }
+      watchBodyIdle(req, this.connections.bodyIdleTimeoutMs);
       const m = this.router.match(req.method ?? '', url.pathname, false);
       route = m.route.path;
       if (m.route.ws) throw new HutchError('EINVAL', 'WebSocket route');
       await m.route.handle({ req, res, url, params: m.params });
     } catch (e) {
+      // A client without a valid token gets its answer and the door: its body is never read.
+      if (refused) closeAfterAnswer(req, res);
       sendError(res, e);
-      if (!req.complete) drainRequest(req);
+      if (!refused && !req.complete) drainRequest(req);
     }
   }
 

@@ -1,7 +1,7 @@
 // hutch serve: run hutchd, the HTTP + WebSocket API, until SIGTERM or SIGINT.
 import { HutchError } from '../../errors.js';
 import { parseSize } from '../../engine/options.js';
-import { list, str } from '../args.js';
+import { list, str, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 /** Parses a duration such as 500ms, 30s, 10m, 2h (a bare number is seconds). */
@@ -27,6 +27,13 @@ function parsePool(text: string): { image: string; size: number } {
   return { image: text.slice(0, eq), size };
 }
 
+function connectionCount(f: ParsedArgs['flags'], flag: string, key: string): Record<string, number> {
+  const v = str(f, flag);
+  if (v === undefined) return {};
+  if (!/^[1-9]\d{0,5}$/.test(v)) throw new HutchError('EINVAL', `invalid --${flag} "${v.slice(0, 40)}": use a number from 1 to 999999`);
+  return { [key]: Number(v) };
+}
+
 export const command: Command = {
   usage: 'hutch serve [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
@@ -41,6 +48,9 @@ export const command: Command = {
     { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
     { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
+    { name: 'max-connections', kind: 'string', value: 'N', help: 'open connections at once, in total (default 512)' },
+    { name: 'max-client-connections', kind: 'string', value: 'N', help: 'open connections at once from one TCP address (default 64)' },
+    { name: 'body-timeout', kind: 'string', value: 'DURATION', help: 'longest pause while a request body arrives (default 30s)' },
   ],
   async run(ctx, args) {
     const f = args.flags;
@@ -56,6 +66,11 @@ export const command: Command = {
     const userns = str(f, 'userns');
     if (userns !== undefined && userns !== 'private' && userns !== 'shared') throw new HutchError('EINVAL', `invalid --userns "${userns.slice(0, 80)}": use private or shared`);
     if (poolConcurrency !== undefined && !/^[1-9]\d{0,2}$/.test(poolConcurrency)) throw new HutchError('EINVAL', `invalid --pool-concurrency "${poolConcurrency}": use a number from 1 to 999`);
+    const connections = {
+      ...connectionCount(f, 'max-connections', 'maxConnections'),
+      ...connectionCount(f, 'max-client-connections', 'maxConnectionsPerClient'),
+      ...(str(f, 'body-timeout') ? { bodyIdleTimeoutMs: parseDuration(str(f, 'body-timeout')!) } : {}),
+    };
     const limits = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
@@ -65,7 +80,7 @@ export const command: Command = {
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
-      pools: list(f, 'pool').map(parsePool), limits, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
+      pools: list(f, 'pool').map(parsePool), limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
     });
     const r = d.recovered;
