@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { HutchError, isHutchError } from '../../errors.js';
-import { MAX_TREE_DEPTH, MAX_TREE_ENTRIES, notCopyable, replacing, walkTree, type AgentClient } from '../../agent/index.js';
+import { fileKind, MAX_TREE_DEPTH, MAX_TREE_ENTRIES, notCopyable, replacing, walkTree, type AgentClient } from '../../agent/index.js';
 import type { Command } from '../command.js';
 
 /** `ID:/path` → sandbox side; anything else is a host path. */
@@ -63,18 +63,12 @@ function openHostTarget(p: string, mode: number): number {
 /** A host entry to copy in. */
 interface HostEntry { path: string; rel: string; st: fs.Stats }
 
-/** What a host file that cannot be copied is. */
-function hostKind(st: fs.Stats): string {
-  return st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device'
-    : st.isBlockDevice() ? 'a block device' : 'an unknown kind of file';
-}
-
 /** The host tree at `root`, parents first, never following a symlink; a device, fifo or socket is refused. */
 function walkHost(root: string): HostEntry[] {
   const out: HostEntry[] = [];
   const visit = (p: string, rel: string, depth: number): void => {
     const st = fs.lstatSync(p);
-    if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) throw notCopyable(p, hostKind(st));
+    if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) throw notCopyable(p, fileKind(st));
     if (out.length >= MAX_TREE_ENTRIES) throw new HutchError('EINVAL', `cp: ${root} holds more than ${MAX_TREE_ENTRIES} entries`, { path: root });
     out.push({ path: p, rel, st });
     if (!st.isDirectory()) return;
@@ -91,7 +85,7 @@ function openHostFile(p: string): number {
   const st = fs.fstatSync(fd);
   if (!st.isFile()) {
     fs.closeSync(fd);
-    throw notCopyable(p, hostKind(st));
+    throw notCopyable(p, fileKind(st));
   }
   return fd;
 }
@@ -122,7 +116,7 @@ async function copyIn(files: AgentClient, src: string, dst: string): Promise<num
 
 export const command: Command = {
   usage: 'hutch cp SRC DST',
-  summary: 'Copy a file or directory between the host and a running sandbox; one side is ID:/path (paths inside are resolved in the sandbox\'s own view). A DST that is an existing directory receives SRC under its own name.',
+  summary: 'Copy a file or directory between the host and a running sandbox; one side is ID:/path (paths inside are resolved in the sandbox\'s own view). A DST that is an existing directory receives SRC under its own name. Symlinks are copied as links (their target as text, never followed); a device, fifo or socket is refused.',
   flags: [],
   async run(ctx, args) {
     const [srcArg, dstArg] = args.operands;
