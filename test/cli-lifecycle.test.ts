@@ -207,6 +207,11 @@ test('cp of a fifo, socket or device, either way, fails with one line naming it 
     await fails([`${id}:/tmp/d`, path.join(tmp, 'd')], '/tmp/d/e/ff', /in the sandbox is a device, fifo or socket/);
     await fails([`${id}:/dev/null`, path.join(tmp, 'null')], '/dev/null', /in the sandbox/);
     for (const name of ['ff', 'd', 'null']) assert.equal(fs.existsSync(path.join(tmp, name)), false, `${name} was not made on the host`);
+    // A fifo or device on the host where a file goes is not written to (nor does the copy block on it).
+    const onto = await hutch(root, ['cp', `${id}:/tmp/d/a`, path.join(tmp, 'pipe')]);
+    assert.notEqual(onto.code, 0);
+    assert.match(onto.stderr, /pipe on the host is a fifo or socket: not written to/);
+    assert.match((await hutch(root, ['cp', `${id}:/tmp/d/a`, '/dev/null'])).stderr, /\/dev\/null on the host is a character device: not written to/);
   } finally {
     server.close();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -24,7 +24,7 @@ function lstatOrNull(p: string): fs.Stats | null {
   }
 }
 
-const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
+const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
 
 /** Copies the tree at `src` in the sandbox to the host path `dst`; a symlink is made, never followed. */
 async function copyOut(files: AgentClient, src: string, dst: string): Promise<number> {
@@ -50,14 +50,27 @@ async function copyOut(files: AgentClient, src: string, dst: string): Promise<nu
   return entries.length;
 }
 
-/** Opens (creating) a host file to write; a symlink there is refused (ELOOP from O_NOFOLLOW), never written through. */
+/**
+ * Opens (creating) a host file to write: a symlink there is refused (ELOOP from O_NOFOLLOW), never
+ * written through; so is a fifo or device (O_NONBLOCK: a fifo without a reader does not block).
+ */
 function openHostTarget(p: string, mode: number): number {
+  let fd: number;
   try {
-    return fs.openSync(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode);
+    fd = fs.openSync(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, mode);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new HutchError('EEXIST', `cp: ${p} is a symlink on the host: not written through`, { path: p });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new HutchError('EEXIST', `cp: ${p} is a symlink on the host: not written through`, { path: p });
+    if (code === 'ENXIO') throw new HutchError('EINVAL', `cp: ${p} on the host is a fifo or socket: not written to`, { path: p });
     throw e;
   }
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw new HutchError('EINVAL', `cp: ${p} on the host is ${fileKind(st)}: not written to`, { path: p });
+  }
+  fs.ftruncateSync(fd, 0);
+  return fd;
 }
 
 /** A host entry to copy in. */
