@@ -36,6 +36,9 @@ test('the socket is 0600; malformed, unknown and oversized requests get JSON err
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { limits: { memoryBytes: 1024 } } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { labels: { 'dev.hutch.pool': 'x' } } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: '/etc' } })), [400, 'EINVAL']);
+  const badName = await fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'Busybox:latest' } }).then(() => null, (e: unknown) => e);
+  assert.ok(badName instanceof HutchApiError && badName.status === 400
+    && badName.message.endsWith('invalid image reference "Busybox:latest": repository name must be lowercase'), String(badName));
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { ttlMs: 10 } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
   assert.deepEqual(await refused(fx.t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
