@@ -65,8 +65,10 @@ test('readFile/writeFile errors carry the path', { timeout: 60_000 }, async () =
   // A FIFO would block a plain open or read: it is refused at once, both ways.
   const fifo = path.join(root, 'fifo');
   execFileSync('mkfifo', [fifo]);
-  await assert.rejects(c.readFile(fifo), (e) => isHutchError(e, 'EINVAL') && /not a regular file/.test(e.message));
-  await assert.rejects(c.writeFile(fifo, 'x'), (e) => isHutchError(e, 'EINVAL'));
+  await assert.rejects(c.readFile(fifo), (e) => isHutchError(e, 'EINVAL') && e.message === `readFile ${fifo}: a fifo, not a regular file`);
+  // Writing to one without a reader fails to open (ENXIO): said as what it is, not as the errno.
+  await assert.rejects(c.writeFile(fifo, 'x'), (e) => isHutchError(e, 'EINVAL') && e.message === `writeFile ${fifo}: a fifo, not a regular file`);
+  await assert.rejects(c.readFile('/dev/null'), (e) => isHutchError(e, 'EINVAL') && /a character device, not a regular file/.test(e.message));
   fs.rmSync(fifo);
 });
 

@@ -130,6 +130,95 @@ test('cp copies files and directories both ways; paths resolve inside the sandbo
   }
 });
 
+test('cp keeps symlinks both ways as text; a link planted in the sandbox never leads a write to the host', async () => {
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-cplink-'));
+  const sh = (script: string): Promise<string> => hutchOk(root, ['exec', id, '--', 'sh', '-c', script]);
+  try {
+    const victim = path.join(tmp, 'victim'); // a host dir a hostile link in the sandbox names
+    fs.mkdirSync(victim);
+    fs.mkdirSync(path.join(tmp, 'tree/sub'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'tree/f'), 'F');
+    fs.symlinkSync('f', path.join(tmp, 'tree/rel'));
+    fs.symlinkSync(victim, path.join(tmp, 'tree/sub/abs'));
+    fs.symlinkSync('/no/such/target', path.join(tmp, 'dangling'));
+    await hutchOk(root, ['cp', path.join(tmp, 'tree'), `${id}:/tmp`]);
+    await hutchOk(root, ['cp', path.join(tmp, 'dangling'), `${id}:/tmp/dangling`]);
+    assert.equal(await sh('for l in /tmp/tree/rel /tmp/tree/sub/abs /tmp/dangling; do readlink $l; done; cat /tmp/tree/rel'), `f\n${victim}\n/no/such/target\nF`,
+      'host→sandbox: links are made as links with their target text, a dangling one too');
+
+    // Links the sandbox planted where copies go, naming a host dir: a dir's place, a file's, a link's.
+    await sh(`ln -s ${victim} /tmp/evil-dir`);
+    await hutchOk(root, ['cp', path.join(tmp, 'tree/sub'), `${id}:/tmp/evil-dir`]);
+    assert.equal(await sh('[ -d /tmp/evil-dir ] && [ ! -L /tmp/evil-dir ] && echo replaced; readlink /tmp/evil-dir/abs'), `replaced\n${victim}\n`,
+      'a planted link where a directory goes is replaced by the directory, in the sandbox');
+    await sh(`mkdir -p ${victim} /tmp/t2/tree; ln -s ${victim} /tmp/t2/tree/sub; ln -s ${victim}/planted /tmp/t2/tree/f; ln -s ${victim} /tmp/t2/tree/rel; ln -s ${victim}/one /tmp/evil-file`);
+    await hutchOk(root, ['cp', path.join(tmp, 'tree'), `${id}:/tmp/t2`]);
+    await hutchOk(root, ['cp', path.join(tmp, 'tree/f'), `${id}:/tmp/evil-file`]);
+    assert.equal(await sh(`cat ${victim}/planted ${victim}/one; readlink /tmp/t2/tree/rel; [ ! -L /tmp/t2/tree/sub ] && readlink /tmp/t2/tree/sub/abs`), `FFf\n${victim}\n`,
+      'a file written through a planted link lands where the link resolves inside the sandbox; links and dirs replace links');
+    assert.deepEqual(fs.readdirSync(victim), [], 'nothing was written on the host through the sandbox\'s links');
+
+    // sandbox→host: a single link and links in a tree, never followed on the host.
+    await sh('ln -s /etc/shadow /tmp/one; mkdir /tmp/lt; ln -s ../../../../etc /tmp/lt/up; ln -s /tmp/lt/up /tmp/lt/chain');
+    await hutchOk(root, ['cp', `${id}:/tmp/one`, path.join(tmp, 'one')]);
+    assert.equal(fs.readlinkSync(path.join(tmp, 'one')), '/etc/shadow');
+    await hutchOk(root, ['cp', `${id}:/tmp/lt`, path.join(tmp, 'lt')]);
+    assert.equal(fs.readlinkSync(path.join(tmp, 'lt/up')), '../../../../etc');
+    assert.equal(fs.readlinkSync(path.join(tmp, 'lt/chain')), '/tmp/lt/up');
+    // A copy onto a link the last copy made on the host (dangling there) does not write through it.
+    const again = await hutch(root, ['cp', `${id}:/tmp/tree/f`, path.join(tmp, 'lt/chain')]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /lt\/chain is a symlink on the host: not written through/);
+    assert.equal(fs.existsSync('/tmp/lt/up'), false);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    await hutchOk(root, ['rm', '-f', id]);
+  }
+});
+
+test('cp of a fifo, socket or device, either way, fails with one line naming it and writes nothing', async () => {
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-cpdev-'));
+  const net = await import('node:net');
+  const { execFileSync } = await import('node:child_process');
+  const server = net.createServer();
+  try {
+    fs.mkdirSync(path.join(tmp, 'tree'));
+    fs.writeFileSync(path.join(tmp, 'tree/a'), 'A');
+    execFileSync('mkfifo', [path.join(tmp, 'tree/pipe'), path.join(tmp, 'pipe')]);
+    await new Promise<void>((resolve) => server.listen(path.join(tmp, 'sock'), resolve));
+    const fails = async (args: string[], named: string, kind: RegExp): Promise<void> => {
+      const r = await hutch(root, ['cp', ...args]);
+      assert.notEqual(r.code, 0, `cp ${args.join(' ')} succeeded`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.ok(r.stderr.includes(`${named} `), r.stderr);
+      assert.match(r.stderr, kind);
+      assert.match(r.stderr, /only regular files, directories and symlinks can be copied/);
+    };
+    await fails([path.join(tmp, 'pipe'), `${id}:/tmp/pipe`], path.join(tmp, 'pipe'), /is a fifo/);
+    await fails([path.join(tmp, 'tree'), `${id}:/tmp/tree`], path.join(tmp, 'tree/pipe'), /is a fifo/);
+    await fails([path.join(tmp, 'sock'), `${id}:/tmp/sock`], path.join(tmp, 'sock'), /is a socket/);
+    await fails(['/dev/null', `${id}:/tmp/null`], '/dev/null', /is a character device/);
+    assert.equal(await hutchOk(root, ['exec', id, '--', 'ls', '/tmp']), '', 'nothing of a refused tree was copied in');
+
+    await hutchOk(root, ['exec', id, '--', 'sh', '-c', 'mkfifo /tmp/ff; mkdir -p /tmp/d/e; echo x > /tmp/d/a; mkfifo /tmp/d/e/ff']);
+    await fails([`${id}:/tmp/ff`, path.join(tmp, 'ff')], '/tmp/ff', /in the sandbox is a device, fifo or socket/);
+    await fails([`${id}:/tmp/d`, path.join(tmp, 'd')], '/tmp/d/e/ff', /in the sandbox is a device, fifo or socket/);
+    await fails([`${id}:/dev/null`, path.join(tmp, 'null')], '/dev/null', /in the sandbox/);
+    for (const name of ['ff', 'd', 'null']) assert.equal(fs.existsSync(path.join(tmp, name)), false, `${name} was not made on the host`);
+    // A fifo or device on the host where a file goes is not written to (nor does the copy block on it).
+    const onto = await hutch(root, ['cp', `${id}:/tmp/d/a`, path.join(tmp, 'pipe')]);
+    assert.notEqual(onto.code, 0);
+    assert.match(onto.stderr, /pipe on the host is a fifo or socket: not written to/);
+    assert.match((await hutch(root, ['cp', `${id}:/tmp/d/a`, '/dev/null'])).stderr, /\/dev\/null on the host is a character device: not written to/);
+  } finally {
+    server.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    await hutchOk(root, ['rm', '-f', id]);
+  }
+});
+
 test('exec into a sandbox whose init is the command (run without -d) goes through the executor', async () => {
   const { spawn } = await import('node:child_process');
   const { HUTCH } = await import('./helpers.js');

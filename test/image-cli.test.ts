@@ -91,11 +91,32 @@ test('IMAGE lookup: short and full names, ids with or without sha256:, unique pr
   assert.throws(() => store.rootfsOf('nope'), (e: unknown) => isHutchError(e, 'ENOTFOUND') && e.message === 'image nope not found');
 });
 
+test('run and create with a bad image name say what is wrong with it in one line', async () => {
+  const cases: [string, RegExp][] = [
+    ['Busybox', /^hutch: invalid image reference "Busybox": repository name must be lowercase\n$/],
+    [`x@sha256:${'A'.repeat(64)}`, /: bad digest: hex digits must be lowercase\n$/],
+    [`x/${'a'.repeat(300)}`, /…": the name is 312 characters, at most 255\n$/],
+  ];
+  for (const [image, re] of cases) {
+    for (const verb of [['run', '--rm'], ['create']]) {
+      const r = await h([...verb, image, '--', 'true']);
+      assert.equal(r.code, 125, `${verb.join(' ')} ${image}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+  }
+  assert.deepEqual(JSON.parse((await h(['ls', '--json'])).stdout), [], 'no sandbox was made');
+});
+
 test('usage errors are one line with exit code 1', async () => {
   const cases: [string[], RegExp][] = [
     [['pull'], /^hutch: pull: missing image reference/],
     [['pull', '--platform', 'a/b/c/d', 'busybox'], /^hutch: invalid platform "a\/b\/c\/d": expected os\/arch/],
     [['pull', 'UPPER/Case'], /^hutch: .*(invalid|reference)/i],
+    [['pull', 'Busybox'], /^hutch: invalid image reference "Busybox": repository name must be lowercase$/m],
+    [['pull', 'busybox:t!'], /^hutch: invalid image reference "busybox:t!": tag "t!" has "!"/],
+    [['pull', `busybox@sha256:${'a'.repeat(40)}`], /: bad digest: sha256 takes 64 hex digits, this has 40$/m],
+    [['pull', ':5000/busybox'], /: registry port ":5000" has no host before it$/m],
+    [['pull', ''], /^hutch: invalid image reference "": the name is empty$/m],
     [['load'], /^hutch: load: missing input/],
     [['image'], /^hutch: image: missing subcommand/],
     [['image', 'prune', 'extra'], /^hutch: image prune takes no operands/],

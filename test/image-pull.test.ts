@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { FileLock } from '../src/linux/index.js';
-import { pushImage, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { pushImage, pushIndex, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { buildImage, busyboxEntries, storeLeftovers } from './image-store-kit.js';
 import { makeLayer } from './image/tar-kit.js';
 
@@ -140,15 +140,38 @@ test('a tag that moved: pulled again, the old image is left dangling (<none>) an
 });
 
 /** Pulls `name`, expects failure matching `message`, and checks nothing new is registered or left. */
-async function refused(name: string, message: RegExp): Promise<void> {
+async function refused(name: string, message: RegExp, flags: string[] = []): Promise<void> {
   const before = await ok(['images', '-q']);
-  const r = await h(['pull', '-q', name]);
+  const r = await h(['pull', '-q', ...flags, name]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, message);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   assert.equal(await ok(['images', '-q']), before, 'no image registered');
   assert.deepEqual(storeLeftovers(store()), [], 'no temp or partial files');
 }
+
+test('pull --platform: an index without it names the platforms it has; a single-platform image of another is refused, not pulled', async () => {
+  const blobGets = (): string[] => front.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/')).map((q) => q.path);
+  const amd = await pushImage(reg.host, 'app/plat', undefined, { layers: [baseBlob, layer({ arch: 'amd64\n' })] });
+  const s390 = await pushImage(reg.host, 'app/plat', undefined, { layers: [baseBlob, layer({ arch: 's390x\n' })], platform: { os: 'linux', architecture: 's390x' } });
+  await pushIndex(reg.host, 'app/plat', 'multi', [amd, s390]);
+  front.requests.length = 0;
+  await refused(`${front.host}/app/plat:multi`, /app\/plat:multi has no image for linux\/arm64 \(it has linux\/amd64, linux\/s390x\)$/m, ['--platform', 'linux/arm64']);
+  assert.deepEqual(blobGets(), [], 'nothing downloaded');
+  assert.equal(await ok(['pull', '-q', '--platform', 'linux/s390x', `${reg.host}/app/plat:multi`]), `${idOf(s390)}\n`, 'a platform the index has is pulled');
+
+  // A single manifest names no platform: its config does. Asked for another, docker refuses it ("does not match the specified platform").
+  const arm = await pushImage(reg.host, 'app/armonly', '1', { layers: [baseBlob, layer({ arch: 'arm64\n' })], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
+  front.requests.length = 0;
+  await refused(`${front.host}/app/armonly:1`, /app\/armonly:1 has no image for linux\/amd64 \(it is a single-platform image for linux\/arm64\/v8\)$/m, ['--platform', 'linux/amd64']);
+  assert.deepEqual(blobGets(), [`/v2/app/armonly/blobs/${arm.manifest.config.digest}`], 'only the config was fetched: no layer');
+  assert.equal(fs.existsSync(path.join(store(), 'blobs', 'sha256', arm.manifest.config.digest.slice(7))), false, 'and it was not stored');
+  await refused(`${reg.host}/app/armonly:1`, /has no image for linux\/arm64\/v7 \(it is a single-platform image for linux\/arm64\/v8\)/, ['--platform', 'linux/arm64/v7']);
+  assert.equal(await ok(['pull', '-q', '--platform', 'aarch64', `${reg.host}/app/armonly:1`]), `${idOf(arm)}\n`, 'the platform it has is pulled');
+  // Without --platform a single-platform image is pulled whatever its platform, as docker and podman do.
+  const s390only = await pushImage(reg.host, 'app/s390only', '1', { layers: [baseBlob, layer({ arch: 's390x\n' })], platform: { os: 'linux', architecture: 's390x' } });
+  assert.equal(await ok(['pull', '-q', `${reg.host}/app/s390only:1`]), `${idOf(s390only)}\n`);
+});
 
 test('a blob that does not match its digest (corrupted in transit) is refused', async () => {
   const img = await pushImage(reg.host, 'app/corrupt', '1', { layers: [baseBlob, layer({ c: 'corrupt me\n' })] });

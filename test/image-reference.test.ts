@@ -42,7 +42,43 @@ test('malformed references are refused with EINVAL naming the input', () => {
     'bad_host_/x', 'a..b/c', '-a/b', 'a-/b', 'foo.com:port/x', `x/${'a'.repeat(260)}`, 'a___b', 'localhost:5000/',
   ];
   for (const text of bad) {
-    assert.throws(() => parseReference(text), (e: unknown) => isHutchError(e, 'EINVAL') && e.message.includes(`"${text}"`), JSON.stringify(text));
+    assert.throws(() => parseReference(text), (e: unknown) => isHutchError(e, 'EINVAL') && e.id === text
+      && e.message.startsWith(`invalid image reference "${text.slice(0, 120)}`) && !e.message.includes('\n'), JSON.stringify(text));
+  }
+});
+
+test('a malformed reference says what is wrong with it, in one line', () => {
+  const table: [string, RegExp][] = [
+    ['', /: the name is empty$/],
+    ['Busybox', /: repository name must be lowercase$/],
+    ['docker.io/Library/x', /: repository name must be lowercase$/],
+    ['busybox:', /: empty tag after ":"$/],
+    ['busybox:-x', /: tag "-x" must start with a letter, digit or _$/],
+    ['busybox:tag!', /: tag "tag!" has "!": tags are letters, digits, _ \. -$/],
+    ['x:' + 'a'.repeat(129), /: tag is 129 characters, at most 128$/],
+    ['busy$box', /: "\$" is not allowed in a repository name/],
+    ['x:1:2', /: ":" may only come before a tag, or between a registry host and its port$/],
+    ['/busybox', /: empty path component/],
+    ['a___b', /: path component "a___b" joins words with a separator other than/],
+    ['-a/b', /: path component "-a" must start and end with a letter or digit$/],
+    [`x/${'a'.repeat(260)}`, /…": the name is 272 characters, at most 255$/],
+    ['x@sha256:abc', /: bad digest: sha256 takes 64 hex digits, this has 3$/],
+    [`x@sha256:${'a'.repeat(63)}`, /: bad digest: sha256 takes 64 hex digits, this has 63$/],
+    [`x@sha256:${'a'.repeat(65)}`, /: bad digest: sha256 takes 64 hex digits, this has 65$/],
+    [`x@sha256:${'AB'.repeat(32)}`, /: bad digest: hex digits must be lowercase$/],
+    [`x@sha256:${'g'.repeat(64)}`, /: bad digest: "g" is not a hex digit$/],
+    [`x@${'a'.repeat(64)}`, /: bad digest: no algorithm: write "sha256:" before the hex digits$/],
+    [`x@sha256:${'a'.repeat(64)}@sha256:${'a'.repeat(64)}`, /: more than one "@"$/],
+    [':5000/x', /: registry port ":5000" has no host before it$/],
+    ['localhost:/x', /: registry "localhost:" has an empty port after ":"$/],
+    ['localhost:abc/x', /: registry port "abc" is not a number$/],
+    ['host.io:99999/x', /: registry port 99999 is out of range \(1-65535\)$/],
+    ['a..b/c', /: registry host "a\.\.b" is not a DNS name/],
+    ['localhost:5000/', /: no repository name after the registry$/],
+    ['https://docker.io/busybox', /: a reference has no URL scheme: drop "https:\/\/"$/],
+  ];
+  for (const [text, why] of table) {
+    assert.throws(() => parseReference(text), (e: unknown) => isHutchError(e, 'EINVAL') && why.test(e.message), `${JSON.stringify(text)} → ${why}`);
   }
 });
 

@@ -36,6 +36,9 @@ test('the socket is 0600; malformed, unknown and oversized requests get JSON err
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { limits: { memoryBytes: 1024 } } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { labels: { 'dev.hutch.pool': 'x' } } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: '/etc' } })), [400, 'EINVAL']);
+  const badName = await fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'Busybox:latest' } }).then(() => null, (e: unknown) => e);
+  assert.ok(badName instanceof HutchApiError && badName.status === 400
+    && badName.message.endsWith('invalid image reference "Busybox:latest": repository name must be lowercase'), String(badName));
   assert.deepEqual(await refused(fx.t.json({ method: 'POST', path: '/v1/sandboxes', json: { ttlMs: 10 } })), [400, 'EINVAL']);
   assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: '/v1/nothing-here' })), [404, 'ENOTFOUND']);
   assert.deepEqual(await refused(fx.t.json({ method: 'PUT', path: '/v1/sandboxes' })), [405, 'EINVAL']);
@@ -74,9 +77,16 @@ test('uploads: size cap, and tar entries that escape are refused', async () => {
     assert.deepEqual(await refused(sb.files.upload('/work/in', Buffer.concat([entry('/abs.txt', 'bad'), end]))), [403, 'EPERM']);
     assert.equal(await sb.files.exists('/abs.txt'), false);
     const r = await sb.files.upload('/work/in', Buffer.concat([
-      entry('link', '', 'SymbolicLink', '/etc/passwd'), entry('b.txt', 'b'), entry('sub/hard', '', 'Link', 'b.txt'), entry('pipe', '', 'FIFO'), end,
+      entry('link', '', 'SymbolicLink', '/etc/passwd'), entry('b.txt', 'b'), entry('sub/hard', '', 'Link', 'b.txt'), end,
     ]));
-    assert.deepEqual(r, { path: '/work/in', files: 1, dirs: 0, links: 2, bytes: 1, skipped: ['pipe'] });
+    assert.deepEqual(r, { path: '/work/in', files: 1, dirs: 0, links: 2, bytes: 1 });
+    // A fifo (or device) entry is refused naming it, as hutch cp refuses one; so is one in a download.
+    const fifo = await sb.files.upload('/work/in', Buffer.concat([entry('pipe', '', 'FIFO'), end])).then(() => null, (e: unknown) => e);
+    assert.ok(fifo instanceof HutchApiError && fifo.status === 400 && /tar entry pipe is a fifo/.test(fifo.message), String(fifo));
+    assert.equal(await sb.files.exists('/work/in/pipe'), false);
+    await sb.exec('mkdir -p /work/fifo/d && mkfifo /work/fifo/d/p');
+    const down = await sb.files.download('/work/fifo').then(() => null, (e: unknown) => e);
+    assert.ok(down instanceof HutchApiError && down.status === 400 && /\/work\/fifo\/d\/p in the sandbox is a device, fifo or socket/.test(down.message), String(down));
     // The symlink resolves inside the sandbox (its own /etc/passwd); the hard link shares b.txt's inode.
     assert.match((await sb.exec('readlink /work/in/link; head -c 5 /work/in/link; echo; [ /work/in/b.txt -ef /work/in/sub/hard ] && echo same')).stdout, /^\/etc\/passwd\nroot:\nsame\n$/);
     // Uploading again replaces the links; a hard link that leaves the target dir is refused.

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { errnoCode, HutchError, isHutchError, type ErrorCode } from '../errors.js';
+import { fileKind } from './file-kind.js';
 import {
   FILE_CHUNK, MAX_LIST_ENTRIES,
   type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type SymlinkParams, type ListResult, type MkdirParams,
@@ -47,10 +48,15 @@ async function on<T>(op: string, p: string, fn: () => Promise<T>): Promise<T> {
 const { O_RDONLY, O_WRONLY, O_CREAT, O_APPEND, O_NONBLOCK, O_NOCTTY } = fs.constants;
 
 async function openRegular(op: string, p: string, flags: number, mode?: number): Promise<fsp.FileHandle> {
-  const fh = await on(op, p, () => fsp.open(p, flags | O_NONBLOCK | O_NOCTTY, mode));
+  const fh = await on(op, p, () => fsp.open(p, flags | O_NONBLOCK | O_NOCTTY, mode)).catch(async (e: unknown) => {
+    // ENXIO: a fifo without a reader, or a socket; say what it is rather than the errno.
+    if (!(isHutchError(e) && errnoCode(e.cause) === 'ENXIO')) throw e;
+    const st = await fsp.stat(p).catch(() => null);
+    throw new HutchError('EINVAL', `${op} ${p}: ${st ? fileKind(st) : 'a fifo or socket'}, not a regular file`, { path: p });
+  });
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new HutchError('EINVAL', `${op} ${p}: not a regular file (${fileType(st)})`, { path: p });
+    if (!st.isFile()) throw new HutchError('EINVAL', `${op} ${p}: ${fileKind(st)}, not a regular file`, { path: p });
     return fh;
   } catch (e) {
     await fh.close();

@@ -2,6 +2,8 @@
 // fixed names of the agent's files in a sandbox's run dir.
 export { AgentClient, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, type CallOptions } from './client.js';
 export { DEFAULT_LIST_MAX_ENTRIES, DEFAULT_READ_MAX_BYTES, type ReadRange } from './client-files.js';
+export { MAX_TREE_DEPTH, MAX_TREE_ENTRIES, notCopyable, replacing, walkTree, type TreeEntry } from './client-tree.js';
+export { fileKind } from './file-kind.js';
 export type { ProcessHandle } from './process-handle.js';
 export type { WatchHandle, WatchListener } from './client-watch.js';
 export { AGENT_SOCKET_NAME, EXIT_FILE_NAME, MAX_EXIT_FILE_BYTES, openSandboxWritten, readExitFile } from './exit-file.js';

@@ -14,7 +14,7 @@ export interface FileInfo { path: string; type: 'file' | 'dir' | 'symlink' | 'ot
 export interface DirEntry { name: string; type: 'file' | 'dir' | 'symlink' | 'other'; size: number; mode: number; mtimeMs: number }
 
 /** What an upload unpacked. */
-export interface UploadResult { files: number; dirs: number; /** Symlinks and hard links made. */ links?: number; bytes: number; skipped: string[] }
+export interface UploadResult { files: number; dirs: number; /** Symlinks and hard links made. */ links?: number; bytes: number }
 
 /** File calls of one sandbox (sandbox.files). */
 export class SandboxFiles {

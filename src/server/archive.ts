@@ -4,11 +4,10 @@
 import { once } from 'node:events';
 import path from 'node:path';
 import { Header, Pax, Parser, type ReadEntry } from 'tar';
-import type { AgentClient, FileStat } from '../agent/index.js';
-import { HutchError, isHutchError } from '../errors.js';
+import { replacing, walkTree, type AgentClient, type TreeEntry } from '../agent/index.js';
+import { HutchError } from '../errors.js';
 
 const BLOCK = 512;
-const MAX_DEPTH = 64;
 
 /** One tar header (with a PAX header in front when the name or link is too long for ustar). */
 function header(data: { path: string; mode: number; size: number; mtimeMs: number; type: 'File' | 'Directory' | 'SymbolicLink'; linkpath?: string }): Buffer {
@@ -22,46 +21,37 @@ function header(data: { path: string; mode: number; size: number; mtimeMs: numbe
   return h.needPax ? Buffer.concat([new Pax(fields).encode(), block]) : block;
 }
 
-/** A name the sandbox listed must be one plain path component. */
-function safeName(name: string, dir: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new HutchError('EPROTO', `the sandbox listed an invalid name under ${dir}`, { path: dir });
-  }
-  return name;
-}
-
-/** The tar stream of `root` (a file or a directory tree); names start at root's base name. */
+/**
+ * The tar stream of `root` (a file or a directory tree); names start at root's base name. The tree
+ * is walked first, so that a device, fifo or socket in it is refused before a byte is sent.
+ */
 export async function* tarOf(files: AgentClient, root: string): AsyncGenerator<Buffer> {
-  const top = await files.stat(root, { follow: true });
   const base = path.posix.basename(root) || '.';
-  yield* entry(files, root, base, top, 0);
+  for (const e of await walkTree(files, root, { follow: true })) {
+    const name = e.rel === '' ? base : `${base}/${e.rel}`;
+    if (e.type === 'dir') {
+      yield header({ path: `${name}/`, mode: e.mode, size: 0, mtimeMs: e.mtimeMs, type: 'Directory' });
+    } else if (e.type === 'symlink') {
+      yield header({ path: name, mode: e.mode, size: 0, mtimeMs: e.mtimeMs, type: 'SymbolicLink', linkpath: e.linkTarget ?? '' });
+    } else {
+      yield* fileEntry(files, e, name);
+    }
+  }
   yield Buffer.alloc(BLOCK * 2);
 }
 
-async function* entry(files: AgentClient, abs: string, name: string, st: FileStat, depth: number): AsyncGenerator<Buffer> {
-  if (st.type === 'dir') {
-    if (depth > MAX_DEPTH) throw new HutchError('EINVAL', `${abs} is nested deeper than ${MAX_DEPTH} directories`, { path: abs });
-    yield header({ path: `${name}/`, mode: st.mode, size: 0, mtimeMs: st.mtimeMs, type: 'Directory' });
-    for (const e of await files.list(abs)) {
-      const child = safeName(e.name, abs);
-      const cabs = path.posix.join(abs, child);
-      yield* entry(files, cabs, `${name}/${child}`, await files.stat(cabs), depth + 1);
-    }
-  } else if (st.type === 'symlink') {
-    yield header({ path: name, mode: st.mode, size: 0, mtimeMs: st.mtimeMs, type: 'SymbolicLink', linkpath: st.linkTarget ?? '' });
-  } else if (st.type === 'file') {
-    yield header({ path: name, mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, type: 'File' });
-    let sent = 0;
-    for await (const chunk of files.createReadStream(abs, { length: st.size })) {
-      const b = chunk as Buffer;
-      const take = b.subarray(0, Math.max(0, st.size - sent)); // a file that grew is cut at its stat size
-      sent += take.length;
-      if (take.length) yield take;
-    }
-    if (sent < st.size) yield Buffer.alloc(st.size - sent); // a file that shrank is padded: the header said its size
-    if (st.size % BLOCK) yield Buffer.alloc(BLOCK - (st.size % BLOCK));
+/** A regular file's header and content, exactly the size its header gives. */
+async function* fileEntry(files: AgentClient, e: TreeEntry, name: string): AsyncGenerator<Buffer> {
+  yield header({ path: name, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs, type: 'File' });
+  let sent = 0;
+  for await (const chunk of files.createReadStream(e.path, { length: e.size })) {
+    const b = chunk as Buffer;
+    const take = b.subarray(0, Math.max(0, e.size - sent)); // a file that grew is cut at its listed size
+    sent += take.length;
+    if (take.length) yield take;
   }
-  // Devices, fifos and sockets are not archived.
+  if (sent < e.size) yield Buffer.alloc(e.size - sent); // a file that shrank is padded: the header said its size
+  if (e.size % BLOCK) yield Buffer.alloc(BLOCK - (e.size % BLOCK));
 }
 
 /** A tar entry's name made relative and checked: no absolute names, no `..`, no NUL. */
@@ -74,18 +64,18 @@ export function safeEntryPath(name: string): string {
 }
 
 /** What an upload did. */
-export interface UnpackResult { files: number; dirs: number; links?: number; bytes: number; skipped: string[] }
+export interface UnpackResult { files: number; dirs: number; links?: number; bytes: number }
 
 /**
  * Unpacks a tar stream into `dest` (which must be a directory in the sandbox). Files, dirs, symlinks
  * (any target: it resolves inside the sandbox) and hard links (to an entry under `dest`) are made;
- * devices, fifos and the like are skipped and listed. A later entry replaces an earlier one.
- * An entry that escapes stops the upload with EPERM: entries before it stay written.
+ * a later entry replaces an earlier one. An entry that escapes stops the upload with EPERM, a device,
+ * fifo or other kind with EINVAL naming it: entries before it stay written.
  */
 export async function untarInto(files: AgentClient, dest: string, source: AsyncIterable<Buffer>): Promise<UnpackResult> {
   const st = await files.stat(dest, { follow: true });
   if (st.type !== 'dir') throw new HutchError('EINVAL', `${dest} is not a directory in the sandbox`, { path: dest });
-  const result: UnpackResult = { files: 0, dirs: 0, bytes: 0, skipped: [] };
+  const result: UnpackResult = { files: 0, dirs: 0, bytes: 0 };
   const parser = new Parser({ strict: true });
   let failure: unknown;
   let chain: Promise<void> = Promise.resolve();
@@ -118,6 +108,9 @@ export async function untarInto(files: AgentClient, dest: string, source: AsyncI
   return result;
 }
 
+// What the kinds an upload refuses are called.
+const TAR_KINDS: Record<string, string> = { FIFO: 'a fifo', CharacterDevice: 'a character device', BlockDevice: 'a block device' };
+
 async function unpackEntry(files: AgentClient, dest: string, e: ReadEntry, result: UnpackResult): Promise<void> {
   const rel = safeEntryPath(e.path);
   if (rel === '') return void e.resume(); // the archive's own root (./)
@@ -143,18 +136,7 @@ async function unpackEntry(files: AgentClient, dest: string, e: ReadEntry, resul
     result.links = (result.links ?? 0) + 1;
     e.resume();
   } else {
-    result.skipped.push(rel);
-    e.resume();
-  }
-}
-
-/** Makes an entry; one already there (not a directory) is removed first, as tar does. */
-async function replacing(files: AgentClient, target: string, make: () => Promise<void>): Promise<void> {
-  try {
-    await make();
-  } catch (err) {
-    if (!isHutchError(err, 'EEXIST')) throw err;
-    await files.remove(target);
-    await make();
+    const kind = TAR_KINDS[e.type] ?? `an entry of type ${e.type}`;
+    throw new HutchError('EINVAL', `tar entry ${rel} is ${kind}: only regular files, directories, symlinks and hard links are unpacked`, { path: rel });
   }
 }

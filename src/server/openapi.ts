@@ -78,9 +78,9 @@ const OPERATIONS: Record<string, Json> = {
     responses: { '200': { description: 'tar', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } } },
   },
   'PUT /v1/sandboxes/{id}/archive': {
-    summary: 'Upload a tar stream into a directory (absolute names, .. and hard links leaving the directory are refused; symlinks and hard links made; devices skipped)', parameters: [idParam, pathQuery],
+    summary: 'Upload a tar stream into a directory (absolute names, .. and hard links leaving the directory are refused; symlinks and hard links made; a device or fifo is refused)', parameters: [idParam, pathQuery],
     requestBody: { content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } },
-    responses: ok('unpacked', { type: 'object', properties: { files: { type: 'integer' }, dirs: { type: 'integer' }, bytes: { type: 'integer' }, skipped: { type: 'array', items: { type: 'string' } } } }),
+    responses: ok('unpacked', { type: 'object', properties: { files: { type: 'integer' }, dirs: { type: 'integer' }, bytes: { type: 'integer' }, links: { type: 'integer' } } }),
   },
   'GET /v1/sandboxes/{id}/files/watch': {
     summary: 'WebSocket: changes under a path (inotify in the agent; polling for older agents, inotify limits or mode=poll)',

@@ -6,10 +6,10 @@ import { formatReference } from '../reference.js';
 import type { Descriptor, ImageManifest, ImagePlatform, ImageReference, ProgressEvent } from '../types.js';
 import { RegistryAuth, authFiles } from './auth.js';
 import { downloadToFile, fetchBlobToMemory, sha256, type BlobJob, type DownloadReport } from './blobs.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, formatPlatform, parseManifest, selectPlatform, type ParsedManifest } from './manifests.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, formatPlatform, hostPlatform, parseManifest, selectPlatform, type ParsedManifest } from './manifests.js';
 import { describeNetworkError, makeAgents, readBody, retryAfterMs, send, TransientFailure, withRetries, type Agents, type Exchange, type RetryPolicy, type SendOptions } from './transport.js';
 
-export { parsePlatform, formatPlatform, hostPlatform, MAX_MANIFEST_BYTES } from './manifests.js';
+export { parsePlatform, formatPlatform, hostPlatform, platformMatches, MAX_MANIFEST_BYTES } from './manifests.js';
 export { parseChallenge, authFiles, findCredentials, type Credentials } from './auth.js';
 export type { DownloadReport } from './blobs.js';
 
@@ -45,8 +45,6 @@ export interface ResolvedManifest {
 /** A manifest document as fetched. */
 interface FetchedManifest { digest: string; bytes: Buffer; parsed: ParsedManifest }
 
-const DEFAULT_PLATFORM: ImagePlatform = { os: 'linux', architecture: 'amd64' };
-
 /** A client for OCI registries: manifests, blobs, auth. */
 export class RegistryClient {
   private readonly agents: Agents = makeAgents();
@@ -61,14 +59,14 @@ export class RegistryClient {
     this.policy = { attempts: Math.max(1, options.retries ?? 4), baseDelayMs: options.retryDelayMs ?? 250, maxDelayMs: 10_000 };
   }
 
-  /** Fetches the manifest of `ref`; an index is resolved to the entry for `platform` (default linux/amd64). */
+  /** Fetches the manifest of `ref`; an index is resolved to the entry for `platform` (default: this machine's). */
   async resolveManifest(ref: ImageReference, platform?: ImagePlatform): Promise<ResolvedManifest> {
     const what = formatReference(ref);
     const top = await this.fetchManifest(ref, ref.digest ?? ref.tag ?? 'latest', what);
     if (top.parsed.kind === 'manifest') {
       return { digest: top.digest, mediaType: top.parsed.mediaType, bytes: top.bytes, manifest: top.parsed.manifest };
     }
-    const entry = selectPlatform(top.parsed.index, platform ?? DEFAULT_PLATFORM, what);
+    const entry = selectPlatform(top.parsed.index, platform ?? hostPlatform(), what);
     const child = await this.fetchManifest(ref, entry.digest, `${what} (${formatPlatform(entry.platform!)})`, entry);
     if (child.parsed.kind !== 'manifest') {
       throw new HutchError('EUNSUPPORTED', `${what}: the index entry for ${formatPlatform(entry.platform!)} is itself an index`, { id: what });

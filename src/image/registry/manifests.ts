@@ -106,19 +106,24 @@ export function hostPlatform(): ImagePlatform {
 }
 
 /**
+ * True when an image of platform `have` serves `want`: os and architecture match (by their canonical
+ * names); a wanted variant must match, a missing one counting as the architecture's default.
+ */
+export function platformMatches(have: ImagePlatform, want: ImagePlatform): boolean {
+  const [h, w] = [normalisePlatform(have), normalisePlatform(want)];
+  const variantOf = (p: ImagePlatform): string | undefined => p.variant ?? DEFAULT_VARIANT[p.architecture];
+  if (h.os !== w.os || h.architecture !== w.architecture) return false;
+  return !w.variant || variantOf(h) === variantOf(w);
+}
+
+/**
  * The index entry for `want`: os and architecture must match; a wanted variant must match (an entry
  * without one counts as the architecture's default); with none wanted, the default or lowest variant wins.
  * None fits → ENOTFOUND listing the platforms the index has.
  */
 export function selectPlatform(index: ImageIndex, want: ImagePlatform, what: string): Descriptor {
   const w = normalisePlatform(want);
-  const variantOf = (p: ImagePlatform): string | undefined => p.variant ?? DEFAULT_VARIANT[p.architecture];
-  const candidates = index.manifests.filter((d) => {
-    if (!d.platform || !isImageManifestType(d.mediaType)) return false;
-    const p = normalisePlatform(d.platform);
-    if (p.os !== w.os || p.architecture !== w.architecture) return false;
-    return !w.variant || variantOf(p) === variantOf(w);
-  });
+  const candidates = index.manifests.filter((d) => d.platform && isImageManifestType(d.mediaType) && platformMatches(d.platform, w));
   if (candidates.length) {
     const rank = (d: Descriptor): string => {
       const v = d.platform!.variant;

@@ -4,8 +4,8 @@
 import { HutchError } from '../../errors.js';
 import type { FileLock } from '../../linux/index.js';
 import { formatReference, parseReference } from '../reference.js';
-import { parsePlatform, type RegistryClient } from '../registry/index.js';
-import type { Descriptor, ImageRecord, ImageReference, ProgressEvent } from '../types.js';
+import { formatPlatform, parsePlatform, platformMatches, type RegistryClient } from '../registry/index.js';
+import type { Descriptor, ImagePlatform, ImageRecord, ImageReference, ProgressEvent } from '../types.js';
 import { exists, hexOf, lockAsync, lockSync } from './layout.js';
 import { checkManifest, putBlobBytes, storeImage, type StoreParts } from './layers.js';
 import type { PullOptions } from './index.js';
@@ -25,9 +25,12 @@ export async function pullImage(parts: StoreParts, text: string, opts: PullOptio
   const gc = await lockAsync(parts.layout.lock('gc'), 'shared', 5 * 60_000);
   try {
     parts.layout.sweepDeadTemp();
-    const resolved = await client.resolveManifest(ref, typeof platform === 'string' ? parsePlatform(platform) : platform);
+    const wanted = typeof platform === 'string' ? parsePlatform(platform) : platform;
+    const resolved = await client.resolveManifest(ref, wanted);
     checkManifest(resolved.manifest, name);
-    const config = await fetchConfig(parts, client, ref, resolved.manifest.config);
+    // An index entry was picked for its platform; a single manifest's platform is in its config.
+    const config = await fetchConfig(parts, client, ref, resolved.manifest.config,
+      (bytes) => { if (wanted && !resolved.platform) checkConfigPlatform(bytes, wanted, name); });
     const pinned = (digest: string): string => formatReference({ registry: ref.registry, repository: ref.repository, digest });
     const repoDigests = [pinned(resolved.digest), ...(resolved.indexDigest ? [pinned(resolved.indexDigest)] : [])];
     // Pulled by tag: named by it. Pulled by digest: named `repo@digest`, so it is not dangling.
@@ -49,15 +52,36 @@ export function isLoopback(registry: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** The config blob: from the store when there, else fetched (the client checks its digest; so do we). */
-async function fetchConfig(parts: StoreParts, client: RegistryClient, ref: ImageReference, desc: Descriptor): Promise<Buffer> {
+/**
+ * Refuses a single-platform image whose config names another platform than the one asked for, as
+ * docker does ("does not match the specified platform"): a pull never stores a wrong-arch image
+ * under a name. A config without os and architecture is taken as it is.
+ */
+function checkConfigPlatform(configBytes: Buffer, want: ImagePlatform, name: string): void {
+  let config: { os?: unknown; architecture?: unknown; variant?: unknown };
+  try {
+    config = JSON.parse(configBytes.toString('utf8')) as typeof config;
+  } catch {
+    return; // not JSON: the store's own check of the config says so
+  }
+  if (typeof config.os !== 'string' || typeof config.architecture !== 'string' || !config.os || !config.architecture) return;
+  const have: ImagePlatform = { os: config.os, architecture: config.architecture, ...(typeof config.variant === 'string' && config.variant ? { variant: config.variant } : {}) };
+  if (platformMatches(have, want)) return;
+  throw new HutchError('ENOTFOUND', `${name} has no image for ${formatPlatform(want)} (it is a single-platform image for ${formatPlatform(have)})`, { id: name });
+}
+
+/** The config blob: from the store when there, else fetched (the client checks its digest; so do we); `check` runs before it is stored. */
+async function fetchConfig(parts: StoreParts, client: RegistryClient, ref: ImageReference, desc: Descriptor, check: (bytes: Buffer) => void): Promise<Buffer> {
   const file = parts.layout.blob(desc.digest);
   if (exists(file)) {
     const { readFileSync } = await import('node:fs');
-    return readFileSync(file);
+    const stored = readFileSync(file);
+    check(stored);
+    return stored;
   }
   if (desc.size > MAX_CONFIG_BYTES) throw new HutchError('EINVAL', `image config ${desc.digest} is ${desc.size} bytes; more than ${MAX_CONFIG_BYTES} is refused`);
   const bytes = await client.fetchBlob(ref, desc, MAX_CONFIG_BYTES);
+  check(bytes);
   putBlobBytes(parts.layout, desc.digest, bytes);
   return bytes;
 }
