@@ -1,5 +1,5 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
-import { HutchError, isHutchError } from '../errors.js';
+import { HutchError, errnoCode, isHutchError } from '../errors.js';
 import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
@@ -155,7 +155,7 @@ export class Engine {
     try {
       const platform = await this.platformOf(record);
       await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
-      this.store.remove(record.id, record.name);
+      await this.store.remove(record.id, record.name);
     } catch (cleanupError) {
       // Keep the record so that `hutch rm -f` can finish the job; say why on it.
       record.phase = 'stopped';
@@ -334,13 +334,19 @@ export class Engine {
   private async destroyLocked(record: SandboxRecord, markDeleting = true): Promise<void> {
     if (markDeleting) {
       record.phase = 'deleting';
-      this.store.write(record);
+      try {
+        this.store.write(record);
+      } catch (e) {
+        // A full disk (often this sandbox's own doing) must not stop the removal that frees it: the
+        // phase only tells a later `ls` that a crash interrupted a delete.
+        if (errnoCode(e) !== 'ENOSPC' && errnoCode(e) !== 'EDQUOT') throw e;
+      }
       crashPoint('delete:deleting');
     }
     const platform = await this.platformOf(record);
     await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
     crashPoint('delete:destroyed');
-    this.store.remove(record.id, record.name);
+    await this.store.remove(record.id, record.name);
   }
 
   /**

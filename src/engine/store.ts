@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
-import { FileLock } from '../linux/index.js';
+import { FileLock, processAlive, removeTree } from '../linux/index.js';
 import type { SandboxRecord } from './state.js';
 
 const ID_RE = /^[0-9a-f]{16}$/;
@@ -183,9 +183,41 @@ export class SandboxStore {
     }
   }
 
-  /** Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). */
-  remove(id: string, name: string | undefined): void {
+  /**
+   * Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). The dir is
+   * renamed aside first, so the sandbox is gone at once and for good whenever this process dies;
+   * its files (a writable layer may hold millions) are then removed off the event loop, and trash
+   * that a dead process left is finished here too.
+   */
+  async remove(id: string, name: string | undefined): Promise<void> {
     if (name !== undefined && this.readNameClaim(name) === id) fs.rmSync(path.join(this.namesDir, name), { force: true });
-    fs.rmSync(this.dir(id), { recursive: true, force: true });
+    const trash = path.join(this.sandboxesDir, `${TRASH_PREFIX}${id}.${process.pid}`);
+    try {
+      fs.renameSync(this.dir(id), trash);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    await removeTree(trash);
+    await this.emptyTrash();
+  }
+
+  /** Removes what interrupted removals left (`.trash-<id>.<pid>` of a process that is gone). */
+  async emptyTrash(): Promise<void> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.sandboxesDir);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    for (const n of names) {
+      const pid = Number(n.startsWith(TRASH_PREFIX) ? n.slice(n.lastIndexOf('.') + 1) : NaN);
+      if (!Number.isInteger(pid) || processAlive(pid)) continue;
+      await removeTree(path.join(this.sandboxesDir, n));
+    }
   }
 }
+
+/** Names of sandbox dirs being removed (never an id: ids() skips them). */
+const TRASH_PREFIX = '.trash-';

@@ -97,6 +97,18 @@ export function umount2(target: string, flags = 0): string | null {
 export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
 export const MS_NOEXEC = 8, MS_REMOUNT = 32, MS_NOATIME = 1024, MS_NODIRATIME = 2048, MS_RELATIME = 1 << 21;
 
+/**
+ * umount2 on one of koffi's worker threads: the kernel's teardown of a big overlay (its cached
+ * dentries, ~1 s for 100k files) then costs the event loop nothing. errno is per thread, so a
+ * failure is asked again here, where it can be read (a failed umount is cheap and repeatable).
+ */
+export function umount2Async(target: string, flags = 0): Promise<string | null> {
+  const fn = load().umount2 as Fn & { async(...args: unknown[]): void };
+  return new Promise((resolve) => {
+    fn.async(target, flags, (err: unknown, r: number) => resolve(err || r !== 0 ? umount2(target, flags) : null));
+  });
+}
+
 /** mount(2); throws a HutchError naming the target on failure. */
 export function mount(src: string, target: string, fstype: string | null, flags: number, data: string | null): void {
   if (load().mount(src, target, fstype, flags, data) !== 0) {

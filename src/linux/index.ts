@@ -11,6 +11,7 @@ export {
 export type { MountInfo, OverlayMount, BindOptions } from './mounts.js';
 export { FileLock } from './filelock.js';
 export { processAlive, processStartTime } from './procs.js';
+export { removeTree } from './remove-tree.js';
 export type { LockMode, AcquireOptions } from './filelock.js';
 export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';
 export type { IdRange, SubidFiles } from './idmap.js';
@@ -22,7 +23,7 @@ export { probeHost, findExecutable } from './probe.js';
 export type { HostProbe, Feature, ToolFeature } from './probe.js';
 export { assertCleanAbsolute, isAtOrBelow } from './paths.js';
 export {
-  waitpidNoHang, peekExitedChild, setChildSubreaper, setParentDeathSignal, mount, umount2, MNT_DETACH,
+  waitpidNoHang, peekExitedChild, setChildSubreaper, setParentDeathSignal, mount, umount2, umount2Async, MNT_DETACH,
   MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT,
   mknod, lsetxattr, lgetxattr, syncfs, S_IFIFO, S_IFCHR,
 } from './ffi.js';
