@@ -171,6 +171,10 @@ export class Engine {
     try {
       const record = this.mustRead(id);
       await this.refresh(record);
+      if (record.phase === 'stopped') {
+        // A sandbox runs once (its init is gone and cannot come back): say what to do instead.
+        throw new HutchError('ESTATE', `cannot start sandbox ${id}: it is stopped, and a stopped sandbox cannot run again; remove it (hutch rm ${ref}) and make a new one (hutch run, or hutch create and start)`, { id });
+      }
       checkTransition(id, record.phase, 'running', 'start');
       const platform = await this.platformOf(record);
       await platform.start(record.handle!, record.mode);

@@ -4,6 +4,7 @@ import { bool, type FlagSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
 import { isRootfsPath } from '../../engine/options.js';
+import { terminalEnv } from '../attach.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'rm', kind: 'bool', help: 'remove the sandbox when the command exits' },
@@ -45,6 +46,7 @@ export const command: Command = {
     // runc's own console handling needs our stdin to be a terminal (it opens /dev/tty).
     if (tty && !process.stdin.isTTY) throw new HutchError('EINVAL', `run: -t needs a terminal on stdin${interactive ? '' : ' (or use run -d and exec -t, which gives a pty without one)'}`);
     opts.terminal = tty;
+    if (tty) opts.env = [terminalEnv(), ...(opts.env ?? [])];
     const { exitCode } = await engine.runForeground(opts, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], bool(f, 'rm'));
     return exitCode;
   },
