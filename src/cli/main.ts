@@ -171,6 +171,7 @@ function makeContext(globals: GlobalOptions): CommandContext {
     globals,
     engine: () => (engine ??= import('../engine/index.js').then((m) => new m.Engine({
       ...(globals.root ? { root: globals.root } : {}), ...(globals.executor ? { executor: globals.executor } : {}),
+      selfCommand: [process.execPath, process.argv[1]!],
     }))),
     calls: () => (calls ??= Promise.all([ctx.engine(), import('../engine/index.js')]).then(([e, m]) => new m.SandboxCalls(e))),
     out: (t) => process.stdout.write(t),
