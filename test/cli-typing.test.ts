@@ -46,6 +46,14 @@ test('global flags after the verb: ls --root, run --root ... --rm, up to the com
   const bad = await hutchAsTyped(['ls', '--root']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^hutch: ls: --root needs a value\n$/);
+  for (const args of [['ls', '--root='], ['--root=', 'ls'], ['ls', '--executor', '']]) {
+    const empty = await hutchAsTyped(args);
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /^hutch: --(root|executor) needs a value \(got an empty one\)\n$/, args.join(' '));
+  }
+  const relative = await hutchAsTyped(['ls', '--root', 'relative/dir']);
+  assert.equal(relative.code, 1);
+  assert.match(relative.stderr, /^hutch: state root must be an absolute path: relative\/dir\n$/);
   // --debug after the verb gives the stack trace.
   const debug = await hutchAsTyped(['start', '--root', root, '--debug', 'no-such-box']);
   assert.equal(debug.code, 1);
@@ -81,8 +89,9 @@ function healthz(socketPath: string): Promise<number> {
   });
 }
 
-test('serve --root R (and HUTCH_ROOT=R) listens on R/hutchd.sock: two roots, two hutchd, no collision', async () => {
+test('serve --root R (and HUTCH_ROOT=R) listens on R/hutchd.sock: two roots, two hutchd, no collision', async (t) => {
   const other = makeRoot('typing-serve');
+  t.after(() => cleanRoot(other));
   const a = await serveAsTyped(['serve', '--root', root]);
   try {
     assert.equal(a.where, `unix:${path.join(root, 'hutchd.sock')}`);
@@ -96,7 +105,6 @@ test('serve --root R (and HUTCH_ROOT=R) listens on R/hutchd.sock: two roots, two
     }
   } finally {
     await a.stop();
-    await cleanRoot(other);
   }
   assert.equal(fs.existsSync(path.join(root, 'hutchd.sock')), false);
 });
@@ -109,6 +117,12 @@ test('a --root that is a file gets one clear line; a root made 0700 (as runc --r
     assert.notEqual(r.code, 0);
     assert.equal(r.stderr, `hutch: state root ${file} is not a directory (--root or $HUTCH_ROOT): give a directory, or a path that does not exist yet\n`, args.join(' '));
   }
+  // A dir above the root that others cannot search: named, with what to do.
+  const locked = path.join(root, 'locked');
+  fs.mkdirSync(locked, { mode: 0o700 });
+  const under = await hutch(path.join(locked, 'r'), ['run', '--rm', 'busybox', '--', 'true']);
+  assert.equal(under.code, 125);
+  assert.equal(under.stderr, `hutch: state root ${locked}/r is inside ${locked}, which others cannot search (mode 700): sandboxes could not reach their rootfs; use a root elsewhere (--root) or chmod o+x ${locked}\n`);
   const tight = makeRoot('typing-0700');
   try {
     fs.chmodSync(tight, 0o700);

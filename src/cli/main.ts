@@ -75,11 +75,17 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'debug', kind: 'bool', help: 'stack traces (global)' },
 ];
 
+/** An empty value would silently mean the default: refused. */
+function nonEmpty(flag: string, value: string): string {
+  if (value === '') throw new HutchError('EINVAL', `${flag} needs a value (got an empty one)`);
+  return value;
+}
+
 /** Moves global flags found among a verb's flags into `globals` (the later one wins). */
 function takeGlobals(parsed: ParsedArgs, globals: GlobalOptions): void {
   const f = parsed.flags;
-  if (typeof f.root === 'string') globals.root = f.root;
-  if (typeof f.executor === 'string') globals.executor = f.executor;
+  if (typeof f.root === 'string') globals.root = nonEmpty('--root', f.root);
+  if (typeof f.executor === 'string') globals.executor = nonEmpty('--executor', f.executor);
   if (f.debug === true) globals.debug = true;
   for (const g of GLOBAL_FLAGS) delete f[g.name];
 }
@@ -96,8 +102,8 @@ function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
       if (i + 1 >= argv.length) throw new HutchError('EINVAL', `${flag} needs a value`);
       return argv[++i]!;
     };
-    if (flag === '--root') globals.root = value();
-    else if (flag === '--executor') globals.executor = value();
+    if (flag === '--root') globals.root = nonEmpty(flag, value());
+    else if (flag === '--executor') globals.executor = nonEmpty(flag, value());
     else if (flag === '--debug') globals.debug = true;
     else break;
   }
