@@ -2,8 +2,8 @@
 // sandbox's init and every process in it are gone, with no hutch process staying around meanwhile.
 //
 // How it knows: one end of a socket pair is the watch's stdin; the other goes to the executor's
-// create as fd 3 (`--preserve-fds 1`), so the init holds it (the agent's children do not get it:
-// node opens nothing inheritable for them). When the init exits (the kernel kills the rest of its
+// create as fd 3 (`--preserve-fds 1`), so the init holds it (in the agent it is close-on-exec:
+// the processes the agent starts do not get it). When the init exits (the kernel kills the rest of its
 // pid namespace with it), the last copy closes and the watch reads end of file: no polling, and a
 // reused pid cannot fool it. Whatever is written into the other end is read and dropped.
 import { spawn, type ChildProcess } from 'node:child_process';
