@@ -30,7 +30,7 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, timeout
 const sandboxDirs = () => (fs.existsSync(path.join(root, 'sandboxes')) ? fs.readdirSync(path.join(root, 'sandboxes')) : []);
 
 test('run --rm -d: the sandbox goes when its main command ends, and nothing of it stays', async () => {
-  const r = await hutch(root, ['run', '--rm', '-d', '--name', 'short-job', 'busybox', '--', 'sh', '-c', 'sleep 1']);
+  const r = await hutch(root, ['run', '--rm', '-d', '--name', 'short-job', 'busybox', '--', 'sh', '-c', 'sleep 3']);
   assert.equal(r.code, 0, r.stderr);
   const id = r.stdout.trim();
   assert.match(id, /^[0-9a-f]{16}$/);

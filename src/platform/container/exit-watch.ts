@@ -44,13 +44,17 @@ export function releaseExitWatch(w: ExitWatch): void {
 
 /**
  * Stops a sandbox's watch (its whole process group), unless it has gone or is this very process
- * (the watch's command is the one removing the sandbox).
+ * (the watch's command is the one removing the sandbox); waits (up to 2 s) until it has died.
  */
-export function stopExitWatch(w: { pid: number; startTime: number }): void {
+export async function stopExitWatch(w: { pid: number; startTime: number }): Promise<void> {
   if (w.pid === process.pid || processStartTime(w.pid) !== w.startTime) return;
   try {
     process.kill(-w.pid, 'SIGKILL');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+  // A SIGKILL takes effect when the process next runs: on a busy machine, a moment later.
+  for (let delay = 1, waited = 0; processStartTime(w.pid) === w.startTime && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
+    await new Promise((r) => setTimeout(r, delay));
   }
 }

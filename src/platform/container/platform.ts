@@ -175,7 +175,7 @@ export class ContainerPlatform implements Platform {
       await this.executor.create(cfg.id, l.bundle, { stdio: [...stdio], pidFile: l.pidFile, ...(watch ? { preserveFds: 1 } : {}) });
       if (watch) handle.exitWatch = { pid: watch.pid, startTime: watch.startTime };
     } catch (e) {
-      if (watch) stopExitWatch(watch);
+      if (watch) await stopExitWatch(watch);
       // The slot stays claimed until the engine's cleanup (destroy) has removed the container and
       // its mounts: the executor may have left processes running with the range's ids.
       throw withInitLog(e, l.log);
@@ -300,7 +300,7 @@ export class ContainerPlatform implements Platform {
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
     // First, so that a removal by hand leaves no watch behind to run its command for nothing.
-    if (h.exitWatch) stopExitWatch(h.exitWatch);
+    if (h.exitWatch) await stopExitWatch(h.exitWatch);
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
     if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.deleteContainer(h);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
