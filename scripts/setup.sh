@@ -11,7 +11,8 @@ packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
   zstd
   # test/image-registry.test.ts makes a self-signed certificate for its https registry front.
   openssl
-  # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images, netavark),
+  # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images and for
+  # `hutch run --init`, netavark),
   # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it.
   podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo
   # bench/pull.ts compares hutch pull with skopeo copy + umoci unpack.

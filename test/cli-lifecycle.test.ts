@@ -59,7 +59,7 @@ test('create → ready, start → running, exec, pause ⇄ resume, stop, rm', as
   await hutchOk(root, ['stop', '--time', '2', 'life1']);
   assert.equal(await status(id), 'stopped');
   assert.match((await hutch(root, ['exec', 'life1', '--', 'true'])).stderr, /it is stopped \(needs running\)/);
-  assert.match((await hutch(root, ['start', 'life1'])).stderr, /stopped → running is not a valid transition/);
+  assert.match((await hutch(root, ['start', 'life1'])).stderr, /it is stopped, and a stopped sandbox cannot run again; remove it \(hutch rm life1\)/);
   await hutchOk(root, ['rm', 'life1']);
   assert.equal(await status(id), 'absent');
   assert.match((await hutch(root, ['rm', id])).stderr, /no such sandbox/);
@@ -229,7 +229,7 @@ test('exec into a sandbox whose init is the command (run without -d) goes throug
   assert.equal(r.code, 4, r.stderr);
   assert.match(r.stdout, /^y\nsleep 1000 Seccomp:\s+2\n$/);
   assert.equal((await hutch(root, ['exec', 'direct1', '--', 'nope'])).code, 127);
-  assert.match((await hutch(root, ['ps', 'direct1'])).stderr, /no agent for this call/);
+  assert.match((await hutch(root, ['ps', 'direct1'])).stderr, /runs its command as init .*: list its processes with hutch exec direct1 -- ps/);
   await hutchOk(root, ['rm', '-f', 'direct1']);
   assert.equal(await exited, 137, 'the foreground run reports the kill');
 });

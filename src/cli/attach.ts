@@ -64,3 +64,9 @@ function drained(stream: NodeJS.ReadableStream): Promise<void> {
     stream.once('close', () => resolve());
   });
 }
+
+/** TERM for a command given a terminal (run -t, exec -t): the caller's own, or xterm; -e TERM=… still wins. */
+export function terminalEnv(): string {
+  const term = process.env.TERM;
+  return `TERM=${term || 'xterm'}`;
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `hutch` command: global flags, then a verb whose module is loaded only when it is used.
 import { HutchError, isHutchError } from '../errors.js';
-import { parseArgs } from './args.js';
+import { parseArgs, type FlagSpec, type ParsedArgs } from './args.js';
 import { traceMark } from '../trace.js';
 import { isOciInvocation } from './oci/detect.js';
 import type { Command, CommandContext, GlobalOptions } from './command.js';
@@ -32,7 +32,7 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   serve: () => import('./commands/serve.js'),
 };
 
-const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] VERB [OPTIONS] ...
+const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] [--debug] VERB [OPTIONS] ...
 
 Sandboxes for untrusted code.
 
@@ -61,8 +61,34 @@ Verbs:
   load      import a docker-archive, oci-archive or OCI layout
   serve     run hutchd, the HTTP + WebSocket API
 
-Run 'hutch VERB --help' for a verb's options.
+Run 'hutch VERB --help' for a verb's options. The global flags may also follow the verb
+(hutch ls --root DIR), before its command: after -- or a run's IMAGE they are the command's.
 `;
+
+/**
+ * The global flags, also taken after the verb (`hutch ls --root X`) up to the verb's own command
+ * (`--`, or the words after the image of `run`, which are the sandboxed command's).
+ */
+const GLOBAL_FLAGS: FlagSpec[] = [
+  { name: 'root', kind: 'string', value: 'DIR', help: 'state root (global)' },
+  { name: 'executor', kind: 'string', value: 'NAME', help: 'runc or crun (global)' },
+  { name: 'debug', kind: 'bool', help: 'stack traces (global)' },
+];
+
+/** An empty value would silently mean the default: refused. */
+function nonEmpty(flag: string, value: string): string {
+  if (value === '') throw new HutchError('EINVAL', `${flag} needs a value (got an empty one)`);
+  return value;
+}
+
+/** Moves global flags found among a verb's flags into `globals` (the later one wins). */
+function takeGlobals(parsed: ParsedArgs, globals: GlobalOptions): void {
+  const f = parsed.flags;
+  if (typeof f.root === 'string') globals.root = nonEmpty('--root', f.root);
+  if (typeof f.executor === 'string') globals.executor = nonEmpty('--executor', f.executor);
+  if (f.debug === true) globals.debug = true;
+  for (const g of GLOBAL_FLAGS) delete f[g.name];
+}
 
 /** Parses global flags; returns them and the index of the verb. */
 function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
@@ -76,8 +102,8 @@ function parseGlobals(argv: string[]): { globals: GlobalOptions; at: number } {
       if (i + 1 >= argv.length) throw new HutchError('EINVAL', `${flag} needs a value`);
       return argv[++i]!;
     };
-    if (flag === '--root') globals.root = value();
-    else if (flag === '--executor') globals.executor = value();
+    if (flag === '--root') globals.root = nonEmpty(flag, value());
+    else if (flag === '--executor') globals.executor = nonEmpty(flag, value());
     else if (flag === '--debug') globals.debug = true;
     else break;
   }
@@ -125,7 +151,9 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
     }
-    const parsed = parseArgs(verb, rest, command.flags, stopAfter);
+    const parsed = parseArgs(verb, rest, [...command.flags, ...GLOBAL_FLAGS], stopAfter);
+    takeGlobals(parsed, globals);
+    debug = globals.debug;
     const ctx = makeContext(globals);
     try {
       return await command.run(ctx, parsed);
@@ -149,6 +177,7 @@ function makeContext(globals: GlobalOptions): CommandContext {
     globals,
     engine: () => (engine ??= import('../engine/index.js').then((m) => new m.Engine({
       ...(globals.root ? { root: globals.root } : {}), ...(globals.executor ? { executor: globals.executor } : {}),
+      selfCommand: [process.execPath, process.argv[1]!],
     }))),
     calls: () => (calls ??= Promise.all([ctx.engine(), import('../engine/index.js')]).then(([e, m]) => new m.SandboxCalls(e))),
     out: (t) => process.stdout.write(t),

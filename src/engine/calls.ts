@@ -44,11 +44,9 @@ export class SandboxCalls {
     return record;
   }
 
-  /** A connection to the sandbox's agent (reused). */
-  async client(record: SandboxRecord): Promise<AgentClient> {
-    if (record.mode !== 'agent') {
-      throw new HutchError('EUNSUPPORTED', `sandbox ${record.id} runs its command as init (hutch run without -d): it has no agent for this call`, { id: record.id });
-    }
+  /** A connection to the sandbox's agent (reused); `instead` says what works without one. */
+  async client(record: SandboxRecord, instead = 'exec, kill, stop, stats and pause work on it; hutch run -d makes a sandbox with an agent'): Promise<AgentClient> {
+    if (record.mode !== 'agent') throw noAgent(record.id, instead);
     let p = this.clients.get(record.id);
     if (p) {
       const c = await p.catch(() => null);
@@ -107,6 +105,11 @@ export class SandboxCalls {
   /** Sends a signal to one process, a process group, or every process of the sandbox. */
   async signal(ref: string, signal: string | number, target: SignalTarget): Promise<void> {
     const record = await this.readRunning(ref, 'signal');
+    if (record.mode === 'direct') {
+      // No agent: the executor signals the init, or with --all every process of the sandbox.
+      if (!('all' in target)) throw noAgent(record.id, `kill signals all of its processes; for one use hutch exec ${record.name} -- kill -${String(signal).replace(/^SIG/, '')} PID`);
+      return (await this.engine.platformOf(record)).kill(record.handle!, String(signal), true);
+    }
     await (await this.client(record)).signal(signal, target);
   }
 
@@ -114,7 +117,7 @@ export class SandboxCalls {
   async ps(ref: string) {
     const record = await this.readRunning(ref, 'list processes of', ['running', 'paused']);
     if (record.phase === 'paused') throw new HutchError('ESTATE', `cannot list processes of sandbox ${record.id}: it is paused (needs running)`, { id: record.id });
-    return (await this.client(record)).ps();
+    return (await this.client(record, `list its processes with hutch exec ${record.name} -- ps; hutch run -d makes a sandbox whose agent answers hutch ps`)).ps();
   }
 
   /** cpu, memory and pids of the sandbox, from its cgroups. */
@@ -126,6 +129,11 @@ export class SandboxCalls {
   /** File calls, resolved inside the sandbox's own view by its agent. */
   async files(ref: string): Promise<AgentClient> {
     const record = await this.readRunning(ref, 'access files of');
-    return this.client(record);
+    return this.client(record, `copy files through exec (hutch exec -i ${record.name} -- sh -c 'cat > PATH' < FILE, hutch exec ${record.name} -- cat PATH > FILE); hutch run -d makes a sandbox whose agent answers hutch cp`);
   }
+}
+
+/** The refusal of a call that needs an agent, for a sandbox whose init is the user's command. */
+function noAgent(id: string, instead: string): HutchError {
+  return new HutchError('EUNSUPPORTED', `sandbox ${id} runs its command as init (a foreground hutch run, without an agent): ${instead}`, { id });
 }

@@ -15,7 +15,11 @@ import { openImageService, type ImageService } from './images.js';
 import { busyboxRootfs, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
-export interface EngineOptions { root?: string; dataRoot?: string; executor?: string }
+export interface EngineOptions {
+  root?: string; dataRoot?: string; executor?: string;
+  /** How to run the hutch CLI (node and its entry): the remover of auto-removed sandboxes runs it. */
+  selfCommand?: string[];
+}
 
 /** What a new sandbox is made from. */
 export interface CreateOptions {
@@ -37,6 +41,10 @@ export interface CreateOptions {
   /** The main command: run by the agent on start, or the init itself in direct mode. */
   command?: string[];
   terminal?: boolean;
+  /** Direct mode: catatonit as pid 1, reaping and forwarding signals (run --init). */
+  init?: boolean;
+  /** Removed when its init exits (run --rm -d); needs EngineOptions.selfCommand. */
+  autoRemove?: boolean;
   mode?: InitMode;
 }
 
@@ -63,8 +71,10 @@ export class Engine {
   private imageService?: Promise<ImageService>;
   /** The executor new sandboxes get; each sandbox keeps the one it was made with. */
   readonly executorName: string;
+  private readonly selfCommand: string[] | undefined;
 
   constructor(opts: EngineOptions = {}) {
+    this.selfCommand = opts.selfCommand;
     this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT);
     this.dataRoot = opts.dataRoot ?? process.env.HUTCH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
     this.executorName = opts.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
@@ -121,7 +131,10 @@ export class Engine {
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {
-    return configOf(r, this.store.dir(r.id));
+    const cfg = configOf(r, this.store.dir(r.id));
+    // Auto-removal is a plain `hutch rm` (never -f) run when the init is gone: a stopped sandbox goes.
+    if (r.autoRemove) cfg.onExit = [...this.selfCommand!, '--root', this.store.root, 'rm', r.id];
+    return cfg;
   }
 
   /** Brings a record in line with reality (see refreshRecord). */
@@ -132,6 +145,7 @@ export class Engine {
   /** Creates a sandbox in state `ready` (agent mode: its init waits for start). */
   async create(o: CreateOptions): Promise<SandboxInfo> {
     if ((o.mode ?? 'agent') !== 'agent') throw new HutchError('EINVAL', 'create makes agent sandboxes; direct mode is for run');
+    if (o.autoRemove && !this.selfCommand) throw new HutchError('EINVAL', 'auto-removal needs the engine to know how to run hutch (EngineOptions.selfCommand)');
     const initial = await this.newRecord(o);
     const platform = await this.platform();
     const { record, lock } = await this.store.allocate(o.name, initial);
@@ -171,6 +185,10 @@ export class Engine {
     try {
       const record = this.mustRead(id);
       await this.refresh(record);
+      if (record.phase === 'stopped') {
+        // A sandbox runs once (its init is gone and cannot come back): say what to do instead.
+        throw new HutchError('ESTATE', `cannot start sandbox ${id}: it is stopped, and a stopped sandbox cannot run again; remove it (hutch rm ${ref}) and make a new one (hutch run, or hutch create and start)`, { id });
+      }
       checkTransition(id, record.phase, 'running', 'start');
       const platform = await this.platformOf(record);
       await platform.start(record.handle!, record.mode);

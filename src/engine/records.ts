@@ -41,6 +41,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
     ...(resolved.image ? { image: { ref: resolved.image.ref, id: resolved.image.id } } : {}),
     env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user,
     limits, hardening, ...(command ? { command } : {}), ...(o.terminal ? { terminal: true } : {}),
+    ...(o.init ? { init: true } : {}), ...(o.autoRemove && mode === 'agent' ? { autoRemove: true } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
   });
 }
@@ -68,10 +69,11 @@ function commandOf(o: CreateOptions, image: ImageRuntimeConfig, mode: string): s
 
 /** What a platform needs to make the sandbox of `r`, whose dir is `dir`. */
 export function configOf(r: SandboxRecord, dir: string): SandboxConfig {
-  const { id, name, mode, rootfs, lowerDirs, env, cwd, user, limits, hardening, command, terminal } = r;
+  const { id, name, mode, rootfs, lowerDirs, env, cwd, user, limits, hardening, command, terminal, init } = r;
   return {
     id, name, mode, rootfs, env, cwd, user, limits, hardening, dir,
     ...(lowerDirs ? { lowerDirs } : {}), ...(command ? { command } : {}), ...(terminal ? { terminal } : {}),
+    ...(init ? { init } : {}),
   };
 }
 

@@ -29,6 +29,8 @@ export interface SandboxRecord extends SandboxSettings {
   labels?: Record<string, string>;
   /** Why the sandbox is stopped when it did not end normally (interrupted create, agent died...). */
   note?: string;
+  /** Removed by its exit watch when its init is gone (run --rm -d). */
+  autoRemove?: boolean;
 }
 
 const TRANSITIONS: Record<SandboxStatus, SandboxStatus[]> = {

@@ -46,6 +46,7 @@ export class SandboxStore {
    * record through `initial` before claiming the name, so a crash never leaves an unnamed claim.
    */
   async allocate(name: string | undefined, initial: (id: string, name: string) => SandboxRecord): Promise<{ record: SandboxRecord; lock: SandboxLock }> {
+    this.prepareRoot();
     fs.mkdirSync(this.sandboxesDir, { recursive: true, mode: 0o711 });
     fs.mkdirSync(this.namesDir, { recursive: true, mode: 0o700 });
     const id = randomHex(8);
@@ -62,6 +63,45 @@ export class SandboxStore {
       throw e;
     }
     return { record, lock };
+  }
+
+  /**
+   * Makes the root (or checks the one given) before the first sandbox goes in. A sandbox's user
+   * namespace reaches its rootfs through the root, so the root must be searchable by others: one
+   * made 0700 (`runc --root R list` does that) gets o+x, g+x; a dir above it that is not gets a
+   * clear error, as does a root that is not a directory.
+   */
+  private prepareRoot(): void {
+    try {
+      fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOTDIR' && errnoCode(e) !== 'EEXIST') throw e;
+    }
+    const st = this.rootStat();
+    if ((st.mode & 0o011) !== 0o011) fs.chmodSync(this.root, (st.mode & 0o7777) | 0o011);
+    for (let dir = path.dirname(this.root); ; dir = path.dirname(dir)) {
+      if ((fs.statSync(dir).mode & 0o001) === 0) {
+        throw new HutchError('EPERM', `state root ${this.root} is inside ${dir}, which others cannot search (mode ${(fs.statSync(dir).mode & 0o777).toString(8)}): sandboxes could not reach their rootfs; use a root elsewhere (--root) or chmod o+x ${dir}`, { path: dir });
+      }
+      if (dir === '/') break;
+    }
+  }
+
+  /** The root's stat; a clear error when it is not a directory. */
+  private rootStat(): fs.Stats {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(this.root);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOTDIR') throw this.notADir();
+      throw e;
+    }
+    if (!st.isDirectory()) throw this.notADir();
+    return st;
+  }
+
+  private notADir(): HutchError {
+    return new HutchError('EINVAL', `state root ${this.root} is not a directory (--root or $HUTCH_ROOT): give a directory, or a path that does not exist yet`, { path: this.root });
   }
 
   /** Claims `name` for `id`; a claim whose sandbox dir is gone is stale and taken over. */
@@ -134,6 +174,7 @@ export class SandboxStore {
     try {
       return fs.readdirSync(this.sandboxesDir).filter((n) => ID_RE.test(n));
     } catch (e) {
+      if (errnoCode(e) === 'ENOTDIR') this.rootStat(); // a root that is a file: say so
       if (errnoCode(e) === 'ENOENT') return [];
       throw e;
     }

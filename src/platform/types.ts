@@ -49,12 +49,22 @@ export interface SandboxSettings {
   /** The main command: run by the agent on start, or the init itself in direct mode. */
   command?: string[];
   terminal?: boolean;
+  /**
+   * Direct mode: a small init (catatonit, as podman's --init) is pid 1 and runs the command as its
+   * child, so that zombies are reaped and signals reach a command that has no handlers of its own.
+   */
+  init?: boolean;
 }
 
 /** Everything a platform needs to make one sandbox. */
 export interface SandboxConfig extends SandboxSettings {
   /** The sandbox's private host dir, made and removed by the engine. */
   dir: string;
+  /**
+   * A host command to run once the sandbox's init and every process of it are gone (run --rm -d:
+   * the engine's remover). The platform starts a watch for it at create; destroy stops the watch.
+   */
+  onExit?: string[];
 }
 
 /** Where a created sandbox's host-side pieces are; stored in the engine's state record. */
@@ -68,6 +78,8 @@ export interface PlatformHandle {
   initPid?: number;
   /** A sandbox with a private id range: its slot (host ids base + slot * 65536 on), freed on destroy. */
   idSlot?: number;
+  /** The host process that runs SandboxConfig.onExit (pid and start time), stopped by destroy. */
+  exitWatch?: { pid: number; startTime: number };
 }
 
 /** Resource usage read from the sandbox's cgroups. */

@@ -36,6 +36,12 @@ export interface RequestSpec extends CallOptions {
 
 const DEFAULT_SOCKET = '/run/hutch/hutchd.sock';
 
+/** hutchd's default socket: in `$HUTCH_ROOT` when that is set (as hutchd puts it), else DEFAULT_SOCKET. */
+function defaultSocket(): string {
+  const root = process.env['HUTCH_ROOT'];
+  return root ? `${root.replace(/\/+$/, '')}/hutchd.sock` : DEFAULT_SOCKET;
+}
+
 /** A connection to hutchd (shared by the sandboxes made through it). */
 export class Transport {
   readonly socketPath: string | undefined;
@@ -47,7 +53,7 @@ export class Transport {
   constructor(opts: ConnectionOptions = {}) {
     const base = opts.baseUrl ?? (opts.socketPath ? undefined : process.env['HUTCH_URL']);
     this.baseUrl = base ? new URL(base) : undefined;
-    this.socketPath = this.baseUrl ? undefined : (opts.socketPath ?? process.env['HUTCH_SOCKET'] ?? DEFAULT_SOCKET);
+    this.socketPath = this.baseUrl ? undefined : (opts.socketPath ?? process.env['HUTCH_SOCKET'] ?? defaultSocket());
     this.token = opts.token ?? process.env['HUTCH_TOKEN'];
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.agent = new http.Agent({ keepAlive: true });

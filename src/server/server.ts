@@ -26,15 +26,20 @@ import { forgetServed, type ApiLimits, type Services } from './services.js';
 import { processSocketRoutes } from './ws-process.js';
 import { watchSocketRoutes } from './ws-watch.js';
 
-/** Where hutchd listens when not told otherwise. */
+/** Where hutchd listens when not told otherwise (with the default state root). */
 export const DEFAULT_SOCKET = '/run/hutch/hutchd.sock';
+
+/** hutchd's socket when not told otherwise: in its state root, so hutchd's of two roots never share one. */
+export function defaultSocketOf(root: string): string {
+  return path.join(root, 'hutchd.sock');
+}
 
 /** How hutchd is set up. */
 export interface HutchdOptions {
   /** State root and executor of the engine (defaults as for the CLI). */
   root?: string;
   executor?: string;
-  /** Unix socket to listen on (default DEFAULT_SOCKET unless `listen` is given alone). */
+  /** Unix socket to listen on (default `hutchd.sock` in the state root unless `listen` is given alone). */
   socketPath?: string;
   /** TCP address; needs `tokenFile`. */
   listen?: { host: string; port: number };
@@ -104,7 +109,7 @@ export class Hutchd {
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) });
     d.releaseRoot = claimRoot(engine.store.root);
-    const socketPath = opts.socketPath ?? (opts.listen ? undefined : DEFAULT_SOCKET);
+    const socketPath = opts.socketPath ?? (opts.listen ? undefined : defaultSocketOf(engine.store.root));
     try {
       d.recovered = await services.lifetime.recover();
       services.lifetime.start();

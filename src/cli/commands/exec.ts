@@ -3,7 +3,7 @@ import { HutchError } from '../../errors.js';
 import { parseUser } from '../../engine/options.js';
 import { bool, list, str } from '../args.js';
 import type { Command } from '../command.js';
-import { attach } from '../attach.js';
+import { attach, terminalEnv } from '../attach.js';
 
 export const command: Command = {
   usage: 'hutch exec [OPTIONS] ID|NAME [--] COMMAND [ARG...]',
@@ -30,7 +30,7 @@ export const command: Command = {
     const cwd = str(f, 'workdir');
     const size = { cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
     const req = {
-      argv: args.rest, env: list(f, 'env'), stdin: interactive,
+      argv: args.rest, env: [...(tty ? [terminalEnv()] : []), ...list(f, 'env')], stdin: interactive,
       ...(cwd !== undefined ? { cwd } : {}), ...(user !== undefined ? { user: parseUser(user) } : {}), ...(tty ? { tty: size } : {}),
     };
     const detach = bool(f, 'detach');

@@ -4,9 +4,11 @@ import { bool, type FlagSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
 import { isRootfsPath } from '../../engine/options.js';
+import { terminalEnv } from '../attach.js';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'rm', kind: 'bool', help: 'remove the sandbox when the command exits' },
+  { name: 'rm', kind: 'bool', help: 'remove the sandbox when the command exits (with -d: when the main command ends or it is stopped)' },
+  { name: 'init', kind: 'bool', help: 'foreground: run the command under a small init (catatonit) that reaps zombies and forwards signals' },
   { name: 'detach', short: 'd', kind: 'bool', help: 'leave the sandbox running (with its agent) and print its id' },
   { name: 'tty', short: 't', kind: 'bool', help: 'give the command a terminal' },
   { name: 'interactive', short: 'i', kind: 'bool', help: 'keep stdin open and pass it to the command' },
@@ -26,7 +28,8 @@ export const command: Command = {
     const engine = await ctx.engine();
     const opts = createOptionsFrom(args, rootfs, args.rest);
     if (bool(f, 'detach')) {
-      if (bool(f, 'rm')) throw new HutchError('EINVAL', 'run: --rm and --detach do not go together');
+      // --rm: the sandbox's exit watch removes it once its init is gone (no hutch stays around).
+      if (bool(f, 'rm')) opts.autoRemove = true;
       if (bool(f, 'tty') || bool(f, 'interactive')) throw new HutchError('EINVAL', 'run: -t/-i need the foreground; use hutch exec -t -i on a detached sandbox');
       const created = await engine.create(opts);
       try {
@@ -45,6 +48,8 @@ export const command: Command = {
     // runc's own console handling needs our stdin to be a terminal (it opens /dev/tty).
     if (tty && !process.stdin.isTTY) throw new HutchError('EINVAL', `run: -t needs a terminal on stdin${interactive ? '' : ' (or use run -d and exec -t, which gives a pty without one)'}`);
     opts.terminal = tty;
+    if (bool(f, 'init')) opts.init = true;
+    if (tty) opts.env = [terminalEnv(), ...(opts.env ?? [])];
     const { exitCode } = await engine.runForeground(opts, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], bool(f, 'rm'));
     return exitCode;
   },

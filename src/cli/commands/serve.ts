@@ -35,10 +35,10 @@ function connectionCount(f: ParsedArgs['flags'], flag: string, key: string): Rec
 }
 
 export const command: Command = {
-  usage: 'hutch serve [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m]',
+  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
   flags: [
-    { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default /run/hutch/hutchd.sock; mode 0600)' },
+    { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default hutchd.sock in the state root: /run/hutch/hutchd.sock; mode 0600)' },
     { name: 'listen', kind: 'string', value: 'HOST:PORT', help: 'also (or only, without --socket) listen on TCP; needs --token-file' },
     { name: 'token-file', kind: 'string', value: 'FILE', help: 'bearer tokens, one per line (at least 16 characters each)' },
     { name: 'pool', kind: 'list', value: 'IMAGE=N', help: 'keep N ready sandboxes of IMAGE (repeatable)' },

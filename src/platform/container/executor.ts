@@ -16,7 +16,7 @@ export type ForegroundStdio = ('inherit' | 'ignore')[];
 export interface AttachedOptions { stdio: ForegroundStdio; terminal: boolean; logFile: string }
 
 /** Options for starting a container process. */
-export interface ExecutorSpawnOptions { stdio: StdioOptions; pidFile?: string; detach?: boolean }
+export interface ExecutorSpawnOptions { stdio: StdioOptions; pidFile?: string; detach?: boolean; preserveFds?: number }
 
 /** How an executor binary is run. */
 export interface ExecutorConfig {
@@ -39,6 +39,8 @@ export class OciExecutor {
   async create(id: string, bundle: string, opts: ExecutorSpawnOptions): Promise<void> {
     const args = ['create', '--bundle', bundle];
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
+    // The fds after stdio (3 on) go on to the init.
+    if (opts.preserveFds) args.push('--preserve-fds', String(opts.preserveFds));
     await this.call([...args, id], { id, stdio: opts.stdio });
   }
 

@@ -15,7 +15,8 @@ import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { killAndForgetRuncContainer } from './teardown.js';
 import { ensureRealMountPoints, mountPoints } from './mount-points.js';
 import type { PrivateIds } from './private-ids.js';
-import { AGENT_PACKAGES, ensureAgentRuntime, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
+import { AGENT_PACKAGES, ensureAgentRuntime, findInitBinary, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_INIT, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
+import { releaseExitWatch, startExitWatch, stopExitWatch, type ExitWatch } from './exit-watch.js';
 
 /**
  * Node flags for the agent: small heaps, since every sandbox holds one agent; gc() exposed and no
@@ -102,10 +103,12 @@ export class ContainerPlatform implements Platform {
       ensureRealMountPoints(rootfsPath, mountPoints(cfg.mode === 'agent', false), null, false);
     }
     const runtime = cfg.mode === 'agent' ? ensureAgentRuntime(this.opts.dataRoot) : { dir: '', installDir: '' };
+    if (cfg.mode === 'direct' && !cfg.command?.length) throw new HutchError('EINVAL', 'no command to run', { id: cfg.id });
+    // run --init: catatonit is pid 1 and the command its child (it has no agent to do that).
+    const initBinary = cfg.mode === 'direct' && cfg.init ? findInitBinary() : undefined;
     const args = cfg.mode === 'agent'
       ? [SANDBOX_LOADER, '--library-path', `${SANDBOX_HUTCH_DIR}/lib`, SANDBOX_NODE, ...AGENT_NODE_FLAGS, SANDBOX_AGENT_MAIN, '--listen', `${SANDBOX_RUN_DIR}/${AGENT_SOCKET_NAME}`]
-      : cfg.command ?? [];
-    if (args.length === 0) throw new HutchError('EINVAL', 'no command to run', { id: cfg.id });
+      : [...(initBinary ? [SANDBOX_INIT, '--'] : []), ...cfg.command!];
     const h = cfg.hardening;
     const input: SandboxSpecInput = {
       args,
@@ -122,7 +125,7 @@ export class ContainerPlatform implements Platform {
         { source: path.join(runtime.installDir, 'dist/bundle'), destination: `${SANDBOX_HUTCH_DIR}/app/bundle`, readonly: true },
         ...AGENT_PACKAGES.map((p) => ({ source: path.join(runtime.installDir, 'node_modules', p), destination: `${SANDBOX_HUTCH_DIR}/app/node_modules/${p}`, readonly: true })),
         { source: l.run, destination: SANDBOX_RUN_DIR, readonly: false },
-      ] : [],
+      ] : initBinary ? [{ source: initBinary, destination: SANDBOX_INIT, readonly: true }] : [],
       idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
       namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
       seccomp: h.seccomp,
@@ -164,13 +167,19 @@ export class ContainerPlatform implements Platform {
     const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
     const log = fs.openSync(l.log, 'a', 0o600);
+    let watch: ExitWatch | undefined;
     try {
-      await this.executor.create(cfg.id, l.bundle, { stdio: ['ignore', log, log], pidFile: l.pidFile });
+      watch = cfg.onExit ? startExitWatch(cfg.dir, cfg.onExit) : undefined;
+      const stdio = watch ? ['ignore', log, log, watch.peer] as const : ['ignore', log, log] as const;
+      await this.executor.create(cfg.id, l.bundle, { stdio: [...stdio], pidFile: l.pidFile, ...(watch ? { preserveFds: 1 } : {}) });
+      if (watch) handle.exitWatch = { pid: watch.pid, startTime: watch.startTime };
     } catch (e) {
+      if (watch) await stopExitWatch(watch);
       // The slot stays claimed until the engine's cleanup (destroy) has removed the container and
       // its mounts: the executor may have left processes running with the range's ids.
       throw withInitLog(e, l.log);
     } finally {
+      if (watch) releaseExitWatch(watch);
       fs.closeSync(log);
     }
     const pid = readPidFile(l.pidFile);
@@ -289,6 +298,8 @@ export class ContainerPlatform implements Platform {
 
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
+    // First, so that a removal by hand leaves no watch behind to run its command for nothing.
+    if (h.exitWatch) await stopExitWatch(h.exitWatch);
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
     if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.deleteContainer(h);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.

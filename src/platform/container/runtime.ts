@@ -13,6 +13,18 @@ export const SANDBOX_RUN_DIR = '/.hutch/run';
 export const SANDBOX_LOADER = '/.hutch/lib/ld-linux-x86-64.so.2';
 export const SANDBOX_NODE = '/.hutch/node';
 export const SANDBOX_AGENT_MAIN = '/.hutch/app/bundle/agent.cjs';
+/** run --init: where the init binary is mounted (on the sandbox's own /dev tmpfs: no rootfs needs a mount point). */
+export const SANDBOX_INIT = '/dev/init';
+
+/** Static inits a foreground run can use (catatonit: Debian's, as podman installs it). */
+const INIT_BINARIES = ['/usr/bin/catatonit', '/usr/libexec/podman/catatonit'];
+
+/** The host's catatonit, for run --init; a clear error when there is none. */
+export function findInitBinary(): string {
+  const found = INIT_BINARIES.find((p) => fs.existsSync(p));
+  if (!found) throw new HutchError('EUNSUPPORTED', `run --init needs catatonit (looked for ${INIT_BINARIES.join(', ')}): apt-get install catatonit, or run scripts/setup.sh`);
+  return found;
+}
 
 /** The npm packages the agent loads at run time (native addons), mounted under /.hutch/app/node_modules. */
 export const AGENT_PACKAGES = ['koffi', `@koromix/koffi-${process.platform}-${process.arch}`, 'node-pty'];
