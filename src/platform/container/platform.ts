@@ -26,9 +26,6 @@ const AGENT_NODE_FLAGS = ['--expose-gc', '--max-semi-space-size=1', '--max-old-s
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-
-/** Top-level dirs that mounts need; made in the writable layer when the rootfs lacks them. */
-
 const inRange = (id: number, base: number, size: number) => id >= base && id < base + size;
 
 /** The files and dirs of one sandbox under its state dir. */
