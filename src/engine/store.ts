@@ -186,6 +186,8 @@ export class SandboxStore {
   /** Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). */
   remove(id: string, name: string | undefined): void {
     if (name !== undefined && this.readNameClaim(name) === id) fs.rmSync(path.join(this.namesDir, name), { force: true });
-    fs.rmSync(this.dir(id), { recursive: true, force: true });
+    // A concurrent reader (ls, hutchd's sweep) may create the lock file again while the dir is being
+    // emptied (ENOTEMPTY): the removal is then retried.
+    fs.rmSync(this.dir(id), { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
   }
 }
