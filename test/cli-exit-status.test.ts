@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot } from './helpers.js';
+import { brokenRecord } from '../src/engine/records.js';
+import { describeEnd, recordAgentExit, recordDirectExit } from '../src/engine/exit-status.js';
+import type { SandboxRecord } from '../src/engine/state.js';
 
 let root: string;
 before(() => { root = makeRoot('exit'); });
@@ -143,15 +146,49 @@ test('direct mode: an init killed by the OOM killer exits 137, recorded with oom
   const hog = ['busybox', '--', 'sh', '-c', 'x=a; while true; do x=$x$x; done'];
   const kept = await hutch(root, ['run', '--name', 'exit-direct-oom', '--memory', '8m', ...hog]);
   const removed = await hutch(root, ['run', '--rm', '--memory', '8m', ...hog]);
+  const crun = await hutch(root, ['--executor', 'crun', 'run', '--name', 'exit-direct-oom-crun', '--memory', '8m', ...hog]);
   try {
     assert.equal(kept.code, 137, kept.stderr);
     assert.equal(removed.code, 137, removed.stderr);
     assert.deepEqual(endOf(await listed('exit-direct-oom')), { exitCode: 137, signal: 'SIGKILL', oomKilled: true });
     const [info] = JSON.parse(await hutchOk(root, ['inspect', 'exit-direct-oom'])) as Listed[];
     assert.equal(info!.oomKilled, true);
+    assert.equal(crun.code, 137, crun.stderr);
+    assert.deepEqual(endOf(await listed('exit-direct-oom-crun')), { exitCode: 137, signal: 'SIGKILL', oomKilled: true }, 'crun too');
   } finally {
-    await hutchOk(root, ['rm', '-f', 'exit-direct-oom']);
+    await hutchOk(root, ['rm', '-f', 'exit-direct-oom', 'exit-direct-oom-crun']);
   }
+});
+
+test('recording an end: exit records (any signal name the sandbox writes), 128+N from the executor, OOM only with SIGKILL', () => {
+  const rec = (): SandboxRecord => ({ ...brokenRecord('0123456789abcdef'), phase: 'stopped', mode: 'agent', mainPid: 7 });
+  const agent = (exit: { exitCode: number | null; signal: string | null } | null, oomKills: number | null, end: 'stopped' | 'gone' = 'gone') => {
+    const r = rec();
+    delete r.note;
+    recordAgentExit(r, exit, oomKills, end);
+    return { exitCode: r.exitCode, signal: r.signal, oomKilled: r.oomKilled, agentDied: r.agentDied, note: r.note };
+  };
+  const none = { exitCode: undefined, signal: undefined, oomKilled: undefined, agentDied: undefined, note: undefined };
+  assert.deepEqual(agent({ exitCode: 3, signal: null }, 0), { ...none, exitCode: 3 });
+  assert.deepEqual(agent({ exitCode: 0, signal: null }, 2), { ...none, exitCode: 0 }, 'an OOM kill of another process does not make a clean exit OOM-killed');
+  assert.deepEqual(agent({ exitCode: null, signal: 'SIGTERM' }, 1), { ...none, exitCode: 143, signal: 'SIGTERM' });
+  assert.deepEqual(agent({ exitCode: null, signal: 'SIGKILL' }, 1), { ...none, exitCode: 137, signal: 'SIGKILL', oomKilled: true });
+  assert.deepEqual(agent({ exitCode: null, signal: 'SIGKILL' }, null), { ...none, exitCode: 137, signal: 'SIGKILL' }, 'cgroup gone: not claimed');
+  assert.deepEqual(agent({ exitCode: null, signal: 'SIGBOGUS' }, 0), { ...none, note: 'the exit record names an unknown signal "SIGBOGUS": exit status unknown' });
+  assert.deepEqual(agent(null, 1), { ...none, oomKilled: true, agentDied: true, note: 'the agent was OOM-killed before the main command exited: its exit status is lost' });
+  assert.match(agent(null, 0, 'stopped').note ?? '', /did not answer the stop/);
+  assert.equal(agent(null, 0, 'stopped').agentDied, undefined, 'stopped by hutch: not a death');
+  const direct = (code: number, oom: boolean) => {
+    const r = rec();
+    recordDirectExit(r, code, oom);
+    return [r.exitCode, r.signal, r.oomKilled, describeEnd(r)];
+  };
+  assert.deepEqual(direct(0, false), [0, undefined, undefined, '0']);
+  assert.deepEqual(direct(128, false), [128, undefined, undefined, '128']);
+  assert.deepEqual(direct(143, false), [143, 'SIGTERM', undefined, '143, SIGTERM']);
+  assert.deepEqual(direct(137, true), [137, 'SIGKILL', true, '137, OOM killed']);
+  assert.deepEqual(direct(1, true), [1, undefined, undefined, '1'], 'the init itself was not the one killed');
+  assert.deepEqual(direct(255, false), [255, undefined, undefined, '255'], 'no signal 127');
 });
 
 test('an agent killed from the host: wait says so in one line and exits 1; ls and inspect show agentDied', async () => {
