@@ -113,7 +113,7 @@ export function refreshRecord(record: SandboxRecord, dir: string, lockFree: bool
 export function recordEnd(record: SandboxRecord, dir: string, oomKills: number | null, end: InitEnd): void {
   if (record.mode === 'agent') return recordAgentExit(record, exitRecordOf(dir), oomKills, end);
   // Direct mode: the hutch run that waited for the init records its status; it went first.
-  if (end === 'gone' && record.exitCode === undefined) record.note ??= 'exit status unknown: the hutch run that waited for it ended first';
+  if (end === 'gone' && record.exitCode === undefined) record.note ??= 'the hutch run that waited for it ended first: its exit status is lost';
 }
 
 /** Applies an update to a record (the caller holds its lock): label precondition, labels, env, working dir. */
