@@ -93,7 +93,8 @@ test('ps lists processes; kill reaches one pid, a process group, or all', async 
 test('a main process: the sandbox stops when it exits, wait prints its code', async () => {
   const id = (await hutchOk(root, ['create', 'busybox', '--', 'sh', '-c', 'sleep 0.3; exit 42'])).trim();
   await hutchOk(root, ['start', id]);
-  assert.equal((await hutchOk(root, ['wait', id])).trim(), '42');
+  const waited = await hutch(root, ['wait', id]);
+  assert.deepEqual([waited.stdout, waited.code], ['42\n', 42], 'wait prints the code and exits with it');
   assert.equal(await status(id), 'stopped');
   await hutchOk(root, ['rm', id]);
 });

@@ -22,7 +22,8 @@ test('stdout and stderr of the main command, --tail, and -f until the sandbox st
   assert.equal(followed.stdout, 'one\ntwo\nthree\n', 'follow ends when the sandbox stops, with all output');
   assert.equal(await hutchOk(root, ['logs', '--tail', '2', id]), 'two\nthree\n');
   assert.equal(await hutchOk(root, ['logs', '-n', '0', id]), '');
-  assert.equal((await hutchOk(root, ['wait', id])).trim(), '3');
+  const waited = await hutch(root, ['wait', id]);
+  assert.deepEqual([waited.stdout, waited.code], ['3\n', 3]);
   await hutchOk(root, ['rm', id]);
 });
 

@@ -19,6 +19,7 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   stop: () => import('./commands/stop.js'),
   kill: () => import('./commands/kill.js'),
   wait: () => import('./commands/wait.js'),
+  inspect: () => import('./commands/inspect.js'),
   rm: () => import('./commands/rm.js'),
   cp: () => import('./commands/cp.js'),
   logs: () => import('./commands/logs.js'),
@@ -49,6 +50,7 @@ Verbs:
   stop      stop a sandbox (SIGTERM, then SIGKILL)
   kill      send a signal into a sandbox
   wait      wait for a sandbox to stop and print its exit code
+  inspect   a sandbox's record and how it ended, as JSON
   rm        remove sandboxes
   cp        copy files between the host and a sandbox
   logs      the output of a sandbox's main command (-f follows it)

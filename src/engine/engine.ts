@@ -5,7 +5,8 @@ import { SandboxStore, type SandboxLock } from './store.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
 import { observeInit } from './liveness.js';
-import { applyUpdate, brokenRecord, configOf, recordFactory, refreshRecord } from './records.js';
+import { applyUpdate, brokenRecord, configOf, recordEnd, recordFactory, refreshRecord } from './records.js';
+import { recordDirectExit, type InitEnd } from './exit-status.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
 import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
@@ -139,7 +140,13 @@ export class Engine {
 
   /** Brings a record in line with reality (see refreshRecord). */
   async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
-    refreshRecord(record, this.store.dir(record.id), lockFree);
+    if (refreshRecord(record, this.store.dir(record.id), lockFree)) await this.recordEnd(record, 'gone');
+  }
+
+  /** Records how a sandbox whose init is gone ended (exit code, signal, OOM kill, or its agent died). */
+  async recordEnd(record: SandboxRecord, end: InitEnd): Promise<void> {
+    const oomKills = record.handle ? await (await this.platformOf(record)).oomKills(record.handle) : null;
+    recordEnd(record, this.store.dir(record.id), oomKills, end);
   }
 
   /** Creates a sandbox in state `ready` (agent mode: its init waits for start). */
@@ -241,6 +248,7 @@ export class Engine {
     const { record, lock } = await this.store.allocate(o.name, initial);
     traceMark('engine: allocated');
     let exitCode: number;
+    let oomKilled: boolean;
     try {
       const result = await platform.runForeground(this.configOf(record), stdio, (handle) => {
         record.handle = handle;
@@ -252,6 +260,7 @@ export class Engine {
         lock.release();
       });
       exitCode = result.exitCode;
+      oomKilled = result.oomKilled;
       traceMark('engine: command exited');
     } catch (e) {
       lock.release();
@@ -271,7 +280,7 @@ export class Engine {
       const now = this.store.read(record.id);
       if (now === null) return { id: record.id, exitCode };
       now.phase = 'stopped';
-      now.exitCode = exitCode;
+      recordDirectExit(now, exitCode, oomKilled);
       now.finishedAt = new Date().toISOString();
       if (remove) {
         await this.destroyLocked(now, false);

@@ -7,6 +7,7 @@ import type { ImageRuntimeConfig } from '../image/index.js';
 import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { exitRecordOf, observeInit } from './liveness.js';
+import { recordAgentExit, type InitEnd } from './exit-status.js';
 import type { CreateOptions, SandboxUpdate } from './engine.js';
 import type { ResolvedRootfs } from './rootfs.js';
 import { checkLabels } from './state.js';
@@ -87,24 +88,34 @@ export function brokenRecord(id: string): SandboxRecord {
 
 /**
  * Brings a record in line with reality: an init that is gone means stopped; a transitional
- * phase whose lock is free means the hutch that set it died.
+ * phase whose lock is free means the hutch that set it died. True when it found the init gone
+ * just now (the caller records how it ended: recordEnd).
  */
-export function refreshRecord(record: SandboxRecord, dir: string, lockFree: boolean): void {
+export function refreshRecord(record: SandboxRecord, dir: string, lockFree: boolean): boolean {
   if ((record.phase === 'creating' || record.phase === 'deleting') && lockFree) {
     record.note = `interrupted ${record.phase === 'creating' ? 'create' : 'delete'}`;
     record.phase = 'stopped';
-    return;
+    return false;
   }
   if (record.phase === 'running' || record.phase === 'paused' || record.phase === 'ready') {
     const obs = observeInit(record, dir);
     if (obs.known && !obs.alive) {
       record.phase = 'stopped';
       record.finishedAt ??= new Date().toISOString();
-      const exit = exitRecordOf(dir);
-      if (exit) record.exitCode = exit.exitCode;
-      else if (record.mode === 'agent') record.note ??= 'the agent exited';
+      return true;
     }
   }
+  return false;
+}
+
+/**
+ * Records how a sandbox whose init is gone ended: agent mode from the agent's exit record and the
+ * cgroup's OOM kills; `end` says whether hutch stopped it or it went away on its own.
+ */
+export function recordEnd(record: SandboxRecord, dir: string, oomKills: number | null, end: InitEnd): void {
+  if (record.mode === 'agent') return recordAgentExit(record, exitRecordOf(dir), oomKills, end);
+  // Direct mode: the hutch run that waited for the init records its status; it went first.
+  if (end === 'gone' && record.exitCode === undefined) record.note ??= 'the hutch run that waited for it ended first: its exit status is lost';
 }
 
 /** Applies an update to a record (the caller holds its lock): label precondition, labels, env, working dir. */

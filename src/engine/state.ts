@@ -22,7 +22,14 @@ export interface SandboxRecord extends SandboxSettings {
   mainPid?: number;
   /** Start time (clock ticks since boot) of the init pid, so a reused pid is not taken for ours. */
   initStartTime?: number;
+  /** How the main command (agent mode) or the init (direct mode) ended: its code, 128+N for a signal N. */
   exitCode?: number | null;
+  /** The signal that ended it (SIGKILL...), when one did. */
+  signal?: string;
+  /** It was killed by the kernel's OOM killer (the sandbox's cgroup counted an OOM kill). */
+  oomKilled?: boolean;
+  /** The agent (the init) went away without an exit record: killed or crashed; `note` says more. */
+  agentDied?: boolean;
   /** The image the sandbox was made from (its layers are `lowerDirs`). */
   image?: { ref: string; id: string };
   /** The user's labels (key → value). */

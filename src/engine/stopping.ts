@@ -2,7 +2,7 @@
 import { HutchError, isHutchError } from '../errors.js';
 import type { Engine } from './engine.js';
 import type { SandboxRecord } from './state.js';
-import { exitRecordOf, observeInit } from './liveness.js';
+import { observeInit } from './liveness.js';
 
 /** Stops a sandbox whose lock the caller holds: the agent's shutdown, then SIGTERM, then SIGKILL. */
 export async function stopSandbox(engine: Engine, record: SandboxRecord, graceMs: number): Promise<void> {
@@ -35,8 +35,7 @@ export async function stopSandbox(engine: Engine, record: SandboxRecord, graceMs
   }
   record.phase = 'stopped';
   record.finishedAt = new Date().toISOString();
-  const exit = exitRecordOf(engine.store.dir(record.id));
-  if (exit) record.exitCode = exit.exitCode;
+  await engine.recordEnd(record, 'stopped');
 }
 
 async function waitInitGone(engine: Engine, record: SandboxRecord, timeoutMs: number): Promise<boolean> {

@@ -275,3 +275,16 @@ export function moveMountTo(mountFd: number, target: string): void {
     throw new HutchError('EINTERNAL', `move_mount to ${target} failed: ${syscallErrno()}`, { path: target });
   }
 }
+
+// ---- Added for OOM notices of v1 memory cgroups (src/linux/oom.ts). Bound on first use. ----
+
+let eventfdFn: ((initval: number, flags: number) => number) | undefined;
+export const EFD_CLOEXEC = 0o2000000;
+
+/** eventfd(2): a new eventfd with the given flags. */
+export function eventfd(flags: number): number {
+  eventfdFn ??= koffi().load('libc.so.6').func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number;
+  const fd = eventfdFn(0, flags);
+  if (fd < 0) throw new HutchError('EINTERNAL', `eventfd failed: ${lastErrno()}`);
+  return fd;
+}

@@ -3,6 +3,8 @@ export {
   detectCgroupMode, cgroupControllers, cgroupDirs, readCgroupStats, cgroupPids, freezeState, removeCgroup,
   listCgroupChildren, parseCgroupLayout, cgroupDirsIn, CGROUP_ROOT, UNIFIED_KEY,
 } from './cgroups.js';
+export { readOomKills, watchOom } from './oom.js';
+export type { OomWatch } from './oom.js';
 export type { CgroupMode, CgroupStats, CgroupLayout, CgroupHierarchy, FreezeState, RemoveCgroupOptions } from './cgroups.js';
 export {
   readMountinfo, parseMountinfo, mountsUnder, isMountPoint, unmountTree, removeTreeSafely, overlayOptions,

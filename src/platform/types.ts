@@ -101,8 +101,10 @@ export interface Platform {
   create(cfg: SandboxConfig): Promise<PlatformHandle>;
   /** Starts the init; in agent mode resolves when the agent answers. */
   start(h: PlatformHandle, mode: InitMode): Promise<void>;
-  /** Direct mode in the foreground: create, run and wait with the caller's stdio. */
-  runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }>;
+  /** Direct mode in the foreground: create, run and wait with the caller's stdio; `oomKilled` when an OOM kill was seen. */
+  runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }>;
+  /** How many processes of the sandbox the OOM killer has killed; null when unknown (cgroup gone). */
+  oomKills(h: PlatformHandle): Promise<number | null>;
   /** A new connection to the sandbox's agent. */
   connect(h: PlatformHandle, timeoutMs?: number): Promise<AgentClient>;
   pause(h: PlatformHandle): Promise<void>;

@@ -16,6 +16,16 @@ export interface SandboxInfo {
   expiresAt?: string;
   labels: Record<string, string>;
   limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  /** When it stopped, and how its main command ended (absent while running or when unknown). */
+  finishedAt?: string;
+  /** The main command's exit code; 128+N when a signal N ended it. */
+  exitCode?: number;
+  /** The signal that ended the main command ('SIGKILL'...). */
+  signal?: string;
+  /** The main command was killed by the OOM killer. */
+  oomKilled?: boolean;
+  /** The agent died (killed or crashed) before the main command's exit was recorded; `note` says more. */
+  agentDied?: boolean;
   note?: string;
 }
 

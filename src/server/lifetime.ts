@@ -3,6 +3,7 @@
 import { HutchError, isHutchError } from '../errors.js';
 import type { Engine, SandboxInfo } from '../engine/index.js';
 import type { EventBus } from './events.js';
+import { endOf } from './sandbox-end.js';
 
 /** The label holding a sandbox's expiry (ISO time). */
 export const TTL_LABEL = 'dev.hutch.expires-at';
@@ -144,7 +145,7 @@ export class LifetimeKeeper {
       if (!isManaged(s)) continue;
       if (s.status === 'running' || s.status === 'paused') now.add(s.id);
       else if (s.status === 'stopped' && this.alive.has(s.id)) {
-        this.events.publish({ type: 'stopped', sandboxId: s.id, data: { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.note ? { note: s.note } : {}) } });
+        this.events.publish({ type: 'stopped', sandboxId: s.id, data: { ...endOf(s), ...(s.note ? { note: s.note } : {}) } });
       }
     }
     this.alive.clear();

@@ -113,6 +113,11 @@ const SCHEMAS: Record<string, Json> = {
       id: { type: 'string' }, name: { type: 'string' }, image: { type: 'string' }, status: { type: 'string', enum: ['ready', 'running', 'paused', 'stopped', 'creating', 'deleting'] },
       createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: 'string', format: 'date-time' }, expiresAt: { type: 'string', format: 'date-time' },
       labels: { type: 'object', additionalProperties: { type: 'string' } }, limits: ref('Limits'), note: { type: 'string' },
+      finishedAt: { type: 'string', format: 'date-time' },
+      exitCode: { type: 'integer', description: 'how its main command ended: its code, 128+N for a signal N' },
+      signal: { type: 'string', description: 'the signal that ended the main command (SIGKILL...)' },
+      oomKilled: { type: 'boolean', description: 'the main command was killed by the OOM killer' },
+      agentDied: { type: 'boolean', description: 'the agent died (killed or crashed) without an exit record: see note' },
     },
   },
   StartProcess: {

@@ -4,6 +4,7 @@ import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
 import type { ProcessTable } from './processes.js';
+import { endOf, type SandboxEnd } from './sandbox-end.js';
 
 /** Limits and defaults of the API. */
 export interface ApiLimits {
@@ -33,7 +34,7 @@ export interface Services {
 }
 
 /** A sandbox as the API shows it. */
-export interface SandboxView {
+export interface SandboxView extends SandboxEnd {
   id: string;
   name: string;
   image: string;
@@ -61,7 +62,7 @@ export function viewOf(info: SandboxInfo): SandboxView {
   return {
     id: info.id, name: info.name, image: info.image?.ref ?? (info.rootfs.endsWith('/busybox') ? 'busybox' : info.rootfs),
     status: info.status, createdAt: info.createdAt, ...(info.startedAt ? { startedAt: info.startedAt } : {}),
-    ...(expiresAt ? { expiresAt } : {}), labels, limits: info.limits, ...(info.note ? { note: info.note } : {}),
+    ...(expiresAt ? { expiresAt } : {}), labels, limits: info.limits, ...endOf(info), ...(info.note ? { note: info.note } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // hutch ls: the sandboxes and their observed states.
 import { bool } from '../args.js';
 import type { Command } from '../command.js';
+import { describeEnd } from '../../engine/exit-status.js';
 
 export const command: Command = {
   usage: 'hutch ls [--json]',
@@ -16,7 +17,8 @@ export const command: Command = {
       ctx.out(JSON.stringify(all.map((s) => ({
         id: s.id, name: s.name, status: s.status, mode: s.mode, rootfs: s.rootfs, createdAt: s.createdAt,
         ...(s.startedAt ? { startedAt: s.startedAt } : {}), ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
-        ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.note ? { note: s.note } : {}),
+        ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}),
+        ...(s.oomKilled ? { oomKilled: true } : {}), ...(s.agentDied ? { agentDied: true } : {}), ...(s.note ? { note: s.note } : {}),
         ...(s.handle?.initPid ? { pid: s.handle.initPid } : {}), limits: s.limits, command: s.command ?? [],
         ...(s.image ? { image: s.image } : {}), ...(s.labels ? { labels: s.labels } : {}),
       })), null, 2) + '\n');
@@ -28,7 +30,8 @@ export const command: Command = {
     }
     const rows = [['ID', 'NAME', 'IMAGE', 'STATUS', 'MODE', 'CREATED', 'COMMAND']];
     for (const s of all) {
-      const status = s.status === 'stopped' && s.exitCode !== undefined && s.exitCode !== null ? `stopped (${s.exitCode})` : s.status;
+      const end = s.status === 'stopped' ? describeEnd(s) : null;
+      const status = end !== null ? `stopped (${end})` : s.status;
       const image = s.image?.ref ?? (s.rootfs.endsWith('/rootfs/busybox') ? 'busybox' : s.rootfs);
       rows.push([s.id, s.name, image.length > 40 ? `…${image.slice(-39)}` : image, s.note ? `${status}: ${s.note}` : status, s.mode, s.createdAt.replace('T', ' ').slice(0, 19), (s.command ?? []).join(' ').slice(0, 40)]);
     }

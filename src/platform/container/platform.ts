@@ -8,7 +8,7 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime } from '../../linux/index.js';
+import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
@@ -229,14 +229,25 @@ export class ContainerPlatform implements Platform {
   }
 
   /** Direct mode: the user's command is the init, run in the foreground with the caller's stdio. */
-  async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number }> {
+  async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }> {
     const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
     traceMark('platform: bundle ready');
-    const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
-    onStarted(handle);
-    const exitCode = await run.done;
-    return { handle, exitCode };
+    // The executor removes the cgroup as the init ends: an OOM kill must be seen while it runs.
+    const oom = cfg.limits.memoryBytes !== undefined ? watchOom(handle.cgroupsPath) : null;
+    try {
+      const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
+      onStarted(handle);
+      const exitCode = await run.done;
+      return { handle, exitCode, oomKilled: oom?.seen === true };
+    } finally {
+      oom?.close();
+    }
+  }
+
+  /** How many processes of the sandbox the OOM killer has killed; null when its cgroup is gone or does not say. */
+  async oomKills(h: PlatformHandle): Promise<number | null> {
+    return readOomKills(h.cgroupsPath);
   }
 
   /** A new connection to the agent of a running sandbox. */
