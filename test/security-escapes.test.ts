@@ -84,3 +84,11 @@ test('mount points that are symlinks (a rootfs dir, or an image layer) lead noth
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("the sandbox's mountinfo shows no host path for its rootfs layers", async () => {
+  const info = await hutchOk(root, ['exec', id, '--', 'cat', '/proc/self/mountinfo']);
+  const rootLine = info.split('\n').find((l) => / \/ \/ /.test(l) && l.includes(' - overlay '));
+  assert.ok(rootLine, info);
+  assert.match(rootLine, /lowerdir=\/proc\/self\/fd\/\d+/);
+  assert.ok(!rootLine.includes(root) && !rootLine.includes('/var/lib/hutch'), rootLine);
+});

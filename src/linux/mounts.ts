@@ -1,6 +1,5 @@
 // Mount table reading, overlay and bind mounts, and a mount-aware, symlink-safe tree removal.
 import * as fs from 'node:fs';
-import path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
 import * as ffi from './ffi.js';
 import { assertCleanAbsolute, isAtOrBelow, pathDepth } from './paths.js';
@@ -170,11 +169,8 @@ function assertOverlayPath(p: string, what: string, target: string): void {
   }
 }
 
-/**
- * The option string for an overlay mount; throws EINVAL if it would not fit in mount(2)'s one page.
- * With `lowerBase` (the dir every lower dir is a child of), lower dirs are written relative to it.
- */
-export function overlayOptions(o: OverlayMount, lowerBase?: string): string {
+/** The option string for an overlay mount; throws EINVAL if it would not fit in mount(2)'s one page. */
+export function overlayOptions(o: OverlayMount): string {
   if (o.lowerDirs.length === 0) throw new HutchError('EINVAL', `overlay on ${o.target}: no lower dirs`, { path: o.target });
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new HutchError('EINVAL', `overlay on ${o.target}: upperDir and workDir go together`, { path: o.target });
@@ -183,8 +179,7 @@ export function overlayOptions(o: OverlayMount, lowerBase?: string): string {
     throw new HutchError('EINVAL', `overlay on ${o.target}: a read-only overlay needs 2 or more lower dirs`, { path: o.target });
   }
   for (const d of o.lowerDirs) assertOverlayPath(d, 'lower dir', o.target);
-  const lowers = lowerBase === undefined ? o.lowerDirs : o.lowerDirs.map((d) => path.relative(lowerBase, d));
-  const parts = [`lowerdir=${lowers.join(':')}`];
+  const parts = [`lowerdir=${o.lowerDirs.join(':')}`];
   if (o.upperDir !== undefined && o.workDir !== undefined) {
     assertOverlayPath(o.upperDir, 'upper dir', o.target);
     assertOverlayPath(o.workDir, 'work dir', o.target);
@@ -206,27 +201,36 @@ export function overlayOptions(o: OverlayMount, lowerBase?: string): string {
   return data;
 }
 
+/** open(2)'s O_PATH on Linux (node's fs.constants lacks it): an fd that names a dir, nothing more. */
+const O_PATH = 0o10000000;
+
 /**
- * Mounts an overlay filesystem on `target`. An image with many layers gives lower dirs whose absolute
- * paths overflow mount(2)'s page; when they share a parent dir, they are given relative to it, with
- * the process's working dir there for the (synchronous) call.
+ * Mounts an overlay filesystem on `target`. Every dir is passed as `/proc/self/fd/N` of an O_PATH
+ * fd held for the call: mountinfo (the sandbox's own too) then shows no host path, and an image of
+ * a hundred layers still fits in mount(2)'s one page.
  */
 export function mountOverlay(o: OverlayMount): void {
   assertCleanAbsolute(o.target, 'overlay target');
-  const parent = path.dirname(o.lowerDirs[0] ?? '/');
-  const shared = o.lowerDirs.length > 1 && o.lowerDirs.every((d) => path.dirname(d) === parent);
-  const absolute = o.lowerDirs.reduce((n, d) => n + d.length + 1, 0);
-  if (!shared || absolute < MOUNT_DATA_MAX / 2) {
-    ffi.mount('overlay', o.target, 'overlay', 0, overlayOptions(o));
-    return;
-  }
-  const data = overlayOptions(o, parent);
-  const cwd = process.cwd();
-  process.chdir(parent);
+  const fds: number[] = [];
+  const byFd = (dir: string, what: string): string => {
+    assertCleanAbsolute(dir, `overlay ${what}`);
+    try {
+      fds.push(fs.openSync(dir, O_PATH | fs.constants.O_DIRECTORY));
+    } catch (e) {
+      throw new HutchError(errnoCode(e) === 'ENOENT' ? 'ENOTFOUND' : 'EINVAL', `overlay on ${o.target}: ${what} ${dir}: ${errnoCode(e) ?? String(e)}`, { path: dir, cause: e });
+    }
+    return `/proc/self/fd/${fds[fds.length - 1]}`;
+  };
   try {
+    const data = overlayOptions({
+      ...o,
+      lowerDirs: o.lowerDirs.map((d) => byFd(d, 'lower dir')),
+      ...(o.upperDir !== undefined ? { upperDir: byFd(o.upperDir, 'upper dir') } : {}),
+      ...(o.workDir !== undefined ? { workDir: byFd(o.workDir, 'work dir') } : {}),
+    });
     ffi.mount('overlay', o.target, 'overlay', 0, data);
   } finally {
-    process.chdir(cwd);
+    for (const fd of fds) fs.closeSync(fd);
   }
 }
 
