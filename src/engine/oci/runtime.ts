@@ -281,13 +281,20 @@ export class OciRuntime {
     return rootless !== undefined && executor.name === 'runc' ? [...this.opts.executorGlobals, '--rootless', rootless] : this.opts.executorGlobals;
   }
 
-  /** The executor's `features` document and its version line (for hutch's own `features`). */
-  async executorFeatures(): Promise<{ features: Record<string, unknown>; version: string }> {
+  /**
+   * The executor's `features` document (null when it has no such verb: crun 1.8), its version
+   * line, and the runtime-spec version it implements (the `spec:` line of its `--version`).
+   */
+  async executorFeatures(): Promise<{ features: Record<string, unknown> | null; version: string; specVersion?: string }> {
     const executor = this.executor();
+    const versionCall = await runCaptured(executor, ['--version']);
+    if (versionCall.code !== 0) throw new HutchError('EEXEC', `${executor.name} --version: ${executorMessage(versionCall.stderr)}`);
+    const lines = versionCall.stdout.split('\n');
+    const version = lines[0] || executor.name;
+    const specVersion = lines.map((l) => /^spec: (\S+)$/.exec(l.trim())?.[1]).find((v) => v !== undefined);
     const r = await runCaptured(executor, ['features']);
-    if (r.code !== 0) throw new HutchError('EEXEC', `${executor.name} features: ${executorMessage(r.stderr)}`);
-    const version = (await runCaptured(executor, ['--version'])).stdout.split('\n')[0] || executor.name;
-    return { features: JSON.parse(r.stdout) as Record<string, unknown>, version };
+    const features = r.code === 0 ? JSON.parse(r.stdout) as Record<string, unknown> : null;
+    return { features, version, ...(specVersion ? { specVersion } : {}) };
   }
 
   /** `delete [--force] ID`; deleting a pod's sandbox deletes the pod's other containers first. */
