@@ -89,14 +89,15 @@ test('--console-socket hands the pty master to the caller', async () => {
   }
 });
 
-test('the profile adds seccomp only where the caller set none; dev.hutch.profile=off adds nothing', async () => {
+test('the profile adds seccomp only when asked and where the caller set none; without dev.hutch.profile or with off, nothing', async () => {
   const seccompOf = async (edit: (s: Spec) => void) => {
     const bundle = makeBundle(scratch, `profile-${Math.random().toString(16).slice(2, 8)}`, ['sh', '-c', 'grep ^Seccomp: /proc/self/status'], edit);
     const r = await oci(root, ['run', '--bundle', bundle, containerId('prof')], { files: true });
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
-  assert.match(await seccompOf(() => {}), /Seccomp:\s+2/);
+  assert.match(await seccompOf(() => {}), /Seccomp:\s+0/);
+  assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'default' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'strict' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'off' }; }), /Seccomp:\s+0/);
   const bad = makeBundle(scratch, 'badprofile', ['true'], (s) => { s.annotations = { 'dev.hutch.profile': 'lax' }; });
