@@ -16,7 +16,9 @@ import { CriHarness, handlerContainers, type ContainerOptions, type PodOptions }
 const fixture = await prepareFixture('cri', ['/run/containerd']);
 // A pod sandbox ("pause") image whose command keeps running, as the pause container's does.
 const pauseImage = buildTestImage(path.join(fixture.dir, 'pause-image'), { name: 'localhost/hutch-test/pause:test', cmd: ['sleep', '999999999'] });
-const harness = new CriHarness(path.join(fixture.dir, 'containerd'), Object.fromEntries(fixture.runtimes.map((r) => [r.name, r.path])), [pauseImage, fixture.image]);
+// hutch's annotations go from the pod to its containers' specs, as an operator would configure it.
+const harness = new CriHarness(path.join(fixture.dir, 'containerd'), Object.fromEntries(fixture.runtimes.map((r) => [r.name, r.path])),
+  [pauseImage, fixture.image], ['dev.hutch.*']);
 const CASE = { timeout: 180_000 };
 
 /** What a container sees of its confinement, as key=value lines. */
@@ -78,6 +80,12 @@ for (const rt of fixture.runtimes) {
     test('seccompProfile: RuntimeDefault — containerd\'s filter, /proc/keys masked, /proc/sys read-only', CASE, async () => {
       const found = await probe('default', { seccomp: 'RuntimeDefault' }, { seccomp: 'RuntimeDefault' });
       assert.deepEqual(Object.fromEntries(found), { seccomp: '2', bind: 'refused', procsys: 'readonly', keys_masked: '1' });
+    });
+
+    test('a pod annotated dev.hutch.profile: default asks hutch for its filter where the spec has none (runc ignores it)', CASE, async () => {
+      const found = await probe('asked', { annotations: { 'dev.hutch.profile': 'default' } }, { seccomp: 'Unconfined' });
+      assert.equal(found.get('seccomp'), rt.name === 'hutch' ? '2' : '0');
+      assert.equal(found.get('keys_masked'), '1');
     });
   });
 }

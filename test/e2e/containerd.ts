@@ -20,6 +20,8 @@ export interface CriPluginConfig {
   handlers: Record<string, string>;
   /** The pod sandbox ("pause") image, loaded into the k8s.io namespace before a pod starts. */
   sandboxImage: string;
+  /** Pod annotations (keys or `prefix*`) every handler passes on into the containers' specs. */
+  podAnnotations?: string[];
 }
 
 /** The containerd namespace the CRI plugin keeps its pods and images in. */
@@ -89,6 +91,7 @@ export class PrivateContainerd {
       lines.push(
         `${cfg}.containerd.runtimes.${name}]`,
         '  runtime_type = "io.containerd.runc.v2"',
+        `  pod_annotations = ${JSON.stringify(cri.podAnnotations ?? [])}`,
         `${cfg}.containerd.runtimes.${name}.options]`,
         `  BinaryName = ${JSON.stringify(binary)}`,
         `  Root = ${JSON.stringify(path.join(this.runtimeRoot, name))}`,

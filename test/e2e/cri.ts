@@ -105,8 +105,8 @@ export class CriClient {
   }
 }
 
-/** What a pod asks for: privileged, and its pod-level seccomp profile. */
-export interface PodOptions { privileged?: boolean; seccomp?: SeccompProfileType }
+/** What a pod asks for: privileged, its pod-level seccomp profile, its annotations. */
+export interface PodOptions { privileged?: boolean; seccomp?: SeccompProfileType; annotations?: Record<string, string> }
 
 /** What a container asks for (the kubelet's securityContext): privileged and seccompProfile. */
 export interface ContainerOptions { privileged?: boolean; seccomp?: SeccompProfileType }
@@ -123,9 +123,9 @@ export class CriHarness {
   private client?: CriClient;
   private podCount = 0;
 
-  constructor(readonly dir: string, handlers: Record<string, string>, private readonly images: TestImage[]) {
+  constructor(readonly dir: string, handlers: Record<string, string>, private readonly images: TestImage[], podAnnotations: string[] = []) {
     if (images.length === 0) throw new Error('CriHarness needs a pod sandbox image');
-    this.containerd = new PrivateContainerd(dir, { handlers, sandboxImage: images[0]!.name });
+    this.containerd = new PrivateContainerd(dir, { handlers, sandboxImage: images[0]!.name, podAnnotations });
   }
 
   /** The CRI client (after start). */
@@ -151,7 +151,7 @@ export class CriHarness {
     return {
       metadata: { name, uid, namespace: 'hutch-e2e', attempt: 0 },
       labels: { 'io.kubernetes.pod.name': name },
-      annotations: {},
+      annotations: opts.annotations ?? {},
       linux: {
         cgroup_parent: `/${this.containerd.cgroupParent}/pod-${uid}`,
         security_context: {
