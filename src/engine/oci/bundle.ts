@@ -115,6 +115,11 @@ export function unraisableHardLimits(): Record<string, number> {
   return limits;
 }
 
+/** True when the spec has a hook of any kind (hooks are what see the bundle path the executor records). */
+export function hasHooks(spec: Spec): boolean {
+  return Object.values(spec.hooks ?? {}).some((list) => Array.isArray(list) && list.length > 0);
+}
+
 /** Writes the private bundle's config.json (the dir is hutch's, mode 0700). */
 export function writePrivateBundle(dir: string, spec: Spec): void {
   fs.mkdirSync(dir, { mode: 0o700 });
