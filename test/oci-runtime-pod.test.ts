@@ -124,7 +124,9 @@ test('the profile adds seccomp only when asked and where the caller set none; wi
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
-  assert.match(await seccompOf(() => {}), /Seccomp:\s+0/);
+  // hutch's `spec` template asks for the default profile: without that annotation, nothing is added.
+  assert.match(await seccompOf(() => {}), /Seccomp:\s+2/);
+  assert.match(await seccompOf((s) => { delete s.annotations; }), /Seccomp:\s+0/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'default' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'strict' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'off' }; }), /Seccomp:\s+0/);

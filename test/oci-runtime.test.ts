@@ -30,7 +30,8 @@ test('create → state → start → exec, ps, pause/resume, events, update, kil
   const pidFile = path.join(scratch, 'life.pid');
   await ociOk(root, ['create', '--bundle', sleeper, '--pid-file', pidFile, id], { files: true });
   const created = await stateOf(id);
-  assert.deepEqual(Object.keys(created), ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'owner']);
+  // runc's fields and order; the annotations are the template's (dev.hutch.profile).
+  assert.deepEqual(Object.keys(created), ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'annotations', 'owner']);
   assert.equal(created.status, 'created');
   assert.equal(created.bundle, sleeper, 'state reports the caller\'s bundle');
   assert.equal(created.rootfs, path.join(sleeper, 'rootfs'));
