@@ -273,6 +273,18 @@ test('a direct state is node\'s document byte for byte, whatever runc escapes', 
   assert.ok(noTrace(root, id));
 });
 
+test('a container with hooks (runc was shown the caller\'s bundle) goes direct too, with the caller\'s bundle in state', async () => {
+  const id = containerId('direct-hooks');
+  const hooked = makeBundle(scratch, 'hooked', ['sleep', '1000'], (s) => { s.hooks = { poststop: [{ path: '/bin/true' }] }; });
+  await launchOk(['create', '--bundle', hooked, id]);
+  const direct = await launchOk(['state', id]);
+  assert.ok(direct.direct, direct.stderr);
+  assert.equal((JSON.parse(direct.stdout) as { bundle: string }).bundle, hooked);
+  assert.equal(direct.stdout, (await launchOk(['state', id], { HUTCH_DIRECT: '0' })).stdout);
+  assert.ok((await launchOk(['delete', '--force', id])).direct);
+  assert.ok(noTrace(root, id));
+});
+
 test('a state node answers (a lost container) leaves the caller\'s log as it was', async () => {
   const id = containerId('direct-lost-log');
   await launchOk(['create', '--bundle', sleeper, id]);

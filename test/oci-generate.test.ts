@@ -152,6 +152,8 @@ describe('specTemplate', () => {
     assert.deepEqual(spec.process?.args, ['sh']);
     assert.ok(spec.linux?.namespaces?.some((n) => n.type === 'network'));
     assert.equal(spec.linux?.uidMappings, undefined);
+    // It asks for hutch's profile, which OCI mode adds only on request.
+    assert.deepEqual(spec.annotations, { 'dev.hutch.profile': 'default' });
   });
 
   it('maps the given ids to root when rootless', () => {

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeRoot } from './helpers.js';
+import { mountsUnder } from './e2e/host.js';
+import { mountCallerView } from '../src/engine/oci/caller-view.js';
 import { cleanOciRoot, containerId, makeBundle, makeScratch, noTrace, oci, ociOk, removeScratch } from './oci-runtime-kit.js';
 import type { Spec } from '../src/oci/index.js';
 
@@ -21,34 +23,60 @@ after(async () => {
   assert.deepEqual(left, []);
 });
 
-test('hooks run once each, in order, with the state on stdin', async () => {
-  const log = path.join(scratch, 'hooks.log');
-  const hook = (kind: string, file: string) => ({ path: '/bin/sh', args: ['sh', '-c', `s=$(cat); echo "${kind} $s" >> ${file}`], timeout: 10 });
-  const bundle = makeBundle(scratch, 'hooks', ['sleep', '1000'], (s) => {
-    s.hooks = {
-      prestart: [hook('prestart', log)], createRuntime: [hook('createRuntime', log)], createContainer: [hook('createContainer', log)],
-      // startContainer runs inside the container: its file is in the container's rootfs.
-      startContainer: [hook('startContainer', '/start.log')], poststart: [hook('poststart', log)], poststop: [hook('poststop', log)],
-    };
+for (const executor of ['runc', 'crun']) {
+  test(`hooks run once each, in order, with the state on stdin: its bundle is the caller's, as state's (${executor})`, async () => {
+    const log = path.join(scratch, `hooks-${executor}.log`);
+    const hook = (kind: string, file: string) => ({ path: '/bin/sh', args: ['sh', '-c', `s=$(cat); echo "${kind} $s" >> ${file}`], timeout: 10 });
+    const bundle = makeBundle(scratch, `hooks-${executor}`, ['sleep', '1000'], (s) => {
+      s.hooks = {
+        prestart: [hook('prestart', log)], createRuntime: [hook('createRuntime', log)], createContainer: [hook('createContainer', log)],
+        // startContainer runs inside the container: its file is in the container's rootfs.
+        startContainer: [hook('startContainer', '/start.log')], poststart: [hook('poststart', log)], poststop: [hook('poststop', log)],
+      };
+    });
+    const config = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+    const id = containerId('hooks');
+    await ociOk(root, ['--executor', executor, 'create', '--bundle', bundle, id], { files: true });
+    // runc was shown the caller's bundle through a view (mounts under the root): gone once created.
+    assert.deepEqual(mountsUnder(root), []);
+    assert.equal((JSON.parse(await ociOk(root, ['state', id])) as { bundle: string }).bundle, bundle);
+    await ociOk(root, ['start', id]);
+    await ociOk(root, ['delete', '--force', id]);
+    const entries = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => {
+      const [kind, ...json] = l.split(' ');
+      return { kind: kind!, state: JSON.parse(json.join(' ')) as { id: string; status: string; bundle: string } };
+    });
+    assert.deepEqual(entries.map((e) => e.kind), ['prestart', 'createRuntime', 'createContainer', 'poststart', 'poststop']);
+    for (const e of entries) assert.deepEqual([e.kind, e.state.id, e.state.bundle], [e.kind, id, bundle]);
+    // crun 1.8 says created where runc says creating.
+    assert.match(entries.find((e) => e.kind === 'createRuntime')!.state.status, executor === 'runc' ? /^creating$/ : /^(creating|created)$/);
+    // runc 1.1 hands poststart the state it had before the start (created).
+    assert.match(entries.find((e) => e.kind === 'poststart')!.state.status, /^(created|running)$/);
+    assert.equal(entries.find((e) => e.kind === 'poststop')!.state.status, 'stopped');
+    const start = fs.readFileSync(path.join(bundle, 'rootfs', 'start.log'), 'utf8').trim().split('\n');
+    assert.equal(start.length, 1);
+    const started = JSON.parse(start[0]!.slice('startContainer '.length)) as { id: string; bundle: string };
+    // crun 1.8 hands startContainer "/" as the bundle, whatever bundle it was given.
+    assert.deepEqual([started.id, started.bundle], [id, executor === 'runc' ? bundle : '/']);
+    assert.equal(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'), config, 'the caller\'s config.json is never written');
+    assert.ok(noTrace(root, id));
   });
-  const id = containerId('hooks');
+}
+
+test('a caller view left mounted (hutch killed while runc made the container) goes with delete; the caller\'s bundle stays whole', async () => {
+  const bundle = makeBundle(scratch, 'stale-view', ['sleep', '1000'], (s) => { s.hooks = { poststop: [{ path: '/bin/true' }] }; });
+  const id = containerId('stale');
   await ociOk(root, ['create', '--bundle', bundle, id], { files: true });
-  await ociOk(root, ['start', id]);
+  const dir = path.join(root, id);
+  // What a create cut short between mounting the view and taking it down leaves.
+  mountCallerView(dir, bundle, path.join(dir, 'bundle', 'config.json'));
+  assert.equal(mountsUnder(root).length, 2);
+  const before = fs.readdirSync(bundle).sort();
   await ociOk(root, ['delete', '--force', id]);
-  const entries = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => {
-    const [kind, ...json] = l.split(' ');
-    return { kind: kind!, state: JSON.parse(json.join(' ')) as { id: string; status: string; bundle: string } };
-  });
-  assert.deepEqual(entries.map((e) => e.kind), ['prestart', 'createRuntime', 'createContainer', 'poststart', 'poststop']);
-  for (const e of entries) assert.equal(e.state.id, id);
-  assert.equal(entries.find((e) => e.kind === 'createRuntime')!.state.status, 'creating');
-  // runc 1.1 hands poststart the state it had before the start (created).
-  assert.match(entries.find((e) => e.kind === 'poststart')!.state.status, /^(created|running)$/);
-  assert.equal(entries.find((e) => e.kind === 'poststop')!.state.status, 'stopped');
-  const start = fs.readFileSync(path.join(bundle, 'rootfs', 'start.log'), 'utf8').trim().split('\n');
-  assert.equal(start.length, 1);
-  assert.equal((JSON.parse(start[0]!.slice('startContainer '.length)) as { id: string }).id, id);
+  assert.deepEqual(mountsUnder(root), []);
   assert.ok(noTrace(root, id));
+  assert.deepEqual(fs.readdirSync(bundle).sort(), before);
+  assert.ok(fs.existsSync(path.join(bundle, 'rootfs', 'bin', 'busybox')));
 });
 
 // Node cannot receive fds over a unix socket; python's socket.recv_fds can.
@@ -89,14 +117,17 @@ test('--console-socket hands the pty master to the caller', async () => {
   }
 });
 
-test('the profile adds seccomp only where the caller set none; dev.hutch.profile=off adds nothing', async () => {
+test('the profile adds seccomp only when asked and where the caller set none; without dev.hutch.profile or with off, nothing', async () => {
   const seccompOf = async (edit: (s: Spec) => void) => {
     const bundle = makeBundle(scratch, `profile-${Math.random().toString(16).slice(2, 8)}`, ['sh', '-c', 'grep ^Seccomp: /proc/self/status'], edit);
     const r = await oci(root, ['run', '--bundle', bundle, containerId('prof')], { files: true });
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
+  // hutch's `spec` template asks for the default profile: without that annotation, nothing is added.
   assert.match(await seccompOf(() => {}), /Seccomp:\s+2/);
+  assert.match(await seccompOf((s) => { delete s.annotations; }), /Seccomp:\s+0/);
+  assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'default' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'strict' }; }), /Seccomp:\s+2/);
   assert.match(await seccompOf((s) => { s.annotations = { 'dev.hutch.profile': 'off' }; }), /Seccomp:\s+0/);
   const bad = makeBundle(scratch, 'badprofile', ['true'], (s) => { s.annotations = { 'dev.hutch.profile': 'lax' }; });

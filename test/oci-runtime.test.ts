@@ -2,6 +2,7 @@
 // formats, and bad input that must fail like runc, with exit code 1 and nothing left behind.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeRoot } from './helpers.js';
@@ -29,7 +30,8 @@ test('create → state → start → exec, ps, pause/resume, events, update, kil
   const pidFile = path.join(scratch, 'life.pid');
   await ociOk(root, ['create', '--bundle', sleeper, '--pid-file', pidFile, id], { files: true });
   const created = await stateOf(id);
-  assert.deepEqual(Object.keys(created), ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'owner']);
+  // runc's fields and order; the annotations are the template's (dev.hutch.profile).
+  assert.deepEqual(Object.keys(created), ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'annotations', 'owner']);
   assert.equal(created.status, 'created');
   assert.equal(created.bundle, sleeper, 'state reports the caller\'s bundle');
   assert.equal(created.rootfs, path.join(sleeper, 'rootfs'));
@@ -99,6 +101,19 @@ test('run in the foreground gives the exit code and leaves nothing; --keep keeps
   assert.ok(noTrace(root, kept));
 });
 
+test('configs of every runtime-spec 1.x run: 1.3.0 with a field of 1.3 (linux.memoryPolicy), 1.2.1, 1.0.0', async () => {
+  for (const version of ['1.3.0', '1.2.1', '1.0.0']) {
+    const bundle = makeBundle(scratch, `v${version}`, ['echo', `ran ${version}`], (s) => {
+      s.ociVersion = version;
+      // runc 1.1 does not know it and ignores it, as it does every field it does not know.
+      if (version === '1.3.0') (s.linux as Record<string, unknown>).memoryPolicy = { mode: 'MPOL_DEFAULT' };
+    });
+    const r = await oci(root, ['run', '--bundle', bundle, containerId('ver')], { files: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `ran ${version}\n`);
+  }
+});
+
 test('the default bundle is the working directory; runc\'s one-dash flags work', async () => {
   const id = containerId('cwd');
   const r = await oci(root, ['create', id], { files: true, cwd: sleeper });
@@ -129,7 +144,9 @@ test('bad bundles fail with the field and the reason, and leave nothing', async 
   fs.writeFileSync(path.join(malformed, 'config.json'), '{"ociVersion": ');
   await failsLike(['create', '--bundle', malformed, id], /config\.json: not valid JSON/, id);
   const version = makeBundle(scratch, 'version', ['true'], (s) => { s.ociVersion = '2.0.0'; });
-  await failsLike(['create', '--bundle', version, id], /ociVersion: \\?"2\.0\.0\\?" is not supported/, id);
+  await failsLike(['create', '--bundle', version, id], /ociVersion: \\?"2\.0\.0\\?" is runtime-spec major version 2, which hutch does not support/, id);
+  const major0 = makeBundle(scratch, 'major0', ['true'], (s) => { s.ociVersion = '0.5.0'; });
+  await failsLike(['create', '--bundle', major0, id], /ociVersion: \\?"0\.5\.0\\?" is runtime-spec major version 0/, id);
   const noRootfs = makeBundle(scratch, 'norootfs', ['true'], (s) => { s.root!.path = 'missing'; });
   await failsLike(['create', '--bundle', noRootfs, id], /root\.path: rootfs \(.*\/norootfs\/missing\) does not exist/, id);
   const noProcess = makeBundle(scratch, 'noprocess', ['true'], (s) => { delete s.process; });
@@ -201,10 +218,17 @@ test('spec, features, checkpoint and restore', async () => {
   await ociOk(root, ['spec', '--rootless', '--bundle', dir]);
   assert.ok((JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { linux: { uidMappings?: unknown[] } }).linux.uidMappings);
 
-  const features = JSON.parse(await ociOk(root, ['features'])) as { ociVersionMin: string; hooks: string[]; annotations: Record<string, string> };
-  assert.equal(features.ociVersionMin, '1.0.0');
-  assert.ok(features.hooks.includes('createRuntime'));
-  assert.equal(features.annotations['dev.hutch.profile.values'], 'off,default,strict');
+  type Features = { ociVersionMin: string; ociVersionMax: string; hooks: string[]; annotations: Record<string, string> };
+  // What hutch implements is what its executor does: the spec version the executor's --version names.
+  const specOf = (executor: string) => /^spec: (\S+)$/m.exec(spawnSync(executor, ['--version'], { encoding: 'utf8' }).stdout)?.[1];
+  for (const executor of ['runc', 'crun']) {
+    const features = JSON.parse(await ociOk(root, ['--executor', executor, 'features'])) as Features;
+    assert.equal(features.ociVersionMin, '1.0.0', executor);
+    assert.equal(features.ociVersionMax, specOf(executor), executor);
+    assert.ok(features.hooks.includes('createRuntime'), executor);
+    assert.equal(features.annotations['dev.hutch.ociVersion.accepted'], '1.x');
+    assert.equal(features.annotations['dev.hutch.profile.values'], 'off,default,strict');
+  }
 
   const id = containerId('ckpt');
   await ociOk(root, ['run', '-d', '--bundle', sleeper, id], { files: true });

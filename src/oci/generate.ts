@@ -2,7 +2,7 @@
 // and the plain `runc spec`-like template for `hutch spec`.
 import { HutchError } from '../errors.js';
 import {
-  ALL_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+  ALL_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, PROFILE_ANNOTATION,
   defaultSeccompProfile,
 } from './hardening.js';
 import type { LinuxNamespace, LinuxResources, Mount, POSIXRlimit, Spec } from './types.js';
@@ -226,6 +226,8 @@ export function specTemplate(options: SpecTemplateOptions = {}): Spec {
     },
     root: { path: 'rootfs', readonly: true },
     hostname: 'hutch',
+    // hutch's own template asks for its profile (OCI mode adds it only when asked: docs/oci-runtime.md).
+    annotations: { [PROFILE_ANNOTATION]: 'default' },
     mounts,
     linux: {
       namespaces: namespaceList(namespaces),

@@ -30,11 +30,19 @@ export interface ValidateOptions {
 
 const VERSION_PATTERN = /^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 
+/** The runtime-spec major version hutch takes: the spec keeps every 1.x compatible with 1.0. */
+export const SUPPORTED_SPEC_MAJOR = 1;
+
+// As runc: any 1.x (fields of a later minor that hutch and its executor do not know are ignored);
+// another major, or a version that is not SemVer, is refused.
 function checkVersion(p: ProblemList, value: unknown): void {
   const version = expectString(p, 'ociVersion', value);
   if (version === undefined) return;
   const m = VERSION_PATTERN.exec(version);
-  if (!m || m[1] !== '1' || Number(m[2]) > 2) p.add('ociVersion', `${show(version)} is not supported (want 1.0.x–1.2.x)`);
+  if (!m) p.add('ociVersion', `${show(version)} is not a SemVer version (want ${SUPPORTED_SPEC_MAJOR}.MINOR.PATCH)`);
+  else if (Number(m[1]) !== SUPPORTED_SPEC_MAJOR) {
+    p.add('ociVersion', `${show(version)} is runtime-spec major version ${m[1]}, which hutch does not support (want ${SUPPORTED_SPEC_MAJOR}.x)`);
+  }
 }
 
 function checkEnv(p: ProblemList, path: string, value: unknown): void {

@@ -46,8 +46,15 @@ function writeBlob(layoutDir: string, data: Buffer | string): { digest: string; 
   return { digest: `sha256:${hex}`, size: Buffer.byteLength(data) };
 }
 
+/** What may differ between test images: the name they load as and the command they run. */
+export interface TestImageOptions {
+  name?: string;
+  cmd?: string[];
+}
+
 /** Builds the image under `dir` (made if needed) and returns where it is. */
-export function buildTestImage(dir: string): TestImage {
+export function buildTestImage(dir: string, opts: TestImageOptions = {}): TestImage {
+  const name = opts.name ?? TEST_IMAGE_NAME;
   const layoutDir = path.join(dir, 'oci-layout');
   fs.mkdirSync(path.join(layoutDir, 'blobs', 'sha256'), { recursive: true });
   const layerTar = tar(rootfsEntries());
@@ -56,7 +63,7 @@ export function buildTestImage(dir: string): TestImage {
     created: '1970-01-01T00:00:00Z',
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: [PATH_ENV], Cmd: ['sh'] },
+    config: { Env: [PATH_ENV], Cmd: opts.cmd ?? ['sh'] },
     rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layerTar)}`] },
     history: [{ created: '1970-01-01T00:00:00Z', created_by: 'hutch e2e: busybox-static from Debian' }],
   }));
@@ -75,12 +82,12 @@ export function buildTestImage(dir: string): TestImage {
       ...manifest,
       platform: { architecture: 'amd64', os: 'linux' },
       // podman/skopeo read ref.name; containerd's import reads its own annotation.
-      annotations: { 'org.opencontainers.image.ref.name': TEST_IMAGE_NAME, 'io.containerd.image.name': TEST_IMAGE_NAME },
+      annotations: { 'org.opencontainers.image.ref.name': name, 'io.containerd.image.name': name },
     }],
   }));
   const archivePath = path.join(dir, 'busybox-oci.tar');
   fs.writeFileSync(archivePath, tar(layoutEntries(layoutDir)));
-  return { layoutDir, archivePath, name: TEST_IMAGE_NAME, manifestDigest: manifest.digest, configDigest: config.digest, layerDigest: layer.digest };
+  return { layoutDir, archivePath, name, manifestDigest: manifest.digest, configDigest: config.digest, layerDigest: layer.digest };
 }
 
 /** The layout dir's files as tar entries, in a fixed order. */

@@ -1,6 +1,6 @@
 // The private bundle: a copy of the caller's config.json that the executor is given. Paths the
 // caller left relative to its bundle are made absolute, and hutch's profile adds hardening only
-// where the caller said nothing (docs/oci-runtime.md lists each change).
+// when the caller asks for it (docs/oci-runtime.md lists each change).
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../../errors.js';
@@ -11,6 +11,11 @@ import {
 
 /** The hardening profile of an OCI container: the caller's `dev.hutch.profile` annotation. */
 export type OciProfile = 'off' | 'default' | 'strict';
+
+// Engines say "privileged" and "unconfined" by leaving linux.seccomp, maskedPaths and readonlyPaths
+// out (containerd's CRI, podman, docker), and the runtime-spec says an absent field means none:
+// so without the annotation hutch adds nothing, as runc. With it, the caller (or an operator, through
+// containerd's pod_annotations) asks hutch to fill in what the spec leaves out.
 
 /** A namespace the container joins: `/proc/<pid>/ns/<file>` of its pod's sandbox. */
 export interface JoinedNamespace { type: string; path: string }
@@ -23,9 +28,10 @@ export interface PrivateSpecOptions {
   hardLimits?: Record<string, number>;
 }
 
-/** The profile a spec asks for; EINVAL for an unknown name. */
+/** The profile a spec asks for: off when it names none; EINVAL for an unknown name. */
 export function profileOf(spec: Spec): OciProfile {
-  if (spec.annotations?.[PROFILE_ANNOTATION] === 'off') return 'off';
+  const asked = spec.annotations?.[PROFILE_ANNOTATION];
+  if (asked === undefined || asked === 'off') return 'off';
   try {
     return profileFromAnnotations(spec.annotations);
   } catch (e) {
@@ -107,6 +113,11 @@ export function unraisableHardLimits(): Record<string, number> {
     }
   }
   return limits;
+}
+
+/** True when the spec has a hook of any kind (hooks are what see the bundle path the executor records). */
+export function hasHooks(spec: Spec): boolean {
+  return Object.values(spec.hooks ?? {}).some((list) => Array.isArray(list) && list.length > 0);
 }
 
 /** Writes the private bundle's config.json (the dir is hutch's, mode 0700). */

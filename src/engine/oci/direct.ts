@@ -10,7 +10,8 @@
 //   3. the executor's command words, with one line `@globals NAMES` where the caller's global flags
 //      go (NAMES: those the executor takes of log, log-format, debug, systemd-cgroup, rootless);
 //   4. runc only (its `state` prints the fields in the order hutch does): `@bundle JSON` and
-//      `@caller-bundle JSON`, the private and the caller's bundle as JSON strings; the launcher's
+//      `@caller-bundle JSON`, the bundle runc reports (the private one, or the caller's when runc
+//      was shown it: caller-view.ts) and the caller's bundle as JSON strings; the launcher's
 //      `state` swaps the first for the second in runc's output, and leaves to node what it cannot;
 //   5. `@end`: a file cut short (no fsync: losing it only costs speed) is not used.
 import fs from 'node:fs';
@@ -36,7 +37,8 @@ export function directLines(record: OciRecord, executor: OciExecutor, privateBun
   if (runc) verbs.push('state');
   const { command, globals } = executor.commandParts();
   const passed = runc ? [...PASSED_GLOBALS, 'rootless'] : PASSED_GLOBALS;
-  const bundles = runc ? [`@bundle ${JSON.stringify(privateBundle)}`, `@caller-bundle ${JSON.stringify(record.bundle)}`] : [];
+  const reported = record.executorBundle ?? privateBundle;
+  const bundles = runc ? [`@bundle ${JSON.stringify(reported)}`, `@caller-bundle ${JSON.stringify(record.bundle)}`] : [];
   const lines = [DIRECT_FORMAT, verbs.join(' '), `@state ${executor.config.stateDir}`, ...bundles, ...command, `@globals ${passed.join(' ')}`, ...globals, '@end'];
   // A word with a newline cannot be a line; one starting with @ would read as a marker.
   const words = [...command, ...globals];

@@ -2,6 +2,7 @@
 // validates the caller's bundle, keeps its own record per container under the caller's --root,
 // gives the executor a private bundle (hutch's profile, pod namespaces), and passes the caller's
 // stdio, fds, pid file and console socket straight through, so the container is the caller's.
+import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, isHutchError } from '../../errors.js';
 import { traceMark } from '../../trace.js';
@@ -10,6 +11,7 @@ import type { FileLock } from '../../linux/filelock.js';
 import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
 import type { JoinedNamespace } from './bundle.js';
+import { bundleTarget } from './bundle-target.js';
 import { writeDirectFile } from './direct.js';
 import { OciStore, checkContainerId, type OciRecord } from './store.js';
 
@@ -75,7 +77,7 @@ export class OciRuntime {
     checkContainerId(req.id);
     const callerBundle = path.resolve(req.bundle);
     // Validation, profiles and pods are loaded only here: the other verbs never need them.
-    const [{ loadBundleSpec }, { privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf }] = await Promise.all([
+    const [{ loadBundleSpec }, { hasHooks, privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf }] = await Promise.all([
       import('../../oci/validate.js'), import('./bundle.js'), import('./pod.js'),
     ]);
     traceMark('oci create: modules loaded');
@@ -88,14 +90,17 @@ export class OciRuntime {
     const lock = await this.store.claim(req.id);
     traceMark('oci create: claimed');
     const executor = this.executor();
+    const target = await bundleTarget(executor.name, this.store, req.id, callerBundle, hasHooks(spec));
     const record: OciRecord = {
       version: 1, id: req.id, bundle: callerBundle, executor: executor.name, platform: 'container',
       phase: 'creating', created: new Date().toISOString(), ...(pod ? { pod } : {}),
+      ...(target.reported ? { executorBundle: target.reported } : {}),
     };
     let code: number;
     try {
       this.store.write(record, false);
       writePrivateBundle(this.store.bundleDir(req.id), executorSpec);
+      const bundleFlags = target.flags();
       if (verb === 'run') {
         // The executor makes and starts the container in one go; other verbs may act on it meanwhile.
         record.phase = 'ready';
@@ -103,9 +108,13 @@ export class OciRuntime {
         lock.release();
       }
       traceMark('oci create: bundle written');
-      code = await runAttached(executor, [verb, ...this.createFlags(verb, req), req.id], {
-        extraGlobals: this.globalsFor(executor), extraFds: preservedFdCount(req.preserveFds),
-      });
+      try {
+        code = await runAttached(executor, [verb, ...bundleFlags, ...this.createFlags(verb, req), req.id], {
+          extraGlobals: this.globalsFor(executor), extraFds: preservedFdCount(req.preserveFds), ...(target.env ? { env: target.env } : {}),
+        });
+      } finally {
+        await target.release();
+      }
       traceMark('oci create: executor done');
       // Still under the lock: a delete waiting for it must find the container whole (and gone, no
       // later write may bring back its record or direct file, nor land in a new container's dir).
@@ -172,7 +181,7 @@ export class OciRuntime {
   }
 
   private createFlags(verb: 'create' | 'run', req: CreateRequest): string[] {
-    const flags = ['--bundle', this.store.bundleDir(req.id)];
+    const flags: string[] = [];
     if (req.pidFile !== undefined) flags.push('--pid-file', path.resolve(req.pidFile));
     if (req.consoleSocket !== undefined) flags.push('--console-socket', path.resolve(req.consoleSocket));
     if (req.noPivot) flags.push('--no-pivot');
@@ -186,6 +195,12 @@ export class OciRuntime {
   /** Removes every trace of a container whose create failed or whose run ended: executor state, dir. */
   private async discard(id: string, executor: OciExecutor): Promise<void> {
     await this.forgetExecutorContainer(id, executor);
+    await this.removeDir(id);
+  }
+
+  /** Removes a container's dir, after taking down a caller view that a crash mid-create left mounted. */
+  private async removeDir(id: string): Promise<void> {
+    if (fs.existsSync(this.store.callerViewDir(id))) (await import('./caller-view.js')).releaseCallerView(this.store.dir(id));
     this.store.remove(id);
   }
 
@@ -281,13 +296,20 @@ export class OciRuntime {
     return rootless !== undefined && executor.name === 'runc' ? [...this.opts.executorGlobals, '--rootless', rootless] : this.opts.executorGlobals;
   }
 
-  /** The executor's `features` document and its version line (for hutch's own `features`). */
-  async executorFeatures(): Promise<{ features: Record<string, unknown>; version: string }> {
+  /**
+   * The executor's `features` document (null when it has no such verb: crun 1.8), its version
+   * line, and the runtime-spec version it implements (the `spec:` line of its `--version`).
+   */
+  async executorFeatures(): Promise<{ features: Record<string, unknown> | null; version: string; specVersion?: string }> {
     const executor = this.executor();
+    const versionCall = await runCaptured(executor, ['--version']);
+    if (versionCall.code !== 0) throw new HutchError('EEXEC', `${executor.name} --version: ${executorMessage(versionCall.stderr)}`);
+    const lines = versionCall.stdout.split('\n');
+    const version = lines[0] || executor.name;
+    const specVersion = lines.map((l) => /^spec: (\S+)$/.exec(l.trim())?.[1]).find((v) => v !== undefined);
     const r = await runCaptured(executor, ['features']);
-    if (r.code !== 0) throw new HutchError('EEXEC', `${executor.name} features: ${executorMessage(r.stderr)}`);
-    const version = (await runCaptured(executor, ['--version'])).stdout.split('\n')[0] || executor.name;
-    return { features: JSON.parse(r.stdout) as Record<string, unknown>, version };
+    const features = r.code === 0 ? JSON.parse(r.stdout) as Record<string, unknown> : null;
+    return { features, version, ...(specVersion ? { specVersion } : {}) };
   }
 
   /** `delete [--force] ID`; deleting a pod's sandbox deletes the pod's other containers first. */
@@ -339,7 +361,7 @@ export class OciRuntime {
     if (r.code !== 0 && !/container does not exist/.test(r.stderr)) {
       throw new HutchError(/not stopped/.test(r.stderr) ? 'ESTATE' : 'EEXEC', executorMessage(r.stderr), { id });
     }
-    this.store.remove(id);
+    await this.removeDir(id);
   }
 }
 

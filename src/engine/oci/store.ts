@@ -21,7 +21,12 @@ export interface OciRecord {
   phase: 'creating' | 'ready' | 'deleting';
   created: string;
   pod?: PodMembership;
+  /** The bundle the executor reports (state, hooks) when it is not the private one: the caller's (caller-view.ts). */
+  executorBundle?: string;
 }
+
+/** The dir in a container's dir where runc is shown the caller's bundle with the private config (caller-view.ts). */
+export const CALLER_VIEW_DIR = 'caller-bundle';
 
 /** The executor's own state root under hutch's root. */
 export const EXECUTOR_DIR = '.executor';
@@ -153,7 +158,10 @@ export class OciStore {
     }
   }
 
-  /** Removes the container's dir (record, lock, private bundle). */
+  /** The view of the caller's bundle runc is given while it makes a container with hooks. */
+  callerViewDir(id: string): string { return path.join(this.dir(id), CALLER_VIEW_DIR); }
+
+  /** Removes the container's dir (record, lock, private bundle); the runtime takes the caller view down first. */
   remove(id: string): void {
     checkContainerId(id);
     fs.rmSync(this.dir(id), { recursive: true, force: true });

@@ -17,6 +17,8 @@ export interface AttachedCall {
   extraFds?: number;
   /** The working directory of the executor (runc resolves relative --pid-file and --console-socket against it). */
   cwd?: string;
+  /** Variables added to hutch's environment for the executor. */
+  env?: Record<string, string>;
 }
 
 /** What a captured executor call gave. */
@@ -36,7 +38,9 @@ export function runAttached(executor: OciExecutor, verbArgs: string[], call: Att
   const forwarded: NodeJS.Signals[] = onTerminal ? ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH']
     : ['SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio, detached: !onTerminal, ...(call.cwd ? { cwd: call.cwd } : {}) });
+    const child = spawn(file, args, {
+      stdio, detached: !onTerminal, ...(call.cwd ? { cwd: call.cwd } : {}), ...(call.env ? { env: { ...process.env, ...call.env } } : {}),
+    });
     const forward = (sig: NodeJS.Signals) => { child.kill(sig); };
     for (const sig of forwarded) process.on(sig, forward);
     const stopForwarding = () => { for (const sig of forwarded) process.off(sig, forward); };
