@@ -106,10 +106,10 @@ export class SandboxCalls {
    */
   private async userOf(record: SandboxRecord, user: ExecRequest['user']): Promise<{ uid: number; gid: number; home: string[] }> {
     if (user === undefined) return { ...record.user, home: [] };
-    let ids: ResolvedUser = typeof user === 'string' ? { uid: 0, gid: 0 } : user;
+    let ids: ResolvedUser = user as ResolvedUser;
     if (typeof user === 'string') {
-      const root = checkUserSpec(user) && user.includes(':') ? undefined : (await this.engine.platformOf(record)).rootfsPath(record.handle!);
-      ids = lookupUser(user, root === undefined ? () => '' : rootDirFileReader(root));
+      const numbersOnly = checkUserSpec(user) && user.includes(':'); // UID:GID: nothing to look up
+      ids = lookupUser(user, numbersOnly ? () => '' : rootDirFileReader((await this.engine.platformOf(record)).rootfsPath(record.handle!)));
     }
     return { uid: ids.uid, gid: ids.gid, home: [`HOME=${ids.home ?? (ids.uid === 0 ? '/root' : '/')}`] };
   }
