@@ -227,7 +227,7 @@ test('images through the API: Entrypoint/Cmd is the main command (entrypoint [] 
   fs.writeFileSync(path.join(tmp, 'images.tar'), dockerArchive(images));
   const loaded = await hutch(imgRoot, ['load', '-q', '-i', path.join(tmp, 'images.tar')], { env });
   assert.equal(loaded.code, 0, loaded.stderr);
-  const daemon = await startDaemon(imgRoot, [], path.join(imgRoot, 'hutchd.sock'), env);
+  const daemon = await startDaemon(imgRoot, ['--pool', 'busybox=1'], path.join(imgRoot, 'hutchd.sock'), env);
   const t = new Transport({ socketPath: daemon.socketPath });
   const made: Sandbox[] = [];
   try {
@@ -264,6 +264,19 @@ test('images through the API: Entrypoint/Cmd is the main command (entrypoint [] 
     let ownMain = '';
     for (let i = 0; i < 100 && ownMain === ''; i++) ownMain = (await own.exec('cat /tmp/main 2>/dev/null || true')).stdout;
     assert.equal(ownMain, 'own\n');
+    // A claim from the warm pool gets its cwd made too, as a cold create does.
+    let poolReady = '';
+    for (let i = 0; i < 300 && !/^hutch_pool_ready\{image="busybox"\} 1$/m.test(poolReady); i++) {
+      let text = '';
+      for await (const c of await t.request({ method: 'GET', path: '/metrics' })) text += String(c);
+      poolReady = text;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(poolReady, /^hutch_pool_ready\{image="busybox"\} 1$/m);
+    const fromPool = await Sandbox.create({ transport: t, cwd: '/claimed/here' });
+    made.push(fromPool);
+    assert.equal(fromPool.info.labels['dev.hutch.pool'], undefined);
+    assert.equal((await fromPool.exec('pwd')).stdout, '/claimed/here\n');
     assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'api/quick:1', entrypoint: 'true' } })), [400, 'EINVAL']);
     assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'api/quick:1', cmd: [] } })), [400, 'EINVAL']);
   } finally {

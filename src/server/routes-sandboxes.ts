@@ -56,7 +56,11 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main });
-    if (claimed) return { info: claimed, source: 'pool' };
+    if (claimed) {
+      // A cold create makes a missing working dir; a pooled sandbox was made before this one was known.
+      if (cwd) await makeClaimedCwd(s, claimed.id, cwd);
+      return { info: claimed, source: 'pool' };
+    }
   }
   const made = await s.engine.create({
     rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), hardening: { idRange: s.idRange },
@@ -70,6 +74,16 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   } catch (e) {
     await s.engine.remove(made.id, true);
     s.events.publish({ type: 'removed', sandboxId: made.id, data: { reason: 'start failed' } });
+    throw e;
+  }
+}
+
+/** Makes `cwd` in a claimed sandbox (root's, 0755, as at create); a sandbox it fails in is removed. */
+async function makeClaimedCwd(s: Services, id: string, cwd: string): Promise<void> {
+  try {
+    await (await s.calls.files(id)).mkdir(cwd, { parents: true, mode: 0o755 });
+  } catch (e) {
+    await removeSandbox(s, id, 'its working directory could not be made');
     throw e;
   }
 }
