@@ -55,6 +55,12 @@ test('run -d and create + start without a command run the image\'s Entrypoint/Cm
   } finally {
     await ok(['rm', '-f', epDefault]);
   }
+  // A Cmd that does not exist: run -d fails as a command that does not exist does, and keeps nothing.
+  await load('cfg/missing:1', [], { Cmd: ['no-such-binary'] });
+  const missing = await h(['run', '-d', 'cfg/missing:1']);
+  assert.equal(missing.code, 127, missing.stderr);
+  assert.match(missing.stderr, /command not found: no-such-binary/);
+  assert.equal((await ok(['ls', '-q'])).trim(), '');
   // A main command that ends stops the sandbox, and wait prints its code.
   await load('cfg/quick:1', [], { Cmd: ['sh', '-c', 'echo bye; exit 3'] });
   const quick = (await ok(['run', '-d', 'cfg/quick:1'])).trim();
