@@ -5,7 +5,7 @@ import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageRuntimeConfig, ProgressEvent } from '../image/index.js';
 import type { ImageService } from './images.js';
 import { readFileInRoot } from '../linux/in-root.js';
-import { lookupUser, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
+import { lookupUser, MAX_USER_FILE_BYTES, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
 
 /** When an image is pulled before a sandbox is made from it. */
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -20,9 +20,6 @@ export interface ResolvedRootfs {
   /** For an image: its runtime defaults, and its `User` as ids (looked up in the image's own files). */
   image?: { ref: string; id: string; config: ImageRuntimeConfig; user?: ResolvedUser };
 }
-
-/** The most of /etc/passwd or /etc/group read from a rootfs dir (a hostile one could be huge). */
-export const MAX_USER_FILE_BYTES = 1024 * 1024;
 
 /** Reads /etc/passwd and /etc/group of a rootfs dir from the host, never leaving it (see readFileInRoot). */
 export function rootDirFileReader(root: string): RootfsFileReader {

@@ -1,11 +1,8 @@
 // An image's files as a user lookup reads them: /etc/passwd and /etc/group through its layers.
 import fs from 'node:fs';
 import { HutchError } from '../errors.js';
-import { lookupUser, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
+import { lookupUser, MAX_USER_FILE_BYTES, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
 import { findInLayers } from './unpack/layers.js';
-
-/** The most of /etc/passwd or /etc/group that is read (a hostile image's could be huge). */
-const MAX_USER_FILE_BYTES = 1024 * 1024;
 
 /**
  * The ids of `user` (`name`, `uid`, `uid:gid`, `name:group`…) in an image, its /etc/passwd and

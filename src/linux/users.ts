@@ -8,6 +8,9 @@ export interface ResolvedUser { uid: number; gid: number; home?: string }
 /** Reads a file of the rootfs (`etc/passwd`, `etc/group`); '' when it has none. */
 export type RootfsFileReader = (rel: 'etc/passwd' | 'etc/group') => string;
 
+/** The most of /etc/passwd or /etc/group that is read (a hostile rootfs's could be huge). */
+export const MAX_USER_FILE_BYTES = 1024 * 1024;
+
 /** The largest id inside a sandbox: its user namespace maps 65536 ids. */
 const MAX_ID = 65535;
 const NUMBER = /^\d+$/;
