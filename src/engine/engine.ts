@@ -122,12 +122,6 @@ export class Engine {
     return resolveImage(await this.images(), o.rootfs, o.pull ?? 'missing', o.pullProgress);
   }
 
-  /** True when sandboxes made from `rootfs` without a command get a main command: an image with an Entrypoint or Cmd (in the store). */
-  async imageHasCommand(rootfs: string): Promise<boolean> {
-    const config = (await this.resolveSandboxRootfs({ rootfs, pull: 'never' })).image?.config;
-    return (config?.Entrypoint?.length ?? 0) + (config?.Cmd?.length ?? 0) > 0;
-  }
-
   /** Resolves `busybox` to the embedded rootfs (building it if needed) or checks a rootfs dir. */
   async resolveRootfs(rootfs: string): Promise<string> {
     return rootfs === 'busybox' ? busyboxRootfs(this.dataRoot) : checkRootfsDir(rootfs);

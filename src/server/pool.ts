@@ -287,7 +287,10 @@ export class WarmPool {
         ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), hardening: { idRange: this.idRange }, entrypoint: [],
       });
       id = made.id;
-      pool.imageCommand ??= await this.engine.imageHasCommand(pool.spec.image);
+      if (pool.imageCommand === undefined) {
+        const config = (await this.engine.resolveSandboxRootfs({ rootfs: pool.spec.image, pull: 'never' })).image?.config;
+        pool.imageCommand = Boolean(config?.Entrypoint?.length || config?.Cmd?.length);
+      }
       const started = await this.engine.start(id);
       if (started.status !== 'running') throw new HutchError('ESTATE', `pooled sandbox ${id} is ${started.status} right after start`, { id });
       if (this.prepare) await this.prepare(id);
