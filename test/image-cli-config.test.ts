@@ -65,11 +65,15 @@ test('run -d and create + start without a command run the image\'s Entrypoint/Cm
   await load('cfg/quick:1', [], { Cmd: ['sh', '-c', 'echo bye; exit 3'] });
   const quick = (await ok(['run', '-d', 'cfg/quick:1'])).trim();
   try {
-    assert.equal((await ok(['wait', quick])).trim(), '3');
+    const waited = await h(['wait', quick]);
+    assert.deepEqual([waited.code, waited.stdout.trim()], [3, '3'], 'wait prints the main command\'s code and exits with it');
     assert.equal(await ok(['logs', quick]), 'bye\n');
   } finally {
     await ok(['rm', '-f', quick]);
   }
+  // With --rm -d the sandbox goes when the image's command ends.
+  const gone = (await ok(['run', '--rm', '-d', 'cfg/quick:1'])).trim();
+  await waitFor(async () => !(await ok(['ls', '-q'])).includes(gone), 'the --rm -d sandbox to be removed');
 });
 
 test('--entrypoint drops the image\'s Cmd (as docker does); no Entrypoint and no Cmd: the sandbox waits for exec', async () => {
