@@ -160,6 +160,12 @@ test('-u NAME[:GROUP], UID[:GID], NAME:GID, UID:GROUP from the image\'s /etc/pas
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+  // -u overrides the image's User, which is then never looked up (as docker does).
+  await load('cfg/ghostuser:1', [], { User: 'ghost' });
+  assert.equal(await ok(['run', '--rm', '-u', 'app', 'cfg/ghostuser:1', '--', 'id', '-u']), '1234\n');
+  const ghost = await h(['run', '--rm', 'cfg/ghostuser:1', '--', 'true']);
+  assert.equal(ghost.code, 125);
+  assert.match(ghost.stderr, /unknown user "ghost"/);
   const id = (await ok(['run', '-d', '-u', 'app', 'cfg/users:1', '--', 'sleep', '60'])).trim();
   try {
     assert.equal(await ok(['exec', id, '--', 'id', '-u']), '1234\n', 'the sandbox\'s user');

@@ -130,7 +130,9 @@ export class Engine {
   /** Checks options and builds the first record of a sandbox. */
   private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
     const resolved = await this.resolveSandboxRootfs(o);
-    return recordFactory({ ...o, ...(typeof o.user === 'string' ? { user: await userIn(resolved, o.user) } : {}) }, resolved, this.executorName);
+    // The caller's user, else the image's User: looked up only when it applies (as docker's -u overrides a broken one).
+    const spec = o.user === undefined ? resolved.image?.config.User || undefined : o.user;
+    return recordFactory({ ...o, ...(typeof spec === 'string' ? { user: await userIn(resolved, spec) } : {}) }, resolved, this.executorName);
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {

@@ -25,7 +25,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
     throw new HutchError('EINVAL', `memory limit ${limits.memoryBytes} bytes is too small for a sandbox with an agent: use 16m or more (the agent itself takes about 10 MiB; a one-shot hutch run without -d can go down to 6m)`);
   }
   const image = resolved.image?.config ?? {};
-  const { home, ...user } = userOf(o, resolved);
+  const { home, ...user } = userOf(o);
   const env = mergeEnv(BASE_ENV, ['HOME=' + (home ?? (user.uid === 0 ? '/root' : '/')), 'HOSTNAME='], checkEnv(image.Env ?? []), checkEnv(o.env ?? []));
   const cwd = o.cwd ?? (image.WorkingDir || '/');
   if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
@@ -47,9 +47,9 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
   });
 }
 
-/** The sandbox's user: the caller's (resolved by the engine), the image's, or root; with its home dir when passwd names one. */
-function userOf(o: CreateOptions, resolved: ResolvedRootfs): { uid: number; gid: number; home?: string } {
-  if (o.user === undefined) return resolved.image?.user ?? { uid: 0, gid: 0 };
+/** The sandbox's user (the caller's or the image's, resolved by the engine), or root; with its home dir when passwd names one. */
+function userOf(o: CreateOptions): { uid: number; gid: number; home?: string } {
+  if (o.user === undefined) return { uid: 0, gid: 0 };
   if (typeof o.user === 'string') throw new HutchError('EINTERNAL', `user ${o.user.slice(0, 80)} was not resolved`);
   return o.user;
 }

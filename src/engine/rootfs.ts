@@ -17,8 +17,8 @@ export interface PullProgress { onProgress(e: ProgressEvent): void; finish(): vo
 export interface ResolvedRootfs {
   rootfs: string;
   lowerDirs?: string[];
-  /** For an image: its runtime defaults, and its `User` as ids (looked up in the image's own files). */
-  image?: { ref: string; id: string; config: ImageRuntimeConfig; user?: ResolvedUser };
+  /** For an image: its runtime defaults. */
+  image?: { ref: string; id: string; config: ImageRuntimeConfig };
 }
 
 /** Reads /etc/passwd and /etc/group of a rootfs dir from the host, never leaving it (see readFileInRoot). */
@@ -63,7 +63,5 @@ export async function resolveImage(images: ImageService, ref: string, policy: Pu
   }
   const r = images.store.rootfsOf(image.id);
   if (r.lowerDirs.length === 0) throw new HutchError('EINVAL', `image ${ref} has no layers`, { id: image.id });
-  // The image module is loaded already (it made the store): this import costs nothing more.
-  const user = r.config.User ? (await import('../image/index.js')).imageUser(r.config.User, r.lowerDirs) : undefined;
-  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config, ...(user ? { user } : {}) } };
+  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config } };
 }

@@ -1,16 +1,8 @@
 // An image's files as a user lookup reads them: /etc/passwd and /etc/group through its layers.
 import fs from 'node:fs';
 import { HutchError } from '../errors.js';
-import { lookupUser, MAX_USER_FILE_BYTES, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
+import { MAX_USER_FILE_BYTES, type RootfsFileReader } from '../linux/users.js';
 import { findInLayers } from './unpack/layers.js';
-
-/**
- * The ids of `user` (`name`, `uid`, `uid:gid`, `name:group`…) in an image, its /etc/passwd and
- * /etc/group read as overlayfs would show them (whiteouts and opaque dirs count).
- */
-export function imageUser(user: string, lowerDirs: string[]): ResolvedUser {
-  return lookupUser(user, layersFileReader(lowerDirs));
-}
 
 /**
  * Reads small files of an image through its layers. Only regular files, never through a symlink (one
