@@ -46,6 +46,10 @@ test('root inside is an unprivileged id outside; hostname is the name; env, work
   assert.ok(outside! >= 65536, `root maps to host uid ${outside}`);
   assert.equal(size, 65536);
   assert.deepEqual(lines.slice(1), ['probe-1', 'hi', '/tmp', '1000', '1000']);
+  // Names come from the rootfs's /etc/passwd and /etc/group (busybox's has root and nobody).
+  assert.equal(await hutchOk(root, ['run', '--rm', '-u', 'nobody:root', 'busybox', '--', 'sh', '-c', 'echo $(id -u):$(id -g) $HOME']), '65534:0 /nonexistent\n');
+  // A -w no layer has is made (root's), as runc and docker do.
+  assert.equal(await hutchOk(root, ['run', '--rm', '-w', '/new/dir', '-u', 'nobody', 'busybox', '--', 'sh', '-c', 'pwd; stat -c %u /new/dir']), '/new/dir\n0\n');
 });
 
 test('the rootfs appears owned by root and the writable layer works; the base is never modified', async () => {
@@ -122,7 +126,8 @@ test('bad input: each is one clear line, non-zero, and nothing is left', async (
       [['run', '-d', '--memory', '8m', 'busybox'], /too small for a sandbox with an agent/],
       [['run', '--rm', '--cpus', '1000', 'busybox', '--', 'true'], /out of range/],
       [['run', '--rm', '--pids', '0', 'busybox', '--', 'true'], /out of range/],
-      [['run', '--rm', '-u', 'root', 'busybox', '--', 'true'], /invalid user/],
+      [['run', '--rm', '-u', 'nosuch', 'busybox', '--', 'true'], /unknown user "nosuch": no such user in the sandbox's \/etc\/passwd/],
+      [['run', '--rm', '-u', 'root:x:y', 'busybox', '--', 'true'], /invalid user/],
       [['run', '--rm', '-e', '=x', 'busybox', '--', 'true'], /invalid environment/],
       [['run', '--bogus', 'busybox'], /unknown flag --bogus/],
       [['run', '--rm', '-t', 'busybox', '--', 'true'], /-t needs a terminal on stdin/],

@@ -165,7 +165,9 @@ test('exec as another user: one request, streamed, and a bad user refused', asyn
     await sb.exec('id -u', { user: 1234, onStdout: (d) => { streamed += d.toString(); } });
     assert.equal(streamed, '1234\n');
     assert.equal((await sb.exec('id -u')).stdout, '0\n', 'the default stays the sandbox\'s user');
-    await assert.rejects(sb.exec('true', { user: 'root' }), (e: Error & { code?: string }) => e.code === 'EINVAL' && /invalid user "root"/.test(e.message));
+    assert.equal((await sb.exec('echo $(id -u):$(id -g)', { user: 'nobody:root' })).stdout, '65534:0\n', 'names from the sandbox\'s /etc/passwd and /etc/group');
+    await assert.rejects(sb.exec('true', { user: 'nosuch' }), (e: Error & { code?: string }) => e.code === 'EINVAL' && /unknown user "nosuch"/.test(e.message));
+    await assert.rejects(sb.exec('true', { user: 'a:b:c' }), (e: Error & { code?: string }) => e.code === 'EINVAL' && /invalid user "a:b:c"/.test(e.message));
   } finally {
     await sb.kill();
   }

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Header } from 'tar';
-import { makeRoot, cleanRoot } from './helpers.js';
+import os from 'node:os';
+import { makeRoot, cleanRoot, hutch } from './helpers.js';
+import { buildImage, busyboxEntries, dockerArchive } from './image-store-kit.js';
 import { daemonFixture, rawRequest, serveFails, startDaemon, tokenFile } from './server-kit.js';
 import { AuthError, HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
 import { documentedOperations } from '../src/server/index.js';
@@ -212,4 +214,76 @@ test('the id range hutchd chooses: private when the host can, shared when asked;
   assert.match(fallback.warning ?? '', /shared id range: .*mount_setattr: EINVAL/);
   await assert.rejects(chooseIdRange('private', cannot), /--userns private: this host cannot give sandboxes id ranges of their own: mount_setattr: EINVAL/);
   await assert.rejects(chooseIdRange('bogus' as 'private', can), /invalid id range "bogus"/);
+});
+
+test('images through the API: Entrypoint/Cmd is the main command (entrypoint [] for none), WorkingDir exists, user names; a bad cwd or user is a 400, not a 404', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-api-images-'));
+  const env = { HUTCH_IMAGE_ROOT: path.join(tmp, 'store') };
+  const imgRoot = makeRoot('api-images');
+  const images = [
+    { tag: 'api/served:1', runtime: { Cmd: ['sh', '-c', 'echo "main ran in $(pwd)" > /tmp/main; exec sleep 60'], WorkingDir: '/srv/app' } },
+    { tag: 'api/quick:1', runtime: { Cmd: ['true'] } },
+  ].map(({ tag, runtime }) => ({ image: buildImage([busyboxEntries()], runtime), tags: [tag] }));
+  fs.writeFileSync(path.join(tmp, 'images.tar'), dockerArchive(images));
+  const loaded = await hutch(imgRoot, ['load', '-q', '-i', path.join(tmp, 'images.tar')], { env });
+  assert.equal(loaded.code, 0, loaded.stderr);
+  const daemon = await startDaemon(imgRoot, ['--pool', 'busybox=1'], path.join(imgRoot, 'hutchd.sock'), env);
+  const t = new Transport({ socketPath: daemon.socketPath });
+  const made: Sandbox[] = [];
+  try {
+    const served = await Sandbox.create({ transport: t, image: 'api/served:1' });
+    made.push(served);
+    let main = '';
+    for (let i = 0; i < 100 && main === ''; i++) {
+      main = (await served.exec('cat /tmp/main 2>/dev/null || true')).stdout;
+      if (main === '') await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(main, 'main ran in /srv/app\n', 'the image\'s Cmd runs as the main command, in its WorkingDir');
+    const cwd = await served.exec('pwd; stat -c %u:%g /srv/app');
+    assert.deepEqual([cwd.exitCode, cwd.stdout], [0, '/srv/app\n0:0\n'], 'exec in a WorkingDir no layer had');
+    const asApp = await served.exec('echo $(id -u):$(id -g) $HOME', { user: 'app' });
+    assert.equal(asApp.stdout, '1234:2345 /home/app\n');
+    assert.equal((await served.exec('id -g', { user: 'app:nogroup' })).stdout, '65534\n');
+    assert.equal((await served.exec('id -u', { user: '4321:765' })).stdout, '4321\n', 'numbers keep working');
+    // A missing cwd and an unknown user are the request's fault, and the sandbox is still there.
+    const body = (json: Record<string, unknown>) => t.json({ method: 'POST', path: `/v1/sandboxes/${served.id}/processes`, json: { cmd: 'true', wait: true, ...json } });
+    assert.deepEqual(await refused(body({ cwd: '/nowhere' })), [400, 'EINVAL']);
+    await assert.rejects(body({ cwd: '/nowhere' }), /working directory \/nowhere does not exist in the sandbox/);
+    assert.deepEqual(await refused(body({ user: 'nosuch' })), [400, 'EINVAL']);
+    await assert.rejects(body({ user: 'nosuch' }), /unknown user "nosuch"/);
+    assert.deepEqual(await refused(body({ user: 'a:b:c' })), [400, 'EINVAL']);
+    assert.equal((await served.exec('echo alive')).stdout, 'alive\n');
+    // entrypoint [] (and no cmd): no main command, the sandbox waits for exec.
+    const idle = await Sandbox.create({ transport: t, image: 'api/quick:1', entrypoint: [] });
+    made.push(idle);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await idle.exec('echo idle')).stdout, 'idle\n');
+    // A cmd of the request replaces the image's.
+    const own = await Sandbox.create({ transport: t, image: 'api/served:1', cmd: ['sh', '-c', 'echo own > /tmp/main; exec sleep 60'] });
+    made.push(own);
+    let ownMain = '';
+    for (let i = 0; i < 100 && ownMain === ''; i++) ownMain = (await own.exec('cat /tmp/main 2>/dev/null || true')).stdout;
+    assert.equal(ownMain, 'own\n');
+    // A claim from the warm pool gets its cwd made too, as a cold create does.
+    let poolReady = '';
+    for (let i = 0; i < 300 && !/^hutch_pool_ready\{image="busybox"\} 1$/m.test(poolReady); i++) {
+      let text = '';
+      for await (const c of await t.request({ method: 'GET', path: '/metrics' })) text += String(c);
+      poolReady = text;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(poolReady, /^hutch_pool_ready\{image="busybox"\} 1$/m);
+    const fromPool = await Sandbox.create({ transport: t, cwd: '/claimed/here' });
+    made.push(fromPool);
+    assert.equal(fromPool.info.labels['dev.hutch.pool'], undefined);
+    assert.equal((await fromPool.exec('pwd')).stdout, '/claimed/here\n');
+    assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'api/quick:1', entrypoint: 'true' } })), [400, 'EINVAL']);
+    assert.deepEqual(await refused(t.json({ method: 'POST', path: '/v1/sandboxes', json: { image: 'api/quick:1', cmd: [] } })), [400, 'EINVAL']);
+  } finally {
+    for (const sb of made) await sb.kill().catch(() => undefined);
+    t.close();
+    await daemon.stop();
+    await cleanRoot(imgRoot);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });

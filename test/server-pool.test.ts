@@ -237,9 +237,13 @@ test('a pool and a claim match by the canonical image reference, not by its spel
     assert.equal(loaded.code, 0, loaded.stderr);
     pool.start();
     await until('the pool to fill', () => pool.sizes()['pooltest:1']!.ready === 1);
-    assert.equal(await pool.claim('pooltest:2'), undefined, 'another tag is another image');
+    assert.equal(await pool.claim('pooltest:2', { entrypoint: [] }), undefined, 'another tag is another image');
     assert.equal(await pool.claim('busybox'), undefined);
-    claimed = await pool.claim('index.docker.io/library/pooltest:1');
+    // Its Cmd (sh) would be the main command of a cold create: only a claim that asks for none is served.
+    assert.equal(await pool.claim('pooltest:1'), undefined, 'the image has a Cmd: a pooled sandbox (nothing running) does not serve it');
+    assert.equal(await pool.claim('pooltest:1', { cmd: ['sleep', '1'] }), undefined);
+    assert.equal(await pool.claim('pooltest:1', { entrypoint: ['sleep'] }), undefined);
+    claimed = await pool.claim('index.docker.io/library/pooltest:1', { entrypoint: [] });
     assert.ok(claimed, 'docker.io\'s long spelling of the pool\'s image is served from the pool');
     assert.equal(claimed.labels?.[POOL_LABEL], undefined);
   } finally {

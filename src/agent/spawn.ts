@@ -12,14 +12,17 @@ import type { ExecParams, TtySize } from './protocol.js';
 /** PATH used when the exec'd environment has none (the usual one of container runtimes). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Fails with ENOTFOUND/EINVAL unless `cwd` is an existing directory. */
+/**
+ * Fails with EINVAL (EPERM when denied) unless `cwd` is an existing directory. Not ENOTFOUND: the API
+ * answers that with 404, which reads as "no such sandbox".
+ */
 export async function checkCwd(cwd: string): Promise<void> {
   let st;
   try {
     st = await fsp.stat(cwd);
   } catch (e) {
     const c = errnoCode(e);
-    if (c === 'ENOENT') throw new HutchError('ENOTFOUND', `working directory ${cwd} does not exist`, { path: cwd });
+    if (c === 'ENOENT' || c === 'ENOTDIR') throw new HutchError('EINVAL', `working directory ${cwd} does not exist in the sandbox`, { path: cwd });
     throw new HutchError(c === 'EACCES' ? 'EPERM' : 'EINVAL', `working directory ${cwd}: ${c}`, { path: cwd, cause: e });
   }
   if (!st.isDirectory()) throw new HutchError('EINVAL', `working directory ${cwd} is not a directory`, { path: cwd });

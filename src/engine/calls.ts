@@ -5,13 +5,16 @@ import type { SandboxStats } from '../platform/index.js';
 import type { Engine } from './engine.js';
 import { requireStatus, type SandboxRecord } from './state.js';
 import { checkEnv, mergeEnv } from './options.js';
+import { rootDirFileReader } from './rootfs.js';
+import { checkUserSpec, lookupUser, type ResolvedUser } from '../linux/users.js';
 
 /** A command to run in a sandbox. */
 export interface ExecRequest {
   argv: string[];
   env?: string[];
   cwd?: string;
-  user?: { uid: number; gid: number };
+  /** Ids, or a spec as `-u` takes it (NAME, UID, NAME:GROUP…) looked up in the sandbox's own /etc/passwd and /etc/group. */
+  user?: string | { uid: number; gid: number };
   tty?: { cols: number; rows: number };
   stdin?: boolean;
   /** The sandbox's main process: when it exits, the sandbox stops. */
@@ -72,8 +75,8 @@ export class SandboxCalls {
   async exec(ref: string, req: ExecRequest): Promise<ProcessHandle> {
     const record = await this.readRunning(ref, 'exec in');
     if (req.argv.length === 0) throw new HutchError('EINVAL', 'exec needs a command', { id: record.id });
-    const user = req.user ?? record.user;
-    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], user.uid === 0 ? [] : ['HOME=/'], checkEnv(req.env ?? []));
+    const { home, ...user } = await this.userOf(record, req.user);
+    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], home, checkEnv(req.env ?? []));
     const client = await this.client(record);
     return client.exec({
       argv: req.argv, env: Object.fromEntries(env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
@@ -90,10 +93,25 @@ export class SandboxCalls {
     const record = await this.readRunning(ref, 'exec in');
     if (record.mode === 'agent') return viaAgent(await this.exec(record.id, req));
     if (req.argv.length === 0) throw new HutchError('EINVAL', 'exec needs a command', { id: record.id });
-    const user = req.user ?? record.user;
-    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], user.uid === 0 ? [] : ['HOME=/'], checkEnv(req.env ?? []));
+    const { home, ...user } = await this.userOf(record, req.user);
+    const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], home, checkEnv(req.env ?? []));
     const platform = await this.engine.platformOf(record);
     return platform.execDirect(record.handle!, { args: req.argv, env, cwd: req.cwd ?? record.cwd, user, terminal: req.tty !== undefined, stdio }).done;
+  }
+
+  /**
+   * The ids an exec runs as, and the HOME it gets: the sandbox's user (HOME as the record has it),
+   * or the given one, a spec looked up in the sandbox's rootfs as it is now (its writable layer over
+   * the image: a user added at run time counts), HOME from its passwd entry.
+   */
+  private async userOf(record: SandboxRecord, user: ExecRequest['user']): Promise<{ uid: number; gid: number; home: string[] }> {
+    if (user === undefined) return { ...record.user, home: [] };
+    let ids: ResolvedUser = user as ResolvedUser;
+    if (typeof user === 'string') {
+      const numbersOnly = checkUserSpec(user) && user.includes(':'); // UID:GID: nothing to look up
+      ids = lookupUser(user, numbersOnly ? () => '' : rootDirFileReader((await this.engine.platformOf(record)).rootfsPath(record.handle!)));
+    }
+    return { uid: ids.uid, gid: ids.gid, home: [`HOME=${ids.home ?? (ids.uid === 0 ? '/root' : '/')}`] };
   }
 
   /** Waits for a process of the sandbox to exit. */

@@ -13,7 +13,7 @@ import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 import { openImageService, type ImageService } from './images.js';
-import { busyboxRootfs, resolveImage, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
+import { busyboxRootfs, resolveImage, userIn, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
 
 /** Where the engine keeps things, and which executor it uses. */
 export interface EngineOptions {
@@ -36,7 +36,8 @@ export interface CreateOptions {
   name?: string;
   env?: string[];
   cwd?: string;
-  user?: { uid: number; gid: number };
+  /** Ids, or a spec as `-u` takes it (NAME, UID, NAME:GROUP, UID:GID…) looked up in the rootfs's /etc/passwd and /etc/group. */
+  user?: string | { uid: number; gid: number };
   limits?: Limits;
   hardening?: Partial<Hardening>;
   /** The main command: run by the agent on start, or the init itself in direct mode. */
@@ -128,7 +129,10 @@ export class Engine {
 
   /** Checks options and builds the first record of a sandbox. */
   private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
-    return recordFactory(o, await this.resolveSandboxRootfs(o), this.executorName);
+    const resolved = await this.resolveSandboxRootfs(o);
+    // The caller's user, else the image's User: looked up only when it applies (as docker's -u overrides a broken one).
+    const spec = o.user === undefined ? resolved.image?.config.User || undefined : o.user;
+    return recordFactory({ ...o, ...(typeof spec === 'string' ? { user: await userIn(resolved, spec) } : {}) }, resolved, this.executorName);
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {

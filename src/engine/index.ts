@@ -6,4 +6,4 @@ export { sandboxLogs, type LogOptions } from './logs.js';
 export { SandboxCalls, type ExecRequest, type SignalTarget } from './calls.js';
 export { SandboxStore } from './store.js';
 export { checkTransition, checkName, checkLabels, type SandboxRecord, type SandboxStatus, type SandboxPhase } from './state.js';
-export { parseSize, parseUser, checkLimits, isRootfsPath, DEFAULT_PIDS_LIMIT } from './options.js';
+export { parseSize, checkUser, checkLimits, isRootfsPath, DEFAULT_PIDS_LIMIT } from './options.js';

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
+import { checkUserSpec } from '../linux/users.js';
 
 /** The pids limit when none is given (a fork bomb stops there). */
 export const DEFAULT_PIDS_LIMIT = 1024;
@@ -70,14 +71,10 @@ export function checkEnv(env: string[]): string[] {
   return env;
 }
 
-/** Parses UID[:GID]. */
-export function parseUser(text: string): { uid: number; gid: number } {
-  const m = /^(\d+)(?::(\d+))?$/.exec(text);
-  if (!m) throw new HutchError('EINVAL', `invalid user "${text}": use UID[:GID] with numbers`);
-  const uid = Number(m[1]);
-  const gid = m[2] === undefined ? uid : Number(m[2]);
-  if (uid > 65535 || gid > 65535) throw new HutchError('EINVAL', `user ${text} is outside the sandbox's id range 0-65535`);
-  return { uid, gid };
+/** Checks the form of a user spec (NAME or UID, with :GROUP or :GID); its names are looked up later, in the rootfs. */
+export function checkUser(text: string): string {
+  checkUserSpec(text);
+  return text;
 }
 
 /** Merges env lists; later entries win per key, order of first appearance is kept. */

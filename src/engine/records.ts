@@ -25,8 +25,8 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
     throw new HutchError('EINVAL', `memory limit ${limits.memoryBytes} bytes is too small for a sandbox with an agent: use 16m or more (the agent itself takes about 10 MiB; a one-shot hutch run without -d can go down to 6m)`);
   }
   const image = resolved.image?.config ?? {};
-  const user = o.user ?? resolved.image?.user ?? { uid: 0, gid: 0 };
-  const env = mergeEnv(BASE_ENV, ['HOME=' + (user.uid === 0 ? '/root' : '/'), 'HOSTNAME='], checkEnv(image.Env ?? []), checkEnv(o.env ?? []));
+  const { home, ...user } = userOf(o);
+  const env = mergeEnv(BASE_ENV, ['HOME=' + (home ?? (user.uid === 0 ? '/root' : '/')), 'HOSTNAME='], checkEnv(image.Env ?? []), checkEnv(o.env ?? []));
   const cwd = o.cwd ?? (image.WorkingDir || '/');
   if (!path.isAbsolute(cwd)) throw new HutchError('EINVAL', `working directory must be absolute: ${cwd}`);
   const command = commandOf(o, image, mode);
@@ -47,6 +47,13 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
   });
 }
 
+/** The sandbox's user (the caller's or the image's, resolved by the engine), or root; with its home dir when passwd names one. */
+function userOf(o: CreateOptions): { uid: number; gid: number; home?: string } {
+  if (o.user === undefined) return { uid: 0, gid: 0 };
+  if (typeof o.user === 'string') throw new HutchError('EINTERNAL', `user ${o.user.slice(0, 80)} was not resolved`);
+  return o.user;
+}
+
 /** A private id range is a mapping of the sandbox's user namespace: it needs one. */
 function checkIdRange(h: Hardening): void {
   if (h.idRange === undefined) return;
@@ -55,17 +62,18 @@ function checkIdRange(h: Hardening): void {
 }
 
 /**
- * The main command, as docker and podman make it: the image's Entrypoint (unless the caller gives
- * one) followed by the caller's command, or by the image's Cmd when a one-shot run gives none.
- * A sandbox with an agent runs no command of the image's unless asked: it waits for exec.
+ * The main command, by docker's rules: the caller's entrypoint or else the image's, followed by the
+ * caller's command or else the image's Cmd (dropped when the caller gives an entrypoint, as docker and
+ * podman do). With neither, a one-shot run has nothing to run; a sandbox with an agent then has no
+ * main command and waits for exec, as one made from busybox or a rootfs dir does.
  */
 function commandOf(o: CreateOptions, image: ImageRuntimeConfig, mode: string): string[] | undefined {
+  const given = o.command?.length ? o.command : undefined; // an empty command is none, as in docker
   const entrypoint = o.entrypoint ?? image.Entrypoint ?? [];
-  if (o.command !== undefined) return [...entrypoint, ...o.command];
-  if (mode !== 'direct') return undefined;
-  const command = [...entrypoint, ...(image.Cmd ?? [])];
-  if (command.length === 0) throw new HutchError('EINVAL', 'no command to run: give one (the image has no Cmd or Entrypoint)');
-  return command;
+  const command = [...entrypoint, ...(given ?? (o.entrypoint !== undefined ? [] : image.Cmd ?? []))];
+  if (command.length > 0) return command;
+  if (mode === 'direct') throw new HutchError('EINVAL', 'no command to run: give one (the image has no Cmd or Entrypoint)');
+  return undefined;
 }
 
 /** What a platform needs to make the sandbox of `r`, whose dir is `dir`. */

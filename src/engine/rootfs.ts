@@ -4,6 +4,8 @@ import path from 'node:path';
 import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageRuntimeConfig, ProgressEvent } from '../image/index.js';
 import type { ImageService } from './images.js';
+import { readFileInRoot } from '../linux/in-root.js';
+import { lookupUser, MAX_USER_FILE_BYTES, type ResolvedUser, type RootfsFileReader } from '../linux/users.js';
 
 /** When an image is pulled before a sandbox is made from it. */
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -15,8 +17,23 @@ export interface PullProgress { onProgress(e: ProgressEvent): void; finish(): vo
 export interface ResolvedRootfs {
   rootfs: string;
   lowerDirs?: string[];
-  /** For an image: its runtime defaults, and its `User` as ids (looked up in the image's own files). */
-  image?: { ref: string; id: string; config: ImageRuntimeConfig; user?: { uid: number; gid: number } };
+  /** For an image: its runtime defaults. */
+  image?: { ref: string; id: string; config: ImageRuntimeConfig };
+}
+
+/** Reads /etc/passwd and /etc/group of a rootfs dir from the host, never leaving it (see readFileInRoot). */
+export function rootDirFileReader(root: string): RootfsFileReader {
+  return (rel) => readFileInRoot(root, rel, MAX_USER_FILE_BYTES)?.toString('utf8') ?? '';
+}
+
+/**
+ * The ids of a user spec (`-u`: NAME, UID, NAME:GROUP, UID:GID…) in the rootfs a sandbox is made
+ * from: an image's layers, or the rootfs dir. A spec of numbers only reads nothing.
+ */
+export async function userIn(resolved: ResolvedRootfs, spec: string): Promise<ResolvedUser> {
+  if (!resolved.lowerDirs) return lookupUser(spec, rootDirFileReader(resolved.rootfs));
+  const { layersFileReader } = await import('../image/index.js'); // loaded already: it made the store
+  return lookupUser(spec, layersFileReader(resolved.lowerDirs));
 }
 
 /** The embedded busybox rootfs under `dataRoot`, built on first use. */
@@ -46,7 +63,5 @@ export async function resolveImage(images: ImageService, ref: string, policy: Pu
   }
   const r = images.store.rootfsOf(image.id);
   if (r.lowerDirs.length === 0) throw new HutchError('EINVAL', `image ${ref} has no layers`, { id: image.id });
-  // The image module is loaded already (it made the store): this import costs nothing more.
-  const user = r.config.User ? (await import('../image/index.js')).imageUser(r.config.User, r.lowerDirs) : undefined;
-  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config, ...(user ? { user } : {}) } };
+  return { rootfs: r.lowerDirs[0]!, lowerDirs: r.lowerDirs, image: { ref, id: image.id, config: r.config } };
 }

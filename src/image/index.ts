@@ -5,4 +5,4 @@ export { parseReference, formatReference } from './reference.js';
 export { RegistryClient, type RegistryOptions, type ResolvedManifest } from './registry/index.js';
 export { unpackLayer, type UnpackOptions, type UnpackResult } from './unpack/index.js';
 export { ImageStore, type ImageRootfs, type PullOptions } from './store/index.js';
-export { imageUser } from './user.js';
+export { layersFileReader } from './user.js';

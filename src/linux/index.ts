@@ -30,3 +30,7 @@ export {
   mknod, lsetxattr, lgetxattr, syncfs, S_IFIFO, S_IFCHR,
 } from './ffi.js';
 export type { ReapedChild } from './ffi.js';
+export { mkdirInRoot, readFileInRoot } from './in-root.js';
+export type { DirOwner } from './in-root.js';
+export { lookupUser, checkUserSpec } from './users.js';
+export type { ResolvedUser, RootfsFileReader } from './users.js';

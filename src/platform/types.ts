@@ -114,6 +114,8 @@ export interface Platform {
   stats(h: PlatformHandle): Promise<SandboxStats>;
   /** Runs a command through the executor (no agent needed): for direct-mode sandboxes. */
   execDirect(h: PlatformHandle, cfg: ExecDirectRequest): { done: Promise<number> };
+  /** The host path of the sandbox's root filesystem (its writable layer over the base) while it exists. */
+  rootfsPath(h: PlatformHandle): string;
   /** Removes everything the sandbox had on the host; idempotent, safe after a crash. */
   destroy(h: PlatformHandle): Promise<void>;
   /** Null when sandboxes can have private id ranges over base layers stored like `source`, else why not. */

@@ -40,6 +40,10 @@ export interface CreateOptions {
   limits?: { memoryBytes?: number; cpus?: number; pids?: number };
   /** Time to live in ms (default: the server's); extend it with setTimeout. */
   ttlMs?: number;
+  /** The main command (replaces the image's Cmd, follows its Entrypoint); the sandbox stops when it exits. */
+  cmd?: string | string[];
+  /** Replaces the image's Entrypoint and drops its Cmd; `[]` without cmd: no main command, the sandbox waits for exec. */
+  entrypoint?: string[];
 }
 
 /** What exec returns. */
@@ -75,7 +79,7 @@ export class Sandbox {
   static async create(opts: CreateOptions & ConnectOptions = {}): Promise<Sandbox> {
     const t = transportOf(opts);
     const body: CreateOptions = {};
-    for (const k of ['image', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
+    for (const k of ['image', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs', 'cmd', 'entrypoint'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
     return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'POST', path: '/v1/sandboxes', json: body }));
   }
 

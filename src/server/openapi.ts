@@ -105,6 +105,8 @@ const SCHEMAS: Record<string, Json> = {
       image: { type: 'string', default: 'busybox', description: 'busybox or an image reference' }, name: { type: 'string' }, limits: ref('Limits'),
       env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' }, labels: { type: 'object', additionalProperties: { type: 'string' } },
       ttlMs: { type: 'integer', minimum: 1000, description: 'time to live (default: the server\'s --default-ttl)' },
+      cmd: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'the main command (a string runs under /bin/sh -c): replaces the image\'s Cmd, follows its Entrypoint; the sandbox stops when it exits' },
+      entrypoint: { type: 'array', items: { type: 'string' }, description: 'replaces the image\'s Entrypoint and drops its Cmd; [] with no cmd: no main command, the sandbox waits for exec' },
     },
   },
   Sandbox: {
@@ -125,7 +127,7 @@ const SCHEMAS: Record<string, Json> = {
     properties: {
       cmd: { oneOf: [{ type: 'string', description: 'run by /bin/sh -c' }, { type: 'array', items: { type: 'string' } }] },
       env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' },
-      user: { type: 'string', description: 'UID[:GID] inside the sandbox (default: the sandbox\'s user)' },
+      user: { type: 'string', description: 'NAME or UID, optionally :GROUP or :GID, names from the sandbox\'s /etc/passwd and /etc/group (default: the sandbox\'s user)' },
       tty: { oneOf: [{ type: 'boolean' }, { type: 'object', properties: { cols: { type: 'integer' }, rows: { type: 'integer' } } }] },
       stdin: { oneOf: [{ type: 'boolean', description: 'keep stdin open (attach to write it)' }, { type: 'string', description: 'this text, then end of input' }] },
       wait: { type: 'boolean' }, timeoutMs: { type: 'integer', description: 'with wait: kill the process after this long (504 ETIMEDOUT)' },

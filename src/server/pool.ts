@@ -13,8 +13,12 @@ export { POOL_LABEL } from './lifetime.js';
 /** One pool: its image (as `create` takes it: `busybox` or an image reference), size and limits. */
 export interface PoolSpec { image: string; size: number; limits?: Limits }
 
-/** What a claimer asks for; labels, env and cwd are applied to the claimed sandbox. */
-export interface ClaimRequest { limits?: Limits; env?: string[]; cwd?: string; labels?: Record<string, string> }
+/**
+ * What a claimer asks for; labels, env and cwd are applied to the claimed sandbox. `cmd` and
+ * `entrypoint` are the create's: a pooled sandbox has no main command, so it serves only a request
+ * that would get none (no cmd, and `entrypoint: []` or an image without Entrypoint and Cmd).
+ */
+export interface ClaimRequest { limits?: Limits; env?: string[]; cwd?: string; labels?: Record<string, string>; cmd?: string[]; entrypoint?: string[] }
 
 /** How the pool works in the background. */
 export interface PoolOptions {
@@ -68,6 +72,8 @@ interface Pool {
   failures: number;
   retryAt: number;
   lastError?: string;
+  /** Whether the image has an Entrypoint or Cmd (known once a sandbox of it was made). */
+  imageCommand?: boolean;
 }
 
 /** Limits in the engine's normal form (default pids filled in); undefined when they are invalid. */
@@ -158,6 +164,7 @@ export class WarmPool {
     if (!pool || this.stopping) return undefined;
     const wanted = normalLimits(req.limits);
     if (!wanted || !sameLimits(wanted, pool.limits)) return undefined;
+    if (req.cmd?.length || (req.entrypoint ? req.entrypoint.length > 0 : pool.imageCommand !== false)) return undefined; // would have a main command
     if (req.labels && POOL_LABEL in req.labels) throw new HutchError('EINVAL', `label ${POOL_LABEL} is hutchd's own: a claim cannot set it`);
     try {
       for (let id = pool.ready.shift(); id !== undefined; id = pool.ready.shift()) {
@@ -274,11 +281,16 @@ export class WarmPool {
   private async makeOne(pool: Pool): Promise<void> {
     let id: string | undefined;
     try {
+      // Nothing runs in a pooled sandbox before its claim: the image's Entrypoint and Cmd neither.
       const made = await this.engine.create({
         rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.spec.image, [MANAGED_LABEL]: MANAGED_BY },
-        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), hardening: { idRange: this.idRange },
+        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), hardening: { idRange: this.idRange }, entrypoint: [],
       });
       id = made.id;
+      if (pool.imageCommand === undefined) {
+        const config = (await this.engine.resolveSandboxRootfs({ rootfs: pool.spec.image, pull: 'never' })).image?.config;
+        pool.imageCommand = Boolean(config?.Entrypoint?.length || config?.Cmd?.length);
+      }
       const started = await this.engine.start(id);
       if (started.status !== 'running') throw new HutchError('ESTATE', `pooled sandbox ${id} is ${started.status} right after start`, { id });
       if (this.prepare) await this.prepare(id);

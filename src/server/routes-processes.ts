@@ -2,14 +2,14 @@
 import { performance } from 'node:perf_hooks';
 import type { ExitStatus } from '../agent/index.js';
 import { HutchError } from '../errors.js';
-import { parseUser } from '../engine/index.js';
+import { checkUser } from '../engine/index.js';
 import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import { ProcessEntry, type OutputSink } from './processes.js';
 import type { Route } from './router.js';
 import { servedId, type Services } from './services.js';
 
 /** What starting a process needs. */
-export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: { uid: number; gid: number }; tty?: { cols: number; rows: number }; stdin: boolean }
+export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: string; tty?: { cols: number; rows: number }; stdin: boolean }
 
 /** Output kept per stream for a `wait: true` start; past it the rest is dropped and `truncated` set. */
 export const MAX_WAIT_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -19,7 +19,7 @@ export function startRequestOf(body: Record<string, unknown>): StartRequest {
   const argv = commandOf(body);
   const cwd = optString(body, 'cwd');
   const userText = body['user'] === undefined || body['user'] === null ? undefined : String(body['user']);
-  const user = userText === undefined ? undefined : parseUser(userText);
+  const user = userText === undefined ? undefined : checkUser(userText);
   const env = envList(optStringMap(body, 'env'));
   const t = body['tty'];
   let tty: { cols: number; rows: number } | undefined;

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
-import { envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
+import { commandOf, envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import type { Route } from './router.js';
 import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, viewOf, type Services } from './services.js';
 
@@ -28,7 +28,17 @@ export function ttlOf(s: Services, body: Record<string, unknown>): number {
   return ttl;
 }
 
-const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs'];
+const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs', 'cmd', 'entrypoint'];
+
+/** The main command fields, as docker's: `cmd` replaces the image's Cmd, `entrypoint` its Entrypoint ([] = none, and no Cmd). */
+function mainOf(body: Record<string, unknown>): { cmd?: string[]; entrypoint?: string[] } {
+  const cmd = body['cmd'] === undefined || body['cmd'] === null ? undefined : commandOf(body, 'cmd');
+  const e = body['entrypoint'];
+  if (e !== undefined && e !== null && (!Array.isArray(e) || e.some((a) => typeof a !== 'string'))) {
+    throw new HutchError('EINVAL', 'entrypoint must be a list of strings ([] for none)');
+  }
+  return { ...(cmd ? { cmd } : {}), ...(Array.isArray(e) ? { entrypoint: e as string[] } : {}) };
+}
 
 async function create(s: Services, body: Record<string, unknown>): Promise<{ info: SandboxInfo; source: 'pool' | 'cold' }> {
   for (const k of Object.keys(body)) if (!CREATE_KEYS.includes(k)) throw new HutchError('EINVAL', `unknown field ${k.slice(0, 80)} in create request (fields: ${CREATE_KEYS.join(', ')})`);
@@ -42,13 +52,19 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
     if (k.startsWith(RESERVED_LABEL_PREFIX)) throw new HutchError('EINVAL', `label ${k.slice(0, 80)}: keys starting with ${RESERVED_LABEL_PREFIX} are hutch's own`);
   }
   const limits = limitsOf(body);
+  const main = mainOf(body);
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {
-    const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels });
-    if (claimed) return { info: claimed, source: 'pool' };
+    const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main });
+    if (claimed) {
+      // A cold create makes a missing working dir; a pooled sandbox was made before this one was known.
+      if (cwd) await makeClaimedCwd(s, claimed.id, cwd);
+      return { info: claimed, source: 'pool' };
+    }
   }
   const made = await s.engine.create({
     rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), hardening: { idRange: s.idRange },
+    ...(main.cmd ? { command: main.cmd } : {}), ...(main.entrypoint ? { entrypoint: main.entrypoint } : {}),
   });
   s.events.publish({ type: 'created', sandboxId: made.id, data: { image } });
   try {
@@ -58,6 +74,16 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   } catch (e) {
     await s.engine.remove(made.id, true);
     s.events.publish({ type: 'removed', sandboxId: made.id, data: { reason: 'start failed' } });
+    throw e;
+  }
+}
+
+/** Makes `cwd` in a claimed sandbox (root's, 0755, as at create); a sandbox it fails in is removed. */
+async function makeClaimedCwd(s: Services, id: string, cwd: string): Promise<void> {
+  try {
+    await (await s.calls.files(id)).mkdir(cwd, { parents: true, mode: 0o755 });
+  } catch (e) {
+    await removeSandbox(s, id, 'its working directory could not be made');
     throw e;
   }
 }

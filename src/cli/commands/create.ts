@@ -5,7 +5,7 @@ import { SANDBOX_FLAGS, createOptionsFrom } from './sandbox-flags.js';
 
 export const command: Command = {
   usage: 'hutch create [OPTIONS] IMAGE|ROOTFS|busybox [--] [COMMAND [ARG...]]',
-  summary: 'Create a sandbox (state ready) and print its id. COMMAND, if given, is its main process: it runs on start, and the sandbox stops when it exits.',
+  summary: 'Create a sandbox (state ready) and print its id. COMMAND (after an image\'s Entrypoint; without one, the image\'s Entrypoint/Cmd) is its main process: it runs on start, and the sandbox stops when it exits. With none the sandbox waits for exec.',
   flags: SANDBOX_FLAGS,
   stopAfter: 1,
   errorExitCode: 125,

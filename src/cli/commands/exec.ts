@@ -1,6 +1,6 @@
 // hutch exec: run a command in a running sandbox through its agent.
 import { HutchError } from '../../errors.js';
-import { parseUser } from '../../engine/options.js';
+import { checkUser } from '../../engine/options.js';
 import { bool, list, str } from '../args.js';
 import type { Command } from '../command.js';
 import { attach, terminalEnv } from '../attach.js';
@@ -14,7 +14,7 @@ export const command: Command = {
     { name: 'detach', short: 'd', kind: 'bool', help: 'start the command and print its pid' },
     { name: 'env', short: 'e', kind: 'list', value: 'K=V', help: 'set an environment variable (repeatable)' },
     { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: 'working directory' },
-    { name: 'user', short: 'u', kind: 'string', value: 'UID[:GID]', help: 'user to run as' },
+    { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: 'user to run as: a name or uid, optionally with a group or gid (names from the sandbox\'s /etc/passwd and /etc/group)' },
   ],
   stopAfter: 1,
   errorExitCode: 125,
@@ -31,7 +31,7 @@ export const command: Command = {
     const size = { cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
     const req = {
       argv: args.rest, env: [...(tty ? [terminalEnv()] : []), ...list(f, 'env')], stdin: interactive,
-      ...(cwd !== undefined ? { cwd } : {}), ...(user !== undefined ? { user: parseUser(user) } : {}), ...(tty ? { tty: size } : {}),
+      ...(cwd !== undefined ? { cwd } : {}), ...(user !== undefined ? { user: checkUser(user) } : {}), ...(tty ? { tty: size } : {}),
     };
     const detach = bool(f, 'detach');
     return calls.execAttached(ref, req, [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'], async (proc) => {

@@ -17,7 +17,7 @@ const FLAGS: FlagSpec[] = [
 
 export const command: Command = {
   usage: 'hutch run [OPTIONS] IMAGE|ROOTFS|busybox [--] [COMMAND [ARG...]]',
-  summary: 'Create a sandbox from an image (pulled when missing), a rootfs dir (a path: /… or ./…) or the embedded busybox, run COMMAND in it and return its exit code.\nWithout -d the command is the sandbox\'s init (no agent); with -d the sandbox keeps its agent for exec, cp, ps.',
+  summary: 'Create a sandbox from an image (pulled when missing), a rootfs dir (a path: /… or ./…) or the embedded busybox, run COMMAND in it and return its exit code.\nWithout -d the command is the sandbox\'s init (no agent); with -d the sandbox keeps its agent for exec, cp, ps.\nWithout COMMAND an image\'s Entrypoint/Cmd runs (docs/images.md); with -d and nothing to run the sandbox waits for exec.',
   flags: FLAGS,
   stopAfter: 1,
   errorExitCode: 125,

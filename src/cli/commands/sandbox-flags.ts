@@ -1,7 +1,7 @@
 // Flags shared by `run` and `create`: what the sandbox is made of, its limits and its hardening.
 import { HutchError } from '../../errors.js';
 import type { CreateOptions } from '../../engine/index.js';
-import { parseSize, parseUser } from '../../engine/options.js';
+import { checkUser, parseSize } from '../../engine/options.js';
 import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
 import { progressDisplay, type ProgressDisplay } from '../progress.js';
 
@@ -13,7 +13,7 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'pids', kind: 'string', value: 'N', help: 'maximum number of processes (default 1024)' },
   { name: 'env', short: 'e', kind: 'list', value: 'K=V', help: 'set an environment variable (repeatable)' },
   { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: 'working directory inside the sandbox' },
-  { name: 'user', short: 'u', kind: 'string', value: 'UID[:GID]', help: 'user to run the command as' },
+  { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: 'user to run the command as: a name or uid, optionally with a group or gid (names from the image\'s /etc/passwd and /etc/group)' },
   { name: 'userns', kind: 'string', value: 'MODE', help: 'user namespace ids: shared (default), private (a host id range of its own) or host (= --no-userns)' },
   { name: 'no-userns', kind: 'bool', help: 'hardening off: no user namespace (root inside is root outside)' },
   { name: 'seccomp', kind: 'string', value: 'PROFILE', help: 'seccomp profile: default, strict or off' },
@@ -50,7 +50,7 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   const cwd = str(f, 'workdir');
   if (cwd !== undefined) o.cwd = cwd;
   const user = str(f, 'user');
-  if (user !== undefined) o.user = parseUser(user);
+  if (user !== undefined) o.user = checkUser(user);
   const h = o.hardening!;
   if (bool(f, 'no-userns')) h.userns = false;
   const userns = str(f, 'userns');

@@ -8,7 +8,7 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom } from '../../linux/index.js';
+import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
@@ -106,6 +106,7 @@ export class ContainerPlatform implements Platform {
     const args = cfg.mode === 'agent'
       ? [SANDBOX_LOADER, '--library-path', `${SANDBOX_HUTCH_DIR}/lib`, SANDBOX_NODE, ...AGENT_NODE_FLAGS, SANDBOX_AGENT_MAIN, '--listen', `${SANDBOX_RUN_DIR}/${AGENT_SOCKET_NAME}`]
       : [...(initBinary ? [SANDBOX_INIT, '--'] : []), ...cfg.command!];
+    if (cfg.hardening.overlay) makeWorkingDir(cfg, rootfsPath, cfg.hardening.userns ? { uid: ids.hostUid, gid: ids.hostGid } : { uid: 0, gid: 0 });
     const h = cfg.hardening;
     const input: SandboxSpecInput = {
       args,
@@ -265,6 +266,19 @@ export class ContainerPlatform implements Platform {
     return readCgroupStats(h.cgroupsPath);
   }
 
+  /** The root the bundle names: the overlay mount, or the base dir itself for a read-only single layer. */
+  rootfsPath(h: PlatformHandle): string {
+    const file = path.join(layout(h.dir).bundle, 'config.json');
+    let root: unknown;
+    try {
+      root = (JSON.parse(fs.readFileSync(file, 'utf8')) as { root?: { path?: unknown } }).root?.path;
+    } catch (e) {
+      throw new HutchError('ESTATE', `sandbox ${h.containerId} has no readable bundle (${file}): ${e instanceof Error ? e.message : String(e)}`, { id: h.containerId, cause: e });
+    }
+    if (typeof root !== 'string' || !path.isAbsolute(root)) throw new HutchError('ESTATE', `sandbox ${h.containerId}: its bundle names no rootfs`, { id: h.containerId });
+    return root;
+  }
+
   /**
    * Runs a process in the container through the executor (`runc exec`), attached to hutch's stdio.
    * Flags rather than a process.json, so the process gets the container's own capabilities,
@@ -319,6 +333,18 @@ export class ContainerPlatform implements Platform {
     unmountTree(h.dir);
     await this.releaseIdSlot(h);
     await removeCgroup(h.cgroupsPath);
+  }
+}
+
+/**
+ * Makes the sandbox's working dir when no layer has it, as runc and docker do: owned by the
+ * sandbox's root, 0755, in its writable layer; the path resolved inside the rootfs (see mkdirInRoot).
+ */
+function makeWorkingDir(cfg: SandboxConfig, rootfs: string, root: { uid: number; gid: number }): void {
+  try {
+    mkdirInRoot(rootfs, cfg.cwd, { ...root, mode: 0o755 });
+  } catch (e) {
+    throw isHutchError(e) ? new HutchError(e.code, `sandbox ${cfg.id}: cannot make its working directory: ${e.message}`, { id: cfg.id, cause: e }) : e;
   }
 }
 
