@@ -3,6 +3,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { suiteRun } from './suite-run.js';
+
+export { hutchCgroups } from './host-scan.js';
 
 /** The built CLI. */
 export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../bundle/hutch.cjs');
@@ -11,6 +14,7 @@ export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname
 export function makeRoot(tag: string): string {
   const root = `/run/hutch-test-${tag}-${randomBytes(3).toString('hex')}`;
   fs.mkdirSync(root, { recursive: true });
+  suiteRun().recordRoot(root);
   return root;
 }
 
@@ -59,17 +63,4 @@ export function leftovers(root: string): string[] {
   const ps = spawnSync('pgrep', ['-f', root], { encoding: 'utf8' }).stdout.trim();
   if (ps) out.push(`processes: ${ps.replace(/\n/g, ' ')}`);
   return out;
-}
-
-/** Cgroup dirs of hutch's sandboxes under every hierarchy. */
-export function hutchCgroups(): string[] {
-  const found: string[] = [];
-  for (const top of fs.readdirSync('/sys/fs/cgroup')) {
-    if (top.startsWith('hutch')) found.push(path.join('/sys/fs/cgroup', top));
-    const dir = path.join('/sys/fs/cgroup', top);
-    try {
-      for (const e of fs.readdirSync(dir)) if (e.startsWith('hutch')) found.push(path.join(dir, e));
-    } catch { /* not a dir (a file of a v2 root) */ }
-  }
-  return found;
 }

@@ -16,6 +16,7 @@ import { helperServerURL, runCredentialHelper } from '../src/image/registry/cred
 import { makeAgents, send } from '../src/image/registry/transport.js';
 import { RegistryAuth } from '../src/image/registry/auth.js';
 import { isHutchError } from '../src/errors.js';
+import { readProcFile } from '../src/linux/index.js';
 import { pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
 import { makeLayer } from './image/tar-kit.js';
@@ -225,7 +226,8 @@ test('a helper that hangs is killed with its children after the time limit', asy
       return false;
     }
     // A zombie waiting for its reaper is dead too.
-    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const status = readProcFile(pid, 'status'); // null: it exited meanwhile
+    return status !== null && !/^State:\s+Z/m.test(status);
   };
   const deadline = Date.now() + 5000;
   while (pids.some(alive) && Date.now() < deadline) await sleep(50);

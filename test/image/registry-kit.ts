@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { tar, type TarEntry } from '../e2e/tar.js';
+import '../suite-run.js'; // marks the registries it starts as this run's
 import type { Descriptor, ImageIndex, ImageManifest, ImagePlatform, ImageRuntimeConfig } from '../../src/image/types.js';
 
 export type { TarEntry } from '../e2e/tar.js';
@@ -27,6 +28,8 @@ export interface TestRegistry {
   /** host:port, e.g. 127.0.0.1:41455 */
   host: string;
   dir: string;
+  /** The registry's process. */
+  pid: number;
   /** Kills the registry, waits for it, removes its dir. */
   stop(): Promise<void>;
 }
@@ -65,7 +68,7 @@ export async function startRegistry(): Promise<TestRegistry> {
       child.once('exit', () => { clearTimeout(timer); reject(new Error(`docker-registry exited: ${log.slice(-500)}`)); });
     });
     drain(child);
-    return { host, dir, stop };
+    return { host, dir, pid: child.pid!, stop };
   } catch (e) {
     await stop();
     throw e;
