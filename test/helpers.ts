@@ -64,3 +64,21 @@ export function leftovers(root: string): string[] {
   if (ps) out.push(`processes: ${ps.replace(/\n/g, ' ')}`);
   return out;
 }
+
+/**
+ * Runs every clean-up step in order, each even when an earlier one failed, then throws the first
+ * failure. For after hooks: a failed check or a root that would not clean must not leave the
+ * registry or daemon of a later step running.
+ */
+export async function cleanUpAll(...steps: (() => unknown)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      failures.push(e);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} clean-up steps failed: ${failures.map((e) => (e as Error).message).join('; ')}`);
+}

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { errnoCode } from '../src/errors.js';
 import { processVanished, readProcFile } from '../src/linux/index.js';
 
 /** Names of /tmp/hutch-* entries. */
@@ -62,25 +63,47 @@ export interface ProcessSeen {
   command: string;
   /** Its environment at exec. */
   environ: string[];
-  /** Where its root and working dir are (the host's view), '' when unreadable. */
-  root: string;
+  /** Its working dir (the host's view). */
   cwd: string;
+  /** The top-level cgroup of each of its cgroup paths ('hutch-<id>' for a sandbox's), '' for the root. */
+  cgroups: string[];
 }
 
-/** Every process on the machine now (kernel threads and zombies, which have no command line, left out). */
-export function processesOnHost(): ProcessSeen[] {
+/**
+ * The processes on the machine now (of `pids`, by default all): kernel threads, zombies and those
+ * that exit while they are read are left out.
+ */
+export function processesOnHost(pids: number[] = allPids()): ProcessSeen[] {
   const out: ProcessSeen[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
+  for (const pid of pids) {
     const cmdline = readProcFile(pid, 'cmdline');
-    const environ = readProcFile(pid, 'environ');
-    const root = readProcLink(pid, 'root');
-    const cwd = readProcLink(pid, 'cwd');
-    if (!cmdline || environ === null || root === null || cwd === null) continue; // gone, a kernel thread or a zombie
-    out.push({ pid, command: cmdline.split('\0').filter(Boolean).join(' '), environ: environ.split('\0').filter(Boolean), root, cwd });
+    const environ = readInspected(pid, () => readProcFile(pid, 'environ'));
+    const cgroup = readProcFile(pid, 'cgroup');
+    const cwd = readInspected(pid, () => readProcLink(pid, 'cwd'));
+    if (!cmdline || environ === null || cgroup === null || cwd === null) continue; // gone, a kernel thread or a zombie
+    const cgroups = [...new Set(cgroup.split('\n').filter(Boolean).map((l) => l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1).split('/')[1] ?? ''))];
+    out.push({ pid, command: cmdline.split('\0').filter(Boolean).join(' '), environ: environ.split('\0').filter(Boolean), cwd, cgroups });
   }
   return out;
+}
+
+/** Every pid in /proc now. */
+function allPids(): number[] {
+  return fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/**
+ * A file of /proc/PID that only a process allowed to ptrace it may read (environ, cwd): '' when this
+ * one may not (EACCES: the init of another user namespace), null when the process is gone.
+ */
+function readInspected(pid: number, read: () => string | null): string | null {
+  try {
+    return read();
+  } catch (e) {
+    // readProcFile wraps the system error; readlink's is thrown as it is.
+    if (errnoCode(e) === 'EACCES' || errnoCode((e as Error).cause) === 'EACCES') return '';
+    throw e;
+  }
 }
 
 /** readlink of /proc/PID/<name>; null when the process is gone. */

@@ -11,7 +11,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { cleanRoot, cleanUpAll, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { helperServerURL, runCredentialHelper } from '../src/image/registry/credential-helpers.js';
 import { makeAgents, send } from '../src/image/registry/transport.js';
 import { RegistryAuth } from '../src/image/registry/auth.js';
@@ -72,15 +72,15 @@ before(async () => {
   basic = await startFront(reg.host, { auth: 'basic', users: { alice: 's3cret' } });
 });
 
-after(async () => {
-  await cleanRoot(root);
-  await bearer?.stop();
-  await basic?.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-  assert.equal(fs.existsSync(tmp), false);
-});
+after(() => cleanUpAll(
+  () => cleanRoot(root),
+  () => bearer?.stop(),
+  () => basic?.stop(),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => assert.deepEqual(leftovers(root), []),
+  () => assert.equal(fs.existsSync(tmp), false),
+));
 
 /** Writes an auth/config file with `doc` (an object, or raw text); returns its path. */
 function config(doc: object | string): string {

@@ -13,6 +13,7 @@ import { isHutchError } from '../src/errors.js';
 import { readProcFile } from '../src/linux/index.js';
 import type { Descriptor } from '../src/image/types.js';
 import { closedPort, pushImage, startBlackhole, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { cleanUpAll } from './helpers.js';
 
 let reg: TestRegistry;
 let front: RegistryFront;
@@ -45,11 +46,11 @@ before(async () => {
   front = await startFront(reg.host);
 });
 
-after(async () => {
-  await front?.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(() => cleanUpAll(
+  () => front?.stop(),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+));
 
 test('a partial file is resumed with a Range request and the result verifies', async () => {
   resetFaults();

@@ -2,8 +2,8 @@
 // still on the machine. Other sandboxes, registries and test runs on the host are not counted:
 //   - state roots: the ones this run recorded (makeRoot), still there;
 //   - processes: those carrying the run's mark in their environment (every process the suite
-//     started, and theirs), or whose root, working dir or command line is in one of its roots
-//     (a sandbox's processes, which runc gives an environment of their own);
+//     started, and theirs), those in one of the cgroups below (a sandbox's, which runc gives an
+//     environment of their own), and those whose working dir or command line is in its places;
 //   - mounts, cgroups, links, /tmp/hutch-* dirs: those that were not there when the run began and
 //     are not a sandbox of a state root that is not the run's;
 //   - private id slots held by a sandbox of one of its roots.
@@ -46,17 +46,19 @@ export function runLeftovers(run: SuiteRun, slotsDir = ID_SLOTS_DIR): RunLeftove
     return m !== null && theirs.some((r) => fs.existsSync(path.join(r, 'sandboxes', m[1]!)));
   };
 
+  const cgroups = hutchCgroups().filter((c) => !before.cgroups.includes(c) && !theirSandbox(c));
+  const cgroupNames = new Set(cgroups.map((c) => path.basename(c)));
   const skip = selfAndAncestors();
   const processes = processesOnHost()
     .filter((p) => !skip.has(p.pid))
-    .filter((p) => p.environ.includes(run.mark) || inOurPlaces(p.root) || inOurPlaces(p.cwd) || ours.some((r) => p.command.includes(r)))
+    .filter((p) => p.environ.includes(run.mark) || p.cgroups.some((c) => cgroupNames.has(c)) || inOurPlaces(p.cwd) || ours.some((r) => p.command.includes(r)))
     .map((p) => `${p.pid} ${p.command.slice(0, 200)}`);
 
   return {
     roots: ours.filter((r) => fs.existsSync(r)),
     processes,
     mounts: hutchMounts().filter((m) => inOurPlaces(m.point) || (!before.mounts.includes(m.point) && !inTheirRoots(m.point))).map((m) => m.line),
-    cgroups: hutchCgroups().filter((c) => !before.cgroups.includes(c) && !theirSandbox(c)),
+    cgroups,
     links: hutchLinks().filter((l) => !before.links.includes(l)),
     tmp: newTmp,
     idSlots: [...idSlotsInUse(slotsDir)].filter(([, o]) => o !== null && ours.some((r) => within(o.dir, r))).map(([n, o]) => `${n}: ${o!.id} in ${o!.dir}`),

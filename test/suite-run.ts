@@ -5,7 +5,9 @@
 // mark, or by their root dir in one of its roots), and what appeared after the run began. Other
 // sandboxes, registries and test runs on the host are not this run's. Importing this module is what
 // sets the mark, so every test kit that starts processes imports it.
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { processStartTime } from '../src/linux/index.js';
 import { hutchCgroups, hutchLinks, hutchMounts, hutchTempDirs } from './host-scan.js';
@@ -116,4 +118,26 @@ const current = openRun(RUNS_DIR, process.env[RUN_ENV], hostSnapshot);
 /** The run of this process. */
 export function suiteRun(): SuiteRun {
   return current;
+}
+
+/** Helper processes still running, killed when this process exits. */
+const helpers = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of helpers) {
+    process.stderr.write(`test: killing ${child.spawnfile} (pid ${child.pid}), which the test did not stop\n`);
+    child.kill('SIGKILL');
+  }
+});
+
+/**
+ * Ties a helper process (a registry, a daemon) to this test process: it no longer keeps the test
+ * process alive, and is killed when that exits. A test that fails before stopping it then ends,
+ * instead of hanging on it for good, and the leak check reports what it left (its dir).
+ */
+export function endWithThisProcess(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  helpers.add(child);
+  child.once('exit', () => helpers.delete(child));
+  child.unref();
+  for (const pipe of [child.stdin, child.stdout, child.stderr]) (pipe as Socket | null)?.unref();
 }

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { tar, type TarEntry } from '../e2e/tar.js';
-import '../suite-run.js'; // marks the registries it starts as this run's
+import { endWithThisProcess } from '../suite-run.js';
 import type { Descriptor, ImageIndex, ImageManifest, ImagePlatform, ImageRuntimeConfig } from '../../src/image/types.js';
 
 export type { TarEntry } from '../e2e/tar.js';
@@ -44,6 +44,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     'http:', '  addr: 127.0.0.1:0', '  secret: hutch-test-only', '',
   ].join('\n'));
   const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  endWithThisProcess(child); // a test that fails before stopping it must not hang on it
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   let log = '';
   const stop = async (): Promise<void> => {

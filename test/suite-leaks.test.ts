@@ -1,0 +1,83 @@
+// The suite's leak check (test/leaks.ts) counts only what its own run made. On a host where another
+// state root has a private-id sandbox running, a docker-registry runs that the run did not start and
+// a /tmp/hutch-* dir was there before, none of those is a leak; the same things of the run's own are.
+// The run here is one made for the test (its own record and mark), so the suite's real run is untouched.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanRoot, cleanUpAll, hutchOk, makeRoot } from './helpers.js';
+import { hutchMounts } from './host-scan.js';
+import { runLeftovers } from './leaks.js';
+import { hostSnapshot, openRun, RUN_ENV } from './suite-run.js';
+
+/** Starts a process and resolves once it has run (or failed to). */
+function started(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(file, args, { stdio: 'ignore', env });
+  return new Promise((resolve, reject) => { child.once('spawn', () => resolve(child)); child.once('error', reject); });
+}
+
+/** Kills `child` and waits for it. */
+async function killed(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+}
+
+test('leak check: a foreign root\'s private sandbox, a foreign registry and an older temp dir are not counted; the run\'s own things are', { timeout: 120_000 }, async () => {
+  // Before the run begins: a temp dir that is not the run's.
+  const foreignTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-leakcheck-foreign-'));
+  const runsDir = path.join(foreignTmp, 'runs');
+  const run = openRun(runsDir, `leakcheck-${randomBytes(4).toString('hex')}`, hostSnapshot);
+  const ownRoot = makeRoot('leakcheck-own');
+  run.recordRoot(ownRoot);
+  const foreignRoot = makeRoot('leakcheck-foreign'); // the suite's, but not this run's
+  let ownTmp = '';
+  let ownId = '';
+  let registry: ChildProcess | undefined;
+  let marked: ChildProcess | undefined;
+  try {
+    const foreignId = (await hutchOk(foreignRoot, ['run', '-d', '--userns', 'private', 'busybox', '--', 'sleep', '600'])).trim();
+    fs.writeFileSync(path.join(foreignTmp, 'registry.yml'), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${foreignTmp}/data\nhttp:\n  addr: 127.0.0.1:0\n  secret: leakcheck\n`);
+    registry = await started('/usr/bin/docker-registry', ['serve', path.join(foreignTmp, 'registry.yml')], process.env);
+    // What the run left: a private sandbox in its root, a process with its mark, a temp dir made after it began.
+    ownId = (await hutchOk(ownRoot, ['run', '-d', '--userns', 'private', 'busybox', '--', 'sleep', '600'])).trim();
+    marked = await started('sleep', ['600'], { ...process.env, [RUN_ENV]: run.id });
+    ownTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-leakcheck-own-'));
+
+    // The check before this one counted every mount that mentions hutch, and every docker-registry.
+    assert.ok(hutchMounts().some((m) => m.point.startsWith(`${foreignRoot}/`)), 'the foreign sandbox has hutch mounts');
+
+    const left = runLeftovers(run);
+    assert.deepEqual(left.roots, [ownRoot]);
+    const pids = left.processes.map((l) => Number(l.split(' ')[0]));
+    assert.ok(pids.includes(marked.pid!), `the marked process is counted: ${left.processes.join('; ')}`);
+    assert.ok(left.processes.some((l) => / sleep 600$/.test(l) && Number(l.split(' ')[0]) !== marked!.pid), `the own sandbox's init is counted: ${left.processes.join('; ')}`);
+    assert.ok(!pids.includes(registry.pid!), 'the foreign registry is not counted');
+    const foreignInit = Number(fs.readFileSync(path.join(foreignRoot, 'sandboxes', foreignId, 'init.pid'), 'utf8'));
+    assert.ok(!pids.includes(foreignInit), 'the foreign sandbox\'s init is not counted');
+    assert.ok(left.mounts.length > 0 && left.mounts.every((l) => l.includes(ownRoot)), `only the own root's mounts: ${left.mounts.join('; ')}`);
+    assert.ok(left.cgroups.some((c) => c.endsWith(`/hutch-${ownId}`)), 'the own sandbox\'s cgroup is counted');
+    assert.ok(!left.cgroups.some((c) => c.includes(foreignId)), 'the foreign sandbox\'s cgroup is not');
+    assert.ok(left.tmp.includes(ownTmp) && !left.tmp.includes(foreignTmp), `the temp dir made after the run began, not the older one: ${left.tmp.join(' ')}`);
+    assert.deepEqual(left.idSlots.map((s) => s.split(' ')[1]), [ownId], 'the own sandbox\'s id slot, not the foreign one\'s');
+  } finally {
+    await cleanUpAll(
+      () => killed(marked),
+      () => killed(registry),
+      () => cleanRoot(ownRoot),
+      () => cleanRoot(foreignRoot),
+      () => ownTmp && fs.rmSync(ownTmp, { recursive: true, force: true }),
+    );
+  }
+  // Cleaned up: nothing of the run is left (other test runs on the host may have things of their own).
+  const after = runLeftovers(run);
+  assert.deepEqual([after.roots, after.idSlots], [[], []]);
+  assert.deepEqual(after.processes.filter((l) => / sleep 600$/.test(l)), [], 'no process of the run');
+  assert.deepEqual(after.mounts.filter((l) => l.includes(ownRoot)), [], 'no mount of the run');
+  assert.deepEqual(after.cgroups.filter((c) => c.includes(ownId)), [], 'no cgroup of the run');
+  fs.rmSync(foreignTmp, { recursive: true, force: true });
+});
