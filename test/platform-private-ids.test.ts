@@ -47,9 +47,12 @@ function slots(): Map<number, string> {
   for (const [n, owner] of idSlotsInUse(ID_SLOTS_DIR)) if (owner?.dir.startsWith(`${root}/`)) out.set(n, owner.id);
   return out;
 }
-/** Processes of the idmapping helper (unshare --user sleep 10) that this run started: other hutch processes on the host make their own. */
+/**
+ * Processes of the idmapping helper (`unshare --user sleep 10`, `sleep 10` once unshare has run) that
+ * this run started: other hutch processes on the host make their own.
+ */
 const idmapHelpers = (): string[] => processesOnHost()
-  .filter((p) => p.command === 'unshare --user sleep 10' && p.environ.includes(suiteRun().mark)).map((p) => String(p.pid));
+  .filter((p) => /^(unshare --user )?sleep 10$/.test(p.command) && p.environ.includes(suiteRun().mark)).map((p) => `${p.pid} ${p.command}`);
 /** The host uid and gid the init of sandbox `id` runs as. */
 async function initIds(id: string): Promise<{ uid: number; gid: number }> {
   const [s] = (JSON.parse(await ok(['ls', '--json'])) as { id: string; pid?: number }[]).filter((x) => x.id === id);

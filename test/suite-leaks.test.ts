@@ -5,14 +5,14 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { processStartTime } from '../src/linux/index.js';
 import { cleanRoot, cleanUpAll, hutchOk, makeRoot } from './helpers.js';
 import { hutchMounts } from './host-scan.js';
 import { runLeftovers } from './leaks.js';
-import { hostSnapshot, openRun, RUN_ENV } from './suite-run.js';
+import { hostSnapshot, openRun, RUN_ENV, RUNS_DIR } from './suite-run.js';
 
 /** Starts a process and resolves once it has run (or failed to). */
 function started(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcess> {
@@ -30,8 +30,8 @@ async function killed(child: ChildProcess | undefined): Promise<void> {
 test('leak check: a foreign root\'s private sandbox, a foreign registry and an older temp dir are not counted; the run\'s own things are', { timeout: 120_000 }, async () => {
   // Before the run begins: a temp dir that is not the run's.
   const foreignTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-leakcheck-foreign-'));
-  const runsDir = path.join(foreignTmp, 'runs');
-  const run = openRun(runsDir, `leakcheck-${randomBytes(4).toString('hex')}`, hostSnapshot);
+  // Named as this process's run would be: removed as stale once this process is gone, should the test fail.
+  const run = openRun(RUNS_DIR, `${process.pid}-${processStartTime(process.pid)}`, hostSnapshot);
   const ownRoot = makeRoot('leakcheck-own');
   run.recordRoot(ownRoot);
   const foreignRoot = makeRoot('leakcheck-foreign'); // the suite's, but not this run's
@@ -71,13 +71,14 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
       () => cleanRoot(ownRoot),
       () => cleanRoot(foreignRoot),
       () => ownTmp && fs.rmSync(ownTmp, { recursive: true, force: true }),
+      () => fs.rmSync(foreignTmp, { recursive: true, force: true }),
     );
   }
   // Cleaned up: nothing of the run is left (other test runs on the host may have things of their own).
   const after = runLeftovers(run);
+  run.remove();
   assert.deepEqual([after.roots, after.idSlots], [[], []]);
   assert.deepEqual(after.processes.filter((l) => / sleep 600$/.test(l)), [], 'no process of the run');
   assert.deepEqual(after.mounts.filter((l) => l.includes(ownRoot)), [], 'no mount of the run');
   assert.deepEqual(after.cgroups.filter((c) => c.includes(ownId)), [], 'no cgroup of the run');
-  fs.rmSync(foreignTmp, { recursive: true, force: true });
 });
