@@ -82,3 +82,34 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
   assert.deepEqual(after.mounts.filter((l) => l.includes(ownRoot)), [], 'no mount of the run');
   assert.deepEqual(after.cgroups.filter((c) => c.includes(ownId)), [], 'no cgroup of the run');
 });
+
+test('a test process that ends without stopping its registry exits, and the registry dies with it', { timeout: 60_000 }, async () => {
+  // Before, the registry's child process and pipes kept the test process alive: the file hung for good.
+  const kit = new URL('./image/registry-kit.js', import.meta.url).href;
+  const script = `import { startRegistry } from ${JSON.stringify(kit)}; const r = await startRegistry(); console.log(r.pid, r.dir);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once('close', (c, s) => r([c, s])));
+  clearTimeout(timer);
+  const [pid, dir] = out.trim().split(' ');
+  try {
+    assert.deepEqual([code, signal], [0, null], `the test process exited by itself: ${err}`);
+    assert.match(err, /^test: killing \/usr\/bin\/docker-registry \(pid \d+\), which the test did not stop$/m);
+    assert.equal(processStartTime(Number(pid)), null, 'the registry is gone');
+  } finally {
+    if (pid && processStartTime(Number(pid)) !== null) process.kill(Number(pid), 'SIGKILL');
+    if (dir?.startsWith(os.tmpdir())) fs.rmSync(dir, { recursive: true, force: true }); // what it left, as the leak check would report
+  }
+});
+
+test('cleanUpAll runs every step even when earlier ones fail, then throws the first failure (all of them when several)', async () => {
+  const ran: number[] = [];
+  await assert.rejects(cleanUpAll(() => { ran.push(1); throw new Error('one'); }, async () => { ran.push(2); }, () => { ran.push(3); }), /^Error: one$/);
+  assert.deepEqual(ran, [1, 2, 3]);
+  await assert.rejects(cleanUpAll(() => { throw new Error('a'); }, async () => { throw new Error('b'); }), (e: unknown) => e instanceof AggregateError && /2 clean-up steps failed: a; b/.test(e.message));
+  await cleanUpAll(() => undefined, async () => undefined);
+});
