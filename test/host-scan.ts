@@ -45,12 +45,16 @@ export function hutchLinks(): string[] {
     .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
 }
 
-/** State roots on the machine: dirs in /run and /tmp that hold a `sandboxes` dir (hutch's layout). */
+/**
+ * Dirs that may be state roots: hutch's (with a `sandboxes` dir) in /run and /tmp, and every dir in
+ * /run named hutch* (OCI mode keeps one dir per container at the top of its root).
+ */
 export function stateRootsOnHost(): string[] {
   const roots: string[] = [];
   for (const parent of ['/run', '/tmp']) {
     for (const e of fs.readdirSync(parent, { withFileTypes: true })) {
-      if (e.isDirectory() && fs.existsSync(path.join(parent, e.name, 'sandboxes'))) roots.push(path.join(parent, e.name));
+      const dir = path.join(parent, e.name);
+      if (e.isDirectory() && ((parent === '/run' && e.name.startsWith('hutch')) || fs.existsSync(path.join(dir, 'sandboxes')))) roots.push(dir);
     }
   }
   return roots;

@@ -27,6 +27,11 @@ export interface RunLeftovers {
   idSlots: string[];
 }
 
+/** A sandbox's cgroup is /hutch-<its id>; an OCI container's, in the tests, its id (hutch-t-...). */
+const SANDBOX_CGROUP = /^hutch-(.+)$/;
+/** The parents the e2e clients put their containers under: each e2e file sweeps its own. */
+const E2E_CGROUP = /^hutch-e2e-/;
+
 /** True when `p` is `dir` or inside it. */
 const within = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
 
@@ -35,32 +40,36 @@ export function runLeftovers(run: SuiteRun, slotsDir = ID_SLOTS_DIR): RunLeftove
   const ours = run.roots();
   const before = run.before();
   const theirs = stateRootsOnHost().filter((r) => !ours.includes(r));
-  const newTmp = hutchTempDirs().filter((n) => !before.tmp.includes(n)).map((n) => path.join('/tmp', n));
-  /** Places whose things are this run's: its roots, and the temp dirs made since it began. */
-  const ourPlaces = [...ours, ...newTmp];
+  const ourTmp = run.temps();
+  const otherTmp = hutchTempDirs().map((n) => path.join('/tmp', n)).filter((d) => !ourTmp.includes(d));
+  /** Places whose things are this run's: its roots and temp dirs. */
+  const ourPlaces = [...ours, ...ourTmp];
   const inOurPlaces = (p: string): boolean => ourPlaces.some((d) => within(p, d));
-  const inTheirRoots = (p: string): boolean => theirs.some((r) => within(p, r));
-  /** A sandbox cgroup (/hutch-<id>) of a sandbox that another state root holds. */
+  const inTheirPlaces = (p: string): boolean => [...theirs, ...otherTmp].some((d) => within(p, d));
+  /** The cgroup of a sandbox (or OCI container) that another state root holds. */
   const theirSandbox = (cgroup: string): boolean => {
-    const m = /^hutch-([0-9a-z][\w.-]*)$/.exec(path.basename(cgroup));
-    return m !== null && theirs.some((r) => fs.existsSync(path.join(r, 'sandboxes', m[1]!)));
+    const name = path.basename(cgroup);
+    const id = SANDBOX_CGROUP.exec(name)?.[1];
+    return id !== undefined && theirs.some((r) => fs.existsSync(path.join(r, 'sandboxes', id)) || fs.existsSync(path.join(r, name)));
   };
-
-  const cgroups = hutchCgroups().filter((c) => !before.cgroups.includes(c) && !theirSandbox(c));
-  const cgroupNames = new Set(cgroups.map((c) => path.basename(c)));
   const skip = selfAndAncestors();
-  const processes = processesOnHost()
-    .filter((p) => !skip.has(p.pid))
-    .filter((p) => p.environ.includes(run.mark) || p.cgroups.some((c) => cgroupNames.has(c)) || inOurPlaces(p.cwd) || ours.some((r) => p.command.includes(r)))
+
+  const procs = processesOnHost().filter((p) => !skip.has(p.pid));
+  const marked = procs.filter((p) => p.environ.includes(run.mark));
+  /** New hutch cgroups that are no other root's sandbox's nor an e2e parent, and any that a marked process is in. */
+  const cgroups = hutchCgroups().filter((c) => (!before.cgroups.includes(c) && !E2E_CGROUP.test(path.basename(c)) && !theirSandbox(c))
+    || marked.some((p) => p.cgroups.includes(path.basename(c))));
+  const cgroupNames = new Set(cgroups.map((c) => path.basename(c)));
+  const processes = procs.filter((p) => p.environ.includes(run.mark) || p.cgroups.some((c) => cgroupNames.has(c)) || inOurPlaces(p.cwd) || ours.some((r) => p.command.includes(r)))
     .map((p) => `${p.pid} ${p.command.slice(0, 200)}`);
 
   return {
     roots: ours.filter((r) => fs.existsSync(r)),
     processes,
-    mounts: hutchMounts().filter((m) => inOurPlaces(m.point) || (!before.mounts.includes(m.point) && !inTheirRoots(m.point))).map((m) => m.line),
+    mounts: hutchMounts().filter((m) => inOurPlaces(m.point) || (!before.mounts.includes(m.point) && !inTheirPlaces(m.point))).map((m) => m.line),
     cgroups,
     links: hutchLinks().filter((l) => !before.links.includes(l)),
-    tmp: newTmp,
+    tmp: ourTmp.filter((d) => fs.existsSync(d)),
     idSlots: [...idSlotsInUse(slotsDir)].filter(([, o]) => o !== null && ours.some((r) => within(o.dir, r))).map(([n, o]) => `${n}: ${o!.id} in ${o!.dir}`),
   };
 }

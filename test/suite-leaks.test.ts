@@ -1,10 +1,11 @@
 // The suite's leak check (test/leaks.ts) counts only what its own run made. On a host where another
 // state root has a private-id sandbox running, a docker-registry runs that the run did not start and
-// a /tmp/hutch-* dir was there before, none of those is a leak; the same things of the run's own are.
-// The run here is one made for the test (its own record and mark), so the suite's real run is untouched.
+// /tmp/hutch-* dirs of others are there (one with a mount in it), none of those is a leak; the same
+// things of the run's own are. The run here is one made for the test (its own record and mark), so
+// the suite's real run is untouched.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +28,7 @@ async function killed(child: ChildProcess | undefined): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
-test('leak check: a foreign root\'s private sandbox, a foreign registry and an older temp dir are not counted; the run\'s own things are', { timeout: 120_000 }, async () => {
+test('leak check: a foreign root\'s private sandbox, a foreign registry and others\' temp dirs are not counted; the run\'s own things are', { timeout: 120_000 }, async () => {
   // Before the run begins: a temp dir that is not the run's.
   const foreignTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-leakcheck-foreign-'));
   // Named as this process's run would be: removed as stale once this process is gone, should the test fail.
@@ -36,6 +37,7 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
   run.recordRoot(ownRoot);
   const foreignRoot = makeRoot('leakcheck-foreign'); // the suite's, but not this run's
   let ownTmp = '';
+  const lateForeignTmp = `/tmp/hutch-leakcheck-late-${process.pid}`;
   let ownId = '';
   let registry: ChildProcess | undefined;
   let marked: ChildProcess | undefined;
@@ -47,6 +49,11 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
     ownId = (await hutchOk(ownRoot, ['run', '-d', '--userns', 'private', 'busybox', '--', 'sleep', '600'])).trim();
     marked = await started('sleep', ['600'], { ...process.env, [RUN_ENV]: run.id });
     ownTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-leakcheck-own-'));
+    run.recordTemp(ownTmp); // as mkdtemp does for the run of the process (test/suite-run.ts)
+    // Another's, made after the run began, with a mount in it (another test run's e2e dir, say).
+    fs.mkdirSync(lateForeignTmp);
+    fs.mkdirSync(path.join(lateForeignTmp, 'mnt'));
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'hutch-leakcheck', path.join(lateForeignTmp, 'mnt')]).status, 0);
 
     // The check before this one counted every mount that mentions hutch, and every docker-registry.
     assert.ok(hutchMounts().some((m) => m.point.startsWith(`${foreignRoot}/`)), 'the foreign sandbox has hutch mounts');
@@ -62,7 +69,8 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
     assert.ok(left.mounts.length > 0 && left.mounts.every((l) => l.includes(ownRoot)), `only the own root's mounts: ${left.mounts.join('; ')}`);
     assert.ok(left.cgroups.some((c) => c.endsWith(`/hutch-${ownId}`)), 'the own sandbox\'s cgroup is counted');
     assert.ok(!left.cgroups.some((c) => c.includes(foreignId)), 'the foreign sandbox\'s cgroup is not');
-    assert.ok(left.tmp.includes(ownTmp) && !left.tmp.includes(foreignTmp), `the temp dir made after the run began, not the older one: ${left.tmp.join(' ')}`);
+    assert.deepEqual(left.tmp, [ownTmp], 'the temp dir the run made, not the others\'');
+    assert.ok(!left.mounts.some((l) => l.includes(lateForeignTmp)), 'a mount in a temp dir of another\'s is not counted');
     assert.deepEqual(left.idSlots.map((s) => s.split(' ')[1]), [ownId], 'the own sandbox\'s id slot, not the foreign one\'s');
   } finally {
     await cleanUpAll(
@@ -72,6 +80,7 @@ test('leak check: a foreign root\'s private sandbox, a foreign registry and an o
       () => cleanRoot(foreignRoot),
       () => ownTmp && fs.rmSync(ownTmp, { recursive: true, force: true }),
       () => fs.rmSync(foreignTmp, { recursive: true, force: true }),
+      () => { spawnSync('umount', [path.join(lateForeignTmp, 'mnt')]); fs.rmSync(lateForeignTmp, { recursive: true, force: true }); },
     );
   }
   // Cleaned up: nothing of the run is left (other test runs on the host may have things of their own).

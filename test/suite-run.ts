@@ -7,10 +7,12 @@
 // sets the mark, so every test kit that starts processes imports it.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import os from 'node:os';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { processStartTime } from '../src/linux/index.js';
-import { hutchCgroups, hutchLinks, hutchMounts, hutchTempDirs } from './host-scan.js';
+import { hutchCgroups, hutchLinks, hutchMounts } from './host-scan.js';
 
 /** The environment variable that marks the processes a run started. */
 export const RUN_ENV = 'HUTCH_TEST_RUN';
@@ -18,9 +20,9 @@ export const RUN_ENV = 'HUTCH_TEST_RUN';
 export const RUNS_DIR = '/run/hutch-suite-runs';
 
 /** What was on the machine when a run began (so that it is not counted as the run's). */
-export interface HostSnapshot { tmp: string[]; cgroups: string[]; mounts: string[]; links: string[] }
+export interface HostSnapshot { cgroups: string[]; mounts: string[]; links: string[] }
 
-/** One run's record: its id, the mark its processes carry, the roots it made. */
+/** One run's record: its id, the mark its processes carry, the roots and temp dirs it made. */
 export class SuiteRun {
   constructor(readonly id: string, readonly dir: string) {}
 
@@ -37,12 +39,22 @@ export class SuiteRun {
     return readLines(path.join(this.dir, 'roots'));
   }
 
+  /** Records a temp dir this run made. */
+  recordTemp(dir: string): void {
+    fs.appendFileSync(path.join(this.dir, 'tmp'), `${dir}\n`);
+  }
+
+  /** The temp dirs this run made. */
+  temps(): string[] {
+    return readLines(path.join(this.dir, 'tmp'));
+  }
+
   /** What was on the machine when the run began (empty when the record was cut short). */
   before(): HostSnapshot {
     try {
       return JSON.parse(fs.readFileSync(path.join(this.dir, 'before.json'), 'utf8')) as HostSnapshot;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { tmp: [], cgroups: [], mounts: [], links: [] };
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { cgroups: [], mounts: [], links: [] };
       throw e;
     }
   }
@@ -108,7 +120,7 @@ function currentRunId(): string {
 
 /** What of hutch's is on the machine now, to compare with at the end. */
 export function hostSnapshot(): HostSnapshot {
-  return { tmp: hutchTempDirs(), cgroups: hutchCgroups(), mounts: hutchMounts().map((m) => m.point), links: hutchLinks() };
+  return { cgroups: hutchCgroups(), mounts: hutchMounts().map((m) => m.point), links: hutchLinks() };
 }
 
 // Mark every process started from here on, and make the run's record if this is its first process.
@@ -119,6 +131,30 @@ const current = openRun(RUNS_DIR, process.env[RUN_ENV], hostSnapshot);
 export function suiteRun(): SuiteRun {
   return current;
 }
+
+/**
+ * Records the /tmp/hutch-* dirs this process makes with mkdtemp (the way tests make their temp
+ * dirs), so that the leak check can tell them from other runs' and users' on the host: nothing on
+ * the machine says who made a dir. Node's fs functions are wrapped for that, here only: this module
+ * is loaded by tests alone.
+ */
+function recordTempDirs(): void {
+  const ours = (dir: string): string => {
+    if (path.dirname(dir) === os.tmpdir() && path.basename(dir).startsWith('hutch-')) current.recordTemp(dir);
+    return dir;
+  };
+  const sync = fs.mkdtempSync;
+  const promised = fs.promises.mkdtemp;
+  const callback = fs.mkdtemp;
+  fs.mkdtempSync = ((prefix: string, options?: unknown) => ours(sync(prefix, options as BufferEncoding) as string)) as typeof fs.mkdtempSync;
+  fs.promises.mkdtemp = (async (prefix: string, options?: unknown) => ours(await promised(prefix, options as BufferEncoding) as string)) as typeof fs.promises.mkdtemp;
+  fs.mkdtemp = ((prefix: string, ...rest: unknown[]) => {
+    const cb = rest.pop() as (e: NodeJS.ErrnoException | null, dir: string) => void;
+    (callback as (...a: unknown[]) => void)(prefix, ...rest, (e: NodeJS.ErrnoException | null, dir: string) => cb(e, e ? dir : ours(dir)));
+  }) as typeof fs.mkdtemp;
+  syncBuiltinESMExports(); // `import { mkdtempSync } from 'node:fs'` sees the wrapped one too
+}
+recordTempDirs();
 
 /** Helper processes still running, killed when this process exits. */
 const helpers = new Set<ChildProcess>();

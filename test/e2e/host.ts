@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { endWithThisProcess } from '../suite-run.js'; // also marks what this file starts as this run's
+import { endWithThisProcess, suiteRun } from '../suite-run.js'; // also marks what this file starts as this run's
 
 /** What a finished command gave. */
 export interface Outcome { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
@@ -51,6 +51,7 @@ export function expectSuccess(what: string, o: Outcome): string {
 export function makeTempDir(tag: string): string {
   const dir = `/tmp/hutch-e2e-${tag}-${randomBytes(3).toString('hex')}`;
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  suiteRun().recordTemp(dir);
   return dir;
 }
 
