@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentClient, AGENT_SOCKET_NAME, type ExecParams, type ProcessHandle } from '../src/agent/index.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 /** The compiled agent program. */
 export const AGENT_MAIN = fileURLToPath(new URL('../src/agent/main.js', import.meta.url));

@@ -6,10 +6,12 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isHutchError } from '../src/errors.js';
+import { processStartTime } from '../src/linux/index.js';
 import { AgentClient, EXIT_FILE_NAME, MAX_EXIT_FILE_BYTES, readExitFile } from '../src/agent/index.js';
 import { AGENT_MAIN, AGENT_NODE_FLAGS, collect, execParams, startAgent, tempDir, until } from './agent-harness.test.js';
 
-const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+/** True while `pid` runs (not gone, not a zombie); it may exit while being read. */
+const alive = (pid: number) => processStartTime(pid) !== null;
 
 test('shutdown: SIGTERM, then SIGKILL after the grace period; reply, then exit', { timeout: 60_000 }, async () => {
   const agent = await startAgent();

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient, AGENT_SOCKET_NAME, type WatchChange } from '../src/agent/index.js';
 import { isHutchError, type HutchError } from '../src/errors.js';
+import { processVanished } from '../src/linux/index.js';
 import { ChangeRelay, pollInstead, pollInterval, sendPolled, snapshot } from '../src/server/ws-watch.js';
 import { WatchChannels } from '../src/agent/client-watch.js';
 import { AGENT_MAIN, startAgent, tempDir, until } from './agent-harness.test.js';
@@ -19,8 +20,8 @@ function inotifyWatches(pid: number): number {
   for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
     try {
       n += (fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^inotify wd/gm) ?? []).length;
-    } catch {
-      // the fd closed meanwhile
+    } catch (e) {
+      if (!processVanished(e)) throw e; // else the fd closed meanwhile
     }
   }
   return n;

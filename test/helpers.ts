@@ -3,6 +3,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { suiteRun } from './suite-run.js';
+
+export { hutchCgroups } from './host-scan.js';
 
 /** The built CLI. */
 export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../bundle/hutch.cjs');
@@ -11,6 +14,7 @@ export const HUTCH = path.resolve(path.dirname(new URL(import.meta.url).pathname
 export function makeRoot(tag: string): string {
   const root = `/run/hutch-test-${tag}-${randomBytes(3).toString('hex')}`;
   fs.mkdirSync(root, { recursive: true });
+  suiteRun().recordRoot(root);
   return root;
 }
 
@@ -61,15 +65,20 @@ export function leftovers(root: string): string[] {
   return out;
 }
 
-/** Cgroup dirs of hutch's sandboxes under every hierarchy. */
-export function hutchCgroups(): string[] {
-  const found: string[] = [];
-  for (const top of fs.readdirSync('/sys/fs/cgroup')) {
-    if (top.startsWith('hutch')) found.push(path.join('/sys/fs/cgroup', top));
-    const dir = path.join('/sys/fs/cgroup', top);
+/**
+ * Runs every clean-up step in order, each even when an earlier one failed, then throws the first
+ * failure. For after hooks: a failed check or a root that would not clean must not leave the
+ * registry or daemon of a later step running.
+ */
+export async function cleanUpAll(...steps: (() => unknown)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) {
     try {
-      for (const e of fs.readdirSync(dir)) if (e.startsWith('hutch')) found.push(path.join(dir, e));
-    } catch { /* not a dir (a file of a v2 root) */ }
+      await step();
+    } catch (e) {
+      failures.push(e);
+    }
   }
-  return found;
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} clean-up steps failed: ${failures.map((e) => (e as Error).message).join('; ')}`);
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { cleanRoot, cleanUpAll, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { Terminal } from './e2e/terminal.js';
 import { pushImage, startRegistry, type TestRegistry } from './image/registry-kit.js';
 import { makeLayer } from './image/tar-kit.js';
@@ -26,12 +26,12 @@ before(async () => {
   env = { HUTCH_IMAGE_ROOT: path.join(tmp, 'store'), REGISTRY_AUTH_FILE: path.join(tmp, 'no-auth.json') };
   reg = await startRegistry();
 });
-after(async () => {
-  await cleanRoot(root);
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-});
+after(() => cleanUpAll(
+  () => cleanRoot(root),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => assert.deepEqual(leftovers(root), []),
+));
 
 const h = (args: string[]): Promise<Result> => hutch(root, args, { env, timeoutMs: 120_000 });
 

@@ -11,11 +11,12 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { cleanRoot, cleanUpAll, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { helperServerURL, runCredentialHelper } from '../src/image/registry/credential-helpers.js';
 import { makeAgents, send } from '../src/image/registry/transport.js';
 import { RegistryAuth } from '../src/image/registry/auth.js';
 import { isHutchError } from '../src/errors.js';
+import { readProcFile } from '../src/linux/index.js';
 import { pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { storeLeftovers } from './image-store-kit.js';
 import { makeLayer } from './image/tar-kit.js';
@@ -71,15 +72,15 @@ before(async () => {
   basic = await startFront(reg.host, { auth: 'basic', users: { alice: 's3cret' } });
 });
 
-after(async () => {
-  await cleanRoot(root);
-  await bearer?.stop();
-  await basic?.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-  assert.equal(fs.existsSync(tmp), false);
-});
+after(() => cleanUpAll(
+  () => cleanRoot(root),
+  () => bearer?.stop(),
+  () => basic?.stop(),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => assert.deepEqual(leftovers(root), []),
+  () => assert.equal(fs.existsSync(tmp), false),
+));
 
 /** Writes an auth/config file with `doc` (an object, or raw text); returns its path. */
 function config(doc: object | string): string {
@@ -225,7 +226,8 @@ test('a helper that hangs is killed with its children after the time limit', asy
       return false;
     }
     // A zombie waiting for its reaper is dead too.
-    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const status = readProcFile(pid, 'status'); // null: it exited meanwhile
+    return status !== null && !/^State:\s+Z/m.test(status);
   };
   const deadline = Date.now() + 5000;
   while (pids.some(alive) && Date.now() < deadline) await sleep(50);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanRoot, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { cleanRoot, cleanUpAll, HUTCH, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { FileLock } from '../src/linux/index.js';
 import { pushImage, pushIndex, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
 import { buildImage, busyboxEntries, storeLeftovers } from './image-store-kit.js';
@@ -37,13 +37,13 @@ before(async () => {
     runtime: { Env: ['PATH=/bin', 'WHO=pulled'], Cmd: ['/bin/sh', '-c', 'echo "$WHO" in "$(pwd)"'], WorkingDir: '/tmp' },
   });
 });
-after(async () => {
-  await cleanRoot(root);
-  await front?.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(leftovers(root), []);
-});
+after(() => cleanUpAll(
+  () => cleanRoot(root),
+  () => front?.stop(),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => assert.deepEqual(leftovers(root), []),
+));
 
 const h = (args: string[]): Promise<Result> => hutch(root, args, { env, timeoutMs: 180_000 });
 async function ok(args: string[]): Promise<string> {

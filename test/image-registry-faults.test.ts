@@ -10,8 +10,10 @@ import path from 'node:path';
 import { RegistryClient } from '../src/image/registry/index.js';
 import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
+import { readProcFile } from '../src/linux/index.js';
 import type { Descriptor } from '../src/image/types.js';
 import { closedPort, pushImage, startBlackhole, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { cleanUpAll } from './helpers.js';
 
 let reg: TestRegistry;
 let front: RegistryFront;
@@ -44,11 +46,11 @@ before(async () => {
   front = await startFront(reg.host);
 });
 
-after(async () => {
-  await front?.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(() => cleanUpAll(
+  () => front?.stop(),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+));
 
 test('a partial file is resumed with a Range request and the result verifies', async () => {
   resetFaults();
@@ -191,9 +193,12 @@ test('https to a plain-http registry fails at once, suggesting --insecure', asyn
 
 test('the registry and the front are stopped and their dirs removed afterwards', async () => {
   const r = await startRegistry();
-  const pid = Number(fs.readdirSync('/proc').find((p) => /^\d+$/.test(p) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(r.dir)));
-  assert.ok(pid > 0);
-  await r.stop();
+  try {
+    assert.match(readProcFile(r.pid, 'cmdline') ?? '', /docker-registry\0serve\0/);
+    assert.ok(readProcFile(r.pid, 'cmdline')!.includes(r.dir), 'its config is in its dir');
+  } finally {
+    await r.stop();
+  }
   assert.equal(fs.existsSync(r.dir), false);
-  assert.equal(fs.existsSync(`/proc/${pid}`), false);
+  assert.equal(readProcFile(r.pid, 'stat'), null, 'the process is gone');
 });

@@ -11,7 +11,7 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanRoot, hutch, leftovers, makeRoot, type Result } from './helpers.js';
+import { cleanRoot, cleanUpAll, hutch, leftovers, makeRoot, type Result } from './helpers.js';
 import { bypassesProxy, openTunnel, parseNoProxy, parseProxyUrl, proxyFor } from '../src/image/registry/proxy.js';
 import { isHutchError } from '../src/errors.js';
 import { closedPort, pushImage, selfSignedCert, startFront, startRegistry, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
@@ -153,17 +153,17 @@ before(async () => {
   proxy = await startProxy();
 });
 
-after(async () => {
-  await proxy?.stop();
-  assert.equal(proxy?.openSockets() ?? 0, 0, 'the proxy closed every connection');
-  await secure?.stop();
-  await plain?.stop();
-  await reg?.stop();
-  await cleanRoot(root);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.equal(fs.existsSync(tmp), false);
-  assert.deepEqual(leftovers(root), []);
-});
+after(() => cleanUpAll(
+  () => proxy?.stop(),
+  () => assert.equal(proxy?.openSockets() ?? 0, 0, 'the proxy closed every connection'),
+  () => secure?.stop(),
+  () => plain?.stop(),
+  () => reg?.stop(),
+  () => cleanRoot(root),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => assert.equal(fs.existsSync(tmp), false),
+  () => assert.deepEqual(leftovers(root), []),
+));
 
 const imageId = (): string => `${img.manifest.config.digest}\n`;
 

@@ -9,6 +9,7 @@ import { parseReference } from '../src/image/reference.js';
 import { isHutchError } from '../src/errors.js';
 import type { ImageReference } from '../src/image/types.js';
 import { pushImage, pushIndex, selfSignedCert, sha256, startFront, startRegistry, writeAuthFile, type PushedImage, type RegistryFront, type TestRegistry } from './image/registry-kit.js';
+import { cleanUpAll } from './helpers.js';
 
 let reg: TestRegistry;
 let tmp: string;
@@ -41,12 +42,12 @@ before(async () => {
   await pushIndex(reg.host, 'hutch/multi', 'list', [arm64, amd64], 'docker');
 });
 
-after(async () => {
-  for (const f of fronts) await f.stop();
-  await reg?.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  if (reg) assert.equal(fs.existsSync(reg.dir), false, 'registry dir removed');
-});
+after(() => cleanUpAll(
+  ...fronts.map((f) => () => f.stop()),
+  () => reg?.stop(),
+  () => fs.rmSync(tmp, { recursive: true, force: true }),
+  () => { if (reg) assert.equal(fs.existsSync(reg.dir), false, 'registry dir removed'); },
+));
 
 test('pull by tag: manifest, config and layers, each verified', async () => {
   const c = client();

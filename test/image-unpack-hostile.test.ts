@@ -11,6 +11,7 @@ import { isHutchError, type ErrorCode } from '../src/errors.js';
 import {
   compress, entryBlocks, metaEntry, paxRecords, tarHeader, tarOf, TAR_END, type Compression, type LayerEntry,
 } from './image/tar-kit.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-unpack-hostile-')));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { unpackLayer } from '../src/image/unpack/index.js';
 import { lgetxattr, lsetxattr, mknod, S_IFIFO } from '../src/linux/index.js';
 import { tarHeader, TAR_END } from './image/tar-kit.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-unpack-interop-')));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

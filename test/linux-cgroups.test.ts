@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   CGROUP_ROOT, UNIFIED_KEY, cgroupDirs, cgroupPids, detectCgroupMode, freezeState, listCgroupChildren,
-  readCgroupStats, removeCgroup, parseCgroupLayout, parseMountinfo, cgroupDirsIn,
+  readCgroupStats, removeCgroup, parseCgroupLayout, parseMountinfo, cgroupDirsIn, processVanished,
 } from '../src/linux/index.js';
 import { isHutchError } from '../src/errors.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const made: string[] = []; // cgroupsPaths this test created, removed again in after()
 const children = new Set<ChildProcess>();
@@ -55,7 +56,7 @@ function deadOrZombie(pid: number): boolean {
   try {
     return /\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if (processVanished(e)) return true;
     throw e;
   }
 }

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileLock } from '../src/linux/index.js';
 import { isHutchError } from '../src/errors.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-lock-test-'));
 const children = new Set<ChildProcess>();

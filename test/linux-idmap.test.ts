@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_HOST_ID_BASE, hostIdRange, mount, shiftOwnership, unmountTree, type IdRange } from '../src/linux/index.js';
 import { isHutchError } from '../src/errors.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-idmap-test-')));
 after(() => {

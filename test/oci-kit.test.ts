@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { errnoCode } from '../src/errors.js';
 import { type SandboxSpecInput, type Spec, DEFAULT_CAPABILITIES, specToJson } from '../src/oci/index.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const run = promisify(execFile);
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { killAndForgetRuncContainer } from '../src/platform/container/index.js';
+import './suite-run.js'; // marks the processes this file starts as this run's (test/suite-run.ts)
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-teardown-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -27,15 +27,23 @@ export async function startDaemon(root: string, flags: string[] = [], socketPath
     child.stderr!.on('data', check);
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`hutchd exited ${code}: ${stderr}`)); });
   });
-  const where = await ready;
-  const url = /(http:\/\/\S+)/.exec(where)?.[1];
-  return {
-    child, socketPath, ...(url ? { url } : {}), stderr: () => stderr,
-    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
+  /** Sends `signal`, and SIGKILL if it has not exited within `graceMs`; resolves once it has. */
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
   };
+  let where: string;
+  try {
+    where = await ready;
+  } catch (e) {
+    await stop('SIGKILL'); // one that never served is stopped too: no test holds it to stop it
+    throw e;
+  }
+  const url = /(http:\/\/\S+)/.exec(where)?.[1];
+  return { child, socketPath, ...(url ? { url } : {}), stderr: () => stderr, stop };
 }
 
 /** Runs `hutch serve` expecting it to refuse to start; resolves to its exit code and stderr. */

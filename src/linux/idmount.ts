@@ -7,6 +7,7 @@ import { HutchError, errnoCode } from '../errors.js';
 import * as ffi from './ffi.js';
 import type { IdRange } from './idmap.js';
 import { assertCleanAbsolute } from './paths.js';
+import { processVanished } from './procs.js';
 
 /** One idmapped bind mount to make: `source` seen at `target` (an existing empty dir). */
 export interface IdmappedBind { source: string; target: string }
@@ -91,7 +92,7 @@ async function untilOwnUserns(pid: number, exited: Promise<Error | null>): Promi
     try {
       theirs = fs.readlinkSync(`/proc/${pid}/ns/user`);
     } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw new HutchError('EINTERNAL', `cannot read the user namespace of process ${pid}: ${(e as Error).message}`, { cause: e });
+      if (!processVanished(e)) throw new HutchError('EINTERNAL', `cannot read the user namespace of process ${pid}: ${(e as Error).message}`, { cause: e });
     }
     if (theirs !== null && theirs !== ours) return;
     await new Promise((r) => setTimeout(r, 1));

@@ -12,7 +12,7 @@ export {
 } from './mounts.js';
 export type { MountInfo, OverlayMount, BindOptions } from './mounts.js';
 export { FileLock } from './filelock.js';
-export { processAlive, processStartTime } from './procs.js';
+export { processAlive, processStartTime, processVanished, readProcFile, signalIfAlive } from './procs.js';
 export { removeTree } from './remove-tree.js';
 export type { LockMode, AcquireOptions } from './filelock.js';
 export { hostIdRange, shiftOwnership, ID_RANGE_SIZE, DEFAULT_HOST_ID_BASE, SUBID_USER } from './idmap.js';

@@ -10,8 +10,10 @@ const PID_FILE = 'hutchd.pid';
 function isHutchd(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('serve');
-  } catch {
-    return false; // gone
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'ENOENT' || code === 'ESRCH') return false; // gone
+    throw new HutchError('EINTERNAL', `cannot read /proc/${pid}/cmdline: ${(e as Error).message}`, { path: `/proc/${pid}/cmdline`, cause: e });
   }
 }
 

@@ -63,7 +63,13 @@ export class PrivateContainerd {
       '',
     ].join('\n'));
     this.daemon = new Daemon('containerd', '/usr/bin/containerd', ['--config', config], path.join(this.dir, 'containerd.log'));
-    await this.daemon.waitForLog(/containerd successfully booted/);
+    try {
+      await this.daemon.waitForLog(/containerd successfully booted/);
+    } catch (e) {
+      await this.daemon.stop(); // one that never served is stopped here: destroy would ask it for tasks
+      this.daemon = undefined;
+      throw e;
+    }
   }
 
   /**
@@ -128,21 +134,26 @@ export class PrivateContainerd {
   async destroy(): Promise<string[]> {
     const problems: string[] = [];
     if (this.daemon) {
-      // The CRI plugin's pods are its own to remove (test/e2e/cri.ts); what it left is removed here.
-      for (const namespace of this.cri ? [CTR_NAMESPACE, CRI_NAMESPACE] : [CTR_NAMESPACE]) {
-        const ctr = (args: string[]) => this.ctr(args, { namespace });
-        for (const id of (await ctr(['task', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
-          await ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-          await waitUntil(async () => (await this.taskStatus(id, namespace)) !== 'RUNNING', 5_000);
-          const del = await ctr(['task', 'delete', '-f', id]);
-          if (del.code !== 0) problems.push(`ctr -n ${namespace} task delete ${id}: ${del.stderr.trim()}`);
+      try {
+        // The CRI plugin's pods are its own to remove (test/e2e/cri.ts); what it left is removed here.
+        for (const namespace of this.cri ? [CTR_NAMESPACE, CRI_NAMESPACE] : [CTR_NAMESPACE]) {
+          const ctr = (args: string[]) => this.ctr(args, { namespace });
+          for (const id of (await ctr(['task', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
+            await ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+            await waitUntil(async () => (await this.taskStatus(id, namespace)) !== 'RUNNING', 5_000);
+            const del = await ctr(['task', 'delete', '-f', id]);
+            if (del.code !== 0) problems.push(`ctr -n ${namespace} task delete ${id}: ${del.stderr.trim()}`);
+          }
+          for (const id of (await ctr(['container', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
+            const del = await ctr(['container', 'delete', id]);
+            if (del.code !== 0) problems.push(`ctr -n ${namespace} container delete ${id}: ${del.stderr.trim()}`);
+          }
         }
-        for (const id of (await ctr(['container', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
-          const del = await ctr(['container', 'delete', id]);
-          if (del.code !== 0) problems.push(`ctr -n ${namespace} container delete ${id}: ${del.stderr.trim()}`);
-        }
+      } catch (e) {
+        problems.push(`deleting tasks and containers: ${(e as Error).message}`);
+      } finally {
+        await this.daemon.stop(); // even when a ctr call failed or timed out
       }
-      await this.daemon.stop();
     }
     // Shims outlive containerd by design; any still here held a task that was not deleted.
     const shims = killProcessesMentioning(this.socket);

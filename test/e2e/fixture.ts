@@ -2,16 +2,48 @@
 // runtimes to run against, and a snapshot of the machine's network links and namespaces to compare with after.
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { processVanished } from '../../src/linux/index.js';
 import { NewPathsGuard, makeTempDir } from './host.js';
 import { buildTestImage, type TestImage } from './oci-image.js';
 import { runtimesUnderTest, type RuntimeUnderTest } from './runtimes.js';
 
-/** The network links and named netns on the machine (names only). */
+/**
+ * The network links and the named netns on the machine that no process is in (names only). A netns
+ * a live process is in is in use, not left behind: another client on the host may be making one.
+ */
 export function networkSnapshot(): { links: string[]; netns: string[] } {
   const links = spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
     .map((l) => l.split(':')[1]!.trim().split('@')[0]!).sort();
-  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[0]!).sort();
+  const named = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[0]!);
+  const inUse = named.length ? netnsInUse() : new Set<string>();
+  const netns = named.filter((n) => !inUse.has(inodeOf(`/run/netns/${n}`))).sort();
   return { links, netns };
+}
+
+/** `dev:ino` of a file, '' when it is gone. */
+function inodeOf(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
+  }
+}
+
+/** The network namespaces live processes are in, as `dev:ino`. */
+function netnsInUse(): Set<string> {
+  const out = new Set<string>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const st = fs.statSync(`/proc/${name}/ns/net`);
+      out.add(`${st.dev}:${st.ino}`);
+    } catch (e) {
+      if (!processVanished(e) && (e as NodeJS.ErrnoException).code !== 'EACCES') throw e;
+    }
+  }
+  return out;
 }
 
 /** A test file's shared set-up. */

@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { endWithThisProcess, suiteRun } from '../suite-run.js'; // also marks what this file starts as this run's
 
 /** What a finished command gave. */
 export interface Outcome { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
@@ -50,6 +51,7 @@ export function expectSuccess(what: string, o: Outcome): string {
 export function makeTempDir(tag: string): string {
   const dir = `/tmp/hutch-e2e-${tag}-${randomBytes(3).toString('hex')}`;
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  suiteRun().recordTemp(dir);
   return dir;
 }
 
@@ -153,6 +155,7 @@ export class Daemon {
   private log = '';
   constructor(readonly name: string, file: string, args: string[], readonly logPath: string) {
     this.child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    endWithThisProcess(this.child); // a test that fails before stopping it must not hang on it
     const logFile = fs.createWriteStream(logPath);
     for (const s of [this.child.stdout!, this.child.stderr!]) s.on('data', (d: Buffer) => { this.log += d.toString(); logFile.write(d); });
     this.exited = new Promise((res) => this.child.once('exit', () => { logFile.end(); res(); }));

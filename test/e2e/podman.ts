@@ -102,16 +102,20 @@ export class PrivatePodman {
    */
   async destroy(runtimes: string[]): Promise<string[]> {
     const problems: string[] = [];
-    for (const rt of runtimes) {
-      const ids = (await this.run(['ps', '-aq'], { runtime: rt })).stdout.split('\n').filter(Boolean);
-      const rm = ids.length ? await this.run(['rm', '-f', '-t', '0', ...ids], { runtime: rt }) : undefined;
-      if (rm && rm.code !== 0) problems.push(`podman rm -f (${rt}): ${rm.stderr.trim()}`);
-      const pods = (await this.run(['pod', 'ps', '-q'], { runtime: rt })).stdout.split('\n').filter(Boolean);
-      const podRm = pods.length ? await this.run(['pod', 'rm', '-f', '-t', '0', ...pods], { runtime: rt }) : undefined;
-      if (podRm && podRm.code !== 0) problems.push(`podman pod rm -f (${rt}): ${podRm.stderr.trim()}`);
+    try {
+      for (const rt of runtimes) {
+        const ids = (await this.run(['ps', '-aq'], { runtime: rt })).stdout.split('\n').filter(Boolean);
+        const rm = ids.length ? await this.run(['rm', '-f', '-t', '0', ...ids], { runtime: rt }) : undefined;
+        if (rm && rm.code !== 0) problems.push(`podman rm -f (${rt}): ${rm.stderr.trim()}`);
+        const pods = (await this.run(['pod', 'ps', '-q'], { runtime: rt })).stdout.split('\n').filter(Boolean);
+        const podRm = pods.length ? await this.run(['pod', 'rm', '-f', '-t', '0', ...pods], { runtime: rt }) : undefined;
+        if (podRm && podRm.code !== 0) problems.push(`podman pod rm -f (${rt}): ${podRm.stderr.trim()}`);
+      }
+      const reset = await this.run(['system', 'reset', '-f'], { timeoutMs: 60_000 });
+      if (reset.code !== 0) problems.push(`podman system reset: ${reset.stderr.trim()}`);
+    } catch (e) {
+      problems.push(`removing containers and storage: ${(e as Error).message}`); // a podman call failed or timed out: sweep all the same
     }
-    const reset = await this.run(['system', 'reset', '-f'], { timeoutMs: 60_000 });
-    if (reset.code !== 0) problems.push(`podman system reset: ${reset.stderr.trim()}`);
     // What should be gone by now is reported, then removed anyway so that one failure does not leak.
     const procs = killProcessesMentioning(this.dir);
     if (procs.length) problems.push(`processes left: ${procs.join('; ')}`);

@@ -32,8 +32,13 @@ export async function startRegistry(dir: string): Promise<LoopbackRegistry> {
     '',
   ].join('\n'));
   const daemon = new Daemon('docker-registry', '/usr/bin/docker-registry', ['serve', config], path.join(home, 'log.txt'));
-  const m = await daemon.waitForLog(/listening on (127\.0\.0\.1:\d+)/);
-  return { host: m[1]!, daemon, stop: () => daemon.stop() };
+  try {
+    const m = await daemon.waitForLog(/listening on (127\.0\.0\.1:\d+)/);
+    return { host: m[1]!, daemon, stop: () => daemon.stop() };
+  } catch (e) {
+    await daemon.stop(); // one that never listened is stopped too: nothing else would
+    throw e;
+  }
 }
 
 /** Copies an OCI archive into the registry as `repo:tag` over plain http; returns the pull reference. */

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { tar, type TarEntry } from '../e2e/tar.js';
+import { endWithThisProcess } from '../suite-run.js';
 import type { Descriptor, ImageIndex, ImageManifest, ImagePlatform, ImageRuntimeConfig } from '../../src/image/types.js';
 
 export type { TarEntry } from '../e2e/tar.js';
@@ -27,6 +28,8 @@ export interface TestRegistry {
   /** host:port, e.g. 127.0.0.1:41455 */
   host: string;
   dir: string;
+  /** The registry's process. */
+  pid: number;
   /** Kills the registry, waits for it, removes its dir. */
   stop(): Promise<void>;
 }
@@ -41,6 +44,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     'http:', '  addr: 127.0.0.1:0', '  secret: hutch-test-only', '',
   ].join('\n'));
   const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  endWithThisProcess(child); // a test that fails before stopping it must not hang on it
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   let log = '';
   const stop = async (): Promise<void> => {
@@ -65,7 +69,7 @@ export async function startRegistry(): Promise<TestRegistry> {
       child.once('exit', () => { clearTimeout(timer); reject(new Error(`docker-registry exited: ${log.slice(-500)}`)); });
     });
     drain(child);
-    return { host, dir, stop };
+    return { host, dir, pid: child.pid!, stop };
   } catch (e) {
     await stop();
     throw e;

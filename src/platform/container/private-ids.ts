@@ -3,7 +3,7 @@
 // mounts under <dir>/lower as owned by the sandbox's range. Loaded only for such a sandbox.
 import fs from 'node:fs';
 import path from 'node:path';
-import { claimIdSlot, hostIdRange, idmappedBindMounts, idSlotRange, releaseIdSlot, releaseIdSlotsOf, unmountTree, type IdRange } from '../../linux/index.js';
+import { claimIdSlot, hostIdRange, processAlive, idmappedBindMounts, idSlotRange, releaseIdSlot, releaseIdSlotsOf, unmountTree, type IdRange } from '../../linux/index.js';
 import type { SandboxConfig } from '../types.js';
 
 /** What prepare needs of a private sandbox: its slot, its host ids, and its idmapped lower dirs (topmost first). */
@@ -43,20 +43,10 @@ const PROBE_NAME = /^\.idmap-probe-(\d+)-/;
 function removeStaleProbes(scratchParent: string): void {
   for (const name of fs.readdirSync(scratchParent)) {
     const pid = PROBE_NAME.exec(name)?.[1];
-    if (pid === undefined || processExists(Number(pid))) continue;
+    if (pid === undefined || processAlive(Number(pid))) continue;
     const dir = path.join(scratchParent, name);
     unmountTree(dir);
     fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** True when process `pid` exists (signal 0 reaches it, or it is another user's). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -6,7 +6,7 @@
 // cgroup) returns false, and the caller falls back to runc's own kill and delete.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cgroupPids, processStartTime } from '../../linux/index.js';
+import { cgroupPids, processStartTime, signalIfAlive } from '../../linux/index.js';
 
 /** What runc's state.json says of a container's init. */
 interface RuncInit { pid: number; start: number }
@@ -34,7 +34,7 @@ export async function killAndForgetRuncContainer(stateDir: string, id: string, c
   const start = processStartTime(init.pid);
   if (start !== null) {
     if (start !== init.start) return false; // the pid is someone else's now
-    process.kill(init.pid, 'SIGKILL');
+    signalIfAlive(init.pid, 'SIGKILL'); // it may exit on its own meanwhile
   }
   for (let delay = 1, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 20)) {
     if (processStartTime(init.pid) !== init.start && cgroupPids(cgroupsPath).length === 0) break;
