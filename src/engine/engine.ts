@@ -20,6 +20,11 @@ export interface EngineOptions {
   root?: string; dataRoot?: string; executor?: string;
   /** How to run the hutch CLI (node and its entry): the remover of auto-removed sandboxes runs it. */
   selfCommand?: string[];
+  /**
+   * Long kernel and disk work (removing a big writable layer, an overlay's teardown) goes off the
+   * event loop: for a process that serves many clients (hutchd). A CLI call does it inline, faster.
+   */
+  offloadBlockingWork?: boolean;
 }
 
 /** What a new sandbox is made from. */
@@ -74,10 +79,12 @@ export class Engine {
   /** The executor new sandboxes get; each sandbox keeps the one it was made with. */
   readonly executorName: string;
   private readonly selfCommand: string[] | undefined;
+  private readonly offload: boolean;
 
   constructor(opts: EngineOptions = {}) {
     this.selfCommand = opts.selfCommand;
-    this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT);
+    this.offload = opts.offloadBlockingWork === true;
+    this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT, { offload: this.offload });
     this.dataRoot = opts.dataRoot ?? process.env.HUTCH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
     this.executorName = opts.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
   }
@@ -86,7 +93,7 @@ export class Engine {
   platform(executor = this.executorName): Promise<Platform> {
     let p = this.platforms.get(executor);
     if (!p) {
-      p = loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor });
+      p = loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor, offload: this.offload });
       this.platforms.set(executor, p);
     }
     return p;
@@ -106,7 +113,7 @@ export class Engine {
   /** Builds what sandboxes need ahead of time: the busybox rootfs and the agent runtime. */
   async setup(): Promise<{ rootfs: string; runtime: string }> {
     const rootfs = await this.resolveRootfs('busybox');
-    const platform = await loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName });
+    const platform = await loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName, offload: this.offload });
     return { rootfs, runtime: platform.prepareRuntime() };
   }
 

@@ -32,7 +32,11 @@ export class SandboxStore {
   readonly sandboxesDir: string;
   readonly namesDir: string;
 
-  constructor(readonly root: string) {
+  private readonly offload: boolean;
+
+  /** `offload`: remove big dirs off the event loop (EngineOptions.offloadBlockingWork). */
+  constructor(readonly root: string, opts: { offload?: boolean } = {}) {
+    this.offload = opts.offload === true;
     if (!path.isAbsolute(root)) throw new HutchError('EINVAL', `state root must be an absolute path: ${root}`, { path: root });
     this.sandboxesDir = path.join(root, 'sandboxes');
     this.namesDir = path.join(root, 'names');
@@ -227,7 +231,8 @@ export class SandboxStore {
   /**
    * Removes a sandbox's dir and its name claim (the caller holds its exclusive lock). The dir is
    * renamed aside first, so the sandbox is gone at once and for good whenever this process dies;
-   * its files (a writable layer may hold millions) are then removed off the event loop, and trash
+   * its files (a writable layer may hold millions) are then removed (off the event loop with
+   * `offload`), and trash
    * that a dead process left is finished here too.
    */
   async remove(id: string, name: string | undefined): Promise<void> {
@@ -239,7 +244,8 @@ export class SandboxStore {
       if (errnoCode(e) === 'ENOENT') return;
       throw e;
     }
-    await removeTree(trash);
+    if (this.offload) await removeTree(trash);
+    else fs.rmSync(trash, { recursive: true, force: true });
     await this.emptyTrash();
   }
 

@@ -4,7 +4,11 @@ export * from './types.js';
 import type { Platform } from './types.js';
 
 /** Options of the container platform. */
-export interface ContainerPlatformOptions { stateRoot: string; dataRoot: string; executor: string }
+export interface ContainerPlatformOptions {
+  stateRoot: string; dataRoot: string; executor: string;
+  /** Slow kernel work of a teardown (an overlay's umount) on a worker thread (EngineOptions.offloadBlockingWork). */
+  offload?: boolean;
+}
 
 /** Loads the container platform (OCI executor) for these options. */
 export async function loadContainerPlatform(opts: ContainerPlatformOptions): Promise<Platform & { prepareRuntime(): string }> {

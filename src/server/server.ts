@@ -86,7 +86,7 @@ export class Hutchd {
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
       throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
     }
-    const engine = new Engine({ ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
+    const engine = new Engine({ offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
     if (warning) process.stderr.write(`hutchd: ${warning}\n`);
     const events = new EventBus();

@@ -8,7 +8,7 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
+import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
@@ -325,8 +325,10 @@ export class ContainerPlatform implements Platform {
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
     if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.deleteContainer(h);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
-    // The kernel's teardown still runs when the call returns (~1 s for 100k files): off the loop.
-    const detached = await umount2Async(layout(h.dir).rootfs, MNT_DETACH);
+    // The kernel's teardown still runs when the call returns (~1 s for 100k files): off the loop in
+    // a daemon; inline in a CLI call (the worker thread costs a first call ~10 ms).
+    const rootfs = layout(h.dir).rootfs;
+    const detached = this.opts.offload ? await umount2Async(rootfs, MNT_DETACH) : umount2(rootfs, MNT_DETACH);
     if (detached !== null && detached !== 'EINVAL' && detached !== 'ENOENT') {
       throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${h.containerId}: ${detached}`, { id: h.containerId });
     }
