@@ -161,10 +161,11 @@ export function processSocketRoutes(s: Services, wss: WebSocketServer): Route[] 
           early = [];
           clearTimeout(timer);
           void (async () => {
-            const entry = await startProcess(s, info.id, startRequestOf(startMessage(data, isBinary)), true);
+            const r = startRequestOf(startMessage(data, isBinary));
+            const entry = await startProcess(s, info.id, r, r.detached ? 'keep-tail' : 'kill');
             ws.off('message', onFirst);
             if (ws.readyState !== ws.OPEN) {
-              // The client left while it started: attach and detach at once, which kills it.
+              // The client left while it started: attach and detach at once (which kills it unless detached).
               const sink = new SocketSink(ws);
               entry.attach(sink);
               return entry.detach(sink);
