@@ -80,7 +80,7 @@ test('npm pack of packages/sdk installs alone (with ws) and works against hutchd
     const r = await sb.exec(['sh', '-c', 'echo hello from $(hostname)']);
     await sb.files.write('/made/by/the/package.txt', 'ok');
     const bg = await sb.spawn('sleep 30', { detached: true });
-    bg.disconnect();
+    await bg.disconnect();
     const listed = (await sb.processes.list()).map((p) => [p.argv.join(' '), p.detached, p.running]);
     const text = await sb.files.read('/made/by/the/package.txt', { encoding: 'utf8' });
     await sb.kill();

@@ -95,9 +95,8 @@ test('a detached process outlives its client; list, connect, wait and kill it by
     assert.match(before + text, /tick 2\n/, 'kept output from before the reattach');
     assert.ok(text.length > before.length, 'live output after it');
     // A second disconnect and connect, then the end through the SDK.
-    again.disconnect();
+    await again.disconnect();
     await assert.rejects(again.wait(), (e: unknown) => (e as HutchApiError).code === 'ESTATE');
-    await new Promise((r) => setTimeout(r, 200));
     const third = await sb.processes.connect(pid);
     const waited = sb.processes.wait(pid);
     await sb.processes.kill(pid, 'SIGKILL');
@@ -129,7 +128,7 @@ test('a process that is not detached dies with its client; connect refuses unkno
     await assert.rejects(sb.processes.wait(0), (e: unknown) => (e as HutchApiError).status === 400);
     // A detached process whose own client disconnects (not exits) runs on too, and its exit code is kept.
     const p = await sb.spawn('sleep 0.5; echo finished; exit 3', { detached: true });
-    p.disconnect();
+    await p.disconnect();
     assert.deepEqual(await sb.processes.wait(p.pid), { exitCode: 3, signal: null });
     let late = '';
     const q = await sb.processes.connect(p.pid, { onStdout: (d) => { late += d.toString(); } });

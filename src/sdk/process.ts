@@ -204,13 +204,16 @@ export class SandboxProcess {
   }
 
   /**
-   * Closes this client's stream: a detached process runs on (connect to it again by pid), any
-   * other is killed by hutchd. wait() then rejects unless the exit had already arrived.
+   * Closes this client's stream; resolves once it is closed. A detached process runs on (connect to
+   * it again by pid), any other is killed by hutchd. wait() then rejects unless the exit had arrived.
    */
-  disconnect(): void {
+  disconnect(): Promise<void> {
     this.disconnected = true;
     this.failure ??= new HutchApiError('ESTATE', 0, `disconnected from process ${this.pid}${this.detached ? ': it runs on (sandbox.processes.connect or .wait it by pid)' : ''}`);
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.ws.once('close', () => resolve()));
     this.ws.close(1000, 'client disconnected');
+    return closed;
   }
 
   private send(m: unknown): void {
