@@ -139,6 +139,24 @@ test('a process that is not detached dies with its client; connect refuses unkno
   }
 });
 
+test('a detached process never blocks on unread output: hutchd keeps its last 1 MiB', async () => {
+  const sb = await Sandbox.create({ transport: fx.t });
+  try {
+    // Through the API's background start: 3 MB with no client at all, then its end.
+    const { pid } = await fx.t.json<{ pid: number }>({ method: 'POST', path: `/v1/sandboxes/${sb.id}/processes`, json: { cmd: 'head -c 3000000 /dev/zero | tr "\\0" x; echo; echo end', detached: true } });
+    assert.deepEqual(await within('a detached process with 3 MB unread', 20_000, sb.processes.wait(pid)), { exitCode: 0, signal: null });
+    let kept = '';
+    const p = await sb.processes.connect(pid, { onStdout: (d) => { kept += d.toString(); } });
+    assert.deepEqual(await p.wait(), { exitCode: 0, signal: null });
+    assert.equal(kept.length, 1024 * 1024, 'the last 1 MiB');
+    assert.ok(kept.endsWith('xxx\nend\n'));
+    // Bad values of the flag are refused.
+    await assert.rejects(fx.t.json({ method: 'POST', path: `/v1/sandboxes/${sb.id}/processes`, json: { cmd: 'true', detached: 'yes' } }), (e: unknown) => (e as HutchApiError).status === 400);
+  } finally {
+    await sb.kill();
+  }
+});
+
 test('processes of a removed sandbox are not found', async () => {
   const sb = await Sandbox.create({ transport: fx.t });
   await sb.kill();
