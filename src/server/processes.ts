@@ -23,6 +23,7 @@ export const DETACHED_TAIL_BYTES = 1024 * 1024;
  * on keeping the last DETACHED_TAIL_BYTES of its output (`detached`).
  */
 export type Unattended = 'kill' | 'hold' | 'keep-tail';
+
 /** How long the status of an exited process is kept for `wait` and late attaches. */
 const EXITED_KEEP_MS = 5 * 60_000;
 /** Exited processes kept per sandbox (with their held output); older ones are forgotten first. */
