@@ -144,11 +144,11 @@ test('pause and resume, TTL, stats; abort and timeout of calls', async () => {
     await assert.rejects(Sandbox.list({ transport: fx.t, signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
     // Both sleeps were killed when their calls ended.
     for (let i = 0; i < 50; i++) {
-      const ps = await sb.processes();
+      const ps = await sb.processes.ps();
       if (!ps.some((p) => p.comm === 'sleep')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(!(await sb.processes()).some((p) => p.comm === 'sleep'), 'the timed-out and aborted commands were killed');
+    assert.ok(!(await sb.processes.ps()).some((p) => p.comm === 'sleep'), 'the timed-out and aborted commands were killed');
   } finally {
     await sb.kill();
   }

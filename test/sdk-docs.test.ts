@@ -1,5 +1,6 @@
-// Every example of docs/sdk.md runs as written (imports from 'hutch/sdk', the package's own export)
-// against a real hutchd, exits 0, and prints what its comments say it prints.
+// Every example of docs/sdk.md runs as written against a real hutchd, exits 0, and prints what its
+// comments say it prints. Their '@hutch/sdk' is run as 'hutch/sdk', the main package's export of the
+// same source (test/sdk-package.test.ts checks the package itself), so that no workspace link is needed.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -66,7 +67,7 @@ test('docs/sdk.md and README examples run and print what they say', async () => 
   try {
     for (const [i, ex] of all.entries()) {
       const file = path.join(dir, `example-${i}.mjs`);
-      fs.writeFileSync(file, ex.code);
+      fs.writeFileSync(file, ex.code.replaceAll("from '@hutch/sdk'", "from 'hutch/sdk'"));
       const env = { HUTCH_SOCKET: daemon.socketPath, HUTCH_TOKEN: token, ...(ex.title.includes('TCP') ? { HUTCH_URL: daemon.url! } : {}) };
       const r = await run(file, env);
       assert.equal(r.code, 0, `example "${ex.title}" failed: ${r.stderr}`);

@@ -70,8 +70,8 @@ test('tty resize, large stdin, spawn timeout and abort', async () => {
     ac.abort();
     await assert.rejects(aborted.wait(), (e: unknown) => e instanceof AbortError);
     await assert.rejects(sb.spawn('true', { signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
-    for (let i = 0; i < 50 && (await sb.processes()).some((x) => x.comm === 'sleep'); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(!(await sb.processes()).some((x) => x.comm === 'sleep'), 'sleeps of timed-out and aborted streams were killed');
+    for (let i = 0; i < 50 && (await sb.processes.ps()).some((x) => x.comm === 'sleep'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!(await sb.processes.ps()).some((x) => x.comm === 'sleep'), 'sleeps of timed-out and aborted streams were killed');
     await assert.rejects(sb.spawn('true', { cwd: 'not/absolute' }), (e: unknown) => (e as { code?: string }).code === 'EINVAL');
   } finally {
     await sb.kill();

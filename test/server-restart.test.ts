@@ -39,7 +39,7 @@ test('kill -9 of hutchd: the next one serves the running sandboxes and cleans th
     const again = await Sandbox.connect(running.id, { transport: t });
     assert.equal((await again.exec('echo after restart')).stdout, 'after restart\n');
     assert.equal(await again.files.read('/tmp/kept', { encoding: 'utf8' }), 'kept across restarts');
-    assert.ok((await again.processes()).some((p) => p.pid === bg.pid), 'its processes still run');
+    assert.ok((await again.processes.ps()).some((p) => p.pid === bg.pid), 'its processes still run');
     const p2 = await Sandbox.connect(paused.id, { transport: t });
     await p2.resume();
     assert.equal((await p2.exec('echo thawed')).stdout, 'thawed\n');

@@ -58,7 +58,7 @@ test('a client that disconnects mid-stream: its exec is killed, hutchd keeps ser
     ws.send(JSON.stringify({ type: 'start', cmd: ['sh', '-c', 'exec yes streaming-forever'] }));
     await gotOutput;
     ws.terminate(); // no close handshake: as if the client died
-    await eventually('the stream\'s process being killed', async () => !(await sb.processes()).some((p) => p.comm === 'yes'));
+    await eventually('the stream\'s process being killed', async () => !(await sb.processes.ps()).some((p) => p.comm === 'yes'));
     assert.equal((await sb.exec('echo still here')).stdout, 'still here\n');
 
     // The same through the SDK, with the loss on the client side noticed as an error of wait().
@@ -68,7 +68,7 @@ test('a client that disconnects mid-stream: its exec is killed, hutchd keeps ser
     const failed = p.wait().then(() => 'exited', (e: Error) => e.name);
     (p as unknown as { ws: WebSocket }).ws.terminate();
     assert.equal(await failed, 'HutchApiError');
-    await eventually('the SDK stream\'s process being killed', async () => !(await sb.processes()).some((x) => x.comm === 'yes'));
+    await eventually('the SDK stream\'s process being killed', async () => !(await sb.processes.ps()).some((x) => x.comm === 'yes'));
   } finally {
     await sb.kill();
   }
@@ -91,7 +91,7 @@ test('attach: held output first, detach leaves it running, attach again, wait', 
     await assert.rejects(socket(`/v1/sandboxes/${sb.id}/processes/${pid}/attach`), /409/);
     first.terminate();
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok((await sb.processes()).some((p) => p.pid === pid), 'still running after its client left');
+    assert.ok((await sb.processes.ps()).some((p) => p.pid === pid), 'still running after its client left');
     const messages: string[] = [];
     const second = await socket(`/v1/sandboxes/${sb.id}/processes/${pid}/attach`, (d, binary) => messages.push(binary ? `${d[0]}:${d.subarray(1).toString()}` : d.toString()));
     const closed = new Promise<void>((resolve) => second.on('close', () => resolve()));

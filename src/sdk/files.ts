@@ -18,7 +18,7 @@ export interface UploadResult { files: number; dirs: number; /** Symlinks and ha
 
 /** File calls of one sandbox (sandbox.files). */
 export class SandboxFiles {
-  /** Use sandbox.files. */
+  /** @internal Use sandbox.files. */
   constructor(private readonly t: Transport, private readonly id: string) {}
 
   private route(suffix = ''): string {
@@ -38,12 +38,16 @@ export class SandboxFiles {
     return this.t.request({ ...opts, method: 'GET', path: this.route(), query: { path } });
   }
 
-  /** Writes a file (replacing it, or appending with `append`); `mode` such as 0o755. Returns bytes written. */
-  async write(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, opts: CallOptions & { mode?: number; append?: boolean } = {}): Promise<number> {
+  /**
+   * Writes a file (replacing it, or appending with `append`); `mode` such as 0o755. Missing parent
+   * directories are made (0755) unless `parents: false` (then a missing parent is NotFoundError).
+   * Returns bytes written.
+   */
+  async write(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, opts: CallOptions & { mode?: number; append?: boolean; parents?: boolean } = {}): Promise<number> {
     const body = typeof data === 'string' ? data : data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data;
     const r = await this.t.json<{ written: number }>({
       ...opts, method: 'PUT', path: this.route(), body, contentType: 'application/octet-stream',
-      query: { path, ...(opts.mode !== undefined ? { mode: opts.mode.toString(8) } : {}), ...(opts.append ? { append: true } : {}) },
+      query: { path, ...(opts.mode !== undefined ? { mode: opts.mode.toString(8) } : {}), ...(opts.append ? { append: true } : {}), ...(opts.parents === false ? {} : { parents: true }) },
     });
     return r.written;
   }
@@ -117,7 +121,7 @@ export class FileWatch implements AsyncIterable<FileChange> {
   /** Resolves once hutchd watches (rejects if the watch could not start). */
   readonly ready: Promise<void>;
 
-  /** Use files.watch. */
+  /** @internal Use files.watch. */
   constructor(private readonly ws: WebSocket, path: string, signal?: AbortSignal) {
     let started!: (e?: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => { started = (e) => (e ? reject(e) : resolve()); });

@@ -1,6 +1,7 @@
 // The TypeScript SDK of hutchd (import from 'hutch/sdk'). It talks HTTP and WebSocket only.
-export { Sandbox, type SandboxInfo, type CreateOptions, type ExecOptions, type ExecResult, type ConnectOptions } from './sandbox.js';
-export { SandboxProcess, type SpawnOptions, type ExitInfo, type OutputChunk } from './process.js';
+export { Sandbox, type SandboxInfo, type SandboxStats, type CreateOptions, type ExecOptions, type ExecResult, type ConnectOptions } from './sandbox.js';
+export { SandboxProcess, type SpawnOptions, type AttachOptions, type ExitInfo, type OutputChunk } from './process.js';
+export { SandboxProcesses, type StartedProcess, type ProcessInfo } from './processes.js';
 export { SandboxFiles, FileWatch, type FileInfo, type DirEntry, type UploadResult, type FileChange } from './files.js';
 export { Transport, type ConnectionOptions, type CallOptions } from './transport.js';
 export { HutchApiError, NotFoundError, AuthError, TimeoutError, AbortError } from './errors.js';

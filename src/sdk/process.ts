@@ -20,10 +20,19 @@ export interface SpawnOptions extends CallOptions {
   tty?: boolean | { cols: number; rows: number };
   /** Keep stdin open for writeStdin (default false: the process reads end of input). */
   stdin?: boolean;
+  /**
+   * It outlives this client: when the stream closes (disconnect(), the program exits, the signal
+   * aborts, the timeout passes) the process runs on, and hutchd keeps its latest 1 MiB of output
+   * for the next client (sandbox.processes.connect). Default false: hutchd kills it.
+   */
+  detached?: boolean;
   /** Called with each piece of output; a stream with a callback is not kept for the iterators. */
   onStdout?: (data: Buffer) => void;
   onStderr?: (data: Buffer) => void;
 }
+
+/** Options of processes.connect: the output callbacks and the call options of spawn. */
+export type AttachOptions = Pick<SpawnOptions, 'onStdout' | 'onStderr' | 'timeoutMs' | 'signal'>;
 
 /** Largest stdin frame sent (hutchd refuses messages over 1 MiB). */
 const STDIN_FRAME_BYTES = 256 * 1024;
@@ -31,10 +40,15 @@ const STDIN_FRAME_BYTES = 256 * 1024;
 /** Output held for iterators before the socket is paused (and with it, the process). */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
-/** A running process (from Sandbox.spawn). The timeout and signal of spawn cover its whole life. */
+/**
+ * A running process (from Sandbox.spawn or processes.connect). The timeout and signal of the call
+ * cover the stream's whole life.
+ */
 export class SandboxProcess {
-  /** Its pid inside the sandbox. */
+  /** Its pid inside the sandbox (0: the command did not exist, see exec). */
   pid = 0;
+  /** Output not kept because it was waited for and never read (past 8 MiB), in bytes. */
+  droppedBytes = 0;
   private readonly queue: OutputChunk[] = [];
   private queuedBytes = 0;
   private waiters: (() => void)[] = [];
@@ -42,8 +56,13 @@ export class SandboxProcess {
   private failure: HutchApiError | undefined;
   private readonly exit: Promise<ExitInfo>;
   private iterating = false;
+  /** Iterators now reading the queue. */
+  private readers = 0;
+  /** wait() was called: while nobody reads, unread output must not stall the process. */
+  private waited = false;
+  private disconnected = false;
 
-  /** Use Sandbox.spawn. */
+  /** @internal Use Sandbox.spawn or processes.connect. */
   constructor(private readonly ws: WebSocket, private readonly opts: SpawnOptions, started: (e?: HutchApiError) => void, cleanup: () => void) {
     let settle!: { resolve: (v: ExitInfo) => void; reject: (e: Error) => void };
     this.exit = new Promise((resolve, reject) => { settle = { resolve, reject }; });
@@ -84,8 +103,24 @@ export class SandboxProcess {
     if (cb) return cb(data);
     this.queue.push({ stream, data });
     this.queuedBytes += data.length;
-    if (this.queuedBytes > MAX_QUEUED_BYTES) this.ws.pause();
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      if (this.waited && this.readers === 0) this.dropOldest();
+      else this.ws.pause();
+    }
     this.wake();
+  }
+
+  /**
+   * Drops the oldest output past the cap. Only while a wait() is pending and nothing iterates:
+   * pausing then would stall the process (and with it the exit wait() is for) forever, and a paused
+   * socket does not even keep node running.
+   */
+  private dropOldest(): void {
+    while (this.queuedBytes > MAX_QUEUED_BYTES) {
+      const c = this.queue.shift()!;
+      this.queuedBytes -= c.data.length;
+      this.droppedBytes += c.data.length;
+    }
   }
 
   private wake(): void {
@@ -104,20 +139,33 @@ export class SandboxProcess {
   private async *iterate(): AsyncGenerator<OutputChunk> {
     if (this.iterating) throw new HutchApiError('ESTATE', 0, 'the output of a process can be iterated once');
     this.iterating = true;
-    for (;;) {
-      const c = this.queue.shift();
-      if (c) {
-        this.queuedBytes -= c.data.length;
-        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.ws.isPaused) this.ws.resume();
-        yield c;
-        continue;
+    this.readers++;
+    try {
+      for (;;) {
+        const c = this.queue.shift();
+        if (c) {
+          this.queuedBytes -= c.data.length;
+          if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.ws.isPaused) this.ws.resume();
+          yield c;
+          continue;
+        }
+        if (this.ended) {
+          if (this.failure && !(this.failure instanceof AbortError) && !this.disconnected) throw this.failure;
+          return;
+        }
+        await new Promise<void>((r) => this.waiters.push(r));
       }
-      if (this.ended) {
-        if (this.failure && !(this.failure instanceof AbortError)) throw this.failure;
-        return;
-      }
-      await new Promise<void>((r) => this.waiters.push(r));
+    } finally {
+      this.readers--;
+      this.unstallForWait();
     }
+  }
+
+  /** With a wait() pending and no reader, a stream paused for unread output flows again. */
+  private unstallForWait(): void {
+    if (!this.waited || this.readers > 0 || !this.ws.isPaused) return;
+    this.dropOldest();
+    this.ws.resume();
   }
 
   /** Iterates all output ({ stream, data }). */
@@ -140,9 +188,32 @@ export class SandboxProcess {
     return { async *[Symbol.asyncIterator]() { for await (const c of self.iterate()) if (c.stream === stream) yield c.data; } };
   }
 
-  /** Resolves with its exit once all its output has arrived. */
+  /**
+   * Resolves with its exit once all its output has arrived. Output nobody reads is kept up to 8 MiB
+   * (the latest; older is dropped and counted in droppedBytes) rather than stalling the process.
+   */
   wait(): Promise<ExitInfo> {
+    this.waited = true;
+    this.unstallForWait();
     return this.exit;
+  }
+
+  /** True when it outlives this client (spawned with detached, or reattached with connect). */
+  get detached(): boolean {
+    return this.opts.detached ?? false;
+  }
+
+  /**
+   * Closes this client's stream; resolves once it is closed. A detached process runs on (connect to
+   * it again by pid), any other is killed by hutchd. wait() then rejects unless the exit had arrived.
+   */
+  disconnect(): Promise<void> {
+    this.disconnected = true;
+    this.failure ??= new HutchApiError('ESTATE', 0, `disconnected from process ${this.pid}${this.detached ? ': it runs on (sandbox.processes.connect or .wait it by pid)' : ''}`);
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.ws.once('close', () => resolve()));
+    this.ws.close(1000, 'client disconnected');
+    return closed;
   }
 
   private send(m: unknown): void {
@@ -173,10 +244,26 @@ export class SandboxProcess {
 }
 
 /** Opens the exec socket and starts the process; resolves once it runs. */
-export async function spawnProcess(t: Transport, sandboxId: string, cmd: string | string[], opts: SpawnOptions): Promise<SandboxProcess> {
+export function spawnProcess(t: Transport, sandboxId: string, cmd: string | string[], opts: SpawnOptions): Promise<SandboxProcess> {
+  const tty = opts.tty === true ? { cols: 80, rows: 24 } : opts.tty || undefined;
+  const start = {
+    type: 'start', cmd, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.user !== undefined ? { user: String(opts.user) } : {}),
+    ...(tty ? { tty } : {}), stdin: opts.stdin ?? false, ...(opts.detached ? { detached: true } : {}),
+  };
+  return openProcessStream(t, sandboxId, `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec`, opts, (ws) => ws.send(JSON.stringify(start)));
+}
+
+/** Attaches to a process hutchd started (detached, or by POST); resolves once attached. */
+export function attachProcess(t: Transport, sandboxId: string, pid: number, opts: AttachOptions): Promise<SandboxProcess> {
+  if (!Number.isInteger(pid) || pid < 1) return Promise.reject(new HutchApiError('EINVAL', 0, `invalid pid ${String(pid)}`));
+  return openProcessStream(t, sandboxId, `/v1/sandboxes/${encodeURIComponent(sandboxId)}/processes/${pid}/attach`, { ...opts, detached: true }, () => undefined);
+}
+
+/** Opens a process stream at `route`, calls `opened` once the socket is open, resolves at 'started'. */
+async function openProcessStream(t: Transport, sandboxId: string, route: string, opts: SpawnOptions, opened: (ws: WebSocket) => void): Promise<SandboxProcess> {
   const { signal, timeoutMs } = t.signalOf(opts);
   if (signal?.aborted) throw t.abortError(signal, timeoutMs, 'spawn');
-  const ws = new WebSocket(t.wsUrl(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec`), { headers: t.headers(), perMessageDeflate: false });
+  const ws = new WebSocket(t.wsUrl(route), { headers: t.headers(), perMessageDeflate: false });
   let proc!: SandboxProcess;
   const onAbort = () => proc.fail(t.abortError(signal!, timeoutMs, `process ${proc.pid || ''} of sandbox ${sandboxId}`.replace('  ', ' ')));
   const started = new Promise<void>((resolve, reject) => {
@@ -197,10 +284,7 @@ export async function spawnProcess(t: Transport, sandboxId: string, cmd: string 
       proc.fail(err);
     });
   });
-  ws.once('open', () => {
-    const tty = opts.tty === true ? { cols: 80, rows: 24 } : opts.tty || undefined;
-    ws.send(JSON.stringify({ type: 'start', cmd, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.user !== undefined ? { user: String(opts.user) } : {}), ...(tty ? { tty } : {}), stdin: opts.stdin ?? false }));
-  });
+  ws.once('open', () => opened(ws));
   await started;
   return proc;
 }

@@ -1,6 +1,7 @@
 // A sandbox of hutchd, from TypeScript: create (or connect), exec, spawn, files, pause/resume,
 // time to live, kill.
 import { SandboxFiles } from './files.js';
+import { SandboxProcesses } from './processes.js';
 import { spawnProcess, type SandboxProcess, type SpawnOptions } from './process.js';
 import { Transport, type CallOptions, type ConnectionOptions } from './transport.js';
 import { AbortError, HutchApiError } from './errors.js';
@@ -46,11 +47,27 @@ export interface CreateOptions {
   entrypoint?: string[];
 }
 
+/** Resource use of a sandbox, from its cgroup (stats()); null where the kernel does not say. */
+export interface SandboxStats {
+  /** CPU time used, in ns. */
+  cpuUsageNs: number | null;
+  memoryBytes: number | null;
+  /** null: no memory limit. */
+  memoryLimitBytes: number | null;
+  /** Peak memory (absent on cgroup v2 kernels before 5.19). */
+  memoryMaxBytes?: number;
+  pids: number | null;
+  /** null: no pids limit. */
+  pidsLimit: number | null;
+  /** Processes the OOM killer killed in it (absent when the kernel does not count them). */
+  oomKills?: number | null;
+}
+
 /** What exec returns. */
 export interface ExecResult { stdout: string; stderr: string; exitCode: number | null; signal: string | null; pid: number; truncated?: boolean }
 
 /** Options of exec: those of spawn; stdin may be a string that is written and then closed. */
-export interface ExecOptions extends Omit<SpawnOptions, 'stdin'> {
+export interface ExecOptions extends Omit<SpawnOptions, 'stdin' | 'detached'> {
   stdin?: string;
 }
 
@@ -65,9 +82,12 @@ function transportOf(o: ConnectOptions): Transport {
 export class Sandbox {
   /** Its files. */
   readonly files: SandboxFiles;
+  /** Its processes: those hutchd started (list, connect, wait, kill) and all of them (ps). */
+  readonly processes: SandboxProcesses;
 
   private constructor(readonly transport: Transport, public info: SandboxInfo) {
     this.files = new SandboxFiles(transport, info.id);
+    this.processes = new SandboxProcesses(transport, info.id);
   }
 
   /** Its id. */
@@ -135,8 +155,9 @@ export class Sandbox {
 
   /**
    * Starts a command and streams it: iterate the process (or its stdout/stderr), or pass callbacks;
-   * writeStdin/closeStdin/resize/kill; wait() for its exit. If the client goes away, hutchd kills it.
-   * timeoutMs and signal cover the process's whole life (no timeout unless given).
+   * writeStdin/closeStdin/resize/kill; wait() for its exit. If the client goes away, hutchd kills it
+   * (unless `detached`: then it runs on, and processes.connect(pid) reattaches).
+   * timeoutMs and signal cover the stream's whole life (no timeout unless given).
    */
   spawn(cmd: string | string[], opts: SpawnOptions = {}): Promise<SandboxProcess> {
     return spawnProcess(this.transport, this.info.id, cmd, { ...opts, timeoutMs: opts.timeoutMs ?? 0 });
@@ -165,14 +186,9 @@ export class Sandbox {
     return r.expiresAt;
   }
 
-  /** cpu, memory and pids. */
-  stats(opts: CallOptions = {}): Promise<Record<string, unknown>> {
-    return this.transport.json({ ...opts, method: 'GET', path: this.route('/stats') });
-  }
-
-  /** Its processes as its agent sees them. */
-  async processes(opts: CallOptions = {}): Promise<{ pid: number; ppid: number; comm: string; argv: string[] }[]> {
-    return (await this.transport.json<{ processes: { pid: number; ppid: number; comm: string; argv: string[] }[] }>({ ...opts, method: 'GET', path: this.route('/processes') })).processes;
+  /** cpu, memory and pids, with their limits. */
+  stats(opts: CallOptions = {}): Promise<SandboxStats> {
+    return this.transport.json<SandboxStats>({ ...opts, method: 'GET', path: this.route('/stats') });
   }
 
   /** Removes it (whatever runs in it is killed). */

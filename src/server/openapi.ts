@@ -31,12 +31,16 @@ const OPERATIONS: Record<string, Json> = {
     requestBody: json({ type: 'object', required: ['ttlMs'], properties: { ttlMs: { type: 'integer', minimum: 1000 } } }),
     responses: ok('the new expiry', { type: 'object', properties: { id: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
   },
-  'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory and pids of a sandbox', parameters: [idParam], responses: ok('stats', { type: 'object' }) },
+  'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory and pids of a sandbox', parameters: [idParam], responses: ok('stats', ref('SandboxStats')) },
   'POST /v1/sandboxes/{id}/processes': {
     summary: 'Start a process; with wait: true, run it to its end and return its output', parameters: [idParam],
     requestBody: json(ref('StartProcess')), responses: { ...ok('started (wait: false)', { type: 'object', properties: { pid: { type: 'integer' } } }, '201'), ...ok('finished (wait: true)', ref('ExecResult')) },
   },
   'GET /v1/sandboxes/{id}/processes': { summary: 'Processes of a sandbox as its agent sees them', parameters: [idParam], responses: ok('processes', { type: 'object' }) },
+  'GET /v1/sandboxes/{id}/processes/started': {
+    summary: 'Processes that this hutchd started in a sandbox (running, and exited ones it still keeps)', parameters: [idParam],
+    responses: ok('processes', { type: 'object', properties: { processes: { type: 'array', items: ref('StartedProcess') } } }),
+  },
   'GET /v1/sandboxes/{id}/processes/{pid}/wait': {
     summary: 'Wait for a process to exit', parameters: [idParam, pidParam],
     responses: ok('its exit', { type: 'object', properties: { pid: { type: 'integer' }, exitCode: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] } } }),
@@ -46,7 +50,7 @@ const OPERATIONS: Record<string, Json> = {
     requestBody: json({ type: 'object', properties: { signal: { type: 'string', default: 'SIGTERM' }, group: { type: 'boolean' } } }), responses: { '204': { description: 'sent' } },
   },
   'GET /v1/sandboxes/{id}/exec': {
-    summary: 'WebSocket: start a process and attach to it (first message: {"type":"start", ...StartProcess}); the process is killed when the client disconnects',
+    summary: 'WebSocket: start a process and attach to it (first message: {"type":"start", ...StartProcess}); the process is killed when the client disconnects unless the start has detached: true',
     parameters: [idParam], responses: ws('See docs/api.md for the frames.'),
   },
   'GET /v1/sandboxes/{id}/processes/{pid}/attach': {
@@ -58,7 +62,7 @@ const OPERATIONS: Record<string, Json> = {
     responses: { '200': { description: 'the content', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } },
   },
   'PUT /v1/sandboxes/{id}/files': {
-    summary: 'Write a file (raw bytes in the body)', parameters: [idParam, pathQuery, q('mode', 'octal file mode, e.g. 644'), q('append', 'true to append', 'boolean')],
+    summary: 'Write a file (raw bytes in the body)', parameters: [idParam, pathQuery, q('mode', 'octal file mode, e.g. 644'), q('append', 'true to append', 'boolean'), q('parents', 'true to make missing parent directories first (0755)', 'boolean')],
     requestBody: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
     responses: ok('written', { type: 'object', properties: { path: { type: 'string' }, written: { type: 'integer' } } }),
   },
@@ -131,6 +135,25 @@ const SCHEMAS: Record<string, Json> = {
       tty: { oneOf: [{ type: 'boolean' }, { type: 'object', properties: { cols: { type: 'integer' }, rows: { type: 'integer' } } }] },
       stdin: { oneOf: [{ type: 'boolean', description: 'keep stdin open (attach to write it)' }, { type: 'string', description: 'this text, then end of input' }] },
       wait: { type: 'boolean' }, timeoutMs: { type: 'integer', description: 'with wait: kill the process after this long (504 ETIMEDOUT)' },
+      detached: { type: 'boolean', description: 'it outlives its clients and never blocks on unread output: the last 1 MiB is kept for the next client' },
+    },
+  },
+  SandboxStats: {
+    type: 'object', description: 'from the sandbox\'s cgroup; null where the kernel does not say',
+    properties: {
+      cpuUsageNs: { type: ['integer', 'null'] }, memoryBytes: { type: ['integer', 'null'] }, memoryLimitBytes: { type: ['integer', 'null'], description: 'null: no limit' },
+      memoryMaxBytes: { type: 'integer', description: 'peak memory (absent on kernels before 5.19 with cgroup v2)' },
+      pids: { type: ['integer', 'null'] }, pidsLimit: { type: ['integer', 'null'], description: 'null: no limit' },
+      oomKills: { type: ['integer', 'null'], description: 'processes the OOM killer killed in it' },
+    },
+  },
+  StartedProcess: {
+    type: 'object',
+    properties: {
+      pid: { type: 'integer' }, argv: { type: 'array', items: { type: 'string' } }, tty: { type: 'boolean' },
+      detached: { type: 'boolean', description: 'runs on when its client leaves' }, attached: { type: 'boolean', description: 'a client is attached' },
+      startedAt: { type: 'string', format: 'date-time' }, running: { type: 'boolean' },
+      exitCode: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] },
     },
   },
   ExecResult: {

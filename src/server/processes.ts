@@ -1,5 +1,6 @@
 // Processes that hutchd started: their output is held (up to a cap) until a client attaches, then
 // forwarded with backpressure; the exit status is kept a while after the end for `wait`.
+import { PassThrough, Readable, Writable } from 'node:stream';
 import type { ExitStatus, ProcessHandle } from '../agent/index.js';
 import { HutchError } from '../errors.js';
 
@@ -13,6 +14,16 @@ export interface OutputSink {
 
 /** Output held per process while no client is attached; past it the process blocks on its writes. */
 export const HELD_OUTPUT_BYTES = 256 * 1024;
+/** Output a detached process keeps while no client is attached: its latest, older output is dropped. */
+export const DETACHED_TAIL_BYTES = 1024 * 1024;
+
+/**
+ * What a process does while no client is attached: `kill` (started by the exec socket), `hold` its
+ * output up to HELD_OUTPUT_BYTES and then block on its writes (POST without `detached`), or run
+ * on keeping the last DETACHED_TAIL_BYTES of its output (`detached`).
+ */
+export type Unattended = 'kill' | 'hold' | 'keep-tail';
+
 /** How long the status of an exited process is kept for `wait` and late attaches. */
 const EXITED_KEEP_MS = 5 * 60_000;
 /** Exited processes kept per sandbox (with their held output); older ones are forgotten first. */
@@ -29,7 +40,7 @@ export class ProcessEntry {
   readonly done: Promise<ExitStatus>;
   readonly startedAt = new Date().toISOString();
 
-  constructor(readonly sandboxId: string, readonly handle: ProcessHandle, readonly argv: string[], readonly killOnDetach: boolean) {
+  constructor(readonly sandboxId: string, readonly handle: ProcessHandle, readonly argv: string[], readonly unattended: Unattended) {
     const ended = (s: NodeJS.ReadableStream) => new Promise<void>((resolve) => {
       const r = s as NodeJS.ReadableStream & { readableEnded?: boolean };
       if (r.readableEnded) return resolve();
@@ -59,6 +70,11 @@ export class ProcessEntry {
     return this.sink !== null;
   }
 
+  /** True when it outlives its clients. */
+  get detached(): boolean {
+    return this.unattended !== 'kill';
+  }
+
   private output(fd: 1 | 2, data: Buffer): void {
     if (this.discarding) return;
     if (this.sink) {
@@ -67,7 +83,23 @@ export class ProcessEntry {
     }
     this.held.push({ fd, data });
     this.heldBytes += data.length;
-    if (this.heldBytes >= HELD_OUTPUT_BYTES) this.pauseOutput();
+    if (this.unattended === 'keep-tail') this.dropOldest(DETACHED_TAIL_BYTES);
+    else if (this.heldBytes >= HELD_OUTPUT_BYTES) this.pauseOutput();
+  }
+
+  /** Drops the oldest held output past `keep` bytes. */
+  private dropOldest(keep: number): void {
+    while (this.heldBytes > keep) {
+      const first = this.held[0]!;
+      const over = this.heldBytes - keep;
+      if (first.data.length <= over) {
+        this.held.shift();
+        this.heldBytes -= first.data.length;
+      } else {
+        first.data = first.data.subarray(over);
+        this.heldBytes -= over;
+      }
+    }
   }
 
   private pauseOutput(): void {
@@ -95,17 +127,38 @@ export class ProcessEntry {
     else this.pauseOutput();
   }
 
-  /** The client went away: the process is killed (killOnDetach) or keeps running with output held. */
+  /** The client went away: the process is killed (`kill`) or keeps running with output held. */
   detach(sink: OutputSink): void {
     if (this.sink !== sink) return;
     this.sink = null;
-    if (this.killOnDetach && !this.status) {
+    if (this.unattended === 'kill' && !this.status) {
       this.handle.kill('SIGKILL').catch(() => undefined); // it may have exited meanwhile
       this.discarding = true; // its remaining output is read and dropped, so that the end arrives
       this.held = [];
       this.drained();
+    } else if (this.unattended === 'keep-tail') {
+      this.drained(); // a slow client may have paused it: it runs on unread
     }
   }
+}
+
+/**
+ * A command that could not start because it does not exist (ENOEXEC): it reads as a process that
+ * wrote the error to stderr and exited 127, as a shell's would, so that `["nosuch"]` and `"nosuch"`
+ * give the same result. Its pid is 0; it is never recorded in the table.
+ */
+export function unstartedProcess(error: HutchError, tty: boolean): ProcessHandle & { readonly error: HutchError } {
+  const message = Buffer.from(`hutch: ${error.message}\n`);
+  const stdout = tty ? new PassThrough() : Readable.from([]);
+  const stderr = tty ? Readable.from([]) : new PassThrough();
+  (tty ? stdout as PassThrough : stderr as PassThrough).end(message); // a terminal has one stream
+  return {
+    pid: 0, tty, stdout, stderr, error,
+    stdin: new Writable({ write: (_c, _e, done) => done() }),
+    wait: () => Promise.resolve({ exitCode: 127, signal: null }),
+    resize: () => Promise.resolve(),
+    kill: () => Promise.resolve(),
+  };
 }
 
 /** Every process hutchd started, by sandbox and pid. */
@@ -118,6 +171,7 @@ export class ProcessTable {
 
   /** Records a started process; its entry is dropped a while after it exits. */
   add(entry: ProcessEntry): ProcessEntry {
+    if (entry.pid === 0) return entry; // never started (unstartedProcess)
     const k = this.key(entry.sandboxId, entry.pid);
     const exited = this.of(entry.sandboxId).filter((e) => e.exitStatus !== undefined);
     for (const old of exited.slice(0, Math.max(0, exited.length - EXITED_KEEP_PER_SANDBOX + 1))) this.entries.delete(this.key(old.sandboxId, old.pid));

@@ -1,4 +1,5 @@
 // Files of a sandbox, through its agent: raw read/write, list, stat, mkdir, remove, tar archives.
+import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HutchError } from '../errors.js';
@@ -55,6 +56,8 @@ export function fileRoutes(s: Services): Route[] {
         const p = sandboxPath(url);
         const mode = modeOf(url);
         const f = await files(params['id']!);
+        // The missing parents first (mode 0755, as mkdir -p): one more call, and only on request.
+        if (flag(url, 'parents')) await f.mkdir(posix.dirname(p), { parents: true });
         const written = await f.writeFile(p, capped(req, s.limits.maxUploadBytes), { append: flag(url, 'append'), ...(mode !== undefined ? { mode } : {}) });
         sendJson(res, 200, { path: p, written });
       },

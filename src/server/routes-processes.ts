@@ -4,17 +4,17 @@ import type { ExitStatus } from '../agent/index.js';
 import { HutchError } from '../errors.js';
 import { checkUser } from '../engine/index.js';
 import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
-import { ProcessEntry, type OutputSink } from './processes.js';
+import { ProcessEntry, unstartedProcess, type OutputSink, type Unattended } from './processes.js';
 import type { Route } from './router.js';
 import { servedId, type Services } from './services.js';
 
-/** What starting a process needs. */
-export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: string; tty?: { cols: number; rows: number }; stdin: boolean }
+/** What starting a process needs; `detached`: it outlives its clients, keeping its latest output. */
+export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: string; tty?: { cols: number; rows: number }; stdin: boolean; detached: boolean }
 
 /** Output kept per stream for a `wait: true` start; past it the rest is dropped and `truncated` set. */
 export const MAX_WAIT_OUTPUT_BYTES = 16 * 1024 * 1024;
 
-/** Reads the start fields of a request body (cmd, env, cwd, user, tty, stdin). */
+/** Reads the start fields of a request body (cmd, env, cwd, user, tty, stdin, detached). */
 export function startRequestOf(body: Record<string, unknown>): StartRequest {
   const argv = commandOf(body);
   const cwd = optString(body, 'cwd');
@@ -31,18 +31,26 @@ export function startRequestOf(body: Record<string, unknown>): StartRequest {
   }
   const stdinField = body['stdin'];
   const stdin = stdinField === true || typeof stdinField === 'string';
-  return { argv, env, stdin, ...(cwd !== undefined ? { cwd } : {}), ...(user ? { user } : {}), ...(tty ? { tty } : {}) };
+  const detached = optBool(body, 'detached') ?? false;
+  return { argv, env, stdin, detached, ...(cwd !== undefined ? { cwd } : {}), ...(user ? { user } : {}), ...(tty ? { tty } : {}) };
 }
 
-/** Starts a process in a sandbox of this hutchd and records it. */
-export async function startProcess(s: Services, sandboxId: string, r: StartRequest, killOnDetach: boolean): Promise<ProcessEntry> {
+/**
+ * Starts a process in a sandbox of this hutchd and records it. A command that does not exist gives
+ * an entry with pid 0 that exits 127 with the error on stderr (see unstartedProcess).
+ */
+export async function startProcess(s: Services, sandboxId: string, r: StartRequest, unattended: Unattended): Promise<ProcessEntry> {
   const t0 = performance.now();
   const handle = await s.calls.exec(sandboxId, {
     argv: r.argv, env: r.env, stdin: r.stdin, ...(r.cwd !== undefined ? { cwd: r.cwd } : {}), ...(r.user ? { user: r.user } : {}),
     ...(r.tty ? { tty: r.tty } : {}),
+  }).catch((e: unknown) => {
+    if (e instanceof HutchError && e.code === 'ENOEXEC') return unstartedProcess(e, r.tty !== undefined);
+    throw e;
   });
   s.metrics.observeExec((performance.now() - t0) / 1000);
-  const entry = s.processes.add(new ProcessEntry(sandboxId, handle, r.argv, killOnDetach));
+  const entry = s.processes.add(new ProcessEntry(sandboxId, handle, r.argv, unattended));
+  if (entry.pid === 0) return entry;
   s.events.publish({ type: 'exec-started', sandboxId, data: { pid: entry.pid, argv: r.argv } });
   entry.done.then(
     (st) => s.events.publish({ type: 'exec-exited', sandboxId, data: { pid: entry.pid, exitCode: st.exitCode, signal: st.signal } }),
@@ -92,6 +100,15 @@ async function collect(entry: ProcessEntry, timeoutMs: number | undefined, gone:
   }
 }
 
+/** A process hutchd started, as the API lists it. */
+function describeStarted(e: ProcessEntry) {
+  const st = e.exitStatus;
+  return {
+    pid: e.pid, argv: e.argv, tty: e.handle.tty, detached: e.detached, attached: e.attached, startedAt: e.startedAt,
+    running: st === undefined, exitCode: null, signal: null, ...st,
+  };
+}
+
 function pidOf(params: Record<string, string>): number {
   const pid = Number(params['pid']);
   if (!Number.isInteger(pid) || pid < 1 || pid > 0x7fffffff) throw new HutchError('EINVAL', `invalid pid ${String(params['pid']).slice(0, 20)}`);
@@ -108,7 +125,9 @@ export function processRoutes(s: Services): Route[] {
         const r = startRequestOf(body);
         const wait = optBool(body, 'wait') ?? false;
         const timeoutMs = optNumber(body, 'timeoutMs', 1, 7 * 24 * 3600_000);
-        const entry = await startProcess(s, info.id, r, wait);
+        const entry = await startProcess(s, info.id, r, wait ? 'kill' : r.detached ? 'keep-tail' : 'hold');
+        // Without the result there is nothing to show the 127 in: the start itself fails.
+        if (!wait && 'error' in entry.handle && entry.handle.error instanceof HutchError) throw entry.handle.error;
         if (typeof body['stdin'] === 'string') entry.handle.stdin.end(body['stdin']);
         if (!wait) return sendJson(res, 201, { pid: entry.pid });
         const gone = new AbortController();
@@ -121,6 +140,13 @@ export function processRoutes(s: Services): Route[] {
         const info = { id: await servedId(s, params['id']!) };
         const ps = await s.calls.ps(info.id);
         sendJson(res, 200, { processes: ps });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/sandboxes/{id}/processes/started', handle: async ({ res, params }) => {
+        const info = { id: await servedId(s, params['id']!) };
+        const started = s.processes.of(info.id).sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pid - b.pid);
+        sendJson(res, 200, { processes: started.map(describeStarted) });
       },
     },
     {

@@ -107,6 +107,19 @@ function handleControl(entry: ProcessEntry, ws: WebSocket, data: Buffer, isBinar
   }
 }
 
+/** The socket bound to each attached process (to tell a client that is leaving from one that stays). */
+const boundSockets = new WeakMap<ProcessEntry, WebSocket>();
+
+/** Resolves once the socket attached to `entry`, if it is already closing, has closed (at most 2 s). */
+async function leaving(entry: ProcessEntry): Promise<void> {
+  const ws = boundSockets.get(entry);
+  if (!ws || ws.readyState === ws.OPEN || ws.readyState === ws.CLOSED) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    ws.once('close', () => { clearTimeout(timer); resolve(); });
+  });
+}
+
 /**
  * Binds a socket to a process until one of them ends. `early` holds client messages that came
  * while the process was being started (a client may send stdin right after its start message).
@@ -124,8 +137,12 @@ function bind(ws: WebSocket, entry: ProcessEntry, early: [Buffer, boolean][] = [
   };
   for (const [data, isBinary] of early) onMessage(data, isBinary);
   ws.on('message', onMessage);
-  ws.on('close', () => entry.detach(sink));
+  ws.on('close', () => {
+    if (boundSockets.get(entry) === ws) boundSockets.delete(entry);
+    entry.detach(sink);
+  });
   entry.attach(sink);
+  boundSockets.set(entry, ws);
   entry.done.catch((e: unknown) => closeWithError(ws, e));
 }
 
@@ -161,10 +178,11 @@ export function processSocketRoutes(s: Services, wss: WebSocketServer): Route[] 
           early = [];
           clearTimeout(timer);
           void (async () => {
-            const entry = await startProcess(s, info.id, startRequestOf(startMessage(data, isBinary)), true);
+            const r = startRequestOf(startMessage(data, isBinary));
+            const entry = await startProcess(s, info.id, r, r.detached ? 'keep-tail' : 'kill');
             ws.off('message', onFirst);
             if (ws.readyState !== ws.OPEN) {
-              // The client left while it started: attach and detach at once, which kills it.
+              // The client left while it started: attach and detach at once (which kills it unless detached).
               const sink = new SocketSink(ws);
               entry.attach(sink);
               return entry.detach(sink);
@@ -179,6 +197,7 @@ export function processSocketRoutes(s: Services, wss: WebSocketServer): Route[] 
       method: 'GET', path: '/v1/sandboxes/{id}/processes/{pid}/attach', ws: true, handle: async (c) => {
         const info = { id: await servedId(s, c.params['id']!) };
         const entry = s.processes.must(info.id, Number(c.params['pid']));
+        await leaving(entry); // a client that just disconnected is not in the way of the next
         if (entry.attached) throw new HutchError('ESTATE', `process ${entry.pid} of sandbox ${info.id} already has a client attached`, { id: info.id });
         const ws = await accept(c);
         ws.on('error', () => undefined);
