@@ -5,6 +5,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { makeRoot, cleanRoot } from './helpers.js';
 import { startDaemon, type Daemon } from './server-kit.js';
 import { Sandbox, Transport, type FileChange, type FileWatch } from '../src/sdk/index.js';
@@ -47,10 +49,20 @@ function collect(w: FileWatch): { seen: Seen[]; done: Promise<void>; until: (kin
   return { seen, done, until };
 }
 
-/** The inotify watches the agent (pid 1 of the sandbox) holds. */
+/** The inotify watches the agent (pid 1 of the sandbox) holds, read from the host: the agent is not
+ * dumpable, so its /proc/1/fdinfo is not readable from inside the sandbox. */
 async function agentWatches(): Promise<number> {
-  const r = await sb.exec('cat /proc/1/fdinfo/* 2>/dev/null | grep -c "^inotify wd" || true');
-  return Number(r.stdout.trim());
+  const pid = Number(readFileSync(path.join(root, 'sandboxes', sb.id, 'init.pid'), 'utf8').trim());
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try { info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // closed meanwhile
+      throw e;
+    }
+    n += info.split('\n').filter((l) => l.startsWith('inotify wd')).length;
+  }
+  return n;
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, ms = 3000): Promise<void> {
