@@ -16,6 +16,7 @@ const FS_CODES: Record<string, ErrorCode> = {
   ENOENT: 'ENOTFOUND', EEXIST: 'EEXIST', EACCES: 'EPERM', EPERM: 'EPERM', EROFS: 'EPERM',
   ENOTDIR: 'EINVAL', EISDIR: 'EINVAL', EINVAL: 'EINVAL', ENOTEMPTY: 'EINVAL', ELOOP: 'EINVAL',
   ENAMETOOLONG: 'EINVAL', EXDEV: 'EINVAL', EBUSY: 'EPERM', ENXIO: 'EINVAL',
+  ENOSPC: 'ENOSPC', EDQUOT: 'ENOSPC',
 };
 
 /** A Node fs error as a HutchError naming the operation and path. */

@@ -46,7 +46,7 @@ export const MAX_REQUEST_ID = 0x7fffffff;
 /** All error codes, as checked on the wire. */
 export const ERROR_CODES = [
   'ENOTFOUND', 'EEXIST', 'EINVAL', 'ESTATE', 'ELOCKED', 'ETIMEDOUT', 'EPROTO', 'EEXEC', 'ENOEXEC', 'EPERM',
-  'EUNSUPPORTED', 'EAUTH', 'ENETWORK', 'EINTEGRITY', 'EINTERNAL',
+  'EUNSUPPORTED', 'EAUTH', 'ENETWORK', 'EINTEGRITY', 'ENOSPC', 'EBUSY', 'EINTERNAL',
 ] as const satisfies readonly ErrorCode[];
 // Compile-time proof that the list above names every ErrorCode.
 const allCodesListed: Exclude<ErrorCode, (typeof ERROR_CODES)[number]> extends never ? true : false = true;

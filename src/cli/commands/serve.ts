@@ -47,6 +47,7 @@ export const command: Command = {
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
     { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
+    { name: 'max-buffered-output', kind: 'string', value: 'SIZE', help: 'output held for all wait:true commands together; past it one is killed with 503 EBUSY (default 256m)' },
     { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
     { name: 'max-connections', kind: 'string', value: 'N', help: 'open connections at once, in total (default 512)' },
     { name: 'max-client-connections', kind: 'string', value: 'N', help: 'open connections at once from one TCP address (default 64)' },
@@ -75,6 +76,7 @@ export const command: Command = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
       ...(maxUpload ? { maxUploadBytes: parseSize(maxUpload) } : {}),
+      ...(str(f, 'max-buffered-output') ? { maxBufferedOutputBytes: parseSize(str(f, 'max-buffered-output')!) } : {}),
     };
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({
