@@ -1,6 +1,8 @@
 // Processes: start (optionally waiting for the output of a short command), list, wait, signal.
 import type { ServerResponse } from 'node:http';
+import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
 import type { ExitStatus } from '../agent/index.js';
 import { HutchError, isHutchError } from '../errors.js';
 import { checkUser } from '../engine/index.js';
@@ -61,6 +63,8 @@ export async function startProcess(s: Services, sandboxId: string, r: StartReque
 /** After a kill for a timeout or the budget, how long its end is awaited before answering anyway (a hung agent). */
 const KILL_GRACE_MS = 2000;
 
+const EMPTY = Buffer.alloc(0);
+
 /** Collects a process's output in memory (for `wait: true`), charging it to hutchd's shared budget. */
 class CollectingSink implements OutputSink, BudgetHolder {
   private parts: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
@@ -83,8 +87,28 @@ class CollectingSink implements OutputSink, BudgetHolder {
     return true;
   }
   exit(_status: ExitStatus): void {}
-  text(fd: 1 | 2): string {
-    return Buffer.concat(this.parts[fd]).toString('utf8');
+  /**
+   * Answers with `head` and the output as one JSON object, written piece by piece: building it as one
+   * string would hold the output several times over. While it sends it cannot be evicted.
+   */
+  async send(res: ServerResponse, head: Record<string, unknown>): Promise<void> {
+    this.budget.leave(this);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const write = async (text: string) => {
+      if (!res.write(text) && !res.destroyed) await once(res, 'drain');
+    };
+    await write(JSON.stringify(head).slice(0, -1));
+    for (const fd of [1, 2] as const) {
+      await write(`${fd === 1 ? '' : '"'},"${fd === 1 ? 'stdout' : 'stderr'}":"`);
+      const decoder = new StringDecoder('utf8');
+      const parts = this.parts[fd];
+      for (let i = 0; i < parts.length && !res.destroyed; i++) {
+        await write(JSON.stringify(decoder.write(parts[i]!)).slice(1, -1));
+        parts[i] = EMPTY; // sent: its memory can go
+      }
+      await write(JSON.stringify(decoder.end()).slice(1, -1));
+    }
+    res.end(`"${this.truncated ? ',"truncated":true' : ''}}`);
   }
   evict(): void {
     this.overBudget = true;
@@ -127,10 +151,7 @@ async function collectAndSend(s: Services, res: ServerResponse, entry: ProcessEn
       throw new HutchError('ETIMEDOUT', `${what} ran longer than its timeoutMs and was killed${unanswered}`, { id: entry.sandboxId });
     }
     if (status === 'gave-up') throw new HutchError('ETIMEDOUT', `${what} did not end after it was killed`, { id: entry.sandboxId });
-    sendJson(res, 200, {
-      pid: entry.pid, exitCode: status.exitCode, signal: status.signal, stdout: sink.text(1), stderr: sink.text(2),
-      ...(sink.truncated ? { truncated: true } : {}),
-    });
+    await sink.send(res, { pid: entry.pid, exitCode: status.exitCode, signal: status.signal });
   } finally {
     clearTimeout(timer);
     clearTimeout(graceTimer);
