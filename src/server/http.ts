@@ -85,6 +85,8 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
  * when the reader stops early (the error answer still has to go out on its socket).
  */
 export async function* capped(req: IncomingMessage, maxBytes: number): AsyncGenerator<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, 'EINVAL', `upload of ${declared} bytes is larger than the limit of ${maxBytes} bytes`);
   let total = 0;
   for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;
