@@ -23,7 +23,8 @@ const FS_CODES: Record<string, ErrorCode> = {
 export function fsError(op: string, p: string, e: unknown): HutchError {
   if (isHutchError(e)) return e;
   const c = errnoCode(e) ?? 'unknown error';
-  return new HutchError(FS_CODES[c] ?? 'EINTERNAL', `${op} ${p}: ${c}`, { path: p, cause: e });
+  const why = c === 'ENOSPC' || c === 'EDQUOT' ? `no space left on the sandbox's disk (${c})` : c;
+  return new HutchError(FS_CODES[c] ?? 'EINTERNAL', `${op} ${p}: ${why}`, { path: p, cause: e });
 }
 
 /** An absolute path, normalised ('/a/./b/../c/' → '/a/c'); EINVAL for relative paths or NUL bytes. */
