@@ -5,6 +5,8 @@ import test, { before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { hutch } from './helpers.js';
 import { buildImage, dockerArchive, storeLeftovers, type BuiltImage } from './image-store-kit.js';
 import { imageCliFixture } from './image-cli-fixture.js';
 
@@ -125,4 +127,28 @@ test('images --json and -q, image ls, and inspect errors', async () => {
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /unknown subcommand "frobnicate"/);
   assert.match((await h(['rmi'])).stderr, /missing image/);
+});
+
+test('a small image store: the reserve is proportional, configurable, and a layer over what is left says what is short', async () => {
+  const small = path.join(tmp, 'small-store');
+  fs.mkdirSync(small);
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'hutch-test-small-store', small]).status, 0);
+  try {
+    const img = buildImage([{ blob: base.blob, diffId: base.diffId }, [{ name: 'etc/small', content: 'fits\n' }]]);
+    const file = path.join(tmp, 'small.tar');
+    fs.writeFileSync(file, dockerArchive([{ image: img, tags: ['small/fits:1'] }]));
+    // 5% of 64 MiB is kept: the layers fit (a fixed 512 MiB reserve refused every layer here).
+    const loaded = await hutch(fx.root, ['load', '-i', file], { env: { HUTCH_IMAGE_ROOT: small } });
+    assert.equal(loaded.code, 0, loaded.stderr);
+    await hutch(fx.root, ['rmi', 'small/fits:1'], { env: { HUTCH_IMAGE_ROOT: small } });
+    await hutch(fx.root, ['image', 'prune'], { env: { HUTCH_IMAGE_ROOT: small } });
+    const refused = await hutch(fx.root, ['load', '-i', file], { env: { HUTCH_IMAGE_ROOT: small, HUTCH_IMAGE_STORE_RESERVE: '63m' } });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /needs more than the \d+ bytes it may take uncompressed: the image store's filesystem \(.*\) has [\d.]+ MiB free, of which 63 MiB is kept in reserve \(HUTCH_IMAGE_STORE_RESERVE\)/);
+    assert.doesNotMatch(refused.stderr, /limit of 0 bytes/);
+    const bad = await hutch(fx.root, ['load', '-i', file], { env: { HUTCH_IMAGE_ROOT: small, HUTCH_IMAGE_STORE_RESERVE: 'lots' } });
+    assert.match(bad.stderr, /invalid HUTCH_IMAGE_STORE_RESERVE "lots"/);
+  } finally {
+    spawnSync('umount', [small]);
+  }
 });

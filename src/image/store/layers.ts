@@ -162,13 +162,30 @@ async function unpackOne(parts: StoreParts, img: ImageToStore, i: number, diffId
   }
 }
 
-/** Space kept free on the store's filesystem whatever a layer says it needs. */
-const RESERVE_BYTES = 512 * 1024 * 1024;
+/** Space kept free on the store's filesystem whatever a layer says it needs: 5% of it, at most 512 MiB. */
+const RESERVE_SHARE = 0.05;
+const RESERVE_MAX_BYTES = 512 * 1024 * 1024;
+/** Sets the reserve instead (bytes, or with a k/m/g suffix; 0 = none). */
+export const RESERVE_ENV = 'HUTCH_IMAGE_STORE_RESERVE';
 
-/** How many uncompressed bytes one layer may have: the free space of `dir`'s filesystem, less a reserve. */
-function unpackBudget(dir: string): number {
+/** The reserve for a filesystem of `totalBytes`: $HUTCH_IMAGE_STORE_RESERVE, else 5% of it up to 512 MiB. */
+export function storeReserve(totalBytes: number, env = process.env[RESERVE_ENV]): number {
+  if (env === undefined || env === '') return Math.min(RESERVE_MAX_BYTES, Math.floor(totalBytes * RESERVE_SHARE));
+  const m = /^(\d+)([kmg]?)b?$/i.exec(env.trim());
+  if (!m) throw new HutchError('EINVAL', `invalid ${RESERVE_ENV} "${env.slice(0, 40)}": give bytes, or a size such as 256m or 1g`);
+  return Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+}
+
+/** How many uncompressed bytes one layer may have (the free space of `dir`'s filesystem less a reserve), and why. */
+function unpackBudget(dir: string): { maxBytes: number; limitReason: string } {
   const st = fs.statfsSync(dir);
-  return Math.max(0, st.bavail * st.bsize - RESERVE_BYTES);
+  const free = st.bavail * st.bsize;
+  const reserve = storeReserve(st.blocks * st.bsize);
+  const mib = (n: number) => `${(n / 1048576).toFixed(n < 10 * 1048576 ? 1 : 0)} MiB`;
+  return {
+    maxBytes: Math.max(0, free - reserve),
+    limitReason: `the image store's filesystem (${dir}) has ${mib(free)} free, of which ${mib(reserve)} is kept in reserve (${RESERVE_ENV}); free some space (hutch rmi) or lower the reserve`,
+  };
 }
 
 /** Unpacks into a work dir, checks the diff id, then renames the layer into place. */
@@ -187,7 +204,7 @@ async function unpackLocked(parts: StoreParts, img: ImageToStore, i: number, dif
       ids: parts.ids, lowerDirs: dirs.slice(0, i).reverse(), diffId, name: `${desc.digest} of ${what}`,
       // On disk before it is renamed into place (a crash must not leave a complete-looking layer
       // with lost data), and never larger than the store's free space less a reserve (a gzip bomb).
-      sync: true, maxBytes: unpackBudget(layout.layers),
+      sync: true, ...unpackBudget(layout.layers),
     });
     if (result.diffId !== diffId) {
       throw new HutchError('EINTEGRITY', `${what}: layer ${desc.digest} unpacks to diff id ${result.diffId}, but the image config says ${diffId}`);

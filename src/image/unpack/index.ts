@@ -31,6 +31,8 @@ export interface UnpackOptions {
   name?: string;
   /** Largest uncompressed size accepted, in bytes (default: no limit). */
   maxBytes?: number;
+  /** Why maxBytes is what it is (the store's free space): said when a layer is over it, with code ENOSPC. */
+  limitReason?: string;
   /** Write the layer out to disk (syncfs) before renaming it into place, so a crash cannot leave a complete-looking layer with lost data (default false: costs time on slow disks). */
   sync?: boolean;
 }
@@ -85,7 +87,11 @@ export async function unpackLayer(blob: string, target: string, opts: UnpackOpti
     try {
       for await (const chunk of input.stream) {
         bytes += chunk.length;
-        if (bytes > maxBytes) throw new HutchError('EINVAL', `layer ${label} is over the limit of ${maxBytes} bytes uncompressed (${reader.where()})`, { id: label });
+        if (bytes > maxBytes) {
+          throw opts.limitReason
+            ? new HutchError('ENOSPC', `layer ${label} needs more than the ${maxBytes} bytes it may take uncompressed: ${opts.limitReason}`, { id: label })
+            : new HutchError('EINVAL', `layer ${label} is over the limit of ${maxBytes} bytes uncompressed (${reader.where()})`, { id: label });
+        }
         hash.update(chunk);
         parsing = true;
         reader.write(chunk);
