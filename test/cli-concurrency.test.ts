@@ -32,6 +32,21 @@ test('parallel creates of one name: exactly one wins, the rest get a clear error
   await hutchOk(root, ['rm', '-f', 'contested']);
 });
 
+for (const stale of ['', 'deadbeefdeadbeef']) {
+  test(`parallel creates over a stale claim (${stale ? 'of a sandbox that is gone' : 'an empty file a killed claim left'}): exactly one wins`, async () => {
+    for (let round = 0; round < 3; round++) {
+      fs.mkdirSync(path.join(root, 'names'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'names', 'stale-claim'), stale);
+      const results = await Promise.all(Array.from({ length: 6 }, () => hutch(root, ['create', '--name', 'stale-claim', 'busybox'])));
+      const winners = results.filter((r) => r.code === 0);
+      assert.equal(winners.length, 1, results.map((r) => r.stderr).join(''));
+      for (const r of results.filter((x) => x.code !== 0)) assert.match(r.stderr, /already in use|being claimed/);
+      assert.equal(fs.readFileSync(path.join(root, 'names', 'stale-claim'), 'utf8'), winners[0]!.stdout.trim());
+      await hutchOk(root, ['rm', '-f', 'stale-claim']);
+    }
+  });
+}
+
 test('concurrent verbs on one sandbox: exec, ps, stats, ls, pause/resume and stop interleave safely', async () => {
   const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
   const ops = await Promise.all([

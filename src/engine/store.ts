@@ -60,7 +60,7 @@ export class SandboxStore {
     const record = initial(id, name ?? id);
     try {
       this.write(record);
-      this.claimName(record.name, id);
+      await this.claimName(record.name, id);
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       lock.release();
@@ -108,23 +108,47 @@ export class SandboxStore {
     return new HutchError('EINVAL', `state root ${this.root} is not a directory (--root or $HUTCH_ROOT): give a directory, or a path that does not exist yet`, { path: this.root });
   }
 
-  /** Claims `name` for `id`; a claim whose sandbox dir is gone is stale and taken over. */
-  private claimName(name: string, id: string): void {
+  /**
+   * Claims `name` for `id`. The claim is written whole in the sandbox's own dir and hard-linked into
+   * names/, so it appears complete or not at all (a kill mid-claim leaves no empty claim, and the
+   * link fails for all but one claimer). A claim whose sandbox dir is gone (or an empty one an older
+   * hutch left) is stale: it is taken over under the names lock, so two takeovers cannot both win.
+   */
+  private async claimName(name: string, id: string): Promise<void> {
     const file = path.join(this.namesDir, name);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        fs.writeFileSync(file, id, { flag: 'wx', mode: 0o600 });
-        return;
-      } catch (e) {
-        if (errnoCode(e) !== 'EEXIST') throw e;
-      }
+    const mine = path.join(this.dir(id), 'name-claim');
+    fs.writeFileSync(mine, id, { mode: 0o600 });
+    try {
+      if (this.linkClaim(mine, file)) return;
       const owner = this.readNameClaim(name);
-      if (owner !== null && fs.existsSync(this.dir(owner))) {
-        throw new HutchError('EEXIST', `the name "${name}" is already in use by sandbox ${owner}`, { id: owner });
+      if (owner !== null && fs.existsSync(this.dir(owner))) throw inUse(name, owner);
+      const lock = await FileLock.acquire(path.join(this.namesDir, '.takeover.lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
+      try {
+        // Again under the lock: another claimer may have taken it over (or claimed it fresh) meanwhile.
+        if (this.linkClaim(mine, file)) return;
+        const now = this.readNameClaim(name);
+        if (now !== null && fs.existsSync(this.dir(now))) throw inUse(name, now);
+        fs.rmSync(file, { force: true });
+        if (this.linkClaim(mine, file)) return;
+        const winner = this.readNameClaim(name);
+        throw winner !== null ? inUse(name, winner) : new HutchError('EEXIST', `the name "${name}" is being claimed by another hutch`, { path: file });
+      } finally {
+        lock.release();
       }
-      fs.rmSync(file, { force: true });
+    } finally {
+      fs.rmSync(mine, { force: true });
     }
-    throw new HutchError('EEXIST', `the name "${name}" is being claimed by another hutch`, { path: file });
+  }
+
+  /** Links a written claim into place; false when the name already has one. */
+  private linkClaim(mine: string, file: string): boolean {
+    try {
+      fs.linkSync(mine, file);
+      return true;
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+      return false;
+    }
   }
 
   private readNameClaim(name: string): string | null {
@@ -268,3 +292,7 @@ export class SandboxStore {
 
 /** Names of sandbox dirs being removed (never an id: ids() skips them). */
 const TRASH_PREFIX = '.trash-';
+
+function inUse(name: string, owner: string): HutchError {
+  return new HutchError('EEXIST', `the name "${name}" is already in use by sandbox ${owner}`, { id: owner });
+}
