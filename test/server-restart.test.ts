@@ -69,6 +69,26 @@ test('hutchd killed in the middle of a create: the next one removes the half-mad
   }
 });
 
+test('hutchd killed in the middle of a delete: the next one finishes it', async () => {
+  const dying = await startDaemon(root, [], undefined, { HUTCH_CRASH_AT: 'delete:renamed' });
+  const t = new Transport({ socketPath: dying.socketPath });
+  const sb = await Sandbox.create({ transport: t });
+  await sb.exec('mkdir /many && cd /many && seq 1 2000 | xargs touch');
+  await assert.rejects(sb.kill(), (e: unknown) => (e as { code?: string }).code === 'ENETWORK');
+  t.close();
+  await dying.stop();
+  const trash = () => fs.readdirSync(`${root}/sandboxes`).filter((n) => n.startsWith('.trash-'));
+  assert.equal(trash().length, 1, 'the killed delete left its renamed dir');
+  assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '', 'already gone from ls');
+  const next = await startDaemon(root);
+  try {
+    for (let i = 0; i < 100 && trash().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(trash(), [], 'recovery finished the removal');
+  } finally {
+    await next.stop();
+  }
+});
+
 test('TTL: an expired sandbox is removed and the events say so; extending keeps it', async () => {
   const d = await startDaemon(root, ['--sweep-interval', '200ms']);
   const t = new Transport({ socketPath: d.socketPath });

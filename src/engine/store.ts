@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, errnoCode } from '../errors.js';
 import { FileLock, processAlive, removeTree } from '../linux/index.js';
+import { crashPoint } from '../faults.js';
 import type { SandboxRecord } from './state.js';
 
 const ID_RE = /^[0-9a-f]{16}$/;
@@ -268,6 +269,7 @@ export class SandboxStore {
       if (errnoCode(e) === 'ENOENT') return;
       throw e;
     }
+    crashPoint('delete:renamed');
     if (this.offload) await removeTree(trash);
     else fs.rmSync(trash, { recursive: true, force: true });
     await this.emptyTrash();

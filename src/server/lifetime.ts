@@ -192,6 +192,12 @@ export class LifetimeKeeper {
   async recover(): Promise<RecoveryResult> {
     const out: RecoveryResult = { adopted: [], removed: [], failed: [] };
     const now = Date.now();
+    // What a removal killed midway left (renamed aside, so no longer a sandbox): finished in the
+    // background, since a big writable layer takes seconds and hutchd serves meanwhile.
+    this.engine.store.emptyTrash().then(
+      () => this.reported.delete('trash'),
+      (e) => this.report('trash', `cannot finish the removals an earlier hutchd left: ${e instanceof Error ? e.message : String(e)}`),
+    );
     for (const s of await this.engine.list()) {
       if (!isManaged(s) || s.status === 'creating' || s.status === 'deleting') continue;
       const expiry = expiryOf(s);
