@@ -376,6 +376,7 @@ export class Engine {
    */
   private async destroyLocked(record: SandboxRecord, markDeleting = true): Promise<void> {
     if (markDeleting) {
+      if (record.phase !== 'creating' && record.phase !== 'deleting') record.deletingFrom = record.phase;
       record.phase = 'deleting';
       try {
         this.store.write(record);

@@ -105,6 +105,12 @@ export function interruptedStartNote(id: string): string {
  * just now (the caller records how it ended: recordEnd).
  */
 export function refreshRecord(record: SandboxRecord, dir: string, lockFree: boolean): boolean {
+  // A delete that died before it killed the init: the sandbox is still whole, in the state it had.
+  if (record.phase === 'deleting' && lockFree && record.deletingFrom && record.deletingFrom !== 'stopped' && observeInit(record, dir).alive) {
+    record.phase = record.deletingFrom;
+    record.note = 'interrupted delete: it still runs; rm -f finishes it';
+    return false;
+  }
   if ((record.phase === 'creating' || record.phase === 'deleting') && lockFree) {
     record.note = `interrupted ${record.phase === 'creating' ? 'create' : 'delete'}`;
     record.phase = 'stopped';

@@ -38,6 +38,8 @@ export interface SandboxRecord extends SandboxSettings {
   note?: string;
   /** Removed by its exit watch when its init is gone (run --rm -d). */
   autoRemove?: boolean;
+  /** With phase `deleting`: the state it was in, shown again when a crash stopped the delete before its init was killed. */
+  deletingFrom?: SandboxStatus;
 }
 
 const TRANSITIONS: Record<SandboxStatus, SandboxStatus[]> = {
