@@ -7,7 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { Engine, SandboxCalls } from '../engine/index.js';
+import { checkLimits, Engine, SandboxCalls } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
 import { claimRoot } from './instance.js';
@@ -62,6 +62,7 @@ export interface HutchdOptions {
 
 const DEFAULT_LIMITS: ApiLimits = {
   maxJsonBytes: 1024 * 1024, maxUploadBytes: 1024 * 1024 * 1024, defaultTtlMs: 10 * 60_000, maxTtlMs: 24 * 3600_000,
+  defaultSandboxLimits: {},
 };
 
 /** A running hutchd. */
@@ -86,6 +87,7 @@ export class Hutchd {
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
       throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
     }
+    checkLimits(limits.defaultSandboxLimits); // EINVAL for a bad --default-memory, --default-cpus, --default-disk
     const engine = new Engine({ offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
     if (warning) process.stderr.write(`hutchd: ${warning}\n`);
@@ -94,7 +96,7 @@ export class Hutchd {
     const services: Services = {
       engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
-      pool: new WarmPool(engine, events, opts.pools ?? [], {
+      pool: new WarmPool(engine, events, (opts.pools ?? []).map((p) => ({ ...p, limits: { ...limits.defaultSandboxLimits, ...p.limits } })), {
         concurrency: opts.poolConcurrency ?? 1, idRange, prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,
       }),
     };

@@ -2,6 +2,7 @@
 // event bus, metrics, the TTL keeper, the warm pool, the process table, and the limits.
 import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
+import type { Limits } from '../platform/index.js';
 import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
 import type { ProcessTable } from './processes.js';
 import { endOf, type SandboxEnd } from './sandbox-end.js';
@@ -15,6 +16,8 @@ export interface ApiLimits {
   /** TTL of a sandbox when the client gives none, and the most a client may ask for (ms). */
   defaultTtlMs: number;
   maxTtlMs: number;
+  /** Limits of a sandbox whose create request does not give them (hutchd --default-memory, --default-cpus, --default-disk). */
+  defaultSandboxLimits: Limits;
 }
 
 /** The shared services of the routes. */
@@ -43,7 +46,7 @@ export interface SandboxView extends SandboxEnd {
   startedAt?: string;
   expiresAt?: string;
   labels: Record<string, string>;
-  limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  limits: Limits;
   note?: string;
 }
 
