@@ -195,3 +195,21 @@ test('cappedLog: past its cap one notice, then nothing', () => {
   assert.equal(lines.at(-1), 'p: log cap of 100 bytes reached: nothing more is logged\n');
   assert.equal(lines[0], 'p: message 0\n');
 });
+
+test('a create killed once its disk is mounted (create:prepared, delete:deleting) leaves nothing after rm -f', async () => {
+  const made = await hutch(root, ['create', '--disk', '8m', 'busybox'], { env: { HUTCH_CRASH_AT: 'create:prepared' } });
+  assert.equal(made.signal, 'SIGKILL');
+  const ids = (await hutchOk(root, ['ls', '-q'])).trim().split('\n').filter(Boolean);
+  assert.equal(ids.length, 1);
+  const dir = path.join(root, 'sandboxes', ids[0]!);
+  assert.ok(mountsIn(dir).some((m) => m.source === 'hutch-disk'), 'the disk was mounted before the crash');
+  await hutchOk(root, ['rm', '-f', ids[0]!]);
+  assert.deepEqual(mountsIn(dir), []);
+  const id = (await hutchOk(root, ['run', '-d', '--disk', '8m', 'busybox'])).trim();
+  await hutch(root, ['exec', id, '--', 'dd', 'if=/dev/zero', 'of=/fill', 'bs=1M', 'count=16']);
+  const r = await hutch(root, ['rm', '-f', id], { env: { HUTCH_CRASH_AT: 'delete:deleting' } });
+  assert.equal(r.signal, 'SIGKILL');
+  await hutchOk(root, ['rm', '-f', id]);
+  assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(id), false, 'no mount left');
+  assert.equal((await hutchOk(root, ['ls', '-q'])).trim(), '');
+});
