@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'EAUTH'          // credentials missing or refused (a registry, the hutchd API)
   | 'ENETWORK'       // a remote (a registry) could not be reached or kept failing
   | 'EINTEGRITY'     // content does not match its digest or size
+  | 'ENOSPC'         // out of disk space: a sandbox's disk limit, or the host's state root full
+  | 'EBUSY'          // hutchd is at a limit of its own (connections, buffered output): try again later
   | 'EINTERNAL';
 
 /** A typed error carrying the id or path it is about; `message` is one line meant for the user. */

@@ -147,3 +147,33 @@ test('remove: file, symlink (not its target), empty dir, tree, errors', { timeou
   await assert.rejects(c.remove('/'), code('EINVAL', '/'));
   await assert.rejects(c.remove('/..'), code('EINVAL', '/'));
 });
+
+test('a multi-chunk write that fails midway leaves the old file whole; one that ends replaces it through a link, keeping its mode', { timeout: 60_000 }, async () => {
+  const dir = path.join(root, 'staged');
+  fs.mkdirSync(dir);
+  const target = path.join(dir, 'keep.txt');
+  fs.writeFileSync(target, 'the old content');
+  fs.chmodSync(target, 0o600);
+  const failing = async function* () {
+    yield randomBytes(600 * 1024);
+    yield randomBytes(600 * 1024); // two chunks reached the agent by now
+    throw new Error('the upload was cut');
+  };
+  await assert.rejects(c.writeFile(target, failing()), /the upload was cut/);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'the old content');
+  assert.deepEqual(fs.readdirSync(dir), ['keep.txt'], 'no staged file left behind');
+  // Through a symlink, as a plain write goes: the link stays, its target gets the content and keeps its mode.
+  fs.symlinkSync('keep.txt', path.join(dir, 'link'));
+  const big = randomBytes(1536 * 1024 + 5);
+  assert.equal(await c.writeFile(path.join(dir, 'link'), Readable.from([big])), big.length);
+  assert.ok(fs.lstatSync(path.join(dir, 'link')).isSymbolicLink());
+  assert.ok(fs.readFileSync(target).equals(big));
+  assert.equal(fs.statSync(target).mode & 0o777, 0o600);
+  assert.equal(await c.writeFile(target, Readable.from([big]), { mode: 0o640 }), big.length);
+  assert.equal(fs.statSync(target).mode & 0o777, 0o640, 'a given mode wins');
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['keep.txt', 'link']);
+  // Over a directory: refused, nothing staged left.
+  fs.mkdirSync(path.join(dir, 'sub'));
+  await assert.rejects(c.writeFile(path.join(dir, 'sub'), Readable.from([big])), code('EINVAL'));
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['keep.txt', 'link', 'sub']);
+});

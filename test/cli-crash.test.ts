@@ -41,15 +41,32 @@ for (const point of ['create:allocated', 'create:prepared', 'create:executor']) 
   });
 }
 
-test('killed right after start: the sandbox is running and usable; rm -f removes it', async () => {
-  const id = (await hutchOk(root, ['create', 'busybox'])).trim();
-  const r = await hutch(root, ['start', id], { env: { HUTCH_CRASH_AT: 'start:started' } });
-  assert.equal(r.signal, 'SIGKILL');
-  // The record still says ready, but the agent runs: a later start is refused, not doubled.
-  assert.equal((await list())[0]!.status, 'ready');
-  await hutchOk(root, ['rm', '-f', id]);
-  assertGone(id);
-});
+for (const point of ['start:executor', 'start:started']) {
+  test(`killed at ${point} (${point === 'start:executor' ? 'waiting for the agent' : 'after it'}): ls says the start was interrupted, exec says how to finish, start finishes it`, async () => {
+    const id = (await hutchOk(root, ['create', 'busybox', '--', 'sh', '-c', 'echo main ran > /tmp/main; exec sleep 1000'])).trim();
+    const r = await hutch(root, ['start', id], { env: { HUTCH_CRASH_AT: point } });
+    assert.equal(r.signal, 'SIGKILL');
+    const [s] = await list();
+    assert.equal(s!.status, 'ready');
+    assert.match(s!.note ?? '', new RegExp(`interrupted start: .*hutch start ${id} finishes it`));
+    const refused = await hutch(root, ['exec', id, '--', 'true']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`its start was interrupted; hutch start ${id} finishes it`));
+    // start does not start the init twice: it waits for the agent and starts the main command.
+    await hutchOk(root, ['start', id]);
+    const [after] = await list();
+    assert.equal(after!.status, 'running');
+    assert.equal(after!.note, undefined);
+    let main = '';
+    for (let i = 0; i < 50 && main === ''; i++) {
+      main = await hutchOk(root, ['exec', id, '--', 'sh', '-c', 'cat /tmp/main 2>/dev/null || true']);
+      if (main === '') await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(main, 'main ran\n');
+    await hutchOk(root, ['rm', '-f', id]);
+    assertGone(id);
+  });
+}
 
 for (const point of ['delete:deleting', 'delete:destroyed']) {
   test(`killed at ${point}: ls shows it stopped (interrupted delete), rm -f finishes`, async () => {
@@ -119,6 +136,36 @@ test('runc killed by a signal during create: the error names the signal; rm -f r
       await hutchOk(root, ['rm', '-f', left.id]);
       assertGone(left.id);
     }
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+});
+
+test('runc killed during create after it made only some cgroups and a state dir: rm -f removes it all', async () => {
+  const bin = fs.mkdtempSync('/tmp/hutch-crash-runc-');
+  try {
+    const real = ['/usr/sbin/runc', '/usr/bin/runc'].find((p) => fs.existsSync(p))!;
+    // At create: the pids cgroup and an empty state dir exist (no freezer cgroup, no state.json), then SIGKILL.
+    fs.writeFileSync(path.join(bin, 'runc'), `#!/bin/sh
+for a in "$@"; do
+  if [ "$a" = create ]; then
+    for id in "$@"; do :; done
+    mkdir -p "/sys/fs/cgroup/pids/hutch-$id" "${root}/runc/$id"
+    echo "$id" > ${bin}/id
+    kill -KILL $$
+  fi
+done
+exec ${real} "$@"
+`, { mode: 0o755 });
+    const r = await hutch(root, ['run', '-d', '--name', 'crash-runc-partial', 'busybox'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /killed by SIGKILL/);
+    const left = (await list()).find((s) => (s as { name?: string }).name === 'crash-runc-partial');
+    if (left) {
+      assert.equal(left.status, 'stopped');
+      await hutchOk(root, ['rm', '-f', left.id]);
+    }
+    assertGone(fs.readFileSync(path.join(bin, 'id'), 'utf8').trim());
   } finally {
     fs.rmSync(bin, { recursive: true, force: true });
   }

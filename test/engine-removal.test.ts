@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot } from './helpers.js';
 import { SandboxStore } from '../src/engine/store.js';
-import { daemonFixture } from './server-kit.js';
-import { Sandbox } from '../src/sdk/index.js';
+import { daemonFixture, startDaemon } from './server-kit.js';
+import { HutchApiError, Sandbox, Transport } from '../src/sdk/index.js';
 
 test('trash a dead process left is removed by the next removal; ids() never lists it', async () => {
   const root = makeRoot('trash');
@@ -44,6 +44,31 @@ test('rm -f works when the sandbox filled the disk of the state root', async () 
     assert.equal(rm.code, 0, rm.stderr);
     assert.deepEqual((await hutchOk(root, ['ls', '-q'])).trim(), '');
   } finally {
+    await cleanRoot(root).catch(() => undefined);
+    spawnSync('umount', [root]);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  assert.deepEqual(leftovers(root), []);
+});
+
+test('hutchd on a full state root: a file write is 507 ENOSPC, and removal still works', async () => {
+  const root = makeRoot('fulldisk-api');
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'hutch-test-fulldisk-api', root]).status, 0);
+  const daemon = await startDaemon(root);
+  const t = new Transport({ socketPath: daemon.socketPath });
+  try {
+    const a = await Sandbox.create({ transport: t });
+    const b = await Sandbox.create({ transport: t });
+    const e = await a.files.write('/fill', Buffer.alloc(32 * 1024 * 1024, 7)).then(() => null, (err: unknown) => err);
+    assert.ok(e instanceof HutchApiError, String(e));
+    assert.deepEqual([e.status, e.code], [507, 'ENOSPC']);
+    assert.match(e.message, /ENOSPC|no space/i);
+    await a.kill();
+    await b.kill();
+    assert.deepEqual((await t.json<{ sandboxes: unknown[] }>({ method: 'GET', path: '/v1/sandboxes' })).sandboxes, []);
+  } finally {
+    t.close();
+    await daemon.stop();
     await cleanRoot(root).catch(() => undefined);
     spawnSync('umount', [root]);
     fs.rmSync(root, { recursive: true, force: true });

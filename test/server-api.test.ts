@@ -64,6 +64,12 @@ test('uploads: size cap, and tar entries that escape are refused', async () => {
   try {
     const bigFile = Buffer.alloc(100 * 1024, 1);
     assert.deepEqual(await refused(sb.files.write('/tmp/big', bigFile)), [413, 'EINVAL']);
+    // A refused or cut upload leaves the file it was to replace whole.
+    await sb.files.write('/tmp/keep', 'old content');
+    assert.deepEqual(await refused(sb.files.write('/tmp/keep', bigFile)), [413, 'EINVAL']);
+    const cut = await rawRequest(fx.daemon.socketPath, `PUT /v1/sandboxes/${sb.id}/files?path=/tmp/keep HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 60000\r\n\r\n${'x'.repeat(30000)}`);
+    assert.doesNotMatch(cut, /^HTTP\/1\.1 200/);
+    assert.equal(await sb.files.read('/tmp/keep', { encoding: 'utf8' }), 'old content');
     assert.deepEqual(await refused(fx.t.json({ method: 'GET', path: `/v1/sandboxes/${sb.id}/files`, query: { path: 'relative/path' } })), [400, 'EINVAL']);
     const entry = (name: string, body: string, type: 'File' | 'SymbolicLink' | 'Link' | 'FIFO' = 'File', linkpath?: string) => {
       const block = Buffer.alloc(512);

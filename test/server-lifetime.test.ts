@@ -210,3 +210,27 @@ test('a sandbox whose main command ends on its own gets one stopped event at the
     await engine.remove(s.id, true);
   }
 });
+
+test('a sandbox whose agent dies before any sweep saw it run still gets its stopped event', async () => {
+  const engine = new Engine({ root });
+  const events = new EventBus();
+  const seen: LifecycleEvent[] = [];
+  events.subscribe((e) => { seen.push(e); });
+  const keeper = new LifetimeKeeper(engine, events, OPTS);
+  const s = await engine.create({ rootfs: 'busybox', labels: { ...keeper.labelsFor(60_000) } });
+  await engine.start(s.id);
+  events.publish({ type: 'started', sandboxId: s.id }); // as hutchd's create route does
+  try {
+    const pid = Number(fs.readFileSync(path.join(root, 'sandboxes', s.id, 'init.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    await engine.waitStopped(s.id);
+    await keeper.sweep();
+    await keeper.sweep();
+    const stopped = seen.filter((e) => e.type === 'stopped');
+    assert.equal(stopped.length, 1, 'exactly one stopped event');
+    assert.equal(stopped[0]!.sandboxId, s.id);
+    assert.equal(stopped[0]!.data?.agentDied, true);
+  } finally {
+    await engine.remove(s.id, true);
+  }
+});

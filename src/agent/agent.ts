@@ -127,6 +127,7 @@ export class Agent implements Dispatcher {
       case 'mkdir': return files.mkdir(params as Params<'mkdir'>);
       case 'remove': return files.remove(params as Params<'remove'>);
       case 'symlink': return files.symlink(params as Params<'symlink'>);
+      case 'replaceFile': return files.replaceFile(params as Params<'replaceFile'>);
       case 'link': return files.link(params as Params<'link'>);
       case 'watch': return this.watches.start(session, params as Params<'watch'>);
       case 'unwatch': {

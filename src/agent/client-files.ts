@@ -1,5 +1,6 @@
 // The client's file calls. Contents move in FILE_CHUNK pieces, one call each, so a transfer of any
 // size stays within the frame limit and is paced by the caller (a pull-based stream for reads).
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HutchError } from '../errors.js';
 import type { CallOptions } from './client.js';
@@ -75,9 +76,14 @@ export class FileTransfers {
    */
   async writeFile(path: string, data: Buffer | string | Readable | AsyncIterable<Uint8Array>,
     opts: CallOptions & { mode?: number; append?: boolean } = {}): Promise<number> {
+    // Content of more than one chunk goes to a staged file next to the target, moved over it once
+    // all of it arrived: a source that fails midway (a refused or cut upload) leaves the old file whole.
+    const append = opts.append ?? false;
+    let staged: string | undefined;
     let first = true, written = 0;
-    const send = async (bytes: Buffer): Promise<void> => {
-      const params: Params<'writeFile'> = { path, data: bytes.toString('base64'), append: first ? (opts.append ?? false) : true };
+    const send = async (bytes: Buffer, last: boolean): Promise<void> => {
+      if (first && !last && !append) staged = stagedPathFor(path);
+      const params: Params<'writeFile'> = { path: staged ?? path, data: bytes.toString('base64'), append: first ? append : true };
       if (first && opts.mode !== undefined) params.mode = opts.mode;
       const r = await this.call('writeFile', params, opts);
       if (r.written !== bytes.length) throw new HutchError('EPROTO', `agent wrote ${r.written} of ${bytes.length} bytes to ${path}`, { path });
@@ -85,23 +91,30 @@ export class FileTransfers {
       first = false;
     };
     const source: Iterable<Uint8Array> | AsyncIterable<Uint8Array> = typeof data === 'string' ? [Buffer.from(data)] : Buffer.isBuffer(data) ? [data] : data;
-    // Small pieces from a stream are gathered into whole chunks: one call per FILE_CHUNK.
-    let held: Buffer[] = [], heldBytes = 0;
-    for await (const piece of source) {
-      let buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-      while (heldBytes + buf.length >= FILE_CHUNK) {
-        const take = FILE_CHUNK - heldBytes;
-        await send(Buffer.concat([...held, buf.subarray(0, take)]));
-        held = [];
-        heldBytes = 0;
-        buf = buf.subarray(take);
+    try {
+      // Small pieces from a stream are gathered into whole chunks: one call per FILE_CHUNK. A full
+      // chunk is sent once more data follows it, so that the last call knows it is the last.
+      let held: Buffer[] = [], heldBytes = 0;
+      for await (const piece of source) {
+        let buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        while (heldBytes + buf.length > FILE_CHUNK) {
+          const take = FILE_CHUNK - heldBytes;
+          await send(Buffer.concat([...held, buf.subarray(0, take)]), false);
+          held = [];
+          heldBytes = 0;
+          buf = buf.subarray(take);
+        }
+        if (buf.length > 0) {
+          held.push(Buffer.from(buf)); // copied: the source may reuse its buffer
+          heldBytes += buf.length;
+        }
       }
-      if (buf.length > 0) {
-        held.push(Buffer.from(buf)); // copied: the source may reuse its buffer
-        heldBytes += buf.length;
-      }
+      if (heldBytes > 0 || first) await send(Buffer.concat(held, heldBytes), true);
+      if (staged !== undefined) await this.call('replaceFile', { path, staged, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) }, opts);
+    } catch (e) {
+      if (staged !== undefined) await this.call('remove', { path: staged }, { timeoutMs: 5000 }).catch(() => undefined); // best effort: the upload's error is the one to report
+      throw e;
     }
-    if (heldBytes > 0 || first) await send(Buffer.concat(held, heldBytes));
     return written;
   }
 
@@ -144,4 +157,10 @@ export class FileTransfers {
   async hardLink(path: string, existing: string, opts: CallOptions = {}): Promise<void> {
     await this.call('link', { path, existing }, opts);
   }
+}
+
+/** The staged file of an upload to `path`: hidden, next to it (so that the final rename stays on one filesystem). */
+function stagedPathFor(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1).slice(0, 200)}.hutch-upload-${randomBytes(6).toString('hex')}`;
 }

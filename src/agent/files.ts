@@ -8,7 +8,7 @@ import { errnoCode, HutchError, isHutchError, type ErrorCode } from '../errors.j
 import { fileKind } from './file-kind.js';
 import {
   FILE_CHUNK, MAX_LIST_ENTRIES,
-  type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type SymlinkParams, type ListResult, type MkdirParams,
+  type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type ReplaceFileParams, type SymlinkParams, type ListResult, type MkdirParams,
   type ReadFileParams, type ReadFileResult, type RemoveParams, type StatParams, type WriteFileParams,
 } from './protocol.js';
 
@@ -16,13 +16,15 @@ const FS_CODES: Record<string, ErrorCode> = {
   ENOENT: 'ENOTFOUND', EEXIST: 'EEXIST', EACCES: 'EPERM', EPERM: 'EPERM', EROFS: 'EPERM',
   ENOTDIR: 'EINVAL', EISDIR: 'EINVAL', EINVAL: 'EINVAL', ENOTEMPTY: 'EINVAL', ELOOP: 'EINVAL',
   ENAMETOOLONG: 'EINVAL', EXDEV: 'EINVAL', EBUSY: 'EPERM', ENXIO: 'EINVAL',
+  ENOSPC: 'ENOSPC', EDQUOT: 'ENOSPC',
 };
 
 /** A Node fs error as a HutchError naming the operation and path. */
 export function fsError(op: string, p: string, e: unknown): HutchError {
   if (isHutchError(e)) return e;
   const c = errnoCode(e) ?? 'unknown error';
-  return new HutchError(FS_CODES[c] ?? 'EINTERNAL', `${op} ${p}: ${c}`, { path: p, cause: e });
+  const why = c === 'ENOSPC' || c === 'EDQUOT' ? `no space left on the sandbox's disk (${c})` : c;
+  return new HutchError(FS_CODES[c] ?? 'EINTERNAL', `${op} ${p}: ${why}`, { path: p, cause: e });
 }
 
 /** An absolute path, normalised ('/a/./b/../c/' → '/a/c'); EINVAL for relative paths or NUL bytes. */
@@ -162,5 +164,34 @@ export async function symlink(params: SymlinkParams): Promise<Record<string, nev
 export async function link(params: LinkParams): Promise<Record<string, never>> {
   const p = normalizePath(params.path);
   await on('link', p, () => fsp.link(normalizePath(params.existing), p));
+  return {};
+}
+
+/**
+ * Moves a fully written staged file over `path` (an upload: the old file stays whole until then).
+ * A symlink at `path` is followed, as a plain write would; the new file gets the owner of the one
+ * it replaces, and its mode unless `mode` is given. Where the rename cannot cross (the link points to another filesystem), the
+ * content is copied over the target instead.
+ */
+export async function replaceFile(params: ReplaceFileParams): Promise<Record<string, never>> {
+  const staged = normalizePath(params.staged);
+  let target = normalizePath(params.path);
+  const old = await fsp.lstat(target).catch(() => null);
+  if (old?.isSymbolicLink()) target = await fsp.realpath(target).catch(() => target);
+  const replaced = old?.isSymbolicLink() ? await fsp.stat(target).catch(() => null) : old;
+  if (replaced && !replaced.isFile()) throw new HutchError('EINVAL', `writeFile ${params.path}: ${fileKind(replaced)}, not a regular file`, { path: params.path });
+  try {
+    const mode = params.mode ?? (replaced ? replaced.mode & 0o7777 : undefined);
+    if (mode !== undefined) await on('writeFile', target, () => fsp.chmod(staged, mode));
+    if (replaced) await on('writeFile', target, () => fsp.chown(staged, replaced.uid, replaced.gid));
+    try {
+      await fsp.rename(staged, target);
+    } catch (e) {
+      if (errnoCode(e) !== 'EXDEV') throw fsError('writeFile', target, e);
+      await on('writeFile', target, () => fsp.copyFile(staged, target));
+    }
+  } finally {
+    await fsp.rm(staged, { force: true });
+  }
   return {};
 }

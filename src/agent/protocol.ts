@@ -46,7 +46,7 @@ export const MAX_REQUEST_ID = 0x7fffffff;
 /** All error codes, as checked on the wire. */
 export const ERROR_CODES = [
   'ENOTFOUND', 'EEXIST', 'EINVAL', 'ESTATE', 'ELOCKED', 'ETIMEDOUT', 'EPROTO', 'EEXEC', 'ENOEXEC', 'EPERM',
-  'EUNSUPPORTED', 'EAUTH', 'ENETWORK', 'EINTEGRITY', 'EINTERNAL',
+  'EUNSUPPORTED', 'EAUTH', 'ENETWORK', 'EINTEGRITY', 'ENOSPC', 'EBUSY', 'EINTERNAL',
 ] as const satisfies readonly ErrorCode[];
 // Compile-time proof that the list above names every ErrorCode.
 const allCodesListed: Exclude<ErrorCode, (typeof ERROR_CODES)[number]> extends never ? true : false = true;
@@ -81,6 +81,8 @@ export interface MkdirParams { path: string; parents?: boolean; mode?: number }
 export interface RemoveParams { path: string; recursive?: boolean }
 export interface SymlinkParams { path: string; target: string }
 export interface LinkParams { path: string; existing: string }
+/** Moves the staged file `staged` over `path` (through a symlink at `path`), with the owner of the file it replaces and its mode unless `mode` is given. */
+export interface ReplaceFileParams { path: string; staged: string; mode?: number }
 export interface WatchParams { path: string; recursive: boolean }
 /** A started watch: its id (named by its events and unwatch), what it covers. */
 export interface WatchResult { watchId: number; dirs: number; entries: number }
@@ -106,6 +108,7 @@ export interface Methods {
   remove: { params: RemoveParams; result: Empty };
   symlink: { params: SymlinkParams; result: Empty };
   link: { params: LinkParams; result: Empty };
+  replaceFile: { params: ReplaceFileParams; result: Empty };
   shutdown: { params: { graceMs: number }; result: { killed: number } };
   watch: { params: WatchParams; result: WatchResult };
   unwatch: { params: { watchId: number }; result: Empty };
@@ -174,6 +177,7 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   remove: obj<RemoveParams>({ path: absPath, recursive: optional(bool) }),
   symlink: obj<SymlinkParams>({ path: absPath, target: str({ max: 4096, nonEmpty: true, noNul: true }) }),
   link: obj<LinkParams>({ path: absPath, existing: absPath }),
+  replaceFile: obj<ReplaceFileParams>({ path: absPath, staged: absPath, mode: optional(mode) }),
   shutdown: obj<{ graceMs: number }>({ graceMs: int(0, 600_000) }),
   watch: obj<WatchParams>({ path: absPath, recursive: bool }),
   unwatch: obj<{ watchId: number }>({ watchId: pid }),
@@ -221,6 +225,7 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   remove: empty,
   symlink: empty,
   link: empty,
+  replaceFile: empty,
   shutdown: obj<{ killed: number }>({ killed: count }),
   watch: obj<WatchResult>({ watchId: pid, dirs: int(0, MAX_WATCH_DIRS), entries: count }),
   unwatch: empty,

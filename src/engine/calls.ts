@@ -5,6 +5,7 @@ import type { SandboxStats } from '../platform/index.js';
 import type { Engine } from './engine.js';
 import { requireStatus, type SandboxRecord } from './state.js';
 import { checkEnv, mergeEnv } from './options.js';
+import { interruptedStartNote } from './records.js';
 import { rootDirFileReader } from './rootfs.js';
 import { checkUserSpec, lookupUser, type ResolvedUser } from '../linux/users.js';
 
@@ -43,6 +44,11 @@ export class SandboxCalls {
     const id = this.engine.store.resolve(ref);
     const record = this.engine.mustRead(id);
     await this.engine.refresh(record, false);
+    if (record.phase === 'ready') {
+      // Only on the way to a refusal: with the lock probed, an interrupted start says how to finish it.
+      const { note } = await this.engine.inspect(id);
+      if (note === interruptedStartNote(id)) throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: its start was interrupted; hutch start ${id} finishes it`, { id });
+    }
     requireStatus(id, record.phase, allowed, verb);
     return record;
   }

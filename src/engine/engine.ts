@@ -5,7 +5,7 @@ import { SandboxStore, type SandboxLock } from './store.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
 import { observeInit } from './liveness.js';
-import { applyUpdate, brokenRecord, configOf, recordEnd, recordFactory, refreshRecord } from './records.js';
+import { applyUpdate, brokenRecord, configOf, interruptedStartNote, recordEnd, recordFactory, refreshRecord } from './records.js';
 import { recordDirectExit, type InitEnd } from './exit-status.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
 import { waitUntilStopped } from './waiting.js';
@@ -152,6 +152,10 @@ export class Engine {
   /** Brings a record in line with reality (see refreshRecord). */
   async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
     if (refreshRecord(record, this.store.dir(record.id), lockFree)) await this.recordEnd(record, 'gone');
+    // A ready sandbox whose init was started, with nobody holding its lock: the hutch starting it died.
+    if (record.phase === 'ready' && lockFree && record.handle && (await this.platformOf(record)).initStarted(record.handle)) {
+      record.note = interruptedStartNote(record.id);
+    }
   }
 
   /** Records how a sandbox whose init is gone ended (exit code, signal, OOM kill, or its agent died). */
@@ -213,6 +217,7 @@ export class Engine {
       crashPoint('start:started');
       record.phase = 'running';
       record.startedAt = new Date().toISOString();
+      if (record.note === interruptedStartNote(id)) delete record.note;
       const obs = observeInit(record, this.store.dir(id));
       if (obs.startTime !== undefined) record.initStartTime = obs.startTime;
       this.store.write(record);

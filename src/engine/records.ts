@@ -95,6 +95,11 @@ export function brokenRecord(id: string): SandboxRecord {
   };
 }
 
+/** The note of a sandbox whose start a crash interrupted (its init runs, the rest of the start did not happen). */
+export function interruptedStartNote(id: string): string {
+  return `interrupted start: its init runs but the start did not finish; hutch start ${id} finishes it`;
+}
+
 /**
  * Brings a record in line with reality: an init that is gone means stopped; a transitional
  * phase whose lock is free means the hutch that set it died. True when it found the init gone

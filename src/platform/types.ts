@@ -107,8 +107,10 @@ export interface Platform {
   handleFor(id: string, dir: string): PlatformHandle;
   /** Makes the sandbox's rootfs and bundle and the executor's container; the init waits for start. */
   create(cfg: SandboxConfig): Promise<PlatformHandle>;
-  /** Starts the init; in agent mode resolves when the agent answers. */
+  /** Starts the init (unless it was already started); in agent mode resolves when the agent answers. */
   start(h: PlatformHandle, mode: InitMode): Promise<void>;
+  /** Whether the init of a made sandbox was started (null: unknown): a crash between start and its record leaves it started. */
+  initStarted(h: PlatformHandle): boolean | null;
   /** Direct mode in the foreground: create, run and wait with the caller's stdio; `oomKilled` when an OOM kill was seen. */
   runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }>;
   /** How many processes of the sandbox the OOM killer has killed; null when unknown (cgroup gone). */

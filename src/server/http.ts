@@ -11,7 +11,8 @@ export class ApiError extends HutchError {
 
 const STATUS_OF: Record<ErrorCode, number> = {
   ENOTFOUND: 404, EEXIST: 409, EINVAL: 400, ESTATE: 409, ELOCKED: 409, ETIMEDOUT: 504, EPROTO: 502,
-  EEXEC: 500, ENOEXEC: 422, EPERM: 403, EUNSUPPORTED: 501, EAUTH: 401, ENETWORK: 502, EINTEGRITY: 502, EINTERNAL: 500,
+  EEXEC: 500, ENOEXEC: 422, EPERM: 403, EUNSUPPORTED: 501, EAUTH: 401, ENETWORK: 502, EINTEGRITY: 502,
+  ENOSPC: 507, EBUSY: 503, EINTERNAL: 500,
 };
 
 /** The HTTP status and JSON body for any error (a non-HutchError is an internal one). */
@@ -84,6 +85,8 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
  * when the reader stops early (the error answer still has to go out on its socket).
  */
 export async function* capped(req: IncomingMessage, maxBytes: number): AsyncGenerator<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, 'EINVAL', `upload of ${declared} bytes is larger than the limit of ${maxBytes} bytes`);
   let total = 0;
   for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;

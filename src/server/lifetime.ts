@@ -45,14 +45,21 @@ export class LifetimeKeeper {
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Sandboxes whose failed removal was already reported (reported once, until it succeeds). */
   private readonly reported = new Set<string>();
-  /** Managed sandboxes seen alive by the last sweep: one found stopped later gets a 'stopped' event. */
-  private readonly alive = new Set<string>();
+  /**
+   * Managed sandboxes known alive (seen by a sweep, or started, resumed or claimed since), with when
+   * they were noted: one found stopped later gets a 'stopped' event, also before a sweep saw it run.
+   */
+  private readonly alive = new Map<string, number>();
 
   constructor(private readonly engine: Engine, private readonly events: EventBus, readonly opts: LifetimeOptions) {
     for (const k of ['defaultTtlMs', 'maxTtlMs', 'sweepIntervalMs'] as const) {
       if (!Number.isFinite(opts[k]) || opts[k] <= 0) throw new HutchError('EINVAL', `lifetime option ${k} must be a positive number of milliseconds, not ${opts[k]}`);
     }
     if (opts.defaultTtlMs > opts.maxTtlMs) throw new HutchError('EINVAL', `default TTL ${opts.defaultTtlMs} ms is beyond the maximum TTL ${opts.maxTtlMs} ms`);
+    events.subscribe((e) => {
+      if (e.type === 'started' || e.type === 'resumed' || e.type === 'pool-claimed') this.alive.set(e.sandboxId, Date.now());
+      else if (e.type === 'removed') this.alive.delete(e.sandboxId);
+    });
   }
 
   /** Runs a sweep every sweepIntervalMs (never two at once); the timer does not keep the process alive. */
@@ -128,7 +135,7 @@ export class LifetimeKeeper {
     const now = Date.now();
     const removed: string[] = [];
     const listed = await this.engine.list();
-    this.noticeStopped(listed);
+    this.noticeStopped(listed, now);
     for (const s of listed) {
       if (!isManaged(s) || s.labels?.[POOL_LABEL] !== undefined) continue;
       const expiry = expiryOf(s);
@@ -138,18 +145,20 @@ export class LifetimeKeeper {
     return removed;
   }
 
-  /** Publishes 'stopped' for managed sandboxes whose init ended on its own since the last sweep. */
-  private noticeStopped(listed: SandboxInfo[]): void {
-    const now = new Set<string>();
+  /** Publishes 'stopped' for managed sandboxes whose init ended on its own since they were known alive. */
+  private noticeStopped(listed: SandboxInfo[], listedAt: number): void {
+    const seen = new Set<string>();
     for (const s of listed) {
       if (!isManaged(s)) continue;
-      if (s.status === 'running' || s.status === 'paused') now.add(s.id);
+      seen.add(s.id);
+      if (s.status === 'running' || s.status === 'paused') this.alive.set(s.id, listedAt);
       else if (s.status === 'stopped' && this.alive.has(s.id)) {
+        this.alive.delete(s.id);
         this.events.publish({ type: 'stopped', sandboxId: s.id, data: { ...endOf(s), ...(s.note ? { note: s.note } : {}) } });
-      }
+      } else this.alive.delete(s.id);
     }
-    this.alive.clear();
-    for (const id of now) this.alive.add(id);
+    // Gone from the list: removed. One noted after the list began may simply not be in it yet.
+    for (const [id, at] of this.alive) if (!seen.has(id) && at < listedAt) this.alive.delete(id);
   }
 
   /** Removes one expired sandbox unless its TTL was extended meanwhile; true when it was removed here. */

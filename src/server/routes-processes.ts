@@ -1,18 +1,19 @@
 // Processes: start (optionally waiting for the output of a short command), list, wait, signal.
+import type { ServerResponse } from 'node:http';
+import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
 import type { ExitStatus } from '../agent/index.js';
-import { HutchError } from '../errors.js';
+import { HutchError, isHutchError } from '../errors.js';
 import { checkUser } from '../engine/index.js';
 import { commandOf, envList, optBool, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import { ProcessEntry, unstartedProcess, type OutputSink, type Unattended } from './processes.js';
+import type { BudgetHolder, OutputBudget } from './output-budget.js';
 import type { Route } from './router.js';
 import { servedId, type Services } from './services.js';
 
 /** What starting a process needs; `detached`: it outlives its clients, keeping its latest output. */
 export interface StartRequest { argv: string[]; env: string[]; cwd?: string; user?: string; tty?: { cols: number; rows: number }; stdin: boolean; detached: boolean }
-
-/** Output kept per stream for a `wait: true` start; past it the rest is dropped and `truncated` set. */
-export const MAX_WAIT_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 /** Reads the start fields of a request body (cmd, env, cwd, user, tty, stdin, detached). */
 export function startRequestOf(body: Record<string, unknown>): StartRequest {
@@ -59,44 +60,128 @@ export async function startProcess(s: Services, sandboxId: string, r: StartReque
   return entry;
 }
 
-/** Collects a process's output in memory (for `wait: true`). */
-class CollectingSink implements OutputSink {
-  readonly parts: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
-  readonly sizes: Record<1 | 2, number> = { 1: 0, 2: 0 };
+/** After a kill for a timeout or the budget, how long its end is awaited before answering anyway (a hung agent). */
+const KILL_GRACE_MS = 2000;
+
+const EMPTY = Buffer.alloc(0);
+
+/** Collects a process's output in memory (for `wait: true`), charging it to hutchd's shared budget. */
+class CollectingSink implements OutputSink, BudgetHolder {
+  private parts: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
+  private readonly sizes: Record<1 | 2, number> = { 1: 0, 2: 0 };
   truncated = false;
-  constructor(private readonly max: number) {}
+  overBudget = false;
+  held = 0;
+  constructor(private readonly max: number, private readonly budget: OutputBudget, private readonly onEvicted: () => void) {
+    budget.join(this);
+  }
   write(fd: 1 | 2, data: Buffer): boolean {
+    if (this.overBudget) return true;
     const room = this.max - this.sizes[fd];
     if (data.length > room) this.truncated = true;
     const kept = data.length > room ? data.subarray(0, Math.max(0, room)) : data;
-    if (kept.length > 0) {
-      this.parts[fd].push(kept);
-      this.sizes[fd] += kept.length;
-    }
+    if (kept.length === 0 || !this.budget.take(this, kept.length)) return true;
+    this.held += kept.length;
+    this.parts[fd].push(kept);
+    this.sizes[fd] += kept.length;
     return true;
   }
   exit(_status: ExitStatus): void {}
-  text(fd: 1 | 2): string {
-    return Buffer.concat(this.parts[fd]).toString('utf8');
+  /**
+   * Answers with `head` and the output as one JSON object, written piece by piece: building it as one
+   * string would hold the output several times over. While it sends it cannot be evicted.
+   */
+  async send(res: ServerResponse, head: Record<string, unknown>): Promise<void> {
+    this.budget.leave(this);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const write = async (text: string) => {
+      if (!res.write(text) && !res.destroyed) await once(res, 'drain');
+    };
+    await write(JSON.stringify(head).slice(0, -1));
+    for (const fd of [1, 2] as const) {
+      await write(`${fd === 1 ? '' : '"'},"${fd === 1 ? 'stdout' : 'stderr'}":"`);
+      const decoder = new StringDecoder('utf8');
+      const parts = this.parts[fd];
+      for (let i = 0; i < parts.length && !res.destroyed; i++) {
+        await write(JSON.stringify(decoder.write(parts[i]!)).slice(1, -1));
+        parts[i] = EMPTY; // sent: its memory can go
+      }
+      await write(JSON.stringify(decoder.end()).slice(1, -1));
+    }
+    res.end(`"${this.truncated ? ',"truncated":true' : ''}}`);
+  }
+  evict(): void {
+    this.overBudget = true;
+    this.release();
+    this.onEvicted();
+  }
+  /** Drops the output and gives its bytes back to the budget. */
+  release(): void {
+    this.parts = { 1: [], 2: [] };
+    this.budget.give(this.held);
+    this.held = 0;
+    this.budget.leave(this);
   }
 }
 
-/** Runs a started process to its end (killing it after `timeoutMs`, or when the client goes away). */
-async function collect(entry: ProcessEntry, timeoutMs: number | undefined, gone: AbortSignal, maxBytes: number) {
-  const sink = new CollectingSink(maxBytes);
+/**
+ * Runs a started process to its end and answers with its output: killed at `deadline` (ms, on
+ * performance.now()'s clock), when the client goes away, or when hutchd's output budget runs out.
+ * A kill the agent does not carry out within KILL_GRACE_MS is answered anyway.
+ */
+async function collectAndSend(s: Services, res: ServerResponse, entry: ProcessEntry, deadline: number | undefined, gone: AbortSignal): Promise<void> {
+  let graceOver: () => void = () => undefined;
+  const gaveUp = new Promise<'gave-up'>((resolve) => { graceOver = () => resolve('gave-up'); });
+  let graceTimer: NodeJS.Timeout | undefined;
+  const kill = () => {
+    entry.handle.kill('SIGKILL').catch(() => undefined);
+    graceTimer ??= setTimeout(graceOver, KILL_GRACE_MS);
+  };
+  const sink = new CollectingSink(s.limits.maxWaitOutputBytes, s.outputBudget, kill);
   entry.attach(sink);
   let timedOut = false;
-  const kill = () => { entry.handle.kill('SIGKILL').catch(() => undefined); };
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
+  const timer = deadline === undefined ? undefined : setTimeout(() => { timedOut = true; kill(); }, Math.max(0, deadline - performance.now()));
   gone.addEventListener('abort', kill);
+  const what = `command ${entry.argv.join(' ').slice(0, 200)}`;
   try {
-    const status = await entry.done;
-    if (timedOut) throw new HutchError('ETIMEDOUT', `command ${entry.argv.join(' ').slice(0, 200)} ran longer than ${timeoutMs} ms and was killed`, { id: entry.sandboxId });
-    return { pid: entry.pid, exitCode: status.exitCode, signal: status.signal, stdout: sink.text(1), stderr: sink.text(2), ...(sink.truncated ? { truncated: true } : {}) };
+    const status = await Promise.race([entry.done, gaveUp]);
+    if (sink.overBudget) throw overBudget(s, entry.sandboxId, what);
+    if (timedOut) {
+      const unanswered = status === 'gave-up' ? ' (the sandbox\'s agent did not confirm the kill)' : '';
+      throw new HutchError('ETIMEDOUT', `${what} ran longer than its timeoutMs and was killed${unanswered}`, { id: entry.sandboxId });
+    }
+    if (status === 'gave-up') throw new HutchError('ETIMEDOUT', `${what} did not end after it was killed`, { id: entry.sandboxId });
+    await sink.send(res, { pid: entry.pid, exitCode: status.exitCode, signal: status.signal });
   } finally {
     clearTimeout(timer);
+    clearTimeout(graceTimer);
     gone.removeEventListener('abort', kill);
     entry.detach(sink);
+    sink.release();
+  }
+}
+
+/** The EBUSY of a full output budget: for a command that held the most of it, or (`full`) one not started. */
+function overBudget(s: Services, id: string, what: string, full = false): HutchError {
+  const mib = Math.round(s.outputBudget.totalBytes / 1048576);
+  const why = full ? `${what} was not started: hutchd holds` : `${what} was killed: it held the most of the`;
+  return new HutchError('EBUSY', `${why} ${mib} MiB of output for wait:true commands (--max-buffered-output); retry later, or start it without wait and stream its output`, { id });
+}
+
+/** Settles with `p`, or fails with ETIMEDOUT at `deadline`; a start that completes later is killed. */
+async function startWithin(p: Promise<ProcessEntry>, deadline: number, id: string, argv: string[]): Promise<ProcessEntry> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HutchError('ETIMEDOUT', `command ${argv.join(' ').slice(0, 200)} did not start within its timeoutMs (the sandbox's agent does not answer)`, { id })),
+      Math.max(0, deadline - performance.now()));
+  });
+  try {
+    return await Promise.race([p, late]);
+  } catch (e) {
+    if (isHutchError(e, 'ETIMEDOUT')) p.then((entry) => entry.handle.kill('SIGKILL').catch(() => undefined), () => undefined);
+    throw e;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -125,14 +210,18 @@ export function processRoutes(s: Services): Route[] {
         const r = startRequestOf(body);
         const wait = optBool(body, 'wait') ?? false;
         const timeoutMs = optNumber(body, 'timeoutMs', 1, 7 * 24 * 3600_000);
-        const entry = await startProcess(s, info.id, r, wait ? 'kill' : r.detached ? 'keep-tail' : 'hold');
+        // The deadline counts from here: a start the agent never answers is within it too.
+        const deadline = wait && timeoutMs !== undefined ? performance.now() + timeoutMs : undefined;
+        if (wait && s.outputBudget.used >= s.outputBudget.totalBytes) throw overBudget(s, info.id, `command ${r.argv.join(' ').slice(0, 200)}`, true);
+        const starting = startProcess(s, info.id, r, wait ? 'kill' : r.detached ? 'keep-tail' : 'hold');
+        const entry = deadline === undefined ? await starting : await startWithin(starting, deadline, info.id, r.argv);
         // Without the result there is nothing to show the 127 in: the start itself fails.
         if (!wait && 'error' in entry.handle && entry.handle.error instanceof HutchError) throw entry.handle.error;
         if (typeof body['stdin'] === 'string') entry.handle.stdin.end(body['stdin']);
         if (!wait) return sendJson(res, 201, { pid: entry.pid });
         const gone = new AbortController();
         res.on('close', () => { if (!res.writableFinished) gone.abort(); });
-        sendJson(res, 200, await collect(entry, timeoutMs, gone.signal, MAX_WAIT_OUTPUT_BYTES));
+        await collectAndSend(s, res, entry, deadline, gone.signal);
       },
     },
     {

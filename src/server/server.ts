@@ -16,6 +16,7 @@ import { errorBody, sendError } from './http.js';
 import { openApiDocument } from './openapi.js';
 import { EventBus, LifetimeKeeper, Metrics, WarmPool, type PoolSpec } from './parts.js';
 import type { RecoveryResult } from './lifetime.js';
+import { OutputBudget } from './output-budget.js';
 import { ProcessTable } from './processes.js';
 import { Router } from './router.js';
 import { fileRoutes } from './routes-files.js';
@@ -62,6 +63,7 @@ export interface HutchdOptions {
 
 const DEFAULT_LIMITS: ApiLimits = {
   maxJsonBytes: 1024 * 1024, maxUploadBytes: 1024 * 1024 * 1024, defaultTtlMs: 10 * 60_000, maxTtlMs: 24 * 3600_000,
+  maxWaitOutputBytes: 16 * 1024 * 1024, maxBufferedOutputBytes: 256 * 1024 * 1024,
   defaultSandboxLimits: {},
 };
 
@@ -87,6 +89,9 @@ export class Hutchd {
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
       throw new HutchError('EINVAL', `the default TTL (${limits.defaultTtlMs} ms) must be positive and at most the maximum TTL (${limits.maxTtlMs} ms)`);
     }
+    if (!(limits.maxBufferedOutputBytes > 0) || !(limits.maxWaitOutputBytes > 0)) {
+      throw new HutchError('EINVAL', `the output limits (${limits.maxWaitOutputBytes} per command, ${limits.maxBufferedOutputBytes} in total) must be positive`);
+    }
     checkLimits(limits.defaultSandboxLimits); // EINVAL for a bad --default-memory, --default-cpus, --default-disk
     const engine = new Engine({ offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
@@ -94,7 +99,7 @@ export class Hutchd {
     const events = new EventBus();
     const calls = new SandboxCalls(engine);
     const services: Services = {
-      engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, servedIds: new Map(), idRange,
+      engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, outputBudget: new OutputBudget(limits.maxBufferedOutputBytes), servedIds: new Map(), idRange,
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
       pool: new WarmPool(engine, events, (opts.pools ?? []).map((p) => ({ ...p, limits: { ...limits.defaultSandboxLimits, ...p.limits } })), {
         concurrency: opts.poolConcurrency ?? 1, idRange, prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,

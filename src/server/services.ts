@@ -4,6 +4,7 @@ import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
 import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
+import type { OutputBudget } from './output-budget.js';
 import type { ProcessTable } from './processes.js';
 import { endOf, type SandboxEnd } from './sandbox-end.js';
 
@@ -16,6 +17,10 @@ export interface ApiLimits {
   /** TTL of a sandbox when the client gives none, and the most a client may ask for (ms). */
   defaultTtlMs: number;
   maxTtlMs: number;
+  /** Output kept per stream of a `wait: true` command; past it the rest is dropped and `truncated` set. */
+  maxWaitOutputBytes: number;
+  /** Output held for all `wait: true` commands together; past it a command is killed with EBUSY. */
+  maxBufferedOutputBytes: number;
   /** Limits of a sandbox whose create request does not give them (hutchd --default-memory, --default-cpus, --default-disk). */
   defaultSandboxLimits: Limits;
 }
@@ -30,6 +35,8 @@ export interface Services {
   pool: WarmPool;
   processes: ProcessTable;
   limits: ApiLimits;
+  /** The memory that `wait: true` commands share for their output (limits.maxBufferedOutputBytes). */
+  outputBudget: OutputBudget;
   /** Ids (by the ref a client used) already checked to be this hutchd's: the exec path skips the inspect. */
   servedIds: Map<string, string>;
   /** The host id range of every sandbox this hutchd makes (HutchdOptions.idRange). */

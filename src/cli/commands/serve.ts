@@ -70,6 +70,7 @@ export const command: Command = {
     { name: 'default-cpus', kind: 'string', value: 'N', help: 'CPU limit in cores of a sandbox when the client gives none (default 0 = no limit)' },
     { name: 'default-disk', kind: 'string', value: 'SIZE', help: 'writable layer size of a sandbox when the client gives none (a tmpfs; default 0 = no limit)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
+    { name: 'max-buffered-output', kind: 'string', value: 'SIZE', help: 'output held for all wait:true commands together; past it one is killed with 503 EBUSY (default 256m)' },
     { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
     { name: 'max-connections', kind: 'string', value: 'N', help: 'open connections at once, in total (default 512)' },
     { name: 'max-client-connections', kind: 'string', value: 'N', help: 'open connections at once from one TCP address (default 64)' },
@@ -99,6 +100,7 @@ export const command: Command = {
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
       ...(maxUpload ? { maxUploadBytes: parseSize(maxUpload) } : {}),
+      ...(str(f, 'max-buffered-output') ? { maxBufferedOutputBytes: parseSize(str(f, 'max-buffered-output')!) } : {}),
     };
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({

@@ -8,7 +8,7 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { cgroupDirs, freezeState, mountOverlay, unmountTree, umount2, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
+import { freezeState, mountOverlay, unmountTree, umount2, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
 import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
 import type { ContainerPlatformOptions } from '../index.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
@@ -193,8 +193,17 @@ export class ContainerPlatform implements Platform {
 
   /** Starts the init; in agent mode waits until the agent answers a ping. */
   async start(h: PlatformHandle, mode: InitMode): Promise<void> {
-    await this.executor.start(h.containerId);
+    // A start that a crash interrupted may have started the init already: then only the agent is awaited.
+    if (this.initStarted(h) !== true) await this.executor.start(h.containerId);
+    crashPoint('start:executor');
     if (mode === 'agent') await this.waitForAgent(h, 10_000);
+  }
+
+  /** runc and crun keep an exec fifo in their state dir from create until start opens it. */
+  initStarted(h: PlatformHandle): boolean | null {
+    const dir = path.join(this.executor.config.stateDir, h.containerId);
+    if (!fs.existsSync(dir)) return null;
+    return !fs.existsSync(path.join(dir, 'exec.fifo'));
   }
 
   /** Polls for the agent's socket and a successful ping. */
@@ -303,8 +312,8 @@ export class ContainerPlatform implements Platform {
    */
   private async deleteContainer(h: PlatformHandle): Promise<void> {
     const id = h.containerId;
-    // A frozen task cannot die: thaw a paused sandbox first.
-    if (cgroupExists(h.cgroupsPath) && freezeState(h.cgroupsPath) !== 'thawed') await this.executor.resume(id).catch(() => undefined);
+    // A frozen task cannot die: thaw a paused sandbox first (removeCgroup thaws what this misses).
+    if (isFrozen(h.cgroupsPath)) await this.executor.resume(id).catch(() => undefined);
     if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, h.cgroupsPath)) return;
     await this.executor.kill(id, 'SIGKILL', true).catch(() => undefined); // not running: nothing to kill
     const pid = readPidFile(path.join(h.dir, 'init.pid')) ?? h.initPid;
@@ -314,7 +323,15 @@ export class ContainerPlatform implements Platform {
     try {
       await this.executor.delete(id, false);
     } catch {
-      await this.executor.delete(id, true); // still running after all: let the executor finish it
+      try {
+        await this.executor.delete(id, true); // still running after all: let the executor finish it
+      } catch (e) {
+        // An executor killed during create leaves a state dir it cannot load (no state file yet):
+        // nothing of it runs but what is in the cgroup, which destroy removes next.
+        const dir = path.join(this.executor.config.stateDir, id);
+        if (['state.json', 'status'].some((f) => fs.existsSync(path.join(dir, f)))) throw e;
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     }
   }
 
@@ -366,12 +383,13 @@ export function hostBoundingCapabilities(): string[] {
   return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
-/** True when the sandbox's cgroup exists (in the pids hierarchy, present in every mode here). */
-function cgroupExists(cgroupsPath: string): boolean {
+/** True when the sandbox's cgroup is frozen or freezing; false also when it (or its freezer part) is missing, as after a crash during create. */
+function isFrozen(cgroupsPath: string): boolean {
   try {
-    return Object.values(cgroupDirs(cgroupsPath)).some((d) => fs.existsSync(d));
-  } catch {
-    return false; // a path cgroupDirs refuses has no dirs
+    return freezeState(cgroupsPath) !== 'thawed';
+  } catch (e) {
+    if (isHutchError(e, 'ENOTFOUND') || isHutchError(e, 'EUNSUPPORTED')) return false;
+    throw e;
   }
 }
 
