@@ -50,6 +50,11 @@ test('a create without limits gets the defaults, enforced; 0 = no limit; given l
     assert.ok(stats.diskInodes! > 0);
     assert.equal(stats.memoryLimitBytes, 64 * MiB);
     assert.equal((await sb.exec('rm /big && echo ok > /f && cat /f')).stdout, 'ok\n');
+    // A file written through the API past the limit: 507 ENOSPC, and the sandbox goes on.
+    const e = await sb.files.write('/upload', Buffer.alloc(12 * MiB, 7)).then(() => null, (err: unknown) => err);
+    assert.ok(e instanceof HutchApiError, String(e));
+    assert.deepEqual([e.status, e.code], [507, 'ENOSPC']);
+    assert.equal((await sb.exec('rm -f /upload; echo ok')).stdout, 'ok\n');
   } finally {
     await sb.kill();
   }
