@@ -8,6 +8,7 @@ import { setChildSubreaper, setNotDumpable } from '../linux/ffi.js';
 import { Agent } from './agent.js';
 import { EXIT_FILE_NAME } from './exit-file.js';
 import { MAIN_LOG_NAME } from './main-log.js';
+import { cappedLog } from './capped-log.js';
 import { isInit } from './procfs.js';
 
 /** Grace period for SIGTERM/SIGINT sent to the agent from outside. */
@@ -17,9 +18,7 @@ const MAX_SUN_PATH = 100;
 
 const USAGE = 'usage: main.js --listen <socket path> | --stdio';
 
-function log(msg: string): void {
-  process.stderr.write(`hutch-agent[${process.pid}]: ${msg}\n`);
-}
+const log = cappedLog((line) => process.stderr.write(line), `hutch-agent[${process.pid}]: `);
 
 /** The transport chosen on the command line. */
 type Mode = { listen: string } | { stdio: true };

@@ -19,9 +19,10 @@ export function parseSize(text: string): number {
   return Math.floor(Number(m[1]) * mult);
 }
 
-/** Checks limits against what this machine can give; fills in the default pids limit. */
+/** Checks limits against what this machine can give; fills in the default pids (and disk inodes) limit. 0 = no limit. */
 export function checkLimits(limits: Limits): Limits {
   const out: Limits = { ...limits };
+  for (const k of ['memoryBytes', 'cpus', 'diskBytes'] as const) if (out[k] === 0) delete out[k];
   if (out.memoryBytes !== undefined) {
     if (!Number.isFinite(out.memoryBytes) || out.memoryBytes < MIN_MEMORY_BYTES) {
       throw new HutchError('EINVAL', `memory limit ${out.memoryBytes} bytes is too small: the minimum is 6m`);
@@ -36,11 +37,43 @@ export function checkLimits(limits: Limits): Limits {
       throw new HutchError('EINVAL', `cpus ${out.cpus} is out of range: use 0.01 to ${ncpu} (this machine has ${ncpu} CPUs)`);
     }
   }
+  checkDiskLimits(out);
   out.pids ??= DEFAULT_PIDS_LIMIT;
   if (!Number.isInteger(out.pids) || out.pids < 1 || out.pids > 4194304) {
     throw new HutchError('EINVAL', `pids limit ${out.pids} is out of range: use 1 to 4194304`);
   }
   return out;
+}
+
+/** The smallest disk limit, and the inode limits allowed (the layer's own dirs take a few inodes). */
+const MIN_DISK_BYTES = 1024 * 1024;
+const MIN_DISK_INODES = 64;
+const MAX_DISK_INODES = 2 ** 32 - 1;
+
+/**
+ * The inode limit of a disk of `bytes` when none is given: one per 4 KiB page (a non-empty file
+ * takes at least one), at least 4096. Inodes cost kernel memory outside the byte limit.
+ */
+export function defaultDiskInodes(bytes: number): number {
+  return Math.min(MAX_DISK_INODES, Math.max(4096, Math.floor(bytes / 4096)));
+}
+
+/** The writable layer's limits: a tmpfs, so no more than this machine's memory. */
+function checkDiskLimits(out: Limits): void {
+  if (out.diskBytes === undefined) {
+    if (out.diskInodes !== undefined) throw new HutchError('EINVAL', `an inode limit (${out.diskInodes}) needs a disk limit too (--disk SIZE)`);
+    return;
+  }
+  if (!Number.isInteger(out.diskBytes) || out.diskBytes < MIN_DISK_BYTES) {
+    throw new HutchError('EINVAL', `disk limit ${out.diskBytes} bytes is out of range: use a whole number of bytes, at least 1m (0 = no limit)`);
+  }
+  if (out.diskBytes > os.totalmem()) {
+    throw new HutchError('EINVAL', `disk limit ${out.diskBytes} bytes is more than this machine's memory (${os.totalmem()} bytes): the writable layer is a tmpfs (docs/security.md)`);
+  }
+  out.diskInodes ??= defaultDiskInodes(out.diskBytes);
+  if (!Number.isSafeInteger(out.diskInodes) || out.diskInodes < MIN_DISK_INODES || out.diskInodes > MAX_DISK_INODES) {
+    throw new HutchError('EINVAL', `disk inode limit ${out.diskInodes} is out of range: use ${MIN_DISK_INODES} to ${MAX_DISK_INODES}`);
+  }
 }
 
 /** True when `spec` names a directory rather than an image (a path: absolute, or starting with `.`). */

@@ -36,6 +36,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
   const labels = checkLabels(o.labels ?? {});
   const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
   checkIdRange(hardening);
+  if (limits.diskBytes !== undefined && !hardening.overlay) throw new HutchError('EINVAL', 'a disk limit needs a writable layer: drop --read-only or --disk');
   return (id, name) => ({
     version: 1, id, name, phase: 'creating', mode, executor, createdAt: new Date().toISOString(),
     rootfs: resolved.rootfs, ...(resolved.lowerDirs ? { lowerDirs: resolved.lowerDirs } : {}),

@@ -26,8 +26,11 @@ export const DEFAULT_HARDENING: Hardening = {
   userns: true, seccomp: 'default', capabilities: 'default', noNewPrivileges: true, maskPaths: true, network: 'none', overlay: true,
 };
 
-/** Resource limits; undefined = no limit (pids defaults to 1024 in the engine). */
-export interface Limits { memoryBytes?: number; cpus?: number; pids?: number }
+/**
+ * Resource limits; undefined = no limit (pids defaults to 1024 in the engine). `diskBytes` and
+ * `diskInodes` bound the writable layer (a tmpfs of that size holds its upper dir; docs/security.md).
+ */
+export interface Limits { memoryBytes?: number; cpus?: number; pids?: number; diskBytes?: number; diskInodes?: number }
 
 /** How a sandbox's init runs: the agent (long-lived, exec/files/ps) or the user's command itself (one-shot). */
 export type InitMode = 'agent' | 'direct';
@@ -90,6 +93,11 @@ export interface SandboxStats {
   pids: number | null;
   pidsLimit: number | null;
   oomKills?: number | null;
+  /** The writable layer's use and limits (statfs of its filesystem); null without a disk limit. */
+  diskBytes?: number | null;
+  diskLimitBytes?: number | null;
+  diskInodes?: number | null;
+  diskInodesLimit?: number | null;
 }
 
 /** One isolation platform (containers now, microVMs later). */

@@ -16,7 +16,7 @@ export interface SandboxInfo {
   startedAt?: string;
   expiresAt?: string;
   labels: Record<string, string>;
-  limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  limits: SandboxLimits;
   /** When it stopped, and how its main command ended (absent while running or when unknown). */
   finishedAt?: string;
   /** The main command's exit code; 128+N when a signal N ended it. */
@@ -30,6 +30,17 @@ export interface SandboxInfo {
   note?: string;
 }
 
+/** Resource limits of a sandbox; 0 = no limit. */
+export interface SandboxLimits {
+  memoryBytes?: number;
+  cpus?: number;
+  pids?: number;
+  /** Size of the writable layer (a tmpfs: what is written counts against memory); writes past it get ENOSPC. */
+  diskBytes?: number;
+  /** Files the writable layer may hold (with diskBytes; default one per 4 KiB, at least 4096). */
+  diskInodes?: number;
+}
+
 /** What a new sandbox is made from. */
 export interface CreateOptions {
   /** busybox (default) or an image reference. */
@@ -38,7 +49,8 @@ export interface CreateOptions {
   env?: Record<string, string>;
   cwd?: string;
   labels?: Record<string, string>;
-  limits?: { memoryBytes?: number; cpus?: number; pids?: number };
+  /** Absent: the server's defaults (hutchd --default-memory, --default-cpus, --default-disk). */
+  limits?: SandboxLimits;
   /** Time to live in ms (default: the server's); extend it with setTimeout. */
   ttlMs?: number;
   /** The main command (replaces the image's Cmd, follows its Entrypoint); the sandbox stops when it exits. */
@@ -47,7 +59,7 @@ export interface CreateOptions {
   entrypoint?: string[];
 }
 
-/** Resource use of a sandbox, from its cgroup (stats()); null where the kernel does not say. */
+/** Resource use of a sandbox, from its cgroup and its writable layer (stats()); null where the kernel does not say. */
 export interface SandboxStats {
   /** CPU time used, in ns. */
   cpuUsageNs: number | null;
@@ -61,6 +73,11 @@ export interface SandboxStats {
   pidsLimit: number | null;
   /** Processes the OOM killer killed in it (absent when the kernel does not count them). */
   oomKills?: number | null;
+  /** Bytes and inodes used in the writable layer, and its limits; null: no disk limit. */
+  diskBytes?: number | null;
+  diskLimitBytes?: number | null;
+  diskInodes?: number | null;
+  diskInodesLimit?: number | null;
 }
 
 /** What exec returns. */

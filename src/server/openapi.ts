@@ -31,7 +31,7 @@ const OPERATIONS: Record<string, Json> = {
     requestBody: json({ type: 'object', required: ['ttlMs'], properties: { ttlMs: { type: 'integer', minimum: 1000 } } }),
     responses: ok('the new expiry', { type: 'object', properties: { id: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
   },
-  'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory and pids of a sandbox', parameters: [idParam], responses: ok('stats', ref('SandboxStats')) },
+  'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory, pids and disk of a sandbox', parameters: [idParam], responses: ok('stats', ref('SandboxStats')) },
   'POST /v1/sandboxes/{id}/processes': {
     summary: 'Start a process; with wait: true, run it to its end and return its output', parameters: [idParam],
     requestBody: json(ref('StartProcess')), responses: { ...ok('started (wait: false)', { type: 'object', properties: { pid: { type: 'integer' } } }, '201'), ...ok('finished (wait: true)', ref('ExecResult')) },
@@ -102,7 +102,14 @@ const OPERATIONS: Record<string, Json> = {
 
 const SCHEMAS: Record<string, Json> = {
   Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', examples: ['ENOTFOUND', 'EINVAL', 'ESTATE', 'EAUTH'] }, message: { type: 'string' } } } } },
-  Limits: { type: 'object', properties: { memoryBytes: { type: 'integer' }, cpus: { type: 'number' }, pids: { type: 'integer' } } },
+  Limits: {
+    type: 'object', description: 'absent: the server\'s default (hutchd --default-memory, --default-cpus, --default-disk); 0 = no limit',
+    properties: {
+      memoryBytes: { type: 'integer' }, cpus: { type: 'number' }, pids: { type: 'integer' },
+      diskBytes: { type: 'integer', description: 'size of the writable layer (a tmpfs: counts against memory); ENOSPC inside past it' },
+      diskInodes: { type: 'integer', description: 'files the writable layer may hold (with diskBytes; default one per 4 KiB, at least 4096)' },
+    },
+  },
   CreateSandbox: {
     type: 'object', additionalProperties: false,
     properties: {
@@ -145,6 +152,10 @@ const SCHEMAS: Record<string, Json> = {
       memoryMaxBytes: { type: 'integer', description: 'peak memory (absent on kernels before 5.19 with cgroup v2)' },
       pids: { type: ['integer', 'null'] }, pidsLimit: { type: ['integer', 'null'], description: 'null: no limit' },
       oomKills: { type: ['integer', 'null'], description: 'processes the OOM killer killed in it' },
+      diskBytes: { type: ['integer', 'null'], description: 'bytes used in the writable layer; null: no disk limit' },
+      diskLimitBytes: { type: ['integer', 'null'], description: 'null: no disk limit' },
+      diskInodes: { type: ['integer', 'null'], description: 'inodes used in the writable layer; null: no disk limit' },
+      diskInodesLimit: { type: ['integer', 'null'], description: 'null: no disk limit' },
     },
   },
   StartedProcess: {

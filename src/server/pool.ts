@@ -87,7 +87,7 @@ function normalLimits(l: Limits | undefined): Limits | undefined {
 }
 
 function sameLimits(a: Limits, b: Limits): boolean {
-  return a.memoryBytes === b.memoryBytes && a.cpus === b.cpus && a.pids === b.pids;
+  return a.memoryBytes === b.memoryBytes && a.cpus === b.cpus && a.pids === b.pids && a.diskBytes === b.diskBytes && a.diskInodes === b.diskInodes;
 }
 
 /**

@@ -8,17 +8,26 @@ import { commandOf, envList, optNumber, optString, optStringMap, readJson, sendJ
 import type { Route } from './router.js';
 import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, viewOf, type Services } from './services.js';
 
-/** Limits from a request: { memoryBytes?, cpus?, pids? }. */
-function limitsOf(body: Record<string, unknown>): Limits | undefined {
+const LIMIT_KEYS = ['memoryBytes', 'cpus', 'pids', 'diskBytes', 'diskInodes'];
+
+/**
+ * Limits from a request ({ memoryBytes?, cpus?, pids?, diskBytes?, diskInodes? }) over the server's
+ * defaults (hutchd --default-memory, --default-cpus, --default-disk); 0 = no limit.
+ */
+function limitsOf(s: Services, body: Record<string, unknown>): Limits | undefined {
   const v = body['limits'];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new HutchError('EINVAL', 'limits must be an object { memoryBytes?, cpus?, pids? }');
+  const defaults = s.limits.defaultSandboxLimits;
+  if (v === undefined || v === null) return Object.keys(defaults).length ? { ...defaults } : undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new HutchError('EINVAL', `limits must be an object { ${LIMIT_KEYS.map((k) => `${k}?`).join(', ')} }`);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['memoryBytes', 'cpus', 'pids'].includes(k)) throw new HutchError('EINVAL', `unknown limit ${k.slice(0, 80)}: use memoryBytes, cpus, pids`);
-  const memoryBytes = optNumber(o, 'memoryBytes', 0, Number.MAX_SAFE_INTEGER);
-  const cpus = optNumber(o, 'cpus', 0, 1e6);
-  const pids = optNumber(o, 'pids', 0, 1e9);
-  return { ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(cpus !== undefined ? { cpus } : {}), ...(pids !== undefined ? { pids } : {}) };
+  for (const k of Object.keys(o)) if (!LIMIT_KEYS.includes(k)) throw new HutchError('EINVAL', `unknown limit ${k.slice(0, 80)}: use ${LIMIT_KEYS.join(', ')}`);
+  const out: Limits = { ...defaults };
+  const ranges: Record<string, [number, number]> = { memoryBytes: [0, Number.MAX_SAFE_INTEGER], cpus: [0, 1e6], pids: [0, 1e9], diskBytes: [0, Number.MAX_SAFE_INTEGER], diskInodes: [0, 2 ** 32] };
+  for (const k of LIMIT_KEYS) {
+    const n = optNumber(o, k, ranges[k]![0], ranges[k]![1]);
+    if (n !== undefined) out[k as keyof Limits] = n;
+  }
+  return out;
 }
 
 /** The TTL asked for, within [1 s, maxTtlMs]; the default when none. */
@@ -51,7 +60,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   for (const k of Object.keys(userLabels)) {
     if (k.startsWith(RESERVED_LABEL_PREFIX)) throw new HutchError('EINVAL', `label ${k.slice(0, 80)}: keys starting with ${RESERVED_LABEL_PREFIX} are hutch's own`);
   }
-  const limits = limitsOf(body);
+  const limits = limitsOf(s, body);
   const main = mainOf(body);
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {

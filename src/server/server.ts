@@ -7,7 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { Engine, SandboxCalls } from '../engine/index.js';
+import { checkLimits, Engine, SandboxCalls } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
 import { claimRoot } from './instance.js';
@@ -64,6 +64,7 @@ export interface HutchdOptions {
 const DEFAULT_LIMITS: ApiLimits = {
   maxJsonBytes: 1024 * 1024, maxUploadBytes: 1024 * 1024 * 1024, defaultTtlMs: 10 * 60_000, maxTtlMs: 24 * 3600_000,
   maxWaitOutputBytes: 16 * 1024 * 1024, maxBufferedOutputBytes: 256 * 1024 * 1024,
+  defaultSandboxLimits: {},
 };
 
 /** A running hutchd. */
@@ -91,6 +92,7 @@ export class Hutchd {
     if (!(limits.maxBufferedOutputBytes > 0) || !(limits.maxWaitOutputBytes > 0)) {
       throw new HutchError('EINVAL', `the output limits (${limits.maxWaitOutputBytes} per command, ${limits.maxBufferedOutputBytes} in total) must be positive`);
     }
+    checkLimits(limits.defaultSandboxLimits); // EINVAL for a bad --default-memory, --default-cpus, --default-disk
     const engine = new Engine({ offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
     const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
     if (warning) process.stderr.write(`hutchd: ${warning}\n`);
@@ -99,7 +101,7 @@ export class Hutchd {
     const services: Services = {
       engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, outputBudget: new OutputBudget(limits.maxBufferedOutputBytes), servedIds: new Map(), idRange,
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
-      pool: new WarmPool(engine, events, opts.pools ?? [], {
+      pool: new WarmPool(engine, events, (opts.pools ?? []).map((p) => ({ ...p, limits: { ...limits.defaultSandboxLimits, ...p.limits } })), {
         concurrency: opts.poolConcurrency ?? 1, idRange, prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,
       }),
     };

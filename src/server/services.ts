@@ -2,6 +2,7 @@
 // event bus, metrics, the TTL keeper, the warm pool, the process table, and the limits.
 import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
+import type { Limits } from '../platform/index.js';
 import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
 import type { OutputBudget } from './output-budget.js';
 import type { ProcessTable } from './processes.js';
@@ -20,6 +21,8 @@ export interface ApiLimits {
   maxWaitOutputBytes: number;
   /** Output held for all `wait: true` commands together; past it a command is killed with EBUSY. */
   maxBufferedOutputBytes: number;
+  /** Limits of a sandbox whose create request does not give them (hutchd --default-memory, --default-cpus, --default-disk). */
+  defaultSandboxLimits: Limits;
 }
 
 /** The shared services of the routes. */
@@ -50,7 +53,7 @@ export interface SandboxView extends SandboxEnd {
   startedAt?: string;
   expiresAt?: string;
   labels: Record<string, string>;
-  limits: { memoryBytes?: number; cpus?: number; pids?: number };
+  limits: Limits;
   note?: string;
 }
 

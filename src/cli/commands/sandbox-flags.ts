@@ -11,6 +11,8 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit, e.g. 256m, 1g' },
   { name: 'cpus', kind: 'string', value: 'N', help: 'CPU limit in cores, e.g. 0.5' },
   { name: 'pids', kind: 'string', value: 'N', help: 'maximum number of processes (default 1024)' },
+  { name: 'disk', kind: 'string', value: 'SIZE', help: 'size of the writable layer, e.g. 512m, 2g (a tmpfs: it counts against memory; default 0 = no limit)' },
+  { name: 'disk-inodes', kind: 'string', value: 'N', help: 'files the writable layer may hold (with --disk; default one per 4 KiB, at least 4096)' },
   { name: 'env', short: 'e', kind: 'list', value: 'K=V', help: 'set an environment variable (repeatable)' },
   { name: 'workdir', short: 'w', kind: 'string', value: 'DIR', help: 'working directory inside the sandbox' },
   { name: 'user', short: 'u', kind: 'string', value: 'USER[:GROUP]', help: 'user to run the command as: a name or uid, optionally with a group or gid (names from the image\'s /etc/passwd and /etc/group)' },
@@ -46,6 +48,13 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   if (pids !== undefined) {
     if (!/^\d+$/.test(pids)) throw new HutchError('EINVAL', `invalid --pids "${pids}": use a whole number`);
     o.limits!.pids = Number(pids);
+  }
+  const disk = str(f, 'disk');
+  if (disk !== undefined) o.limits!.diskBytes = sizeFlag('disk', disk);
+  const inodes = str(f, 'disk-inodes');
+  if (inodes !== undefined) {
+    if (!/^\d{1,10}$/.test(inodes)) throw new HutchError('EINVAL', `invalid --disk-inodes "${inodes.slice(0, 80)}": use a whole number`);
+    o.limits!.diskInodes = Number(inodes);
   }
   const cwd = str(f, 'workdir');
   if (cwd !== undefined) o.cwd = cwd;
@@ -92,6 +101,12 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
     finish: () => display?.finish(),
   };
   return o;
+}
+
+/** A size flag's bytes; its name in the error. */
+function sizeFlag(flag: string, text: string): number {
+  if (!/^\s*\d/.test(text)) throw new HutchError('EINVAL', `invalid --${flag} "${text.slice(0, 80)}": use a size such as 512m or 2g (0 = no limit)`);
+  return parseSize(text);
 }
 
 /** K=V → [K, V]; the key is checked by the engine. */

@@ -3,6 +3,7 @@ import { HutchError } from '../../errors.js';
 import { parseSize } from '../../engine/options.js';
 import { list, str, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
+import type { Limits } from '../../platform/index.js';
 
 /** Parses a duration such as 500ms, 30s, 10m, 2h (a bare number is seconds). */
 export function parseDuration(text: string): number {
@@ -34,8 +35,27 @@ function connectionCount(f: ParsedArgs['flags'], flag: string, key: string): Rec
   return { [key]: Number(v) };
 }
 
+/** --default-memory, --default-cpus, --default-disk; 0 (or absent) = no limit. */
+function defaultSandboxLimits(f: ParsedArgs['flags']): Limits {
+  const out: Limits = {};
+  const size = (flag: string): number | undefined => {
+    const v = str(f, flag);
+    if (v === undefined) return undefined;
+    if (!/^\s*\d/.test(v)) throw new HutchError('EINVAL', `invalid --${flag} "${v.slice(0, 80)}": use a size such as 512m or 2g (0 = no limit)`);
+    return parseSize(v) || undefined;
+  };
+  const memory = size('default-memory'), disk = size('default-disk'), cpus = str(f, 'default-cpus');
+  if (memory !== undefined) out.memoryBytes = memory;
+  if (disk !== undefined) out.diskBytes = disk;
+  if (cpus !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(cpus)) throw new HutchError('EINVAL', `invalid --default-cpus "${cpus.slice(0, 80)}": use a number such as 0.5 (0 = no limit)`);
+    if (Number(cpus) > 0) out.cpus = Number(cpus);
+  }
+  return out;
+}
+
 export const command: Command = {
-  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m]',
+  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
   flags: [
     { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default hutchd.sock in the state root: /run/hutch/hutchd.sock; mode 0600)' },
@@ -46,6 +66,9 @@ export const command: Command = {
     { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
     { name: 'sweep-interval', kind: 'string', value: 'DURATION', help: 'how often expired sandboxes are looked for (default 5s)' },
+    { name: 'default-memory', kind: 'string', value: 'SIZE', help: 'memory limit of a sandbox when the client gives none (default 0 = no limit)' },
+    { name: 'default-cpus', kind: 'string', value: 'N', help: 'CPU limit in cores of a sandbox when the client gives none (default 0 = no limit)' },
+    { name: 'default-disk', kind: 'string', value: 'SIZE', help: 'writable layer size of a sandbox when the client gives none (a tmpfs; default 0 = no limit)' },
     { name: 'max-upload', kind: 'string', value: 'SIZE', help: 'largest file or archive upload (default 1g)' },
     { name: 'max-buffered-output', kind: 'string', value: 'SIZE', help: 'output held for all wait:true commands together; past it one is killed with 503 EBUSY (default 256m)' },
     { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
@@ -73,6 +96,7 @@ export const command: Command = {
       ...(str(f, 'body-timeout') ? { bodyIdleTimeoutMs: parseDuration(str(f, 'body-timeout')!) } : {}),
     };
     const limits = {
+      defaultSandboxLimits: defaultSandboxLimits(f),
       ...(defaultTtl ? { defaultTtlMs: parseDuration(defaultTtl) } : {}),
       ...(maxTtl ? { maxTtlMs: parseDuration(maxTtl) } : {}),
       ...(maxUpload ? { maxUploadBytes: parseSize(maxUpload) } : {}),

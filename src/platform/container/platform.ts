@@ -17,6 +17,7 @@ import { ensureRealMountPoints, mountPoints } from './mount-points.js';
 import type { PrivateIds } from './private-ids.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, findInitBinary, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_INIT, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 import { releaseExitWatch, startExitWatch, stopExitWatch, type ExitWatch } from './exit-watch.js';
+import { boundedInitLog, diskStats, initLogOf, mountDisk } from './disk.js';
 
 /**
  * Node flags for the agent: small heaps, since every sandbox holds one agent; gc() exposed and no
@@ -77,16 +78,19 @@ export class ContainerPlatform implements Platform {
     let rootfsPath = base;
     const lowerDirs = priv?.lowerDirs ?? cfg.lowerDirs ?? [cfg.rootfs];
     if (cfg.hardening.overlay) {
-      for (const d of [l.rootfs, l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
+      fs.mkdirSync(l.rootfs, { mode: 0o755 });
+      // With a disk limit the upper and work dirs are on a tmpfs of that size (disk.ts).
+      const { upper, work } = mountDisk(cfg.dir, cfg.limits) ?? { upper: l.upper, work: l.work };
+      if (upper === l.upper) for (const d of [l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
       // The merged root takes its owner from the upper dir. A rootfs owned by ids outside the
       // sandbox's range (a dir unpacked by host root) would leave / owned by nobody inside: its root
       // becomes the sandbox's root then, and the mount points runc needs are made in the upper
       // layer (runc, as root inside, could not create them in a dir it does not own).
       const rootStat = fs.statSync(base);
       const owner = !cfg.hardening.userns || inRange(rootStat.uid, ids.hostUid, ids.size) ? rootStat : { uid: ids.hostUid, gid: ids.hostGid };
-      fs.chownSync(l.upper, owner.uid, owner.gid);
-      fs.chmodSync(l.upper, rootStat.mode & 0o7777);
-      mountOverlay({ lowerDirs, upperDir: l.upper, workDir: l.work, target: l.rootfs });
+      fs.chownSync(upper, owner.uid, owner.gid);
+      fs.chmodSync(upper, rootStat.mode & 0o7777);
+      mountOverlay({ lowerDirs, upperDir: upper, workDir: work, target: l.rootfs });
       rootfsPath = l.rootfs;
       // Checked in the merged view (what runc sees, whiteouts and all); fixes land in the upper.
       ensureRealMountPoints(rootfsPath, mountPoints(cfg.mode === 'agent', true), owner, true);
@@ -164,7 +168,9 @@ export class ContainerPlatform implements Platform {
   async create(cfg: SandboxConfig): Promise<PlatformHandle> {
     const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
-    const log = fs.openSync(l.log, 'a', 0o600);
+    // A direct-mode init writes its output there itself: bounded (disk.ts). The agent's is hutch's own.
+    const logFile = cfg.mode === 'direct' ? boundedInitLog(cfg.dir) : l.log;
+    const log = fs.openSync(logFile, 'a', 0o600);
     let watch: ExitWatch | undefined;
     try {
       watch = cfg.onExit ? startExitWatch(cfg.dir, cfg.onExit) : undefined;
@@ -175,7 +181,7 @@ export class ContainerPlatform implements Platform {
       if (watch) await stopExitWatch(watch);
       // The slot stays claimed until the engine's cleanup (destroy) has removed the container and
       // its mounts: the executor may have left processes running with the range's ids.
-      throw withInitLog(e, l.log);
+      throw withInitLog(e, logFile);
     } finally {
       if (watch) releaseExitWatch(watch);
       fs.closeSync(log);
@@ -224,7 +230,7 @@ export class ContainerPlatform implements Platform {
           }
         }
         if (h.initPid !== undefined && !processAlive(h.initPid)) {
-          throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(layout(h.dir).log)}`, { id: h.containerId });
+          throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(initLogOf(h.dir))}`, { id: h.containerId });
         }
         await new Promise<void>((r) => {
           const timer = setTimeout(r, 20);
@@ -270,9 +276,9 @@ export class ContainerPlatform implements Platform {
   resume(h: PlatformHandle): Promise<void> { return this.executor.resume(h.containerId); }
   kill(h: PlatformHandle, signal: string, all: boolean): Promise<void> { return this.executor.kill(h.containerId, signal, all); }
 
-  /** Cgroup figures of the sandbox. */
+  /** Cgroup figures of the sandbox, and its writable layer's use when it has a disk limit. */
   async stats(h: PlatformHandle): Promise<SandboxStats> {
-    return readCgroupStats(h.cgroupsPath);
+    return { ...readCgroupStats(h.cgroupsPath), ...diskStats(h.dir) };
   }
 
   /** The root the bundle names: the overlay mount, or the base dir itself for a read-only single layer. */
