@@ -69,13 +69,15 @@ for (const point of ['start:executor', 'start:started']) {
 }
 
 for (const point of ['delete:deleting', 'delete:destroyed']) {
-  test(`killed at ${point}: ls shows it stopped (interrupted delete), rm -f finishes`, async () => {
+  const before = point === 'delete:deleting';
+  test(`killed at ${point}: ls shows it ${before ? 'still running (its init was not killed yet)' : 'stopped'} (interrupted delete), rm -f finishes`, async () => {
     const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
     const r = await hutch(root, ['rm', '-f', id], { env: { HUTCH_CRASH_AT: point } });
     assert.equal(r.signal, 'SIGKILL');
-    const [s] = await list();
-    assert.equal(s!.status, 'stopped');
-    assert.match(s!.note ?? '', /interrupted delete/);
+    const s = (await list()).find((x) => x.id === id);
+    assert.equal(s!.status, before ? 'running' : 'stopped');
+    assert.match(s!.note ?? '', before ? /interrupted delete: it still runs; rm -f finishes it/ : /interrupted delete/);
+    if (before) assert.equal(await hutchOk(root, ['exec', id, '--', 'echo', 'whole']), 'whole\n');
     await hutchOk(root, ['rm', '-f', id]);
     assertGone(id);
   });

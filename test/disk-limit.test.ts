@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { checkLimits } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
 import { DEFAULT_HARDENING, loadContainerPlatform } from '../src/platform/index.js';
-import { INIT_LOG_CAP_BYTES } from '../src/platform/container/disk.js';
+import { INIT_LOG_CAP_BYTES, RUN_DIR_CAP_BYTES } from '../src/platform/container/disk.js';
 import { AGENT_LOG_CAP_BYTES, cappedLog } from '../src/agent/capped-log.js';
 
 const MiB = 1024 * 1024;
@@ -85,7 +85,7 @@ test('without --disk (or with --disk 0) nothing changes: no mount of its own, di
     const id = (await hutchOk(root, ['run', '-d', ...flags, 'busybox'])).trim();
     try {
       const dir = path.join(root, 'sandboxes', id);
-      assert.deepEqual(mountsIn(dir).map((m) => m.fsType), ['overlay']);
+      assert.deepEqual(mountsIn(dir).map((m) => m.fsType).sort(), ['overlay', 'tmpfs'], 'the rootfs, and the run dir\'s own small tmpfs');
       assert.ok(fs.existsSync(path.join(dir, 'upper')));
       const stats = JSON.parse(await hutchOk(root, ['stats', '--json', id])) as Record<string, unknown>;
       assert.equal(stats['diskBytes'], null);
@@ -183,6 +183,22 @@ test("the agent's init.log stays bounded however often a sandbox makes the agent
   } finally {
     await hutchOk(root, ['rm', '-f', id]);
   }
+});
+
+test("the sandbox's run dir (/.hutch/run, writable by its root) is bounded: a flood gets ENOSPC, the host disk nothing", async () => {
+  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+  try {
+    const runDir = path.join(root, 'sandboxes', id, 'run');
+    assert.equal(fs.statfsSync(runDir).type, TMPFS_MAGIC, 'a tmpfs of its own');
+    const r = await hutch(root, ['exec', id, '--', 'sh', '-c', 'dd if=/dev/zero of=/.hutch/run/flood bs=1M count=100 2>&1; ls /.hutch/run']);
+    assert.match(r.stdout, /No space left on device/);
+    assert.ok(fs.statSync(path.join(runDir, 'flood')).size <= RUN_DIR_CAP_BYTES);
+    // The agent still serves over its socket there.
+    assert.equal(await hutchOk(root, ['exec', id, '--', 'echo', 'still']), 'still\n');
+  } finally {
+    await hutchOk(root, ['rm', '-f', id]);
+  }
+  assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(id), 'no mount left');
 });
 
 test('cappedLog: past its cap one notice, then nothing', () => {

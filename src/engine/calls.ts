@@ -42,12 +42,14 @@ export class SandboxCalls {
    */
   private async readRunning(ref: string, verb: string, allowed: ('running' | 'paused')[] = ['running']): Promise<SandboxRecord> {
     const id = this.engine.store.resolve(ref);
-    const record = this.engine.mustRead(id);
+    let record: SandboxRecord = this.engine.mustRead(id);
     await this.engine.refresh(record, false);
-    if (record.phase === 'ready') {
-      // Only on the way to a refusal: with the lock probed, an interrupted start says how to finish it.
-      const { note } = await this.engine.inspect(id);
-      if (note === interruptedStartNote(id)) throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: its start was interrupted; hutch start ${id} finishes it`, { id });
+    if (record.phase === 'ready' || record.phase === 'deleting') {
+      // Only off the common path: with the lock probed, an interrupted start says how to finish it,
+      // and a delete that died before killing the init leaves a sandbox that still serves.
+      const probed = await this.engine.inspect(id);
+      if (probed.note === interruptedStartNote(id)) throw new HutchError('ESTATE', `cannot ${verb} sandbox ${id}: its start was interrupted; hutch start ${id} finishes it`, { id });
+      record = probed;
     }
     requireStatus(id, record.phase, allowed, verb);
     return record;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { HutchError } from '../../errors.js';
 import { mount, MS_NODEV, MS_NOSUID } from '../../linux/index.js';
 import type { Limits } from '../types.js';
+import { MAIN_LOG_CAP_BYTES } from '../../agent/main-log.js';
 
 /** The mount point of the disk tmpfs in a sandbox's state dir, and its source name (seen in mountinfo). */
 export const DISK_DIR = 'disk';
@@ -18,6 +19,20 @@ export const DISK_SOURCE = 'hutch-disk';
 export const INIT_LOG_CAP_BYTES = 8 * 1024 * 1024;
 export const INIT_LOG_DIR = 'init-log';
 export const INIT_LOG_SOURCE = 'hutch-init-log';
+
+/**
+ * The sandbox's run dir (the agent's socket, exit record and main log, writable by the sandbox's
+ * root) is a tmpfs of this size: two main logs (it is rotated once), and room for the rest. What a
+ * sandbox writes there beyond that gets ENOSPC, never the host's disk.
+ */
+export const RUN_DIR_CAP_BYTES = 2 * MAIN_LOG_CAP_BYTES + 4 * 1024 * 1024;
+export const RUN_DIR_SOURCE = 'hutch-run';
+
+/** Mounts the bounded tmpfs of a sandbox's run dir at `target` (made here), owned by `uid:gid`. */
+export function mountRunDir(target: string, uid: number, gid: number): void {
+  fs.mkdirSync(target, { mode: 0o700 });
+  mount(RUN_DIR_SOURCE, target, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${RUN_DIR_CAP_BYTES},nr_inodes=256,mode=0700,uid=${uid},gid=${gid}`);
+}
 
 /** Where the overlay's upper and work dirs are on a disk-limited sandbox's tmpfs. */
 export interface DiskDirs { upper: string; work: string }

@@ -17,7 +17,7 @@ import { ensureRealMountPoints, mountPoints } from './mount-points.js';
 import type { PrivateIds } from './private-ids.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, findInitBinary, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_INIT, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 import { releaseExitWatch, startExitWatch, stopExitWatch, type ExitWatch } from './exit-watch.js';
-import { boundedInitLog, diskStats, initLogOf, mountDisk } from './disk.js';
+import { boundedInitLog, diskStats, initLogOf, mountDisk, mountRunDir } from './disk.js';
 
 /**
  * Node flags for the agent: small heaps, since every sandbox holds one agent; gc() exposed and no
@@ -72,8 +72,7 @@ export class ContainerPlatform implements Platform {
     if (priv) handle.idSlot = priv.slot;
     const cgroupsPath = handle.cgroupsPath;
     fs.mkdirSync(l.bundle, { mode: 0o700 });
-    fs.mkdirSync(l.run, { mode: 0o700 });
-    if (cfg.hardening.userns) fs.chownSync(l.run, ids.hostUid, ids.hostGid);
+    mountRunDir(l.run, cfg.hardening.userns ? ids.hostUid : 0, cfg.hardening.userns ? ids.hostGid : 0);
     const base = priv?.lowerDirs[0] ?? cfg.rootfs;
     let rootfsPath = base;
     const lowerDirs = priv?.lowerDirs ?? cfg.lowerDirs ?? [cfg.rootfs];
