@@ -1,7 +1,8 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
 import { HutchError, errnoCode, isHutchError } from '../errors.js';
-import { loadContainerPlatform, type Hardening, type InitMode, type Limits, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
+import { loadContainerPlatform, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
+import type { CreateOptions, EngineOptions, SandboxInfo, SandboxUpdate } from './types.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
 import { observeInit } from './liveness.js';
@@ -13,59 +14,7 @@ import { stopSandbox } from './stopping.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 import { openImageService, type ImageService } from './images.js';
-import { busyboxRootfs, resolveImage, userIn, type PullPolicy, type PullProgress, type ResolvedRootfs } from './rootfs.js';
-
-/** Where the engine keeps things, and which executor it uses. */
-export interface EngineOptions {
-  root?: string; dataRoot?: string; executor?: string;
-  /** How to run the hutch CLI (node and its entry): the remover of auto-removed sandboxes runs it. */
-  selfCommand?: string[];
-  /**
-   * Long kernel and disk work (removing a big writable layer, an overlay's teardown) goes off the
-   * event loop: for a process that serves many clients (hutchd). A CLI call does it inline, faster.
-   */
-  offloadBlockingWork?: boolean;
-}
-
-/** What a new sandbox is made from. */
-export interface CreateOptions {
-  /** `busybox` (the embedded default), a rootfs dir (a path: `/…` or `./…`), or an image reference. */
-  rootfs: string;
-  /** For an image: pull it first when missing (default), always, or never. */
-  pull?: PullPolicy;
-  /** Shown while an image is pulled. */
-  pullProgress?: PullProgress;
-  /** Replaces the image's Entrypoint ([] = none). */
-  entrypoint?: string[];
-  labels?: Record<string, string>;
-  name?: string;
-  env?: string[];
-  cwd?: string;
-  /** Ids, or a spec as `-u` takes it (NAME, UID, NAME:GROUP, UID:GID…) looked up in the rootfs's /etc/passwd and /etc/group. */
-  user?: string | { uid: number; gid: number };
-  limits?: Limits;
-  hardening?: Partial<Hardening>;
-  /** The main command: run by the agent on start, or the init itself in direct mode. */
-  command?: string[];
-  terminal?: boolean;
-  /** Direct mode: catatonit as pid 1, reaping and forwarding signals (run --init). */
-  init?: boolean;
-  /** Removed when its init exits (run --rm -d); needs EngineOptions.selfCommand. */
-  autoRemove?: boolean;
-  mode?: InitMode;
-}
-
-/** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */
-export interface SandboxUpdate {
-  env?: string[];
-  cwd?: string;
-  labels?: Record<string, string | null>;
-  /** Applies only while the sandbox has these labels (else ESTATE): a claim that two processes race for. */
-  ifLabels?: Record<string, string>;
-}
-
-/** What `list` and `inspect` return: the record with its observed status. */
-export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'creating' | 'deleting' }
+import { busyboxRootfs, resolveImage, userIn, type ResolvedRootfs } from './rootfs.js';
 
 export const DEFAULT_ROOT = '/run/hutch';
 export const DEFAULT_DATA_ROOT = '/var/lib/hutch';

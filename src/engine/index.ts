@@ -1,5 +1,6 @@
 // The engine: sandbox model, state store, lifecycle.
-export { Engine, DEFAULT_ROOT, DEFAULT_DATA_ROOT, type EngineOptions, type CreateOptions, type SandboxInfo, type SandboxUpdate } from './engine.js';
+export { Engine, DEFAULT_ROOT, DEFAULT_DATA_ROOT } from './engine.js';
+export type { EngineOptions, CreateOptions, SandboxInfo, SandboxUpdate } from './types.js';
 export { ImageService } from './images.js';
 export { type PullPolicy } from './rootfs.js';
 export { sandboxLogs, type LogOptions } from './logs.js';

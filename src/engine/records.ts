@@ -8,7 +8,7 @@ import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { exitRecordOf, observeInit } from './liveness.js';
 import { recordAgentExit, type InitEnd } from './exit-status.js';
-import type { CreateOptions, SandboxUpdate } from './engine.js';
+import type { CreateOptions, SandboxUpdate } from './types.js';
 import type { ResolvedRootfs } from './rootfs.js';
 import { checkLabels } from './state.js';
 

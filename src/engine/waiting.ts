@@ -1,5 +1,6 @@
 // Waiting for a sandbox to stop: its init going away, seen from its pid and start time.
-import type { Engine, SandboxInfo } from './engine.js';
+import type { Engine } from './engine.js';
+import type { SandboxInfo } from './types.js';
 
 /** Polls (5 ms doubling to 100 ms) until the sandbox is stopped; records the final state once. */
 export async function waitUntilStopped(engine: Engine, ref: string, signal?: AbortSignal): Promise<SandboxInfo> {

@@ -1,0 +1,57 @@
+// What the engine's callers give and get: its options, a new sandbox's options, an update, and a
+// sandbox as list and inspect show it.
+import type { Hardening, InitMode, Limits } from '../platform/index.js';
+import type { SandboxRecord, SandboxStatus } from './state.js';
+import type { PullPolicy, PullProgress } from './rootfs.js';
+
+/** Where the engine keeps things, and which executor it uses. */
+export interface EngineOptions {
+  root?: string; dataRoot?: string; executor?: string;
+  /** How to run the hutch CLI (node and its entry): the remover of auto-removed sandboxes runs it. */
+  selfCommand?: string[];
+  /**
+   * Long kernel and disk work (removing a big writable layer, an overlay's teardown) goes off the
+   * event loop: for a process that serves many clients (hutchd). A CLI call does it inline, faster.
+   */
+  offloadBlockingWork?: boolean;
+}
+
+/** What a new sandbox is made from. */
+export interface CreateOptions {
+  /** `busybox` (the embedded default), a rootfs dir (a path: `/…` or `./…`), or an image reference. */
+  rootfs: string;
+  /** For an image: pull it first when missing (default), always, or never. */
+  pull?: PullPolicy;
+  /** Shown while an image is pulled. */
+  pullProgress?: PullProgress;
+  /** Replaces the image's Entrypoint ([] = none). */
+  entrypoint?: string[];
+  labels?: Record<string, string>;
+  name?: string;
+  env?: string[];
+  cwd?: string;
+  /** Ids, or a spec as `-u` takes it (NAME, UID, NAME:GROUP, UID:GID…) looked up in the rootfs's /etc/passwd and /etc/group. */
+  user?: string | { uid: number; gid: number };
+  limits?: Limits;
+  hardening?: Partial<Hardening>;
+  /** The main command: run by the agent on start, or the init itself in direct mode. */
+  command?: string[];
+  terminal?: boolean;
+  /** Direct mode: catatonit as pid 1, reaping and forwarding signals (run --init). */
+  init?: boolean;
+  /** Removed when its init exits (run --rm -d); needs EngineOptions.selfCommand. */
+  autoRemove?: boolean;
+  mode?: InitMode;
+}
+
+/** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */
+export interface SandboxUpdate {
+  env?: string[];
+  cwd?: string;
+  labels?: Record<string, string | null>;
+  /** Applies only while the sandbox has these labels (else ESTATE): a claim that two processes race for. */
+  ifLabels?: Record<string, string>;
+}
+
+/** What `list` and `inspect` return: the record with its observed status. */
+export interface SandboxInfo extends SandboxRecord { status: SandboxStatus | 'creating' | 'deleting' }
