@@ -8,8 +8,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  Daemon, expectSuccess, killProcessesMentioning, runProgram, sweepCgroupsAndDir, type Outcome,
+  Daemon, expectSuccess, killProcessesMentioning, runProgram, sweepCgroupsAndDir, waitUntil, type Outcome,
 } from './host.js';
+
+/** The pid in a pid file, or undefined when there is none. */
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` is still there (a zombie counts as gone: its parent, dockerd, is gone too). */
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** Debian's docker CLI (20.10, the daemon's own API version). */
 export const DOCKER_CLI = '/usr/bin/docker';
@@ -102,6 +121,8 @@ export class PrivateDocker {
    */
   async destroy(): Promise<string[]> {
     const problems: string[] = [];
+    // The containerd dockerd started for itself (its pid file in the exec root) must go with dockerd.
+    const containerdPid = readPid(path.join(this.execRoot, 'containerd', 'containerd.pid'));
     if (this.daemon) {
       try {
         const ids = (await this.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
@@ -112,6 +133,9 @@ export class PrivateDocker {
       } finally {
         await this.daemon.stop(15_000);
       }
+    }
+    if (containerdPid !== undefined && await waitUntil(() => !alive(containerdPid), 5_000) === false) {
+      problems.push(`dockerd's containerd (pid ${containerdPid}) outlived dockerd`);
     }
     // dockerd's containerd and the shims mention the exec root; any still here outlived dockerd.
     const procs = killProcessesMentioning(this.dir);
