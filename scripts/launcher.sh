@@ -50,6 +50,12 @@ run_direct() {
   # runc's id rule; hutch's own dirs start with a dot; an id like a flag is left to node.
   case $id in ''|.*|-*|*[!A-Za-z0-9_+,.-]*) return ;; esac
   dir=$root/$id
+  # As runc (and hutch): `delete --force` of a container that does not exist succeeds, silently.
+  # dockerd's shim asks for one after every delete; with no dir there is nothing for node to do.
+  if [ "$verb" = delete ] && [ -n "$flag" ] && [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+    [ "${HUTCH_TRACE:-}" = 1 ] && echo "[hutch direct] delete --force $id: no such container" >&2
+    exit 0
+  fi
   [ -f "$dir/direct" ] && [ -r "$dir/direct" ] || return
   executor_state='' private_bundle='' caller_bundle='' complete=''
   {

@@ -13,21 +13,25 @@ packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
   openssl
   # Clients for test/e2e-*.test.ts: podman (conmon, catatonit for pod infra images and for
   # `hutch run --init`, netavark),
-  # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it.
-  podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo
+  # containerd with ctr and the runc v2 shim, Debian's docker-registry, skopeo to push to it;
+  # Debian's Docker 20.10 (dockerd and its CLI at /usr/bin/docker) for test/e2e-docker.test.ts.
+  podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo docker.io
   # bench/pull.ts compares hutch pull with skopeo copy + umoci unpack.
   umoci)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
-  # No daemon may start from an install: a policy-rc.d that denies service starts, unless one is there.
-  own_policy=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
-  fi
+  # No daemon may start from an install (dockerd, containerd, docker-registry): for the install only,
+  # a policy-rc.d that denies every service start, in place of one that is there (restored after).
+  saved_policy=
+  if [ -e /usr/sbin/policy-rc.d ]; then saved_policy=$(mktemp) && cp -p /usr/sbin/policy-rc.d "$saved_policy"; fi
+  restore_policy() { if [ -n "$saved_policy" ]; then mv -f "$saved_policy" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi; }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  restore_policy
+  trap - EXIT
 fi
 # runc gives each container a session keyring, charged to the host uid that the sandbox's root maps
 # to: every sandbox shares that uid, and the kernel's default quota (200 keys) stops the 200th
@@ -49,13 +53,16 @@ for f in ${HUTCH_SUBID_FILES:-/etc/subuid /etc/subgid}; do
   fi
   echo "hutch:$subid_start:$subid_count" >> "$f"
 done
-# The tests start containerd and the registry themselves, privately; neither runs as a service.
-if command -v systemctl >/dev/null; then
-  for unit in containerd.service docker-registry.service; do
+# The tests start containerd, dockerd and the registry themselves, privately; none runs as a service
+# (the policy-rc.d above kept the install from starting them; this keeps them from starting at boot).
+for unit in docker.socket docker.service containerd.service docker-registry.service; do
+  if command -v systemctl >/dev/null; then
     if systemctl is-enabled -q "$unit" 2>/dev/null; then systemctl disable -q "$unit" 2>/dev/null || true; fi
     if [ -d /run/systemd/system ] && systemctl is-active -q "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
-  done
-fi
+  elif [ -e "/etc/init.d/${unit%.*}" ] && command -v update-rc.d >/dev/null; then
+    update-rc.d "${unit%.*}" disable >/dev/null 2>&1 || true
+  fi
+done
 # podman: root here lacks CAP_SYS_RESOURCE, so its default rlimits (nofile=1048576) cannot be set;
 # a smaller default in /etc/containers/containers.conf, merged into what is there (a default_ulimits
 # already set is left alone).

@@ -191,6 +191,35 @@ test('duplicate id, start twice, unknown id, delete of a running container: runc
   }
 });
 
+test('a root shared with runc (dockerd 20.10 gives every runtime one): runc\'s containers are not hutch\'s', async () => {
+  const theirs = containerId('runc-own');
+  const ours = containerId('ours');
+  const runc = (args: string[]) => spawnSync('runc', ['--root', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+  try {
+    const made = runc(['create', '--bundle', sleeper, theirs]);
+    assert.equal(made.status, 0, made.stderr);
+    assert.ok(fs.existsSync(path.join(root, theirs, 'state.json')), 'runc keeps its state in the shared root');
+    await ociOk(root, ['create', '--bundle', sleeper, ours], { files: true });
+    assert.deepEqual((await ociOk(root, ['list', '-q'])).trim().split('\n').filter((i) => i === theirs || i === ours), [ours]);
+    for (const verb of [['state', theirs], ['delete', theirs], ['kill', theirs, 'KILL'], ['start', theirs]]) {
+      const r = await oci(root, verb);
+      assert.deepEqual([r.code, /container does not exist/.test(r.stderr)], [1, true], `${verb.join(' ')}: ${r.stderr}`);
+    }
+    // Not hutch's container, so none to delete: with --force that is not an error, as runc's.
+    assert.equal((await oci(root, ['delete', '--force', theirs])).code, 0);
+    assert.deepEqual(fs.readdirSync(path.join(root, theirs)).sort(), ['exec.fifo', 'state.json'], 'hutch left runc\'s dir as it was');
+    assert.equal(JSON.parse(runc(['state', theirs]).stdout).status, 'created', 'runc\'s container is untouched');
+    const dup = await oci(root, ['create', '--bundle', sleeper, theirs], { files: true });
+    assert.match(dup.stderr, new RegExp(`container with id exists: ${theirs}`));
+    await ociOk(root, ['delete', '--force', ours]);
+    assert.ok(noTrace(root, ours));
+  } finally {
+    runc(['delete', '--force', theirs]);
+    await oci(root, ['delete', '--force', ours]);
+  }
+  assert.equal(fs.existsSync(path.join(root, theirs)), false, 'runc removed its own dir');
+});
+
 test('--log with --log-format json gets the error as a JSON line; stderr has the message', async () => {
   const log = path.join(scratch, 'log.json');
   const id = containerId('log');

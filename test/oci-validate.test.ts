@@ -60,6 +60,51 @@ describe('validateSpec accepts', () => {
   });
 });
 
+describe('validateSpec accepts "zero means unset" as runc does', () => {
+  const resources = (r: Json) => problemsAfter((s) => { s.linux.resources = r; });
+
+  it('the resources dockerd 20.10 writes for a plain `docker run` (blockIO weight 0)', () => {
+    assert.deepEqual(resources({
+      devices: [{ allow: false, access: 'rwm' }], memory: {}, cpu: { shares: 0 }, blockIO: { weight: 0 },
+    }), []);
+  });
+
+  it('blockIO weight, leafWeight and per-device weights of 0', () => {
+    assert.deepEqual(resources({ blockIO: { weight: 0, leafWeight: 0, weightDevice: [{ major: 8, minor: 0, weight: 0, leafWeight: 0 }, { major: 8, minor: 16, weight: 0 }] } }), []);
+    assert.deepEqual(resources({ blockIO: { weight: 10, leafWeight: 1000, weightDevice: [{ major: 8, minor: 0, weight: 500 }] } }), []);
+  });
+
+  it('cpu shares, quota, period and realtime values of 0; any negative quota or realtime runtime (no limit)', () => {
+    assert.deepEqual(resources({ cpu: { shares: 0, quota: 0, period: 0, realtimeRuntime: 0, realtimePeriod: 0 } }), []);
+    assert.deepEqual(resources({ cpu: { quota: -1 } }), []);
+    assert.deepEqual(resources({ cpu: { quota: -100000, realtimeRuntime: -5 } }), []);
+  });
+
+  it('memory limit, reservation, swap and kernel limits of 0 (unset) and -1 (unlimited)', () => {
+    assert.deepEqual(resources({ memory: { limit: 0, reservation: 0, swap: 0, kernel: 0, kernelTCP: 0 } }), []);
+    assert.deepEqual(resources({ memory: { limit: -1, reservation: -1, swap: -1, kernel: -1, kernelTCP: -1 } }), []);
+    assert.deepEqual(resources({ memory: { limit: 64 << 20, swap: -1 } }), []);
+    assert.deepEqual(resources({ memory: { limit: 64 << 20, swap: 0 } }), []);
+  });
+
+  it('swappiness 0..100, and 2^64-1 (Go\'s uint64 of -1, which runc reads as unset)', () => {
+    for (const v of [0, 60, 100]) assert.deepEqual(resources({ memory: { swappiness: v } }), [], String(v));
+    // As config.json has it: JSON.parse reads 18446744073709551615 as 2^64 (the nearest double).
+    const text = JSON.stringify({ ...base(), linux: { ...(base().linux as Json), resources: { memory: {} } } })
+      .replace('"memory":{}', '"memory":{"swappiness":18446744073709551615}');
+    assert.deepEqual(findSpecProblems(JSON.parse(text)), []);
+  });
+
+  it('pids limit 0 (unset), -1 and any negative (no limit), or no limit field at all', () => {
+    for (const limit of [0, -1, -2, 100]) assert.deepEqual(resources({ pids: { limit } }), [], String(limit));
+    assert.deepEqual(resources({ pids: {} }), []);
+  });
+
+  it('oomScoreAdj from -1000 to 1000', () => {
+    for (const v of [-1000, -999, 0, 1000]) assert.deepEqual(problemsAfter((s) => { s.process.oomScoreAdj = v; }), [], String(v));
+  });
+});
+
 describe('validateSpec rejects', () => {
   it('non-objects and wrong versions', () => {
     assert.deepEqual(findSpecProblems([]).map((p) => p.path), ['(top level)']);
@@ -147,12 +192,17 @@ describe('validateSpec rejects', () => {
   it('bad resources', () => {
     expectProblem((s) => { s.linux.resources = { memory: { limit: -5 } }; }, 'linux.resources.memory.limit: must be at least -1, got -5');
     expectProblem((s) => { s.linux.resources = { memory: { limit: 100, swap: 50 } }; }, /linux.resources.memory.swap: .* must not be below limit 100/);
-    expectProblem((s) => { s.linux.resources = { memory: { swappiness: 101 } }; }, /linux.resources.memory.swappiness: must be at most 100/);
+    expectProblem((s) => { s.linux.resources = { memory: { swappiness: 101 } }; }, /linux.resources.memory.swappiness: must be 0 to 100 .*got 101/);
     expectProblem((s) => { s.linux.resources = { cpu: { shares: -2 } }; }, 'linux.resources.cpu.shares: must not be negative, got -2');
     expectProblem((s) => { s.linux.resources = { cpu: { cpus: '0-a' } }; }, /linux.resources.cpu.cpus: must be a list like "0-3,6"/);
-    expectProblem((s) => { s.linux.resources = { pids: {} }; }, 'linux.resources.pids.limit: is required');
     expectProblem((s) => { s.linux.resources = { pids: { limit: '10' } }; }, /linux.resources.pids.limit: must be an integer, got "10"/);
-    expectProblem((s) => { s.linux.resources = { blockIO: { weight: 5 } }; }, 'linux.resources.blockIO.weight: must be at least 10, got 5');
+    expectProblem((s) => { s.linux.resources = { blockIO: { weight: 5 } }; }, 'linux.resources.blockIO.weight: must be 0 (unset) or 10 to 1000, got 5');
+    expectProblem((s) => { s.linux.resources = { blockIO: { leafWeight: 1001 } }; }, 'linux.resources.blockIO.leafWeight: must be 0 (unset) or 10 to 1000, got 1001');
+    expectProblem((s) => { s.linux.resources = { blockIO: { weightDevice: [{ major: 8, minor: 0, weight: 1 }] } }; },
+      'linux.resources.blockIO.weightDevice[0].weight: must be 0 (unset) or 10 to 1000, got 1');
+    expectProblem((s) => { s.linux.resources = { memory: { swappiness: -1 } }; }, /linux.resources.memory.swappiness: must be 0 to 100/);
+    expectProblem((s) => { s.linux.resources = { memory: { reservation: -2 } }; }, 'linux.resources.memory.reservation: must be at least -1, got -2');
+    expectProblem((s) => { s.process.oomScoreAdj = -1001; }, /process.oomScoreAdj: must be at least -1000/);
     expectProblem((s) => { s.linux.resources = { blockIO: { throttleWriteIOPSDevice: [{ major: 8, minor: 0 }] } }; },
       'linux.resources.blockIO.throttleWriteIOPSDevice[0].rate: is required');
     expectProblem((s) => { s.linux.resources = { hugepageLimits: [{ pageSize: '2M', limit: 1 }] }; }, /hugepageLimits\[0\].pageSize: must look like "2MB"/);

@@ -4,7 +4,7 @@ import {
   SECCOMP_OPERATORS,
 } from './types.js';
 import {
-  type JsonObject, type ProblemList, INT64_MIN, UINT64_MAX, expectArray, expectBoolean,
+  type JsonObject, type ProblemList, INT64_MAX, INT64_MIN, UINT64_MAX, expectArray, expectBoolean,
   expectInteger, expectObject, expectString, expectStringArray, expectStringMap, expectUint32,
   expectUint64, field, optional, reportDuplicates, required, show,
 } from './validate-util.js';
@@ -85,8 +85,24 @@ function checkDeviceRules(p: ProblemList, path: string, value: unknown): void {
   });
 }
 
-// Memory and pids accept -1 for "unlimited", as runc does.
+// "Zero means unset", as runc reads a spec: a limit or weight of 0 is not applied (dockerd 20.10
+// writes `blockIO.weight: 0` for every container). Memory takes -1 for "unlimited"; a negative pids
+// limit, cpu quota or realtime runtime means "no limit" (runc writes `max`, the kernel takes any < 0).
 const unlimitedOrCount = (p: ProblemList) => (f: string, v: unknown) => expectInteger(p, f, v, -1, UINT64_MAX);
+const anyInt64 = (p: ProblemList) => (f: string, v: unknown) => expectInteger(p, f, v, INT64_MIN, INT64_MAX);
+
+/** A blkio weight: 0 (unset) or the kernel's 10..1000. */
+function expectWeight(p: ProblemList, path: string, value: unknown): void {
+  const w = expectInteger(p, path, value, 0, UINT64_MAX);
+  if (w !== undefined && w !== 0 && (w < 10 || w > 1000)) p.add(path, `must be 0 (unset) or 10 to 1000, got ${w}`);
+}
+
+/** Swappiness: 0..100, or 2^64-1 (Go's uint64 of -1), which runc takes as unset. */
+function expectSwappiness(p: ProblemList, path: string, value: unknown): void {
+  if (value === 2 ** 64) return; // 18446744073709551615 as JSON.parse reads it
+  const v = expectInteger(p, path, value, INT64_MIN, UINT64_MAX);
+  if (v !== undefined && (v < 0 || v > 100)) p.add(path, `must be 0 to 100 (or 18446744073709551615 for unset), got ${v}`);
+}
 
 function checkThrottles(p: ProblemList, blk: JsonObject, path: string): void {
   for (const key of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice']) {
@@ -106,7 +122,7 @@ function checkResources(p: ProblemList, path: string, value: unknown): void {
     const m = expectObject(p, f, v);
     if (!m) return;
     for (const key of ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP']) optional(m, f, key, unlimitedOrCount(p));
-    optional(m, f, 'swappiness', (ff, vv) => expectInteger(p, ff, vv, 0, 100));
+    optional(m, f, 'swappiness', (ff, vv) => expectSwappiness(p, ff, vv));
     for (const key of ['disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) optional(m, f, key, (ff, vv) => expectBoolean(p, ff, vv));
     const limit = m.limit, swap = m.swap;
     if (typeof limit === 'number' && typeof swap === 'number' && limit > 0 && swap > 0 && swap < limit) {
@@ -117,7 +133,7 @@ function checkResources(p: ProblemList, path: string, value: unknown): void {
     const c = expectObject(p, f, v);
     if (!c) return;
     for (const key of ['shares', 'period', 'realtimePeriod', 'burst']) optional(c, f, key, (ff, vv) => expectUint64(p, ff, vv));
-    for (const key of ['quota', 'realtimeRuntime']) optional(c, f, key, (ff, vv) => expectInteger(p, ff, vv, -1, UINT64_MAX));
+    for (const key of ['quota', 'realtimeRuntime']) optional(c, f, key, anyInt64(p));
     optional(c, f, 'idle', (ff, vv) => expectInteger(p, ff, vv, 0, 1));
     for (const key of ['cpus', 'mems']) {
       optional(c, f, key, (ff, vv) => {
@@ -128,17 +144,17 @@ function checkResources(p: ProblemList, path: string, value: unknown): void {
   });
   optional(r, path, 'pids', (f, v) => {
     const pids = expectObject(p, f, v);
-    if (pids) required(p, pids, f, 'limit', unlimitedOrCount(p));
+    if (pids) optional(pids, f, 'limit', anyInt64(p)); // runc reads a missing limit as 0: unset
   });
   optional(r, path, 'blockIO', (f, v) => {
     const blk = expectObject(p, f, v);
     if (!blk) return;
-    for (const key of ['weight', 'leafWeight']) optional(blk, f, key, (ff, vv) => expectInteger(p, ff, vv, 10, 1000));
+    for (const key of ['weight', 'leafWeight']) optional(blk, f, key, (ff, vv) => expectWeight(p, ff, vv));
     optional(blk, f, 'weightDevice', (ff, vv) => expectArray(p, ff, vv, (itemPath, item) => {
       const w = expectObject(p, itemPath, item);
       if (!w) return;
       for (const k of ['major', 'minor']) required(p, w, itemPath, k, (f3, v3) => expectUint64(p, f3, v3));
-      for (const k of ['weight', 'leafWeight']) optional(w, itemPath, k, (f3, v3) => expectInteger(p, f3, v3, 10, 1000));
+      for (const k of ['weight', 'leafWeight']) optional(w, itemPath, k, (f3, v3) => expectWeight(p, f3, v3));
     }));
     checkThrottles(p, blk, f);
   });

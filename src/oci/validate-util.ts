@@ -81,6 +81,7 @@ export function expectBoolean(p: ProblemList, path: string, value: unknown): voi
 /** The largest values of the integer types the spec uses. */
 export const UINT32_MAX = 0xffffffff;
 export const INT64_MIN = -(2 ** 63);
+export const INT64_MAX = 2 ** 63;
 export const UINT64_MAX = 2 ** 64;
 
 /** Checks `value` is an integer in [min, max]; returns it when it is. */

@@ -103,3 +103,21 @@ function layoutEntries(layoutDir: string): TarEntry[] {
   }
   return entries;
 }
+
+/**
+ * The same image as a `docker save` archive (manifest.json, the config, the gzipped layer), which
+ * `docker load` of Docker 20.10 takes (it does not read OCI archives); written next to the OCI one.
+ */
+export function writeDockerArchive(image: TestImage, repoTag = image.name): string {
+  const blob = (digest: string) => fs.readFileSync(path.join(image.layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+  const configName = `${image.configDigest.slice('sha256:'.length)}.json`;
+  const layerName = `${image.layerDigest.slice('sha256:'.length)}/layer.tar`;
+  const archivePath = path.join(path.dirname(image.archivePath), 'busybox-docker.tar');
+  fs.writeFileSync(archivePath, tar([
+    { kind: 'file', name: configName, data: blob(image.configDigest) },
+    { kind: 'dir', name: path.dirname(layerName) },
+    { kind: 'file', name: layerName, data: blob(image.layerDigest) },
+    { kind: 'file', name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [repoTag], Layers: [layerName] }])) },
+  ]));
+  return archivePath;
+}

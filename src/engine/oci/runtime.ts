@@ -314,7 +314,15 @@ export class OciRuntime {
 
   /** `delete [--force] ID`; deleting a pod's sandbox deletes the pod's other containers first. */
   async delete(id: string, force: boolean): Promise<void> {
-    const lock = await this.store.lock(id);
+    let lock: FileLock;
+    try {
+      lock = await this.store.lock(id);
+    } catch (e) {
+      // As runc: `delete --force` of a container that does not exist succeeds (dockerd's shim asks
+      // for one after every delete).
+      if (force && isHutchError(e, 'ENOTFOUND')) return;
+      throw e;
+    }
     try {
       const record = this.store.get(id);
       const executor = this.executor(record === 'broken' ? undefined : record.executor);

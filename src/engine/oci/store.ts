@@ -91,7 +91,8 @@ export class OciStore {
   async lock(id: string): Promise<FileLock> {
     checkContainerId(id);
     for (;;) {
-      if (!fs.existsSync(this.dir(id))) throw notFound(id);
+      // Not a dir of another runtime's either: its lock file would make it look hutch's.
+      if (this.read(id) === null) throw notFound(id);
       let lock: FileLock;
       try {
         lock = await FileLock.acquire(path.join(this.dir(id), 'lock'), 'exclusive', { timeoutMs: LOCK_TIMEOUT_MS, id });
@@ -123,7 +124,10 @@ export class OciStore {
     fs.renameSync(tmp, path.join(dir, 'record.json'));
   }
 
-  /** The record of `id`; null when there is no such container; 'broken' when its dir has no readable record (a create cut short). */
+  /**
+   * The record of `id`; null when there is no such container (or the dir is another runtime's);
+   * 'broken' when its dir has no readable record (a create cut short).
+   */
   read(id: string): OciRecord | 'broken' | null {
     checkContainerId(id);
     let text: string;
@@ -131,7 +135,7 @@ export class OciStore {
       text = fs.readFileSync(path.join(this.dir(id), 'record.json'), 'utf8');
     } catch (e) {
       if (errnoCode(e) !== 'ENOENT') throw e;
-      return fs.existsSync(this.dir(id)) ? 'broken' : null;
+      return this.isOurs(id) ? 'broken' : null;
     }
     try {
       const r = JSON.parse(text) as OciRecord;
@@ -139,6 +143,23 @@ export class OciStore {
     } catch {
       return 'broken'; // not hutch's format: shown as broken, removable with delete --force
     }
+  }
+
+  /**
+   * Whether the dir of `id`, which has no record, is hutch's. dockerd 20.10 gives every runtime one
+   * root (`<exec-root>/runtime-runc/moby`), so runc's own container dirs (its state.json, no lock)
+   * sit next to hutch's: those are not hutch's to show or delete. hutch's dir has its lock from
+   * the moment after mkdir; an empty dir is a claim cut short.
+   */
+  private isOurs(id: string): boolean {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir(id));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return false;
+      throw e;
+    }
+    return names.length === 0 || names.includes('lock');
   }
 
   /** The record of `id`, or runc's "container does not exist". */
