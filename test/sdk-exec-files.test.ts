@@ -77,7 +77,7 @@ test('stats() is typed: cpu, memory and pids with their limits', async () => {
     assert.equal(s.memoryLimitBytes, 256 * 1024 * 1024);
     assert.ok((s.pids ?? 0) >= 1);
     assert.equal(s.pidsLimit, 100);
-    const known = new Set<string>(['cpuUsageNs', 'memoryBytes', 'memoryLimitBytes', 'memoryMaxBytes', 'pids', 'pidsLimit', 'oomKills'] satisfies (keyof SandboxStats)[]);
+    const known = new Set<string>(['cpuUsageNs', 'memoryBytes', 'memoryLimitBytes', 'memoryMaxBytes', 'pids', 'pidsLimit', 'oomKills', 'diskBytes', 'diskLimitBytes', 'diskInodes', 'diskInodesLimit'] satisfies (keyof SandboxStats)[]);
     assert.deepEqual(Object.keys(s).filter((k) => !known.has(k)), [], 'every field hutchd returns is in SandboxStats');
   } finally {
     await sb.kill();

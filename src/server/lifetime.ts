@@ -203,6 +203,8 @@ export class LifetimeKeeper {
       const expiry = expiryOf(s);
       let reason: string | undefined;
       if (s.labels?.[POOL_LABEL] !== undefined) reason = 'pool-leftover';
+      // A delete a crash cut short (also one that died before killing the init) is finished.
+      else if (s.note?.startsWith('interrupted delete')) reason = 'half-made';
       else if (s.status === 'stopped') reason = s.note?.startsWith('interrupted') ? 'half-made' : 'stopped';
       // hutchd starts what it creates at once: a managed sandbox still `ready` lost its hutchd in between.
       else if (s.status === 'ready') reason = 'half-made';
