@@ -188,35 +188,42 @@ test('recover after a crash: running and paused ones adopted; stopped, half-made
   for (const id of [runningId, pausedId, runningNoTtl, cliRunning, cliStopped]) await engine2.remove(id, true);
 });
 
-test('a sandbox whose main command ends on its own gets one stopped event at the next sweep', async () => {
+/** An engine and a keeper on this root, with every event the keeper's bus carries. */
+function watchedKeeper(): { engine: Engine; events: EventBus; seen: LifecycleEvent[]; keeper: LifetimeKeeper } {
   const engine = new Engine({ root });
   const events = new EventBus();
   const seen: LifecycleEvent[] = [];
   events.subscribe((e) => { seen.push(e); });
-  const keeper = new LifetimeKeeper(engine, events, OPTS);
+  return { engine, events, seen, keeper: new LifetimeKeeper(engine, events, OPTS) };
+}
+
+/** Sweeps twice and asserts exactly one stopped event, for `id`; returns it. */
+async function theStoppedEvent(keeper: LifetimeKeeper, seen: LifecycleEvent[], id: string): Promise<LifecycleEvent> {
+  await keeper.sweep();
+  await keeper.sweep();
+  const stopped = seen.filter((e) => e.type === 'stopped');
+  assert.equal(stopped.length, 1, 'exactly one stopped event');
+  assert.equal(stopped[0]!.sandboxId, id);
+  return stopped[0]!;
+}
+
+test('a sandbox whose main command ends on its own gets one stopped event at the next sweep', async () => {
+  const { engine, seen, keeper } = watchedKeeper();
   const s = await engine.create({ rootfs: 'busybox', labels: { ...keeper.labelsFor(60_000) }, command: ['sh', '-c', 'sleep 0.5; exit 7'] });
   await engine.start(s.id);
   try {
     await keeper.sweep();
     assert.deepEqual(seen.filter((e) => e.type === 'stopped'), [], 'alive: no event');
     await engine.waitStopped(s.id);
-    await keeper.sweep();
-    await keeper.sweep();
-    const stopped = seen.filter((e) => e.type === 'stopped');
-    assert.equal(stopped.length, 1, 'exactly one stopped event');
-    assert.equal(stopped[0]!.sandboxId, s.id);
-    assert.equal(stopped[0]!.data?.exitCode, 7);
+    const stopped = await theStoppedEvent(keeper, seen, s.id);
+    assert.equal(stopped.data?.exitCode, 7);
   } finally {
     await engine.remove(s.id, true);
   }
 });
 
 test('a sandbox whose agent dies before any sweep saw it run still gets its stopped event', async () => {
-  const engine = new Engine({ root });
-  const events = new EventBus();
-  const seen: LifecycleEvent[] = [];
-  events.subscribe((e) => { seen.push(e); });
-  const keeper = new LifetimeKeeper(engine, events, OPTS);
+  const { engine, events, seen, keeper } = watchedKeeper();
   const s = await engine.create({ rootfs: 'busybox', labels: { ...keeper.labelsFor(60_000) } });
   await engine.start(s.id);
   events.publish({ type: 'started', sandboxId: s.id }); // as hutchd's create route does
@@ -224,12 +231,8 @@ test('a sandbox whose agent dies before any sweep saw it run still gets its stop
     const pid = Number(fs.readFileSync(path.join(root, 'sandboxes', s.id, 'init.pid'), 'utf8'));
     process.kill(pid, 'SIGKILL');
     await engine.waitStopped(s.id);
-    await keeper.sweep();
-    await keeper.sweep();
-    const stopped = seen.filter((e) => e.type === 'stopped');
-    assert.equal(stopped.length, 1, 'exactly one stopped event');
-    assert.equal(stopped[0]!.sandboxId, s.id);
-    assert.equal(stopped[0]!.data?.agentDied, true);
+    const stopped = await theStoppedEvent(keeper, seen, s.id);
+    assert.equal(stopped.data?.agentDied, true);
   } finally {
     await engine.remove(s.id, true);
   }

@@ -41,12 +41,16 @@ export function sendError(res: ServerResponse, e: unknown): void {
   sendJson(res, status, body);
 }
 
+/** The 413 for a body whose content-length already says it is over `maxBytes` (refused before it is read); null otherwise. */
+function declaredOver(req: IncomingMessage, maxBytes: number, what: string): ApiError | null {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  return Number.isFinite(declared) && declared > maxBytes ? new ApiError(413, 'EINVAL', `${what} of ${declared} bytes is larger than the limit of ${maxBytes} bytes`) : null;
+}
+
 /** Reads a whole body of at most `maxBytes`; a larger one is refused with 413 before it is all read. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(new ApiError(413, 'EINVAL', `request body of ${declared} bytes is larger than the limit of ${maxBytes} bytes`));
-  }
+  const over = declaredOver(req, maxBytes, 'request body');
+  if (over) return Promise.reject(over);
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let total = 0;
@@ -85,8 +89,8 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
  * when the reader stops early (the error answer still has to go out on its socket).
  */
 export async function* capped(req: IncomingMessage, maxBytes: number): AsyncGenerator<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, 'EINVAL', `upload of ${declared} bytes is larger than the limit of ${maxBytes} bytes`);
+  const over = declaredOver(req, maxBytes, 'upload');
+  if (over) throw over;
   let total = 0;
   for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;
