@@ -97,7 +97,7 @@ runBench('memory: per idle sandbox', async () => {
   const initPids = ids.map((id) => Number.parseInt(fs.readFileSync(path.join(engine.store.dir(id), 'init.pid'), 'utf8'), 10));
   const hutchMem = perUnit(initPids);
   const statsMemory = (await Promise.all(ids.map((id) => calls.stats(id)))).map((s) => s.memoryBytes ?? 0);
-  const cgroupsPaths = ids.map((id) => engine.mustRead(id).handle!.cgroupsPath);
+  const cgroupsPaths = ids.map((id) => engine.mustRead(id).handle!.state['cgroupsPath'] as string);
   // Nothing else of hutch's should stay per sandbox: no runc, no shim, no hutch process.
   const extra = processTable().filter((p) => /runc|hutch\.mjs|conmon|shim/.test(`${p.comm} ${p.cmdline}`) && p.cmdline.includes(br.root));
   results.push({ name: `hutch sandbox (agent + descendants)`, ...hutchMem, cgroup: averageCgroup(cgroupsPaths), meminfo: meminfoDelta(before, meminfo(), n) });

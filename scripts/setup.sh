@@ -17,7 +17,9 @@ packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
   # Debian's Docker 20.10 (dockerd and its CLI at /usr/bin/docker) for test/e2e-docker.test.ts.
   podman conmon catatonit netavark aardvark-dns containerd docker-registry skopeo docker.io
   # bench/pull.ts compares hutch pull with skopeo copy + umoci unpack.
-  umoci)
+  umoci
+  # The gvisor platform (docs/gvisor.md): Debian's gVisor release, driven like runc.
+  runsc)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

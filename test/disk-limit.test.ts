@@ -11,7 +11,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { checkLimits } from '../src/engine/index.js';
 import { isHutchError } from '../src/errors.js';
-import { DEFAULT_HARDENING, loadContainerPlatform } from '../src/platform/index.js';
+import { DEFAULT_HARDENING, builtinPlatforms } from '../src/platform/index.js';
 import { INIT_LOG_CAP_BYTES, RUN_DIR_CAP_BYTES } from '../src/platform/container/disk.js';
 import { AGENT_LOG_CAP_BYTES, cappedLog } from '../src/agent/capped-log.js';
 
@@ -129,7 +129,7 @@ test('bad disk limits get one line and exit code 125; nothing is made', async ()
 test('a direct-mode init.log (the command writes it itself) stays bounded on the host', async () => {
   // The engine makes direct-mode sandboxes in the foreground only (their output is the caller's);
   // the platform's create of one writes init.log, which is what is checked here.
-  const platform = await loadContainerPlatform({ stateRoot: root, dataRoot: DATA_ROOT, executor: 'runc' });
+  const platform = await builtinPlatforms['container']!.load({ stateRoot: root, dataRoot: DATA_ROOT, executor: 'runc' });
   const id = `d${randomBytes(7).toString('hex')}`;
   const dir = path.join(root, 'sandboxes', id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 }); // as the store makes it: runc, in the user ns, goes through

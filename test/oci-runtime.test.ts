@@ -153,9 +153,9 @@ test('bad bundles fail with the field and the reason, and leave nothing', async 
   await failsLike(['create', '--bundle', noProcess, id], /process: is required/, id);
   const badField = makeBundle(scratch, 'badfield', ['true'], (s) => { (s.process as unknown as Record<string, unknown>).cwd = 'relative'; });
   await failsLike(['create', '--bundle', badField, id], /process\.cwd/, id);
-  const vm = makeBundle(scratch, 'vm', ['true'], (s) => { s.annotations = { 'dev.hutch.platform': 'vm' }; });
-  await failsLike(['create', '--bundle', vm, id], /vm platform is not available yet/, id);
-  await failsLike(['--platform', 'vm', 'create', '--bundle', sleeper, id], /vm platform is not available yet/, id);
+  const warp = makeBundle(scratch, 'warp', ['true'], (s) => { s.annotations = { 'dev.hutch.platform': 'warp' }; });
+  await failsLike(['create', '--bundle', warp, id], /unknown platform \\"warp\\": use container/, id);
+  await failsLike(['--platform', 'warp', 'create', '--bundle', sleeper, id], /unknown platform \\"warp\\": use container/, id);
   await failsLike(['create', '--bundle', sleeper, 'bad/id'], /invalid id format: bad\/id/, id);
   // The executor refuses it (a program that is not there): its error, and hutch cleans up.
   const noProgram = makeBundle(scratch, 'noprogram', ['/bin/no-such-program']);

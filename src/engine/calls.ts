@@ -2,7 +2,7 @@
 import { HutchError } from '../errors.js';
 import type { AgentClient, ProcessHandle } from '../agent/index.js';
 import type { SandboxStats } from '../platform/index.js';
-import type { Engine } from './engine.js';
+import type { EngineContext } from './context.js';
 import { requireStatus, type SandboxRecord } from './state.js';
 import { checkEnv, mergeEnv } from './options.js';
 import { interruptedStartNote } from './records.js';
@@ -32,7 +32,7 @@ export type SignalTarget = { pid: number } | { pgid: number } | { all: true };
 export class SandboxCalls {
   private readonly clients = new Map<string, Promise<AgentClient>>();
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: EngineContext) {}
 
   /**
    * The record of a sandbox that must be in one of `allowed` states. Read without a lock: records
@@ -104,6 +104,9 @@ export class SandboxCalls {
     const { home, ...user } = await this.userOf(record, req.user);
     const env = mergeEnv(record.env, req.tty ? ['TERM=xterm'] : [], home, checkEnv(req.env ?? []));
     const platform = await this.engine.platformOf(record);
+    if (!platform.capabilities.directExec || !platform.execDirect) {
+      throw new HutchError('EUNSUPPORTED', `sandbox ${record.id} runs its command as init on the ${platform.name} platform, which cannot run another command beside it; hutch run -d makes a sandbox with an agent`, { id: record.id });
+    }
     return platform.execDirect(record.handle!, { args: req.argv, env, cwd: req.cwd ?? record.cwd, user, terminal: req.tty !== undefined, stdio }).done;
   }
 

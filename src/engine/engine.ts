@@ -1,11 +1,12 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
 import { HutchError, errnoCode, isHutchError } from '../errors.js';
-import { loadContainerPlatform, type Platform, type PlatformHandle, type SandboxConfig } from '../platform/index.js';
+import { builtinPlatforms, platformEntry, type Platform, type PlatformCapabilities, type PlatformHandle, type PlatformRegistry, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore, type SandboxLock } from './store.js';
 import type { CreateOptions, EngineOptions, SandboxInfo, SandboxUpdate } from './types.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
-import { observeInit } from './liveness.js';
+import { handleOf, observeInit } from './liveness.js';
+import type { EngineContext } from './context.js';
 import { applyUpdate, brokenRecord, configOf, interruptedStartNote, recordEnd, recordFactory, refreshRecord } from './records.js';
 import { recordDirectExit, type InitEnd } from './exit-status.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
@@ -19,13 +20,16 @@ import { busyboxRootfs, resolveImage, userIn, type ResolvedRootfs } from './root
 export const DEFAULT_ROOT = '/run/hutch';
 export const DEFAULT_DATA_ROOT = '/var/lib/hutch';
 
-/** Sandboxes: create, start, stop, delete, list. Process, file and resource calls live in EngineCalls. */
-export class Engine {
+/** Sandboxes: create, start, stop, delete, list. Process, file and resource calls live in SandboxCalls. */
+export class Engine implements EngineContext {
   readonly store: SandboxStore;
   readonly dataRoot: string;
+  private readonly registry: PlatformRegistry;
   private readonly platforms = new Map<string, Promise<Platform>>();
   private imageService?: Promise<ImageService>;
-  /** The executor new sandboxes get; each sandbox keeps the one it was made with. */
+  /** The platform new sandboxes get unless they name one. */
+  readonly platformName: string;
+  /** The container platform's executor for new sandboxes; each sandbox keeps the one it was made with. */
   readonly executorName: string;
   private readonly selfCommand: string[] | undefined;
   private readonly offload: boolean;
@@ -36,34 +40,51 @@ export class Engine {
     this.store = new SandboxStore(opts.root ?? process.env.HUTCH_ROOT ?? DEFAULT_ROOT, { offload: this.offload });
     this.dataRoot = opts.dataRoot ?? process.env.HUTCH_DATA_ROOT ?? DEFAULT_DATA_ROOT;
     this.executorName = opts.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
+    this.registry = opts.platforms ?? builtinPlatforms;
+    this.platformName = opts.platform ?? process.env.HUTCH_PLATFORM ?? 'container';
+    platformEntry(this.registry, this.platformName);
   }
 
-  /** The platform driving `executor` (default: the engine's), loaded on first use. */
-  platform(executor = this.executorName): Promise<Platform> {
-    let p = this.platforms.get(executor);
+  /** The names of the platforms this engine knows, with one line about each. */
+  knownPlatforms(): { name: string; summary: string }[] {
+    return Object.entries(this.registry).map(([name, e]) => ({ name, summary: e.summary }));
+  }
+
+  /** Platform `name` (default: the engine's) with `executor`, loaded on first use. */
+  platform(name = this.platformName, executor = this.executorName): Promise<Platform> {
+    const entry = platformEntry(this.registry, name);
+    const key = `${name}\0${executor}`;
+    let p = this.platforms.get(key);
     if (!p) {
-      p = loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor, offload: this.offload });
-      this.platforms.set(executor, p);
+      p = entry.load({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor, offload: this.offload });
+      this.platforms.set(key, p);
+      p.catch(() => this.platforms.delete(key));
     }
     return p;
   }
 
-  /** The platform of an existing sandbox: the executor it was made with, whatever the engine's default. */
+  /** The platform of an existing sandbox: the one it was made on, whatever the engine's default. */
   platformOf(record: SandboxRecord): Promise<Platform> {
-    return this.platform(record.executor ?? this.executorName);
+    return this.platform(record.platform ?? record.handle?.platform ?? 'container', record.executor ?? this.executorName);
   }
 
-  /** Null when sandboxes can have private id ranges here (probed on the busybox rootfs), else why not. */
-  async privateIdsProblem(): Promise<string | null> {
-    const source = await busyboxRootfs(this.dataRoot);
-    return (await this.platform(this.executorName)).privateIdsProblem(source);
+  /** What platform `name` (default: the engine's) can do. */
+  async capabilities(name = this.platformName): Promise<PlatformCapabilities> {
+    return (await this.platform(name)).capabilities;
   }
 
-  /** Builds what sandboxes need ahead of time: the busybox rootfs and the agent runtime. */
-  async setup(): Promise<{ rootfs: string; runtime: string }> {
+  /** Null when sandboxes on `name` can have private id ranges here (probed on the busybox rootfs), else why not. */
+  async privateIdsProblem(name = this.platformName): Promise<string | null> {
+    const platform = await this.platform(name);
+    if (!platform.capabilities.privateIds || !platform.privateIdsProblem) return `the ${name} platform has no private id ranges`;
+    return platform.privateIdsProblem(await busyboxRootfs(this.dataRoot));
+  }
+
+  /** Builds what sandboxes need ahead of time: the busybox rootfs and what the platform needs (its agent runtime). */
+  async setup(name = this.platformName): Promise<{ rootfs: string; runtime: string }> {
     const rootfs = await this.resolveRootfs('busybox');
-    const platform = await loadContainerPlatform({ stateRoot: this.store.root, dataRoot: this.dataRoot, executor: this.executorName, offload: this.offload });
-    return { rootfs, runtime: platform.prepareRuntime() };
+    const made = await (await this.platform(name)).setup();
+    return { rootfs, runtime: made['runtime'] ?? '' };
   }
 
   /** The image store, with the sandboxes' view of what is in use (loaded on first use). */
@@ -88,7 +109,12 @@ export class Engine {
     const resolved = await this.resolveSandboxRootfs(o);
     // The caller's user, else the image's User: looked up only when it applies (as docker's -u overrides a broken one).
     const spec = o.user === undefined ? resolved.image?.config.User || undefined : o.user;
-    return recordFactory({ ...o, ...(typeof spec === 'string' ? { user: await userIn(resolved, spec) } : {}) }, resolved, this.executorName);
+    const platform = o.platform ?? this.platformName;
+    const { capabilities } = await this.platform(platform);
+    if (o.hardening?.idRange === 'private' && !capabilities.privateIds) {
+      throw new HutchError('EUNSUPPORTED', `the ${platform} platform cannot give a sandbox a private id range: use the shared one (--id-range shared)`);
+    }
+    return recordFactory({ ...o, ...(typeof spec === 'string' ? { user: await userIn(resolved, spec) } : {}) }, resolved, platform, this.executorName);
   }
 
   private configOf(r: SandboxRecord): SandboxConfig {
@@ -100,17 +126,28 @@ export class Engine {
 
   /** Brings a record in line with reality (see refreshRecord). */
   async refresh(record: SandboxRecord, lockFree = true): Promise<void> {
-    if (refreshRecord(record, this.store.dir(record.id), lockFree)) await this.recordEnd(record, 'gone');
+    if (record.phase === 'stopped') return; // nothing more can happen to it
+    const platform = await this.platformOf(record);
+    if (refreshRecord(record, () => observeInit(platform, record, this.store.dir(record.id)), lockFree)) await this.recordEnd(record, 'gone');
     // A ready sandbox whose init was started, with nobody holding its lock: the hutch starting it died.
-    if (record.phase === 'ready' && lockFree && record.handle && (await this.platformOf(record)).initStarted(record.handle)) {
+    if (record.phase === 'ready' && lockFree && record.handle && platform.initStarted(record.handle)) {
       record.note = interruptedStartNote(record.id);
     }
   }
 
   /** Records how a sandbox whose init is gone ended (exit code, signal, OOM kill, or its agent died). */
   async recordEnd(record: SandboxRecord, end: InitEnd): Promise<void> {
-    const oomKills = record.handle ? await (await this.platformOf(record)).oomKills(record.handle) : null;
-    recordEnd(record, this.store.dir(record.id), oomKills, end);
+    const platform = await this.platformOf(record);
+    const handle = handleOf(platform, record, this.store.dir(record.id));
+    const oomKills = record.handle ? await platform.oomKills(record.handle) : null;
+    recordEnd(record, () => platform.exitRecord(handle), oomKills, end);
+  }
+
+  /** Notes the init's pid and start time as the platform sees them now (a reused pid is then not ours). */
+  private noteInit(record: SandboxRecord, platform: Platform): void {
+    const obs = observeInit(platform, record, this.store.dir(record.id));
+    if (obs.pid !== undefined) record.initPid = obs.pid;
+    if (obs.startTime !== undefined) record.initStartTime = obs.startTime;
   }
 
   /** Creates a sandbox in state `ready` (agent mode: its init waits for start). */
@@ -118,7 +155,7 @@ export class Engine {
     if ((o.mode ?? 'agent') !== 'agent') throw new HutchError('EINVAL', 'create makes agent sandboxes; direct mode is for run');
     if (o.autoRemove && !this.selfCommand) throw new HutchError('EINVAL', 'auto-removal needs the engine to know how to run hutch (EngineOptions.selfCommand)');
     const initial = await this.newRecord(o);
-    const platform = await this.platform();
+    const platform = await this.platform(o.platform ?? this.platformName);
     const { record, lock } = await this.store.allocate(o.name, initial);
     try {
       crashPoint('create:allocated');
@@ -139,7 +176,7 @@ export class Engine {
   private async abandon(record: SandboxRecord, cause: unknown): Promise<void> {
     try {
       const platform = await this.platformOf(record);
-      await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
+      await platform.destroy(handleOf(platform, record, this.store.dir(record.id)));
       await this.store.remove(record.id, record.name);
     } catch (cleanupError) {
       // Keep the record so that `hutch rm -f` can finish the job; say why on it.
@@ -151,26 +188,39 @@ export class Engine {
 
   /** Starts a ready sandbox: the agent comes up, then the main command (if any) is started. */
   async start(ref: string): Promise<SandboxInfo> {
-    const id = this.store.resolve(ref);
-    const lock = await this.store.lock(id, 'exclusive');
-    try {
-      const record = this.mustRead(id);
-      await this.refresh(record);
+    let started: SandboxRecord | undefined;
+    const info = await this.locked(ref, async (record, platform) => {
+      const id = record.id;
       if (record.phase === 'stopped') {
         // A sandbox runs once (its init is gone and cannot come back): say what to do instead.
         throw new HutchError('ESTATE', `cannot start sandbox ${id}: it is stopped, and a stopped sandbox cannot run again; remove it (hutch rm ${ref}) and make a new one (hutch run, or hutch create and start)`, { id });
       }
       checkTransition(id, record.phase, 'running', 'start');
-      const platform = await this.platformOf(record);
       await platform.start(record.handle!, record.mode);
       crashPoint('start:started');
       record.phase = 'running';
       record.startedAt = new Date().toISOString();
       if (record.note === interruptedStartNote(id)) delete record.note;
-      const obs = observeInit(record, this.store.dir(id));
-      if (obs.startTime !== undefined) record.initStartTime = obs.startTime;
+      this.noteInit(record, platform);
       this.store.write(record);
-      if (record.mode === 'agent' && record.command) await this.startMain(record);
+      if (record.mode === 'agent' && record.command) await this.startMain(record, platform);
+      started = record;
+    });
+    return started ? this.withStatus(started) : info;
+  }
+
+  /**
+   * The lock → read → refresh → act → write sequence of a verb that changes a sandbox: `act` gets
+   * the refreshed record and its platform under the exclusive lock; the record is written after it
+   * unless it says 'removed'. `orBroken` stands a broken record in for a missing one (rm).
+   */
+  private async locked(ref: string, act: (record: SandboxRecord, platform: Platform) => Promise<void | 'removed'>, orBroken = false): Promise<SandboxInfo> {
+    const id = this.store.resolve(ref);
+    const lock = await this.store.lock(id, 'exclusive');
+    try {
+      const record = orBroken ? this.store.read(id) ?? brokenRecord(id) : this.mustRead(id);
+      await this.refresh(record);
+      if ((await act(record, await this.platformOf(record))) !== 'removed') this.store.write(record);
       return this.withStatus(record);
     } finally {
       lock.release();
@@ -178,8 +228,7 @@ export class Engine {
   }
 
   /** Starts the main command through the agent; if it cannot start, the sandbox is stopped. */
-  private async startMain(record: SandboxRecord): Promise<void> {
-    const platform = await this.platformOf(record);
+  private async startMain(record: SandboxRecord, platform: Platform): Promise<void> {
     const client = await platform.connect(record.handle!);
     try {
       const env = Object.fromEntries(record.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
@@ -208,7 +257,7 @@ export class Engine {
   async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore')[], remove: boolean): Promise<{ id: string; exitCode: number }> {
     traceMark('engine: runForeground');
     const initial = await this.newRecord({ ...o, mode: 'direct' });
-    const platform = await this.platform();
+    const platform = await this.platform(o.platform ?? this.platformName);
     traceMark('engine: platform loaded');
     const { record, lock } = await this.store.allocate(o.name, initial);
     traceMark('engine: allocated');
@@ -217,6 +266,7 @@ export class Engine {
     try {
       const result = await platform.runForeground(this.configOf(record), stdio, (handle) => {
         record.handle = handle;
+        this.noteInit(record, platform);
         record.phase = 'running';
         record.startedAt = new Date().toISOString();
         this.store.write(record);
@@ -261,19 +311,11 @@ export class Engine {
 
   /** Stops a sandbox: SIGTERM to every process, SIGKILL after `graceMs`. */
   async stop(ref: string, graceMs = 10_000): Promise<SandboxInfo> {
-    const id = this.store.resolve(ref);
-    const lock = await this.store.lock(id, 'exclusive');
-    try {
-      const record = this.mustRead(id);
-      await this.refresh(record);
-      if (record.phase === 'stopped') return this.withStatus(record);
-      checkTransition(id, record.phase, 'stopped', 'stop');
+    return this.locked(ref, async (record) => {
+      if (record.phase === 'stopped') return;
+      checkTransition(record.id, record.phase, 'stopped', 'stop');
       await stopSandbox(this, record, graceMs);
-      this.store.write(record);
-      return this.withStatus(record);
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   /** Pauses (freezes) a running sandbox. */
@@ -287,35 +329,22 @@ export class Engine {
   }
 
   private async transition(ref: string, to: SandboxStatus, verb: string, act: (p: Platform, h: PlatformHandle) => Promise<void>): Promise<SandboxInfo> {
-    const id = this.store.resolve(ref);
-    const lock = await this.store.lock(id, 'exclusive');
-    try {
-      const record = this.mustRead(id);
-      await this.refresh(record);
-      checkTransition(id, record.phase, to, verb);
-      await act(await this.platformOf(record), record.handle!);
+    return this.locked(ref, async (record, platform) => {
+      checkTransition(record.id, record.phase, to, verb);
+      await act(platform, record.handle!);
       record.phase = to;
-      this.store.write(record);
-      return this.withStatus(record);
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   /** Removes sandboxes; running or paused ones only with `force` (they are killed first). */
   async remove(ref: string, force = false): Promise<void> {
-    const id = this.store.resolve(ref);
-    const lock = await this.store.lock(id, 'exclusive');
-    try {
-      const record = this.store.read(id) ?? brokenRecord(id);
-      await this.refresh(record);
+    await this.locked(ref, async (record) => {
       if (record.phase !== 'stopped' && !force) {
-        throw new HutchError('ESTATE', `cannot remove sandbox ${id}: it is ${record.phase}; stop it first or use rm -f`, { id });
+        throw new HutchError('ESTATE', `cannot remove sandbox ${record.id}: it is ${record.phase}; stop it first or use rm -f`, { id: record.id });
       }
       await this.destroyLocked(record);
-    } finally {
-      lock.release();
-    }
+      return 'removed';
+    }, true);
   }
 
   /**
@@ -337,7 +366,7 @@ export class Engine {
       crashPoint('delete:deleting');
     }
     const platform = await this.platformOf(record);
-    await platform.destroy(record.handle ?? platform.handleFor(record.id, this.store.dir(record.id)));
+    await platform.destroy(handleOf(platform, record, this.store.dir(record.id)));
     crashPoint('delete:destroyed');
     await this.store.remove(record.id, record.name);
   }
@@ -347,17 +376,7 @@ export class Engine {
    * (a value sets, null removes). A warm pool's sandbox becomes its claimer's this way.
    */
   async update(ref: string, patch: SandboxUpdate): Promise<SandboxInfo> {
-    const id = this.store.resolve(ref);
-    const lock = await this.store.lock(id, 'exclusive');
-    try {
-      const record = this.mustRead(id);
-      applyUpdate(record, patch);
-      this.store.write(record);
-      await this.refresh(record);
-      return this.withStatus(record);
-    } finally {
-      lock.release();
-    }
+    return this.locked(ref, async (record) => applyUpdate(record, patch));
   }
 
   /** Writes the main command's output (`hutch logs`) to `out`; see sandboxLogs. */

@@ -2,13 +2,13 @@
 // sandbox's run dir. That dir is the sandbox's to write, so the files are read as untrusted input:
 // never through a symlink, regular files only, and no more than asked for.
 import fs from 'node:fs';
-import path from 'node:path';
 import { HutchError } from '../errors.js';
 // The agent's file formats, imported directly: the agent's index brings its client (net, streams),
 // which a one-shot run never needs and the engine bundle must not initialise at load.
 import { openSandboxWritten } from '../agent/exit-file.js';
-import { MAIN_LOG_CAP_BYTES, MAIN_LOG_NAME } from '../agent/main-log.js';
-import type { Engine } from './engine.js';
+import { MAIN_LOG_CAP_BYTES } from '../agent/main-log.js';
+import type { EngineContext } from './context.js';
+import { handleOf } from './liveness.js';
 
 /** What `sandboxLogs` reads and how. */
 export interface LogOptions {
@@ -52,11 +52,12 @@ function lastLines(data: Buffer, n: number): Buffer {
  * Writes the main command's output of sandbox `ref` to `out`: what is logged so far, then with
  * `follow` what comes until the sandbox stops. A sandbox without an agent (a foreground run) has none.
  */
-export async function sandboxLogs(engine: Engine, ref: string, out: (chunk: Buffer) => void, opts: LogOptions = {}): Promise<void> {
+export async function sandboxLogs(engine: EngineContext, ref: string, out: (chunk: Buffer) => void, opts: LogOptions = {}): Promise<void> {
   const info = await engine.inspect(ref);
   if (info.mode !== 'agent') throw new HutchError('EUNSUPPORTED', `sandbox ${info.id} ran its command in the foreground: its output went to the terminal, not to a log`, { id: info.id });
-  const runDir = path.join(engine.store.dir(info.id), 'run');
-  const file = path.join(runDir, MAIN_LOG_NAME);
+  const platform = await engine.platformOf(info);
+  const file = platform.mainLogPath(handleOf(platform, info, engine.store.dir(info.id)));
+  if (file === null) throw new HutchError('EUNSUPPORTED', `sandbox ${info.id}: the ${platform.name} platform keeps no log of its main command on the host`, { id: info.id });
   const older = openLog(`${file}.1`);
   let fd = openLog(file);
   let offset = 0;

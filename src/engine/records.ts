@@ -2,11 +2,10 @@
 // record, and a record brought in line with what is observed on the host.
 import path from 'node:path';
 import { HutchError } from '../errors.js';
-import { DEFAULT_HARDENING, type Hardening, type SandboxConfig } from '../platform/index.js';
+import { DEFAULT_HARDENING, type ExitRecord, type Hardening, type InitObservation, type SandboxConfig } from '../platform/index.js';
 import type { ImageRuntimeConfig } from '../image/index.js';
 import { checkName, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
-import { exitRecordOf, observeInit } from './liveness.js';
 import { recordAgentExit, type InitEnd } from './exit-status.js';
 import type { CreateOptions, SandboxUpdate } from './types.js';
 import type { ResolvedRootfs } from './rootfs.js';
@@ -17,7 +16,7 @@ const BASE_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 const MIN_AGENT_MEMORY_BYTES = 16 * 1024 * 1024;
 
 /** Checks a user's options; returns the maker of the sandbox's first record (id and name come later). */
-export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, executor: string): (id: string, name: string) => SandboxRecord {
+export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, platform: string, executor: string): (id: string, name: string) => SandboxRecord {
   if (o.name !== undefined) checkName(o.name);
   const mode = o.mode ?? 'agent';
   const limits = checkLimits(o.limits ?? {});
@@ -38,7 +37,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, execut
   checkIdRange(hardening);
   if (limits.diskBytes !== undefined && !hardening.overlay) throw new HutchError('EINVAL', 'a disk limit needs a writable layer: drop --read-only or --disk');
   return (id, name) => ({
-    version: 1, id, name, phase: 'creating', mode, executor, createdAt: new Date().toISOString(),
+    version: 1, id, name, phase: 'creating', mode, ...(platform !== 'container' ? { platform } : {}), executor, createdAt: new Date().toISOString(),
     rootfs: resolved.rootfs, ...(resolved.lowerDirs ? { lowerDirs: resolved.lowerDirs } : {}),
     ...(resolved.image ? { image: { ref: resolved.image.ref, id: resolved.image.id } } : {}),
     env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user,
@@ -105,9 +104,9 @@ export function interruptedStartNote(id: string): string {
  * phase whose lock is free means the hutch that set it died. True when it found the init gone
  * just now (the caller records how it ended: recordEnd).
  */
-export function refreshRecord(record: SandboxRecord, dir: string, lockFree: boolean): boolean {
+export function refreshRecord(record: SandboxRecord, observe: () => InitObservation, lockFree: boolean): boolean {
   // A delete that died before it killed the init: the sandbox is still whole, in the state it had.
-  if (record.phase === 'deleting' && lockFree && record.deletingFrom && record.deletingFrom !== 'stopped' && observeInit(record, dir).alive) {
+  if (record.phase === 'deleting' && lockFree && record.deletingFrom && record.deletingFrom !== 'stopped' && observe().alive) {
     record.phase = record.deletingFrom;
     record.note = 'interrupted delete: it still runs; rm -f finishes it';
     return false;
@@ -118,7 +117,7 @@ export function refreshRecord(record: SandboxRecord, dir: string, lockFree: bool
     return false;
   }
   if (record.phase === 'running' || record.phase === 'paused' || record.phase === 'ready') {
-    const obs = observeInit(record, dir);
+    const obs = observe();
     if (obs.known && !obs.alive) {
       record.phase = 'stopped';
       record.finishedAt ??= new Date().toISOString();
@@ -132,8 +131,8 @@ export function refreshRecord(record: SandboxRecord, dir: string, lockFree: bool
  * Records how a sandbox whose init is gone ended: agent mode from the agent's exit record and the
  * cgroup's OOM kills; `end` says whether hutch stopped it or it went away on its own.
  */
-export function recordEnd(record: SandboxRecord, dir: string, oomKills: number | null, end: InitEnd): void {
-  if (record.mode === 'agent') return recordAgentExit(record, exitRecordOf(dir), oomKills, end);
+export function recordEnd(record: SandboxRecord, exit: () => ExitRecord | null, oomKills: number | null, end: InitEnd): void {
+  if (record.mode === 'agent') return recordAgentExit(record, exit(), oomKills, end);
   // Direct mode: the hutch run that waited for the init records its status; it went first.
   if (end === 'gone' && record.exitCode === undefined) record.note ??= 'the hutch run that waited for it ended first: its exit status is lost';
 }

@@ -12,7 +12,9 @@ export type SandboxPhase = SandboxStatus | 'creating' | 'deleting';
 export interface SandboxRecord extends SandboxSettings {
   version: 1;
   phase: SandboxPhase;
-  /** The OCI executor the sandbox was made with (runc, crun). */
+  /** The platform it runs on (absent: container, as records before there were others). */
+  platform?: string;
+  /** The container platform's OCI executor the sandbox was made with (runc, crun). */
   executor?: string;
   createdAt: string;
   startedAt?: string;
@@ -20,6 +22,8 @@ export interface SandboxRecord extends SandboxSettings {
   handle?: PlatformHandle;
   /** Agent mode: the pid (inside the sandbox) of the main command. */
   mainPid?: number;
+  /** The init's host pid, as the platform saw it at start (ls shows it). */
+  initPid?: number;
   /** Start time (clock ticks since boot) of the init pid, so a reused pid is not taken for ours. */
   initStartTime?: number;
   /** How the main command (agent mode) or the init (direct mode) ended: its code, 128+N for a signal N. */

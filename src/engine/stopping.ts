@@ -1,11 +1,11 @@
 // Stopping a sandbox: ask its agent to shut down, then signal the init, then kill it.
 import { HutchError, isHutchError } from '../errors.js';
-import type { Engine } from './engine.js';
+import type { EngineContext } from './context.js';
 import type { SandboxRecord } from './state.js';
 import { observeInit } from './liveness.js';
 
 /** Stops a sandbox whose lock the caller holds: the agent's shutdown, then SIGTERM, then SIGKILL. */
-export async function stopSandbox(engine: Engine, record: SandboxRecord, graceMs: number): Promise<void> {
+export async function stopSandbox(engine: EngineContext, record: SandboxRecord, graceMs: number): Promise<void> {
   const platform = await engine.platformOf(record);
   const handle = record.handle!;
   if (record.phase === 'paused') await platform.resume(handle);
@@ -38,10 +38,11 @@ export async function stopSandbox(engine: Engine, record: SandboxRecord, graceMs
   await engine.recordEnd(record, 'stopped');
 }
 
-async function waitInitGone(engine: Engine, record: SandboxRecord, timeoutMs: number): Promise<boolean> {
+async function waitInitGone(engine: EngineContext, record: SandboxRecord, timeoutMs: number): Promise<boolean> {
+  const platform = await engine.platformOf(record);
   const deadline = Date.now() + timeoutMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-    if (!observeInit(record, engine.store.dir(record.id)).alive) return true;
+    if (!observeInit(platform, record, engine.store.dir(record.id)).alive) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, delay));
   }

@@ -192,7 +192,7 @@ export class SandboxStore {
     try {
       const r = JSON.parse(text) as SandboxRecord;
       if (r.version !== 1 || r.id !== id) return null;
-      return r;
+      return upgradeHandle(r);
     } catch {
       return null; // a torn or foreign file: treated like a missing record (the sandbox shows as broken)
     }
@@ -294,6 +294,18 @@ export class SandboxStore {
 
 /** Names of sandbox dirs being removed (never an id: ids() skips them). */
 const TRASH_PREFIX = '.trash-';
+
+/**
+ * Records written before the platform contract kept the container platform's fields (executor,
+ * containerId, cgroupsPath...) flat in the handle: they move into its opaque state.
+ */
+function upgradeHandle(r: SandboxRecord): SandboxRecord {
+  const h = r.handle as (Record<string, unknown> & { platform: string; dir: string }) | undefined;
+  if (!h || (typeof h['state'] === 'object' && h['state'] !== null)) return r;
+  const { platform, dir, ...state } = h;
+  r.handle = { platform, dir, state };
+  return r;
+}
 
 function inUse(name: string, owner: string): HutchError {
   return new HutchError('EEXIST', `the name "${name}" is already in use by sandbox ${owner}`, { id: owner });

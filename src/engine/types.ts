@@ -1,12 +1,16 @@
 // What the engine's callers give and get: its options, a new sandbox's options, an update, and a
 // sandbox as list and inspect show it.
-import type { Hardening, InitMode, Limits } from '../platform/index.js';
+import type { Hardening, InitMode, Limits, PlatformRegistry } from '../platform/index.js';
 import type { SandboxRecord, SandboxStatus } from './state.js';
 import type { PullPolicy, PullProgress } from './rootfs.js';
 
-/** Where the engine keeps things, and which executor it uses. */
+/** Where the engine keeps things, and which platform and executor it uses. */
 export interface EngineOptions {
   root?: string; dataRoot?: string; executor?: string;
+  /** The platform new sandboxes get unless they name one (default: $HUTCH_PLATFORM, else container). */
+  platform?: string;
+  /** The platforms it knows (default: the built-in ones); tests add a fake one. */
+  platforms?: PlatformRegistry;
   /** How to run the hutch CLI (node and its entry): the remover of auto-removed sandboxes runs it. */
   selfCommand?: string[];
   /**
@@ -42,6 +46,8 @@ export interface CreateOptions {
   /** Removed when its init exits (run --rm -d); needs EngineOptions.selfCommand. */
   autoRemove?: boolean;
   mode?: InitMode;
+  /** The platform it runs on (default: the engine's). */
+  platform?: string;
 }
 
 /** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */

@@ -1,9 +1,9 @@
 // Waiting for a sandbox to stop: its init going away, seen from its pid and start time.
-import type { Engine } from './engine.js';
+import type { EngineContext } from './context.js';
 import type { SandboxInfo } from './types.js';
 
 /** Polls (5 ms doubling to 100 ms) until the sandbox is stopped; records the final state once. */
-export async function waitUntilStopped(engine: Engine, ref: string, signal?: AbortSignal): Promise<SandboxInfo> {
+export async function waitUntilStopped(engine: EngineContext, ref: string, signal?: AbortSignal): Promise<SandboxInfo> {
   const id = engine.store.resolve(ref);
   for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
     signal?.throwIfAborted();

@@ -70,19 +70,30 @@ export interface SandboxConfig extends SandboxSettings {
   onExit?: string[];
 }
 
-/** Where a created sandbox's host-side pieces are; stored in the engine's state record. */
+/**
+ * Where a created sandbox's host-side pieces are, stored in the engine's record: the platform's
+ * name, the sandbox's host dir, and the platform's own state, which only that platform reads.
+ */
 export interface PlatformHandle {
-  platform: 'container';
-  executor: string;
-  /** The executor's container id (hutch's sandbox id). */
-  containerId: string;
+  platform: string;
   dir: string;
-  cgroupsPath: string;
-  initPid?: number;
-  /** A sandbox with a private id range: its slot (host ids base + slot * 65536 on), freed on destroy. */
-  idSlot?: number;
-  /** The host process that runs SandboxConfig.onExit (pid and start time), stopped by destroy. */
-  exitWatch?: { pid: number; startTime: number };
+  state: Record<string, unknown>;
+}
+
+/** What can be seen of a sandbox's init from the host. */
+export interface InitObservation { known: boolean; alive: boolean; pid?: number; startTime?: number }
+
+/** How the agent recorded its main command's end (sandbox input, validated). */
+export interface ExitRecord { exitCode: number | null; signal: string | null }
+
+/** What a platform can do beyond the contract's core; the engine asks before it calls. */
+export interface PlatformCapabilities {
+  /** A command run through the platform without the agent (execDirect): exec into a foreground run. */
+  directExec: boolean;
+  /** Sandboxes with a host id range of their own (idRange 'private'). */
+  privateIds: boolean;
+  /** Checkpoint and restore of a running sandbox, memory included. */
+  checkpoint: boolean;
 }
 
 /** Resource usage read from the sandbox's cgroups. */
@@ -100,9 +111,12 @@ export interface SandboxStats {
   diskInodesLimit?: number | null;
 }
 
-/** One isolation platform (containers now, microVMs later). */
+/** One isolation platform (containers, gVisor, microVMs): docs/platforms.md. */
 export interface Platform {
   readonly name: string;
+  readonly capabilities: PlatformCapabilities;
+  /** Builds what its sandboxes need ahead of time (the agent runtime); returns what it made, by name. */
+  setup(): Promise<Record<string, string>>;
   /** The handle a sandbox in `dir` has or would have: lets cleanup work after a crash lost it. */
   handleFor(id: string, dir: string): PlatformHandle;
   /** Makes the sandbox's rootfs and bundle and the executor's container; the init waits for start. */
@@ -111,6 +125,15 @@ export interface Platform {
   start(h: PlatformHandle, mode: InitMode): Promise<void>;
   /** Whether the init of a made sandbox was started (null: unknown): a crash between start and its record leaves it started. */
   initStarted(h: PlatformHandle): boolean | null;
+  /**
+   * The init as seen now; `startTime` is the one recorded at start (a different one means the pid
+   * was reused: not ours). Cheap and synchronous: ls calls it for every sandbox.
+   */
+  observeInit(h: PlatformHandle, startTime?: number): InitObservation;
+  /** The agent's record of how its main command ended; null when there is none (or it is garbage). */
+  exitRecord(h: PlatformHandle): ExitRecord | null;
+  /** The host file holding the main command's output (rotated to `<file>.1`); null when the platform keeps none on the host. */
+  mainLogPath(h: PlatformHandle): string | null;
   /** Direct mode in the foreground: create, run and wait with the caller's stdio; `oomKilled` when an OOM kill was seen. */
   runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }>;
   /** How many processes of the sandbox the OOM killer has killed; null when unknown (cgroup gone). */
@@ -122,14 +145,14 @@ export interface Platform {
   /** Sends a signal to the init (all = every process in the sandbox). */
   kill(h: PlatformHandle, signal: string, all: boolean): Promise<void>;
   stats(h: PlatformHandle): Promise<SandboxStats>;
-  /** Runs a command through the executor (no agent needed): for direct-mode sandboxes. */
-  execDirect(h: PlatformHandle, cfg: ExecDirectRequest): { done: Promise<number> };
+  /** With capabilities.directExec: runs a command without the agent (for direct-mode sandboxes). */
+  execDirect?(h: PlatformHandle, cfg: ExecDirectRequest): { done: Promise<number> };
   /** The host path of the sandbox's root filesystem (its writable layer over the base) while it exists. */
   rootfsPath(h: PlatformHandle): string;
   /** Removes everything the sandbox had on the host; idempotent, safe after a crash. */
   destroy(h: PlatformHandle): Promise<void>;
-  /** Null when sandboxes can have private id ranges over base layers stored like `source`, else why not. */
-  privateIdsProblem(source: string): Promise<string | null>;
+  /** With capabilities.privateIds: null when private id ranges work over base layers stored like `source`, else why not. */
+  privateIdsProblem?(source: string): Promise<string | null>;
 }
 
 /** A command run through the executor rather than the agent. */

@@ -19,7 +19,7 @@ export const command: Command = {
         ...(s.startedAt ? { startedAt: s.startedAt } : {}), ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
         ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}),
         ...(s.oomKilled ? { oomKilled: true } : {}), ...(s.agentDied ? { agentDied: true } : {}), ...(s.note ? { note: s.note } : {}),
-        ...(s.handle?.initPid ? { pid: s.handle.initPid } : {}), limits: s.limits, command: s.command ?? [],
+        ...(s.initPid ?? s.handle?.state["initPid"] ? { pid: s.initPid ?? s.handle?.state["initPid"] } : {}), limits: s.limits, command: s.command ?? [],
         ...(s.image ? { image: s.image } : {}), ...(s.labels ? { labels: s.labels } : {}),
       })), null, 2) + '\n');
       return 0;

@@ -44,7 +44,7 @@ Global options:
    --rootless VALUE    true, false or auto (passed to the executor)
    --criu PATH         criu binary (checkpoint)
    --executor NAME     runc (default, or $HUTCH_EXECUTOR) or crun
-   --platform NAME     container (default) or vm
+   --platform NAME     container (default), or another platform that runs OCI bundles (docs/platforms.md)
 `;
 
 const BOOL_GLOBALS = new Set(['debug', 'systemd-cgroup']);

@@ -10,12 +10,13 @@ import { detectCgroupMode } from '../../linux/cgroups.js';
 import type { FileLock } from '../../linux/filelock.js';
 import type { Spec } from '../../oci/index.js';
 import { makeExecutor, runAttached, runCaptured, type OciExecutor } from '../../platform/container/oci-passthrough.js';
+import { builtinPlatforms, platformEntry } from '../../platform/registry.js';
 import type { JoinedNamespace } from './bundle.js';
 import { bundleTarget } from './bundle-target.js';
 import { writeDirectFile } from './direct.js';
 import { OciStore, checkContainerId, type OciRecord } from './store.js';
 
-/** The platform annotation: container (default) or vm. */
+/** The platform annotation: a platform name (container by default; docs/platforms.md). */
 export const PLATFORM_ANNOTATION = 'dev.hutch.platform';
 
 /** How the runtime was called: the caller's --root and the global flags the executor must see too. */
@@ -82,17 +83,17 @@ export class OciRuntime {
     ]);
     traceMark('oci create: modules loaded');
     const spec = await loadBundleSpec(callerBundle);
-    this.checkPlatform(spec);
+    const platform = this.platformOf(spec);
     const pod = podMembershipOf(req.id, spec);
     const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
     traceMark('oci create: spec ready');
     const lock = await this.store.claim(req.id);
     traceMark('oci create: claimed');
-    const executor = this.executor();
+    const executor = this.executor(platform.executor);
     const target = await bundleTarget(executor.name, this.store, req.id, callerBundle, hasHooks(spec));
     const record: OciRecord = {
-      version: 1, id: req.id, bundle: callerBundle, executor: executor.name, platform: 'container',
+      version: 1, id: req.id, bundle: callerBundle, executor: executor.name, platform: platform.name,
       phase: 'creating', created: new Date().toISOString(), ...(pod ? { pod } : {}),
       ...(target.reported ? { executorBundle: target.reported } : {}),
     };
@@ -204,11 +205,12 @@ export class OciRuntime {
     this.store.remove(id);
   }
 
-  private checkPlatform(spec: Spec): void {
-    const wanted = spec.annotations?.[PLATFORM_ANNOTATION] ?? this.opts.platform ?? 'container';
-    if (wanted === 'container') return;
-    if (wanted === 'vm') throw new HutchError('EUNSUPPORTED', 'vm platform is not available yet');
-    throw new HutchError('EINVAL', `unknown platform "${wanted}" (want container or vm)`);
+  /** The platform a bundle asks for (its annotation, else --platform, else container) and the executor that runs it there. */
+  private platformOf(spec: Spec): { name: string; executor: string } {
+    const name = spec.annotations?.[PLATFORM_ANNOTATION] ?? this.opts.platform ?? 'container';
+    const entry = platformEntry(builtinPlatforms, name);
+    if (!entry.ociExecutor) throw new HutchError('EUNSUPPORTED', `the ${name} platform cannot run OCI bundles`);
+    return { name, executor: entry.ociExecutor(this.opts.executor) };
   }
 
   /**

@@ -16,7 +16,7 @@ export interface OciRecord {
   /** The caller's bundle (absolute), reported by `state` and `list`. */
   bundle: string;
   executor: string;
-  platform: 'container';
+  platform: string;
   /** creating until the executor has made the container; deleting once teardown began. */
   phase: 'creating' | 'ready' | 'deleting';
   created: string;

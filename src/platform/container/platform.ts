@@ -8,16 +8,19 @@ import { traceMark } from '../../trace.js';
 import type { AgentClient } from '../../agent/index.js';
 import { AGENT_SOCKET_NAME } from '../../agent/exit-file.js';
 import { buildSandboxSpec, DEFAULT_CAPABILITIES, ALL_CAPABILITIES, type SandboxSpecInput } from '../../oci/index.js';
-import { freezeState, mountOverlay, unmountTree, umount2, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processAlive, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
-import type { ExecDirectRequest, InitMode, Platform, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
-import type { ContainerPlatformOptions } from '../index.js';
+import { freezeState, mountOverlay, unmountTree, umount2, umount2Async, MNT_DETACH, removeCgroup, readCgroupStats, hostIdRange, detectCgroupMode, processStartTime, readOomKills, watchOom, mkdirInRoot } from '../../linux/index.js';
+import type { ExecDirectRequest, InitMode, Platform, PlatformCapabilities, PlatformHandle, SandboxConfig, SandboxStats } from '../types.js';
+import type { PlatformOptions } from '../registry.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
+import { containerExitRecord, containerMainLog, layout, observeContainerInit, openHandle, sealHandle, type ContainerState } from './handle.js';
+import { initLogTail, waitForAgent } from './agent-wait.js';
+import type { Spec } from '../../oci/index.js';
 import { killAndForgetRuncContainer } from './teardown.js';
 import { ensureRealMountPoints, mountPoints } from './mount-points.js';
 import type { PrivateIds } from './private-ids.js';
 import { AGENT_PACKAGES, ensureAgentRuntime, findInitBinary, SANDBOX_AGENT_MAIN, SANDBOX_HUTCH_DIR, SANDBOX_INIT, SANDBOX_LOADER, SANDBOX_NODE, SANDBOX_RUN_DIR } from './runtime.js';
 import { releaseExitWatch, startExitWatch, stopExitWatch, type ExitWatch } from './exit-watch.js';
-import { boundedInitLog, diskStats, initLogOf, mountDisk, mountRunDir } from './disk.js';
+import { boundedInitLog, diskStats, mountDisk, mountRunDir } from './disk.js';
 
 /**
  * Node flags for the agent: small heaps, since every sandbox holds one agent; gc() exposed and no
@@ -29,48 +32,59 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 const inRange = (id: number, base: number, size: number) => id >= base && id < base + size;
 
-/** The files and dirs of one sandbox under its state dir. */
-function layout(dir: string) {
-  return {
-    bundle: path.join(dir, 'bundle'),
-    rootfs: path.join(dir, 'rootfs'),
-    upper: path.join(dir, 'upper'),
-    work: path.join(dir, 'work'),
-    run: path.join(dir, 'run'),
-    pidFile: path.join(dir, 'init.pid'),
-    log: path.join(dir, 'init.log'),
-  };
+/**
+ * What a platform built on this one changes: gVisor is an OCI container whose executor is runsc,
+ * with a spec adapted to what runsc takes.
+ */
+export interface ContainerVariant {
+  name: string;
+  capabilities: PlatformCapabilities;
+  /** The executor it always uses; absent = the one in the options (runc, crun). */
+  executor?: (opts: PlatformOptions, cgroupMode: 'v1' | 'v2' | 'hybrid') => OciExecutor;
+  /** Changes the spec before it is written. */
+  adaptSpec?(spec: Spec, cfg: SandboxConfig): void;
 }
+
+/** The plain container platform: runc or crun. */
+export const CONTAINER_VARIANT: ContainerVariant = { name: 'container', capabilities: { directExec: true, privateIds: true, checkpoint: false } };
 
 /** Sandboxes as OCI containers. */
 export class ContainerPlatform implements Platform {
-  readonly name = 'container';
+  readonly name: string;
+  readonly capabilities: PlatformCapabilities;
   readonly executor: OciExecutor;
 
-  constructor(private readonly opts: ContainerPlatformOptions) {
-    this.executor = makeExecutor(opts.executor, opts.stateRoot, detectCgroupMode());
+  constructor(private readonly opts: PlatformOptions, private readonly variant: ContainerVariant = CONTAINER_VARIANT) {
+    this.name = variant.name;
+    this.capabilities = variant.capabilities;
+    const mode = detectCgroupMode();
+    this.executor = variant.executor ? variant.executor(opts, mode) : makeExecutor(opts.executor, opts.stateRoot, mode);
   }
 
-  /** Builds the agent runtime (node and its libraries) ahead of the first sandbox; returns its dir. */
-  prepareRuntime(): string {
-    return ensureAgentRuntime(this.opts.dataRoot).dir;
+  /** Builds the agent runtime (node and its libraries) ahead of the first sandbox. */
+  async setup(): Promise<Record<string, string>> {
+    return { runtime: ensureAgentRuntime(this.opts.dataRoot).dir };
   }
 
   /** The handle of the sandbox `id` in `dir`: names follow from the id alone. */
   handleFor(id: string, dir: string): PlatformHandle {
-    return { platform: 'container', executor: this.executor.name, containerId: id, dir, cgroupsPath: `/hutch-${id}` };
+    return sealHandle(this.name, dir, this.stateFor(id));
+  }
+
+  private stateFor(id: string): ContainerState {
+    return { executor: this.executor.name, containerId: id, cgroupsPath: `/hutch-${id}` };
   }
 
   /**
    * Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. With `priv` (a
    * private id range), its idmapped lower dirs and host ids stand in for the shared ones.
    */
-  private prepare(cfg: SandboxConfig, priv?: PrivateIds): PlatformHandle {
+  private prepare(cfg: SandboxConfig, priv?: PrivateIds): ContainerState {
     const l = layout(cfg.dir);
     const ids = priv?.ids ?? hostIdRange();
-    const handle = this.handleFor(cfg.id, cfg.dir);
-    if (priv) handle.idSlot = priv.slot;
-    const cgroupsPath = handle.cgroupsPath;
+    const state = this.stateFor(cfg.id);
+    if (priv) state.idSlot = priv.slot;
+    const cgroupsPath = state.cgroupsPath;
     fs.mkdirSync(l.bundle, { mode: 0o700 });
     mountRunDir(l.run, cfg.hardening.userns ? ids.hostUid : 0, cfg.hardening.userns ? ids.hostGid : 0);
     const base = priv?.lowerDirs[0] ?? cfg.rootfs;
@@ -138,16 +152,18 @@ export class ContainerPlatform implements Platform {
       cgroupsPath,
       annotations: { 'dev.hutch.sandbox.id': cfg.id, 'dev.hutch.sandbox.name': cfg.name, 'dev.hutch.init': cfg.mode },
     };
-    fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(buildSandboxSpec(input)), { mode: 0o600 });
+    const spec = buildSandboxSpec(input);
+    this.variant.adaptSpec?.(spec, cfg);
+    fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     crashPoint('create:prepared');
-    return handle;
+    return state;
   }
 
   /**
    * prepare() for a sandbox with a private id range: claims the range and mounts its lower dirs
    * first. On error the range stays claimed: destroy frees it once the mounts are gone.
    */
-  private async preparePrivate(cfg: SandboxConfig): Promise<PlatformHandle> {
+  private async preparePrivate(cfg: SandboxConfig): Promise<ContainerState> {
     const { preparePrivateIds } = await import('./private-ids.js');
     return this.prepare(cfg, await preparePrivateIds(cfg));
   }
@@ -156,16 +172,16 @@ export class ContainerPlatform implements Platform {
    * Frees a sandbox's private id range, if it has one: by its number, or for a handle without it
    * (the cleanup of a failed or cut-short create) whatever slot the sandbox's id and dir hold.
    */
-  private async releaseIdSlot(h: PlatformHandle): Promise<void> {
-    if (h.idSlot === undefined && !fs.existsSync(path.join(h.dir, 'lower'))) return; // never private
+  private async releaseIdSlot(s: ContainerState, dir: string): Promise<void> {
+    if (s.idSlot === undefined && !fs.existsSync(path.join(dir, 'lower'))) return; // never private
     const { releasePrivateIds, releasePrivateIdsOf } = await import('./private-ids.js');
-    if (h.idSlot !== undefined) await releasePrivateIds(h.idSlot, h.containerId);
-    else await releasePrivateIdsOf(h.containerId, h.dir);
+    if (s.idSlot !== undefined) await releasePrivateIds(s.idSlot, s.containerId);
+    else await releasePrivateIdsOf(s.containerId, dir);
   }
 
   /** Makes the container; its init waits for start. */
   async create(cfg: SandboxConfig): Promise<PlatformHandle> {
-    const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
+    const state = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
     const l = layout(cfg.dir);
     // A direct-mode init writes its output there itself: bounded (disk.ts). The agent's is hutch's own.
     const logFile = cfg.mode === 'direct' ? boundedInitLog(cfg.dir) : l.log;
@@ -175,7 +191,7 @@ export class ContainerPlatform implements Platform {
       watch = cfg.onExit ? startExitWatch(cfg.dir, cfg.onExit) : undefined;
       const stdio = watch ? ['ignore', log, log, watch.peer] as const : ['ignore', log, log] as const;
       await this.executor.create(cfg.id, l.bundle, { stdio: [...stdio], pidFile: l.pidFile, ...(watch ? { preserveFds: 1 } : {}) });
-      if (watch) handle.exitWatch = { pid: watch.pid, startTime: watch.startTime };
+      if (watch) state.exitWatch = { pid: watch.pid, startTime: watch.startTime };
     } catch (e) {
       if (watch) await stopExitWatch(watch);
       // The slot stays claimed until the engine's cleanup (destroy) has removed the container and
@@ -186,70 +202,38 @@ export class ContainerPlatform implements Platform {
       fs.closeSync(log);
     }
     const pid = readPidFile(l.pidFile);
-    if (pid !== null) handle.initPid = pid;
-    return handle;
+    if (pid !== null) state.initPid = pid;
+    return sealHandle(this.name, cfg.dir, state);
   }
 
   /** Starts the init; in agent mode waits until the agent answers a ping. */
   async start(h: PlatformHandle, mode: InitMode): Promise<void> {
+    const s = openHandle(h);
     // A start that a crash interrupted may have started the init already: then only the agent is awaited.
-    if (this.initStarted(h) !== true) await this.executor.start(h.containerId);
+    if (this.initStarted(h) !== true) await this.executor.start(s.containerId);
     crashPoint('start:executor');
-    if (mode === 'agent') await this.waitForAgent(h, 10_000);
+    if (mode === 'agent') await waitForAgent(s.containerId, h.dir, s.initPid, 10_000);
   }
 
   /** runc and crun keep an exec fifo in their state dir from create until start opens it. */
   initStarted(h: PlatformHandle): boolean | null {
-    const dir = path.join(this.executor.config.stateDir, h.containerId);
+    const dir = path.join(this.executor.config.stateDir, openHandle(h).containerId);
     if (!fs.existsSync(dir)) return null;
     return !fs.existsSync(path.join(dir, 'exec.fifo'));
   }
 
-  /** Polls for the agent's socket and a successful ping. */
-  private async waitForAgent(h: PlatformHandle, timeoutMs: number): Promise<void> {
-    const runDir = layout(h.dir).run;
-    const sock = path.join(runDir, AGENT_SOCKET_NAME);
-    const deadline = Date.now() + timeoutMs;
-    // Woken by inotify when the agent binds its socket (no polling delay on the create path); the
-    // timer stays as a fallback, and to notice an agent that died.
-    let wake: (() => void) | undefined;
-    const watcher = fs.watch(runDir, () => wake?.());
-    let lastError: unknown;
-    try {
-      while (Date.now() < deadline) {
-        if (fs.existsSync(sock)) {
-          try {
-            const { AgentClient } = await import('../../agent/index.js');
-            const client = await AgentClient.connectSocket(sock, { timeoutMs: Math.max(100, deadline - Date.now()) });
-            await client.ping();
-            client.close();
-            return;
-          } catch (e) {
-            lastError = e;
-          }
-        }
-        if (h.initPid !== undefined && !processAlive(h.initPid)) {
-          throw new HutchError('EEXEC', `sandbox ${h.containerId}: the agent exited before it was ready${initLogTail(initLogOf(h.dir))}`, { id: h.containerId });
-        }
-        await new Promise<void>((r) => {
-          const timer = setTimeout(r, 20);
-          wake = () => { clearTimeout(timer); r(); };
-        });
-        wake = undefined;
-      }
-    } finally {
-      watcher.close();
-    }
-    throw new HutchError('ETIMEDOUT', `sandbox ${h.containerId}: the agent did not answer within ${timeoutMs} ms${lastError instanceof Error ? ` (${lastError.message})` : ''}`, { id: h.containerId });
-  }
+  observeInit(h: PlatformHandle, startTime?: number) { return observeContainerInit(h, startTime); }
+  exitRecord(h: PlatformHandle) { return containerExitRecord(h); }
+  mainLogPath(h: PlatformHandle): string { return containerMainLog(h); }
 
   /** Direct mode: the user's command is the init, run in the foreground with the caller's stdio. */
   async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }> {
-    const handle = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
+    const state = cfg.hardening.idRange === 'private' ? await this.preparePrivate(cfg) : this.prepare(cfg);
+    const handle = sealHandle(this.name, cfg.dir, state);
     const l = layout(cfg.dir);
     traceMark('platform: bundle ready');
     // The executor removes the cgroup as the init ends: an OOM kill must be seen while it runs.
-    const oom = cfg.limits.memoryBytes !== undefined ? watchOom(handle.cgroupsPath) : null;
+    const oom = cfg.limits.memoryBytes !== undefined ? watchOom(state.cgroupsPath) : null;
     try {
       const run = this.executor.runForeground(cfg.id, l.bundle, { stdio, terminal: cfg.terminal === true, pidFile: l.pidFile, logFile: path.join(cfg.dir, 'runc.log') });
       onStarted(handle);
@@ -262,7 +246,7 @@ export class ContainerPlatform implements Platform {
 
   /** How many processes of the sandbox the OOM killer has killed; null when its cgroup is gone or does not say. */
   async oomKills(h: PlatformHandle): Promise<number | null> {
-    return readOomKills(h.cgroupsPath);
+    return readOomKills(openHandle(h).cgroupsPath);
   }
 
   /** A new connection to the agent of a running sandbox. */
@@ -271,13 +255,13 @@ export class ContainerPlatform implements Platform {
     return AgentClient.connectSocket(path.join(layout(h.dir).run, AGENT_SOCKET_NAME), { timeoutMs });
   }
 
-  pause(h: PlatformHandle): Promise<void> { return this.executor.pause(h.containerId); }
-  resume(h: PlatformHandle): Promise<void> { return this.executor.resume(h.containerId); }
-  kill(h: PlatformHandle, signal: string, all: boolean): Promise<void> { return this.executor.kill(h.containerId, signal, all); }
+  pause(h: PlatformHandle): Promise<void> { return this.executor.pause(openHandle(h).containerId); }
+  resume(h: PlatformHandle): Promise<void> { return this.executor.resume(openHandle(h).containerId); }
+  kill(h: PlatformHandle, signal: string, all: boolean): Promise<void> { return this.executor.kill(openHandle(h).containerId, signal, all); }
 
   /** Cgroup figures of the sandbox, and its writable layer's use when it has a disk limit. */
   async stats(h: PlatformHandle): Promise<SandboxStats> {
-    return { ...readCgroupStats(h.cgroupsPath), ...diskStats(h.dir) };
+    return { ...readCgroupStats(openHandle(h).cgroupsPath), ...diskStats(h.dir) };
   }
 
   /** The root the bundle names: the overlay mount, or the base dir itself for a read-only single layer. */
@@ -287,9 +271,9 @@ export class ContainerPlatform implements Platform {
     try {
       root = (JSON.parse(fs.readFileSync(file, 'utf8')) as { root?: { path?: unknown } }).root?.path;
     } catch (e) {
-      throw new HutchError('ESTATE', `sandbox ${h.containerId} has no readable bundle (${file}): ${e instanceof Error ? e.message : String(e)}`, { id: h.containerId, cause: e });
+      throw new HutchError('ESTATE', `the sandbox in ${h.dir} has no readable bundle (${file}): ${e instanceof Error ? e.message : String(e)}`, { path: h.dir, cause: e });
     }
-    if (typeof root !== 'string' || !path.isAbsolute(root)) throw new HutchError('ESTATE', `sandbox ${h.containerId}: its bundle names no rootfs`, { id: h.containerId });
+    if (typeof root !== 'string' || !path.isAbsolute(root)) throw new HutchError('ESTATE', `the sandbox in ${h.dir}: its bundle names no rootfs`, { path: h.dir });
     return root;
   }
 
@@ -301,7 +285,7 @@ export class ContainerPlatform implements Platform {
   execDirect(h: PlatformHandle, req: ExecDirectRequest): { done: Promise<number> } {
     const logFile = path.join(h.dir, `exec-${process.pid}-${Date.now()}.log`);
     const args = ['--cwd', req.cwd, '--user', `${req.user.uid}:${req.user.gid}`, ...req.env.flatMap((e) => ['--env', e]), ...(req.terminal ? ['--tty'] : [])];
-    const run = this.executor.exec(h.containerId, args, req.args, { stdio: req.stdio, terminal: req.terminal, logFile });
+    const run = this.executor.exec(openHandle(h).containerId, args, req.args, { stdio: req.stdio, terminal: req.terminal, logFile });
     return { done: run.done.finally(() => fs.rmSync(logFile, { force: true })) };
   }
 
@@ -309,13 +293,13 @@ export class ContainerPlatform implements Platform {
    * Kills the container's processes, waits for its init, then deletes it. Not `delete --force`:
    * runc 1.1 sleeps a fixed 100 ms after the SIGKILL it sends, against ~20 ms this way.
    */
-  private async deleteContainer(h: PlatformHandle): Promise<void> {
-    const id = h.containerId;
+  private async deleteContainer(s: ContainerState, dir: string): Promise<void> {
+    const id = s.containerId;
     // A frozen task cannot die: thaw a paused sandbox first (removeCgroup thaws what this misses).
-    if (isFrozen(h.cgroupsPath)) await this.executor.resume(id).catch(() => undefined);
-    if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, h.cgroupsPath)) return;
+    if (isFrozen(s.cgroupsPath)) await this.executor.resume(id).catch(() => undefined);
+    if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, s.cgroupsPath)) return;
     await this.executor.kill(id, 'SIGKILL', true).catch(() => undefined); // not running: nothing to kill
-    const pid = readPidFile(path.join(h.dir, 'init.pid')) ?? h.initPid;
+    const pid = readPidFile(path.join(dir, 'init.pid')) ?? s.initPid;
     for (let delay = 1, waited = 0; pid !== undefined && pid !== null && processStartTime(pid) !== null && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -342,21 +326,22 @@ export class ContainerPlatform implements Platform {
 
   /** Kills the container and removes its executor state, mounts and cgroups; idempotent. */
   async destroy(h: PlatformHandle): Promise<void> {
+    const s = openHandle(h);
     // First, so that a removal by hand leaves no watch behind to run its command for nothing.
-    if (h.exitWatch) await stopExitWatch(h.exitWatch);
+    if (s.exitWatch) await stopExitWatch(s.exitWatch);
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
-    if (fs.existsSync(path.join(this.executor.config.stateDir, h.containerId))) await this.deleteContainer(h);
+    if (fs.existsSync(path.join(this.executor.config.stateDir, s.containerId))) await this.deleteContainer(s, h.dir);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
     // The kernel's teardown still runs when the call returns (~1 s for 100k files): off the loop in
     // a daemon; inline in a CLI call (the worker thread costs a first call ~10 ms).
     const rootfs = layout(h.dir).rootfs;
     const detached = this.opts.offload ? await umount2Async(rootfs, MNT_DETACH) : umount2(rootfs, MNT_DETACH);
     if (detached !== null && detached !== 'EINVAL' && detached !== 'ENOENT') {
-      throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${h.containerId}: ${detached}`, { id: h.containerId });
+      throw new HutchError('EINTERNAL', `cannot unmount the rootfs of sandbox ${s.containerId}: ${detached}`, { id: s.containerId });
     }
     unmountTree(h.dir);
-    await this.releaseIdSlot(h);
-    await removeCgroup(h.cgroupsPath);
+    await this.releaseIdSlot(s, h.dir);
+    await removeCgroup(s.cgroupsPath);
   }
 }
 
@@ -389,15 +374,6 @@ function isFrozen(cgroupsPath: string): boolean {
   } catch (e) {
     if (isHutchError(e, 'ENOTFOUND') || isHutchError(e, 'EUNSUPPORTED')) return false;
     throw e;
-  }
-}
-
-function initLogTail(file: string): string {
-  try {
-    const text = fs.readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
-    return text ? `: ${text.slice(0, 500)}` : '';
-  } catch {
-    return ''; // no log written: nothing to add to the error
   }
 }
 
