@@ -18,6 +18,27 @@ export function makeRoot(tag: string): string {
   return root;
 }
 
+/** The platforms the platform-independent suites run on; one that cannot run here says why (and is skipped). */
+export function testPlatforms(): { name: string; skip?: string }[] {
+  const wanted = (process.env.HUTCH_TEST_PLATFORMS ?? 'container,gvisor').split(',').filter(Boolean);
+  const runsc = spawnSync('runsc', ['--version'], { stdio: 'ignore' }).status === 0;
+  return wanted.map((name) => (name === 'gvisor' && !runsc ? { name, skip: 'runsc is not installed (scripts/setup.sh installs Debian\'s runsc)' } : { name }));
+}
+
+const rootEnvs = new Map<string, NodeJS.ProcessEnv>();
+
+/** A fresh state root whose hutch calls make sandboxes on `platform` ($HUTCH_PLATFORM). */
+export function platformRoot(tag: string, platform: string): string {
+  const root = makeRoot(`${tag}-${platform}`);
+  rootEnvs.set(root, { HUTCH_PLATFORM: platform });
+  return root;
+}
+
+/** The environment a hutch call against `root` gets (its platform's). */
+export function rootEnv(root: string): NodeJS.ProcessEnv {
+  return { ...process.env, ...(rootEnvs.get(root) ?? {}) };
+}
+
 /** What a finished command gave. */
 export interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -26,7 +47,7 @@ export function hutch(root: string, args: string[], opts: { input?: string; time
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [HUTCH, '--root', root, ...args], {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...(opts.env ?? {}) },
+      env: { ...rootEnv(root), ...(opts.env ?? {}) },
     });
     let stdout = '';
     let stderr = '';

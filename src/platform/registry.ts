@@ -38,6 +38,13 @@ export const builtinPlatforms: PlatformRegistry = {
     },
     ociExecutor: (configured) => configured,
   },
+  gvisor: {
+    summary: "gVisor's runsc: a kernel in user space (the sentry) serves the sandbox's syscalls; the host kernel sees only the sentry's",
+    async load(opts) {
+      const { GvisorPlatform } = await import('./gvisor/index.js');
+      return new GvisorPlatform(opts);
+    },
+  },
 };
 
 /** The entry of platform `name`; EINVAL naming the known ones when there is none. */

@@ -8,6 +8,7 @@ import { progressDisplay, type ProgressDisplay } from '../progress.js';
 /** Flags that describe a new sandbox. */
 export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'name', kind: 'string', value: 'NAME', help: 'name of the sandbox (also its hostname)' },
+  { name: 'platform', kind: 'string', value: 'NAME', help: 'what isolates it: container (namespaces, default, or $HUTCH_PLATFORM) or gvisor (docs/platforms.md)' },
   { name: 'memory', short: 'm', kind: 'string', value: 'SIZE', help: 'memory limit, e.g. 256m, 1g' },
   { name: 'cpus', kind: 'string', value: 'N', help: 'CPU limit in cores, e.g. 0.5' },
   { name: 'pids', kind: 'string', value: 'N', help: 'maximum number of processes (default 1024)' },
@@ -36,6 +37,8 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   const o: CreateOptions = { rootfs, env: list(f, 'env'), limits: {}, hardening: {} };
   const name = str(f, 'name');
   if (name !== undefined) o.name = name;
+  const platform = str(f, 'platform');
+  if (platform !== undefined) o.platform = platform;
   const memory = str(f, 'memory');
   if (memory !== undefined) o.limits!.memoryBytes = parseSize(memory);
   const cpus = str(f, 'cpus');

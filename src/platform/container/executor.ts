@@ -142,6 +142,43 @@ export class OciExecutor {
     return s;
   }
 
+  /**
+   * Whether the executor keeps state of container `id`: runc and crun a dir `<state>/<id>`,
+   * runsc a file `<state>/<id>_sandbox:<id>.state` (a root container is its own sandbox).
+   */
+  knows(id: string): boolean {
+    return fs.existsSync(this.statePath(id));
+  }
+
+  private statePath(id: string): string {
+    return this.config.name === 'runsc' ? `${this.config.stateDir}/${id}_sandbox:${id}.state` : `${this.config.stateDir}/${id}`;
+  }
+
+  /**
+   * Whether the init of a created container was started, from the executor's files (no process
+   * started: ls asks for every sandbox); null when the executor does not know it.
+   */
+  initStarted(id: string): boolean | null {
+    if (this.config.name !== 'runsc') {
+      // runc and crun keep an exec fifo in their state dir from create until start opens it.
+      if (!this.knows(id)) return null;
+      return !fs.existsSync(`${this.statePath(id)}/exec.fifo`);
+    }
+    const status = this.recordedStatus(id);
+    return status === null ? null : status !== 'created';
+  }
+
+  /** The status runsc wrote in its state file (runsc only; runc's is derived from the process, not stored); null when unknown. */
+  recordedStatus(id: string): string | null {
+    if (this.config.name !== 'runsc') return null;
+    try {
+      const status = (JSON.parse(fs.readFileSync(this.statePath(id), 'utf8')) as { status?: unknown }).status;
+      return typeof status === 'string' ? status : null;
+    } catch {
+      return null; // none, or being rewritten: unknown
+    }
+  }
+
   /** The executor's version line. */
   async version(): Promise<string> {
     const out = await this.call(['--version'], {});
@@ -244,5 +281,13 @@ export function makeExecutor(name: string, stateRoot: string, cgroupMode: 'v1' |
       : ['crun'];
     return new OciExecutor({ name: 'crun', binary: 'crun', command, stateDir: `${stateRoot}/crun`, globalArgs: ['--root', `${stateRoot}/crun`] });
   }
-  throw new HutchError('EINVAL', `unknown executor "${name}" (want runc or crun)`);
+  if (name === 'runsc') {
+    // gVisor (docs/gvisor.md): the ptrace platform is the one that works on this kind of host
+    // ($HUTCH_GVISOR_PLATFORM overrides); sockets the sandbox binds in its run dir must reach the
+    // host (the agent's); its network is the sandbox's own netns with loopback only.
+    const platform = process.env.HUTCH_GVISOR_PLATFORM ?? 'ptrace';
+    const globalArgs = ['--root', `${stateRoot}/runsc`, `--platform=${platform}`, '--network=none', '--host-uds=all'];
+    return new OciExecutor({ name: 'runsc', binary: 'runsc', command: ['runsc'], stateDir: `${stateRoot}/runsc`, globalArgs });
+  }
+  throw new HutchError('EINVAL', `unknown executor "${name}" (want runc, crun or runsc)`);
 }

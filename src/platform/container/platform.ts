@@ -43,10 +43,16 @@ export interface ContainerVariant {
   executor?: (opts: PlatformOptions, cgroupMode: 'v1' | 'v2' | 'hybrid') => OciExecutor;
   /** Changes the spec before it is written. */
   adaptSpec?(spec: Spec, cfg: SandboxConfig): void;
+  /** Kills the container and removes the executor's state of it faster than its kill and delete; false: use those. */
+  killAndForget?(executor: OciExecutor, s: ContainerState, bundle: string): Promise<boolean>;
 }
 
 /** The plain container platform: runc or crun. */
-export const CONTAINER_VARIANT: ContainerVariant = { name: 'container', capabilities: { directExec: true, privateIds: true, checkpoint: false } };
+export const CONTAINER_VARIANT: ContainerVariant = {
+  name: 'container',
+  capabilities: { directExec: true, privateIds: true, checkpoint: false },
+  killAndForget: async (e, s) => e.name === 'runc' && killAndForgetRuncContainer(e.config.stateDir, s.containerId, s.cgroupsPath),
+};
 
 /** Sandboxes as OCI containers. */
 export class ContainerPlatform implements Platform {
@@ -215,11 +221,8 @@ export class ContainerPlatform implements Platform {
     if (mode === 'agent') await waitForAgent(s.containerId, h.dir, s.initPid, 10_000);
   }
 
-  /** runc and crun keep an exec fifo in their state dir from create until start opens it. */
   initStarted(h: PlatformHandle): boolean | null {
-    const dir = path.join(this.executor.config.stateDir, openHandle(h).containerId);
-    if (!fs.existsSync(dir)) return null;
-    return !fs.existsSync(path.join(dir, 'exec.fifo'));
+    return this.executor.initStarted(openHandle(h).containerId);
   }
 
   observeInit(h: PlatformHandle, startTime?: number) { return observeContainerInit(h, startTime); }
@@ -296,8 +299,9 @@ export class ContainerPlatform implements Platform {
   private async deleteContainer(s: ContainerState, dir: string): Promise<void> {
     const id = s.containerId;
     // A frozen task cannot die: thaw a paused sandbox first (removeCgroup thaws what this misses).
-    if (isFrozen(s.cgroupsPath)) await this.executor.resume(id).catch(() => undefined);
-    if (this.executor.name === 'runc' && await killAndForgetRuncContainer(this.executor.config.stateDir, id, s.cgroupsPath)) return;
+    // (runsc pauses inside its sentry, not with the freezer: its state file says so.)
+    if (isFrozen(s.cgroupsPath) || this.executor.recordedStatus(id) === 'paused') await this.executor.resume(id).catch(() => undefined);
+    if (await this.variant.killAndForget?.(this.executor, s, layout(dir).bundle)) return;
     await this.executor.kill(id, 'SIGKILL', true).catch(() => undefined); // not running: nothing to kill
     const pid = readPidFile(path.join(dir, 'init.pid')) ?? s.initPid;
     for (let delay = 1, waited = 0; pid !== undefined && pid !== null && processStartTime(pid) !== null && waited < 2000; waited += delay, delay = Math.min(delay * 2, 50)) {
@@ -312,7 +316,7 @@ export class ContainerPlatform implements Platform {
         // An executor killed during create leaves a state dir it cannot load (no state file yet):
         // nothing of it runs but what is in the cgroup, which destroy removes next.
         const dir = path.join(this.executor.config.stateDir, id);
-        if (['state.json', 'status'].some((f) => fs.existsSync(path.join(dir, f)))) throw e;
+        if (this.executor.name === 'runsc' || ['state.json', 'status'].some((f) => fs.existsSync(path.join(dir, f)))) throw e;
         fs.rmSync(dir, { recursive: true, force: true });
       }
     }
@@ -330,7 +334,7 @@ export class ContainerPlatform implements Platform {
     // First, so that a removal by hand leaves no watch behind to run its command for nothing.
     if (s.exitWatch) await stopExitWatch(s.exitWatch);
     // runc keeps <state dir>/<id> while it knows a container; `run` in the foreground deletes its own.
-    if (fs.existsSync(path.join(this.executor.config.stateDir, s.containerId))) await this.deleteContainer(s, h.dir);
+    if (this.executor.knows(s.containerId)) await this.deleteContainer(s, h.dir);
     // A lazy detach returns at once; a plain umount of an overlay waits on the kernel for ~60 ms.
     // The kernel's teardown still runs when the call returns (~1 s for 100k files): off the loop in
     // a daemon; inline in a CLI call (the worker thread costs a first call ~10 ms).

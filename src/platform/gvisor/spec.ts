@@ -1,0 +1,24 @@
+// What a hutch bundle becomes for runsc: the same sandbox, with what runsc (release 2022-12) refuses
+// or reads differently changed (docs/gvisor.md).
+import { HutchError } from '../../errors.js';
+import type { Spec } from '../../oci/index.js';
+import type { SandboxConfig } from '../types.js';
+
+/**
+ * Adapts a hutch bundle for runsc:
+ * - `rro` (recursive read-only, runc 1.1): runsc refuses the option; its binds are not recursive
+ *   and `ro` makes them read-only;
+ * - seccomp: the sentry is the boundary. The sandbox's syscalls never reach the host kernel (the
+ *   sentry serves them, and runs under a seccomp filter of its own), so the OCI profile goes: runsc
+ *   ignores it without --oci-seccomp, and with that flag this release aborted node (clone3).
+ * - the host's network is not offered: runsc runs with --network=none in the sandbox's own netns.
+ */
+export function adaptSpecForGvisor(spec: Spec, cfg: SandboxConfig): void {
+  if (cfg.hardening.network === 'host') {
+    throw new HutchError('EUNSUPPORTED', `sandbox ${cfg.id}: the gvisor platform has no host network yet (runsc runs with --network=none): use --network none`, { id: cfg.id });
+  }
+  for (const m of spec.mounts ?? []) {
+    if (m.options?.includes('rro')) m.options = m.options.filter((o) => o !== 'rro');
+  }
+  if (spec.linux) delete spec.linux.seccomp;
+}
