@@ -422,6 +422,6 @@ export class Engine implements EngineContext {
   }
 
   private withStatus(record: SandboxRecord): SandboxInfo {
-    return { ...record, status: record.phase };
+    return { ...record, platform: record.platform ?? record.handle?.platform ?? 'container', status: record.phase };
   }
 }

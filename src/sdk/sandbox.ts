@@ -11,6 +11,8 @@ export interface SandboxInfo {
   id: string;
   name: string;
   image: string;
+  /** What isolates it: container, gvisor. */
+  platform: string;
   status: 'ready' | 'running' | 'paused' | 'stopped' | 'creating' | 'deleting';
   createdAt: string;
   startedAt?: string;
@@ -45,6 +47,8 @@ export interface SandboxLimits {
 export interface CreateOptions {
   /** busybox (default) or an image reference. */
   image?: string;
+  /** What isolates it: 'container' (namespaces), 'gvisor' (gVisor's user-space kernel); default: the server's (hutchd --platform). */
+  platform?: string;
   name?: string;
   env?: Record<string, string>;
   cwd?: string;
@@ -116,7 +120,7 @@ export class Sandbox {
   static async create(opts: CreateOptions & ConnectOptions = {}): Promise<Sandbox> {
     const t = transportOf(opts);
     const body: CreateOptions = {};
-    for (const k of ['image', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs', 'cmd', 'entrypoint'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
+    for (const k of ['image', 'platform', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs', 'cmd', 'entrypoint'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
     return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'POST', path: '/v1/sandboxes', json: body }));
   }
 

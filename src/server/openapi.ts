@@ -114,6 +114,7 @@ const SCHEMAS: Record<string, Json> = {
     type: 'object', additionalProperties: false,
     properties: {
       image: { type: 'string', default: 'busybox', description: 'busybox or an image reference' }, name: { type: 'string' }, limits: ref('Limits'),
+      platform: { type: 'string', description: 'what isolates it: container (namespaces) or gvisor (gVisor\'s user-space kernel); default: hutchd --platform' },
       env: { type: 'object', additionalProperties: { type: 'string' } }, cwd: { type: 'string' }, labels: { type: 'object', additionalProperties: { type: 'string' } },
       ttlMs: { type: 'integer', minimum: 1000, description: 'time to live (default: the server\'s --default-ttl)' },
       cmd: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'the main command (a string runs under /bin/sh -c): replaces the image\'s Cmd, follows its Entrypoint; the sandbox stops when it exits' },
@@ -121,9 +122,9 @@ const SCHEMAS: Record<string, Json> = {
     },
   },
   Sandbox: {
-    type: 'object', required: ['id', 'name', 'image', 'status', 'createdAt', 'labels'],
+    type: 'object', required: ['id', 'name', 'image', 'platform', 'status', 'createdAt', 'labels'],
     properties: {
-      id: { type: 'string' }, name: { type: 'string' }, image: { type: 'string' }, status: { type: 'string', enum: ['ready', 'running', 'paused', 'stopped', 'creating', 'deleting'] },
+      id: { type: 'string' }, name: { type: 'string' }, image: { type: 'string' }, platform: { type: 'string' }, status: { type: 'string', enum: ['ready', 'running', 'paused', 'stopped', 'creating', 'deleting'] },
       createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: 'string', format: 'date-time' }, expiresAt: { type: 'string', format: 'date-time' },
       labels: { type: 'object', additionalProperties: { type: 'string' } }, limits: ref('Limits'), note: { type: 'string' },
       finishedAt: { type: 'string', format: 'date-time' },

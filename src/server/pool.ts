@@ -10,15 +10,15 @@ import { MANAGED_BY, MANAGED_LABEL, POOL_LABEL } from './lifetime.js';
 
 export { POOL_LABEL } from './lifetime.js';
 
-/** One pool: its image (as `create` takes it: `busybox` or an image reference), size and limits. */
-export interface PoolSpec { image: string; size: number; limits?: Limits }
+/** One pool: its image (as `create` takes it: `busybox` or an image reference), size, limits and platform (default: the engine's). */
+export interface PoolSpec { image: string; size: number; limits?: Limits; platform?: string }
 
 /**
  * What a claimer asks for; labels, env and cwd are applied to the claimed sandbox. `cmd` and
  * `entrypoint` are the create's: a pooled sandbox has no main command, so it serves only a request
  * that would get none (no cmd, and `entrypoint: []` or an image without Entrypoint and Cmd).
  */
-export interface ClaimRequest { limits?: Limits; env?: string[]; cwd?: string; labels?: Record<string, string>; cmd?: string[]; entrypoint?: string[] }
+export interface ClaimRequest { limits?: Limits; env?: string[]; cwd?: string; labels?: Record<string, string>; cmd?: string[]; entrypoint?: string[]; platform?: string }
 
 /** How the pool works in the background. */
 export interface PoolOptions {
@@ -62,6 +62,9 @@ export function poolKey(image: string): string {
 /** The state of one image's pool. */
 interface Pool {
   spec: PoolSpec;
+  platform: string;
+  /** Its name, and the value of its sandboxes' pool label: the image, with `@platform` when not the engine's default. */
+  label: string;
   /** The limits as the engine stores them (defaults filled in), for comparing with a claim's. */
   limits: Limits;
   /** Started, unclaimed sandboxes, oldest first. */
@@ -124,14 +127,16 @@ export class WarmPool {
     for (const spec of specs) {
       if (typeof spec.image !== 'string' || spec.image === '') throw new HutchError('EINVAL', 'a pool needs an image');
       if (!Number.isInteger(spec.size) || spec.size < 0) throw new HutchError('EINVAL', `pool size of ${spec.image} must be a whole number ≥ 0, not ${spec.size}`);
-      const key = poolKey(spec.image);
+      const platform = spec.platform ?? engine.platformName;
+      const key = `${poolKey(spec.image)}@${platform}`;
       const twin = this.pools.get(key);
       if (twin) {
         const same = twin.spec.image === spec.image ? spec.image : `${twin.spec.image} and ${spec.image} (both ${key})`;
         throw new HutchError('EINVAL', `two pools for image ${same}: give each image one pool`);
       }
       const limits = checkLimits(spec.limits ?? {}); // EINVAL for bad limits, at configuration time
-      this.pools.set(key, { spec: { ...spec }, limits, ready: [], making: 0, failures: 0, retryAt: 0 });
+      const label = platform === engine.platformName ? spec.image : `${spec.image}@${platform}`;
+      this.pools.set(key, { spec: { ...spec }, platform, label, limits, ready: [], making: 0, failures: 0, retryAt: 0 });
     }
   }
 
@@ -148,9 +153,9 @@ export class WarmPool {
     this.fill();
   }
 
-  /** Ready and target counts per image. */
+  /** Ready and target counts per pool (its image, with `@platform` when not the default one). */
   sizes(): Record<string, { ready: number; target: number }> {
-    return Object.fromEntries([...this.pools.values()].map((p) => [p.spec.image, { ready: p.ready.length, target: p.spec.size }]));
+    return Object.fromEntries([...this.pools.values()].map((p) => [p.label, { ready: p.ready.length, target: p.spec.size }]));
   }
 
   /**
@@ -160,7 +165,7 @@ export class WarmPool {
    * is ready: the caller then creates one cold. A claim starts a refill.
    */
   async claim(image: string, req: ClaimRequest = {}): Promise<SandboxInfo | undefined> {
-    const pool = this.pools.get(poolKey(image));
+    const pool = this.pools.get(`${poolKey(image)}@${req.platform ?? this.engine.platformName}`);
     if (!pool || this.stopping) return undefined;
     const wanted = normalLimits(req.limits);
     if (!wanted || !sameLimits(wanted, pool.limits)) return undefined;
@@ -170,7 +175,7 @@ export class WarmPool {
       for (let id = pool.ready.shift(); id !== undefined; id = pool.ready.shift()) {
         const claimed = await this.take(pool, id, req);
         if (claimed) {
-          this.events.publish({ type: 'pool-claimed', sandboxId: claimed.id, data: { image } });
+          this.events.publish({ type: 'pool-claimed', sandboxId: claimed.id, data: { image, platform: pool.platform } });
           return claimed;
         }
       }
@@ -197,7 +202,7 @@ export class WarmPool {
       if (isHutchError(e, 'ENOTFOUND')) return undefined;
       throw e;
     }
-    if (info.labels?.[POOL_LABEL] !== pool.spec.image) return undefined; // claimed by another process
+    if (info.labels?.[POOL_LABEL] !== pool.label) return undefined; // claimed by another process
     if (info.status !== 'running') {
       this.discard(id, `its agent is gone (${info.status}${info.note ? `: ${info.note}` : ''})`);
       return undefined;
@@ -207,7 +212,7 @@ export class WarmPool {
       return await this.engine.update(id, {
         labels: { ...(req.labels ?? {}), [POOL_LABEL]: null, [MANAGED_LABEL]: MANAGED_BY },
         ...(req.env ? { env: req.env } : {}), ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
-        ifLabels: { [POOL_LABEL]: pool.spec.image },
+        ifLabels: { [POOL_LABEL]: pool.label },
       });
     } catch (e) {
       if (isHutchError(e, 'ESTATE')) return undefined; // another process claimed it between inspect and update
@@ -283,8 +288,9 @@ export class WarmPool {
     try {
       // Nothing runs in a pooled sandbox before its claim: the image's Entrypoint and Cmd neither.
       const made = await this.engine.create({
-        rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.spec.image, [MANAGED_LABEL]: MANAGED_BY },
-        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), hardening: { idRange: this.idRange }, entrypoint: [],
+        rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.label, [MANAGED_LABEL]: MANAGED_BY }, platform: pool.platform,
+        ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), entrypoint: [],
+        hardening: { idRange: (await this.engine.capabilities(pool.platform)).privateIds ? this.idRange : 'shared' },
       });
       id = made.id;
       if (pool.imageCommand === undefined) {
@@ -303,7 +309,7 @@ export class WarmPool {
       const message = e instanceof Error ? e.message : String(e);
       pool.failures++;
       pool.retryAt = Date.now() + Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (pool.failures - 1));
-      if (message !== pool.lastError) process.stderr.write(`hutchd: warm pool of ${pool.spec.image} cannot make a sandbox (retrying with back-off): ${message}\n`);
+      if (message !== pool.lastError) process.stderr.write(`hutchd: warm pool of ${pool.label} cannot make a sandbox (retrying with back-off): ${message}\n`);
       pool.lastError = message;
       if (id !== undefined) await this.removeQuietly(id, 'a failed start');
     }

@@ -37,7 +37,7 @@ export function ttlOf(s: Services, body: Record<string, unknown>): number {
   return ttl;
 }
 
-const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs', 'cmd', 'entrypoint'];
+const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs', 'cmd', 'entrypoint', 'platform'];
 
 /** The main command fields, as docker's: `cmd` replaces the image's Cmd, `entrypoint` its Entrypoint ([] = none, and no Cmd). */
 function mainOf(body: Record<string, unknown>): { cmd?: string[]; entrypoint?: string[] } {
@@ -54,6 +54,8 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   const image = optString(body, 'image', 1024) ?? 'busybox';
   if (image.startsWith('/') || image.startsWith('.')) throw new HutchError('EINVAL', `image ${image.slice(0, 200)}: a host path is not an image; use busybox or an image reference`);
   const name = optString(body, 'name', 63);
+  const platform = optString(body, 'platform', 40) ?? s.engine.platformName;
+  const { privateIds } = await s.engine.capabilities(platform); // an unknown platform fails here, before any claim
   const cwd = optString(body, 'cwd');
   const env = envList(optStringMap(body, 'env'));
   const userLabels = optStringMap(body, 'labels') ?? {};
@@ -64,7 +66,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   const main = mainOf(body);
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
   if (name === undefined) {
-    const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main });
+    const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main, platform });
     if (claimed) {
       // A cold create makes a missing working dir; a pooled sandbox was made before this one was known.
       if (cwd) await makeClaimedCwd(s, claimed.id, cwd);
@@ -72,10 +74,11 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
     }
   }
   const made = await s.engine.create({
-    rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), hardening: { idRange: s.idRange },
+    rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), platform,
+    hardening: { idRange: privateIds ? s.idRange : 'shared' },
     ...(main.cmd ? { command: main.cmd } : {}), ...(main.entrypoint ? { entrypoint: main.entrypoint } : {}),
   });
-  s.events.publish({ type: 'created', sandboxId: made.id, data: { image } });
+  s.events.publish({ type: 'created', sandboxId: made.id, data: { image, platform } });
   try {
     const info = await s.engine.start(made.id);
     s.events.publish({ type: 'started', sandboxId: made.id });

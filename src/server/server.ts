@@ -37,6 +37,8 @@ export function defaultSocketOf(root: string): string {
 
 /** How hutchd is set up. */
 export interface HutchdOptions {
+  /** The platform of sandboxes that do not name one (default: $HUTCH_PLATFORM, else container). */
+  platform?: string;
   /** State root and executor of the engine (defaults as for the CLI). */
   root?: string;
   executor?: string;
@@ -93,8 +95,11 @@ export class Hutchd {
       throw new HutchError('EINVAL', `the output limits (${limits.maxWaitOutputBytes} per command, ${limits.maxBufferedOutputBytes} in total) must be positive`);
     }
     checkLimits(limits.defaultSandboxLimits); // EINVAL for a bad --default-memory, --default-cpus, --default-disk
-    const engine = new Engine({ offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}) });
-    const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem());
+    const engine = new Engine({
+      offloadBlockingWork: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.executor ? { executor: opts.executor } : {}), ...(opts.platform ? { platform: opts.platform } : {}),
+    });
+    // Probed on the container platform: a platform without private ranges gets the shared one per sandbox.
+    const { idRange, warning } = await chooseIdRange(opts.idRange, () => engine.privateIdsProblem('container'));
     if (warning) process.stderr.write(`hutchd: ${warning}\n`);
     const events = new EventBus();
     const calls = new SandboxCalls(engine);

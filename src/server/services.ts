@@ -48,6 +48,8 @@ export interface SandboxView extends SandboxEnd {
   id: string;
   name: string;
   image: string;
+  /** What isolates it: container, gvisor (docs/platforms.md). */
+  platform: string;
   status: string;
   createdAt: string;
   startedAt?: string;
@@ -70,7 +72,7 @@ export function viewOf(info: SandboxInfo): SandboxView {
   const labels = Object.fromEntries(Object.entries(info.labels ?? {}).filter(([k]) => !k.startsWith(RESERVED_LABEL_PREFIX)));
   const expiresAt = info.labels?.[TTL_LABEL];
   return {
-    id: info.id, name: info.name, image: info.image?.ref ?? (info.rootfs.endsWith('/busybox') ? 'busybox' : info.rootfs),
+    id: info.id, name: info.name, image: info.image?.ref ?? (info.rootfs.endsWith('/busybox') ? 'busybox' : info.rootfs), platform: info.platform ?? 'container',
     status: info.status, createdAt: info.createdAt, ...(info.startedAt ? { startedAt: info.startedAt } : {}),
     ...(expiresAt ? { expiresAt } : {}), labels, limits: info.limits, ...endOf(info), ...(info.note ? { note: info.note } : {}),
   };

@@ -4,12 +4,15 @@ import type { Command } from '../command.js';
 
 export const command: Command = {
   usage: 'hutch info [--json]',
-  summary: 'Show versions, paths, cgroup mode, the executor, and which hardening features this machine supports.',
+  summary: 'Show versions, paths, cgroup mode, the executor, the platforms (gVisor\'s too), and which hardening features this machine supports.',
   flags: [{ name: 'json', kind: 'bool', help: 'print JSON' }],
   async run(ctx, args) {
     const { probeHost, hostIdRange } = await import('../../linux/index.js');
+    const { probeGvisor } = await import('../../platform/gvisor/probe.js');
     const engine = await ctx.engine();
-    const [probe, privateIds] = await Promise.all([probeHost(), engine.privateIdsProblem().catch((e: unknown) => (e instanceof Error ? e.message : String(e)))]);
+    const [probe, privateIds, gvisor] = await Promise.all([
+      probeHost(), engine.privateIdsProblem('container').catch((e: unknown) => (e instanceof Error ? e.message : String(e))), probeGvisor(),
+    ]);
     const ids = hostIdRange();
     const executor = ctx.globals.executor ?? process.env.HUTCH_EXECUTOR ?? 'runc';
     const exec = executor === 'crun' ? probe.crun : probe.runc;
@@ -31,7 +34,12 @@ export const command: Command = {
       root: engine.store.root, dataRoot: engine.dataRoot,
       executor: { name: executor, ...exec },
       cgroups: probe.cgroups, hardening,
-      platforms: { container: exec.available, vm: { qemu: probe.qemu, firecracker: probe.firecracker, kvm: probe.kvm } },
+      platform: engine.platformName,
+      platforms: {
+        container: { available: exec.available, summary: summaryOf(engine, 'container') },
+        gvisor: { available: gvisor.available, summary: summaryOf(engine, 'gvisor'), runsc: gvisor },
+        vm: { qemu: probe.qemu, firecracker: probe.firecracker, kvm: probe.kvm },
+      },
       devices: { tun: probe.tun, fuse: probe.fuse }, checkpoint: probe.criu,
     };
     if (bool(args.flags, 'json')) {
@@ -46,6 +54,9 @@ export const command: Command = {
       `data root:  ${info.dataRoot}`,
       `executor:   ${executor} ${exec.available ? `${exec.version ?? ''} (${exec.path ?? ''})` : `unavailable: ${exec.detail}`}`,
       `cgroups:    ${probe.cgroups.detail}`,
+      `platform:   ${engine.platformName} (new sandboxes; --platform or $HUTCH_PLATFORM chooses)`,
+      `gvisor:     ${gvisor.available ? `runsc ${gvisor.version} (${gvisor.path}), runs with --platform=${gvisor.used}` : `unavailable: ${gvisor.detail}`}`,
+      ...gvisor.platforms.map((p) => `  ${p.name.padEnd(22)} ${p.works ? 'yes' : 'no '}  ${p.detail}${p.name === gvisor.used ? ' (used)' : ''}`),
       'hardening:',
       ...Object.entries(hardening).map(([k, f]) => `  ${k.padEnd(22)} ${mark(f)}`),
       'other:',
@@ -59,3 +70,7 @@ export const command: Command = {
     return 0;
   },
 };
+
+function summaryOf(engine: { knownPlatforms(): { name: string; summary: string }[] }, name: string): string {
+  return engine.knownPlatforms().find((p) => p.name === name)?.summary ?? '';
+}

@@ -20,12 +20,13 @@ function parseListen(text: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
-/** Parses IMAGE=N. */
-function parsePool(text: string): { image: string; size: number } {
+/** Parses IMAGE=N[@PLATFORM]. */
+function parsePool(text: string): { image: string; size: number; platform?: string } {
   const eq = text.lastIndexOf('=');
-  const size = Number(text.slice(eq + 1));
-  if (eq <= 0 || !Number.isInteger(size) || size < 0 || size > 10_000) throw new HutchError('EINVAL', `invalid --pool "${text}": use IMAGE=N (e.g. busybox=4)`);
-  return { image: text.slice(0, eq), size };
+  const [count = '', platform] = text.slice(eq + 1).split('@');
+  const size = Number(count);
+  if (eq <= 0 || !/^\d+$/.test(count) || size > 10_000 || platform === '') throw new HutchError('EINVAL', `invalid --pool "${text.slice(0, 200)}": use IMAGE=N or IMAGE=N@PLATFORM (e.g. busybox=4, busybox=2@gvisor)`);
+  return { image: text.slice(0, eq), size, ...(platform ? { platform } : {}) };
 }
 
 function connectionCount(f: ParsedArgs['flags'], flag: string, key: string): Record<string, number> {
@@ -55,13 +56,14 @@ function defaultSandboxLimits(f: ParsedArgs['flags']): Limits {
 }
 
 export const command: Command = {
-  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--pool IMAGE=N]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
+  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--platform NAME] [--pool IMAGE=N[@PLATFORM]]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
   flags: [
     { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default hutchd.sock in the state root: /run/hutch/hutchd.sock; mode 0600)' },
     { name: 'listen', kind: 'string', value: 'HOST:PORT', help: 'also (or only, without --socket) listen on TCP; needs --token-file' },
     { name: 'token-file', kind: 'string', value: 'FILE', help: 'bearer tokens, one per line (at least 16 characters each)' },
-    { name: 'pool', kind: 'list', value: 'IMAGE=N', help: 'keep N ready sandboxes of IMAGE (repeatable)' },
+    { name: 'pool', kind: 'list', value: 'IMAGE=N[@PLATFORM]', help: 'keep N ready sandboxes of IMAGE, on PLATFORM (default: --platform) (repeatable)' },
+    { name: 'platform', kind: 'string', value: 'NAME', help: 'platform of sandboxes whose create names none: container (default, or $HUTCH_PLATFORM) or gvisor' },
     { name: 'pool-concurrency', kind: 'string', value: 'N', help: 'pool sandboxes made at once (default 1)' },
     { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
@@ -105,6 +107,7 @@ export const command: Command = {
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
+      ...(str(f, 'platform') ? { platform: str(f, 'platform')! } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
       pools: list(f, 'pool').map(parsePool), limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),

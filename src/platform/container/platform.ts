@@ -1,5 +1,6 @@
 // The container platform: a sandbox is an OCI container (runc by default) whose bundle hutch
 // writes itself, with an overlay rootfs, a user namespace and the agent as init.
+import type { StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, isHutchError } from '../../errors.js';
@@ -43,6 +44,8 @@ export interface ContainerVariant {
   executor?: (opts: PlatformOptions, cgroupMode: 'v1' | 'v2' | 'hybrid') => OciExecutor;
   /** Changes the spec before it is written. */
   adaptSpec?(spec: Spec, cfg: SandboxConfig): void;
+  /** The exit watch's socket goes to the init as its stdin, not as fd 3 (an executor without --preserve-fds: runsc 2022-12). */
+  exitWatchOnStdin?: boolean;
   /** Kills the container and removes the executor's state of it faster than its kill and delete; false: use those. */
   killAndForget?(executor: OciExecutor, s: ContainerState, bundle: string): Promise<boolean>;
 }
@@ -195,8 +198,9 @@ export class ContainerPlatform implements Platform {
     let watch: ExitWatch | undefined;
     try {
       watch = cfg.onExit ? startExitWatch(cfg.dir, cfg.onExit) : undefined;
-      const stdio = watch ? ['ignore', log, log, watch.peer] as const : ['ignore', log, log] as const;
-      await this.executor.create(cfg.id, l.bundle, { stdio: [...stdio], pidFile: l.pidFile, ...(watch ? { preserveFds: 1 } : {}) });
+      const onStdin = watch !== undefined && this.variant.exitWatchOnStdin === true;
+      const stdio: StdioOptions = !watch ? ['ignore', log, log] : onStdin ? [watch.peer, log, log] : ['ignore', log, log, watch.peer];
+      await this.executor.create(cfg.id, l.bundle, { stdio, pidFile: l.pidFile, ...(watch && !onStdin ? { preserveFds: 1 } : {}) });
       if (watch) state.exitWatch = { pid: watch.pid, startTime: watch.startTime };
     } catch (e) {
       if (watch) await stopExitWatch(watch);

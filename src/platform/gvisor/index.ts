@@ -14,6 +14,7 @@ const GVISOR_VARIANT: ContainerVariant = {
   capabilities: { directExec: false, privateIds: false, checkpoint: false },
   executor: (opts) => makeExecutor('runsc', opts.stateRoot, 'v1'),
   adaptSpec: adaptSpecForGvisor,
+  exitWatchOnStdin: true,
   killAndForget: (e, s, bundle) => killAndForgetRunscContainer(e.config.stateDir, s.containerId, bundle, s.cgroupsPath),
 };
 
