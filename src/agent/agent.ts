@@ -46,6 +46,8 @@ export class Agent implements Dispatcher {
   private compactTimer: NodeJS.Timeout | undefined;
   /** Runs just before the agent exits (main.ts closes the listener and removes the socket). */
   onBeforeExit: (() => void) | undefined;
+  /** Closes the listener and removes its socket (main.ts), for quiesce. */
+  onQuiesce: (() => void) | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.table = new ProcessTable(opts.log, (s) => this.mainExited(s), () => this.noteActivity());
@@ -134,6 +136,10 @@ export class Agent implements Dispatcher {
         this.watches.stop(session, (params as Params<'unwatch'>).watchId);
         return {};
       }
+      case 'quiesce':
+        // After the reply is written: a checkpoint cannot save a socket bound on the host (gVisor's).
+        setImmediate(() => void this.quiesce());
+        return {};
       case 'shutdown': {
         const result = await this.shutdown((params as Params<'shutdown'>).graceMs);
         // The response is written before this runs, and exit() flushes it.
@@ -187,6 +193,12 @@ export class Agent implements Dispatcher {
     this.onBeforeExit?.();
     await Promise.all([...this.sessions].map((s) => s.flushAndClose(1000)));
     process.exit(code);
+  }
+
+  /** Stops listening and ends every connection; processes keep running unowned, as when their client goes. */
+  async quiesce(): Promise<void> {
+    this.onQuiesce?.();
+    await Promise.all([...this.sessions].map((s) => s.flushAndClose(1000)));
   }
 
   /** Runs the shutdown path for a SIGTERM/SIGINT from outside, then exits. */

@@ -368,6 +368,11 @@ export class AgentClient {
   }
 
   /** Stops every process (SIGTERM, then SIGKILL after graceMs); the agent exits after replying. */
+  /** Has the agent close its listener and every connection (this one too) before a checkpoint; SIGUSR2 to it listens again. */
+  quiesce(opts?: CallOptions): Promise<Record<string, never>> {
+    return this.call('quiesce', {}, opts);
+  }
+
   shutdown(params: { graceMs: number }, opts?: CallOptions): Promise<{ killed: number }> {
     return this.call('shutdown', params, opts);
   }

@@ -71,11 +71,28 @@ function serveSocket(agent: Agent, socketPath: string): void {
     // performance.now() counts from process start: this line shows start-up cost in the init log.
     log(`listening on ${socketPath} ${performance.now().toFixed(1)} ms after start`);
   });
-  agent.onBeforeExit = () => {
+  const stop = () => {
     server.close();
     fs.rmSync(socketPath, { force: true });
   };
+  agent.onBeforeExit = stop;
+  // A checkpoint (gVisor) needs no socket bound on the host: quiesce closes it; after the restore,
+  // SIGUSR2 from the host makes a new one.
+  agent.onQuiesce = () => {
+    stop();
+    quiesced = () => serveSocket(agent, socketPath);
+  };
 }
+
+/** What SIGUSR2 does: after a quiesce, listen again; otherwise nothing (not node's default, which exits). */
+let quiesced: (() => void) | undefined;
+process.on('SIGUSR2', () => {
+  const relisten = quiesced;
+  quiesced = undefined;
+  if (!relisten) return;
+  log('SIGUSR2: listening again');
+  relisten();
+});
 
 function serveStdio(agent: Agent): void {
   for (const fd of [0, 1]) {

@@ -110,6 +110,8 @@ export interface Methods {
   link: { params: LinkParams; result: Empty };
   replaceFile: { params: ReplaceFileParams; result: Empty };
   shutdown: { params: { graceMs: number }; result: { killed: number } };
+  /** Before a checkpoint: the agent closes its listener and every connection (this one after the reply), and listens again on SIGUSR2. */
+  quiesce: { params: Empty; result: Empty };
   watch: { params: WatchParams; result: WatchResult };
   unwatch: { params: { watchId: number }; result: Empty };
 }
@@ -179,6 +181,7 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   link: obj<LinkParams>({ path: absPath, existing: absPath }),
   replaceFile: obj<ReplaceFileParams>({ path: absPath, staged: absPath, mode: optional(mode) }),
   shutdown: obj<{ graceMs: number }>({ graceMs: int(0, 600_000) }),
+  quiesce: empty,
   watch: obj<WatchParams>({ path: absPath, recursive: bool }),
   unwatch: obj<{ watchId: number }>({ watchId: pid }),
 };
@@ -227,6 +230,7 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   link: empty,
   replaceFile: empty,
   shutdown: obj<{ killed: number }>({ killed: count }),
+  quiesce: empty,
   watch: obj<WatchResult>({ watchId: pid, dirs: int(0, MAX_WATCH_DIRS), entries: count }),
   unwatch: empty,
 };

@@ -31,6 +31,9 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   image: () => import('./commands/image.js'),
   load: () => import('./commands/load.js'),
   serve: () => import('./commands/serve.js'),
+  checkpoint: () => import('./commands/checkpoint.js'),
+  restore: () => import('./commands/restore.js'),
+  snapshot: () => import('./commands/snapshot.js'),
 };
 
 const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] [--debug] VERB [OPTIONS] ...
@@ -54,6 +57,9 @@ Verbs:
   rm        remove sandboxes
   cp        copy files between the host and a sandbox
   logs      the output of a sandbox's main command (-f follows it)
+  checkpoint  save a running sandbox (memory too) as a snapshot (gvisor)
+  restore   a new running sandbox from a snapshot (several: a fork)
+  snapshot  snapshot subcommands: ls, inspect, rm
   info      versions, cgroup mode, executor, hardening this machine supports
   setup     build the embedded busybox rootfs and the agent runtime
   pull      pull an image from a registry

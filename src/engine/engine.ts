@@ -12,6 +12,7 @@ import { recordDirectExit, type InitEnd } from './exit-status.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
 import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
+import { Snapshots } from './checkpoints.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
 import { openImageService, type ImageService } from './images.js';
@@ -27,6 +28,7 @@ export class Engine implements EngineContext {
   private readonly registry: PlatformRegistry;
   private readonly platforms = new Map<string, Promise<Platform>>();
   private imageService?: Promise<ImageService>;
+  private snapshotService?: Snapshots;
   /** The platform new sandboxes get unless they name one. */
   readonly platformName: string;
   /** The container platform's executor for new sandboxes; each sandbox keeps the one it was made with. */
@@ -87,6 +89,11 @@ export class Engine implements EngineContext {
     return { rootfs, runtime: made['runtime'] ?? '' };
   }
 
+  /** Checkpoint, restore and the snapshots of this data root. */
+  snapshots(): Snapshots {
+    return (this.snapshotService ??= new Snapshots(this));
+  }
+
   /** The image store, with the sandboxes' view of what is in use (loaded on first use). */
   async images(): Promise<ImageService> {
     this.imageService ??= openImageService(this.dataRoot, () => this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null));
@@ -117,7 +124,8 @@ export class Engine implements EngineContext {
     return recordFactory({ ...o, ...(typeof spec === 'string' ? { user: await userIn(resolved, spec) } : {}) }, resolved, platform, this.executorName);
   }
 
-  private configOf(r: SandboxRecord): SandboxConfig {
+  /** What the platform gets to make the sandbox of `r`. */
+  configOf(r: SandboxRecord): SandboxConfig {
     const cfg = configOf(r, this.store.dir(r.id));
     // Auto-removal is a plain `hutch rm` (never -f) run when the init is gone: a stopped sandbox goes.
     if (r.autoRemove) cfg.onExit = [...this.selfCommand!, '--root', this.store.root, 'rm', r.id];
@@ -144,8 +152,9 @@ export class Engine implements EngineContext {
   }
 
   /** Notes the init's pid and start time as the platform sees them now (a reused pid is then not ours). */
-  private noteInit(record: SandboxRecord, platform: Platform): void {
-    const obs = observeInit(platform, record, this.store.dir(record.id));
+  noteInit(record: SandboxRecord, platform: Platform): void {
+    // Not against the start time recorded before: a restore in place has a new init.
+    const obs = platform.observeInit(handleOf(platform, record, this.store.dir(record.id)));
     if (obs.pid !== undefined) record.initPid = obs.pid;
     if (obs.startTime !== undefined) record.initStartTime = obs.startTime;
   }
@@ -214,7 +223,7 @@ export class Engine implements EngineContext {
    * the refreshed record and its platform under the exclusive lock; the record is written after it
    * unless it says 'removed'. `orBroken` stands a broken record in for a missing one (rm).
    */
-  private async locked(ref: string, act: (record: SandboxRecord, platform: Platform) => Promise<void | 'removed'>, orBroken = false): Promise<SandboxInfo> {
+  async locked(ref: string, act: (record: SandboxRecord, platform: Platform) => Promise<void | 'removed'>, orBroken = false): Promise<SandboxInfo> {
     const id = this.store.resolve(ref);
     const lock = await this.store.lock(id, 'exclusive');
     try {

@@ -8,3 +8,5 @@ export { SandboxCalls, type ExecRequest, type SignalTarget } from './calls.js';
 export { SandboxStore } from './store.js';
 export { checkTransition, checkName, checkLabels, type SandboxRecord, type SandboxStatus, type SandboxPhase } from './state.js';
 export { parseSize, checkUser, checkLimits, isRootfsPath, DEFAULT_PIDS_LIMIT } from './options.js';
+export { Snapshots, type CheckpointOptions, type RestoreOptions } from './checkpoints.js';
+export { SnapshotStore, type SnapshotInfo, type SnapshotMeta } from './snapshot-store.js';

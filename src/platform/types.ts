@@ -151,6 +151,14 @@ export interface Platform {
   rootfsPath(h: PlatformHandle): string;
   /** Removes everything the sandbox had on the host; idempotent, safe after a crash. */
   destroy(h: PlatformHandle): Promise<void>;
+  /**
+   * With capabilities.checkpoint: saves the running sandbox (its processes' memory and its writable
+   * layer) into the empty dir `dir`. The sandbox stops, unless `leaveRunning`: then it goes on, and
+   * the handle returned is its new one.
+   */
+  checkpoint?(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<PlatformHandle | null>;
+  /** With capabilities.checkpoint: a new running sandbox from what checkpoint saved in `dir` (several from one: a fork). */
+  restore?(cfg: SandboxConfig, dir: string): Promise<PlatformHandle>;
   /** With capabilities.privateIds: null when private id ranges work over base layers stored like `source`, else why not. */
   privateIdsProblem?(source: string): Promise<string | null>;
 }

@@ -113,7 +113,8 @@ function sizeFlag(flag: string, text: string): number {
 }
 
 /** K=V → [K, V]; the key is checked by the engine. */
-function parseLabel(kv: string): [string, string] {
+/** One --label KEY=VALUE. */
+export function parseLabel(kv: string): [string, string] {
   const eq = kv.indexOf('=');
   if (eq <= 0) throw new HutchError('EINVAL', `invalid --label "${kv.slice(0, 80)}": use KEY=VALUE`);
   return [kv.slice(0, eq), kv.slice(eq + 1)];

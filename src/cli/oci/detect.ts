@@ -8,12 +8,14 @@ const RUNC_ONLY_GLOBALS = new Set(['log', 'log-format', 'systemd-cgroup', 'rootl
 /** Global flags that take a value (runc's and hutch's). */
 const VALUED_GLOBALS = new Set(['root', 'log', 'log-format', 'rootless', 'criu', 'executor', 'platform']);
 /** Verbs only the OCI contract has. */
-const OCI_ONLY_VERBS = new Set(['state', 'delete', 'list', 'spec', 'features', 'events', 'update', 'checkpoint', 'restore']);
+const OCI_ONLY_VERBS = new Set(['state', 'delete', 'list', 'spec', 'features', 'events', 'update']);
 /** Verbs both contracts have; their flags or operands decide. */
-const SHARED_VERBS = new Set(['create', 'run', 'start', 'exec', 'kill', 'ps', 'pause', 'resume']);
+const SHARED_VERBS = new Set(['create', 'run', 'start', 'exec', 'kill', 'ps', 'pause', 'resume', 'checkpoint', 'restore']);
 /** Flags of create/run/exec that hutch's own verbs do not have. */
 // (`--detach`, `--tty` and `-d`/`-t` are hutch's too.)
-const OCI_VERB_FLAGS = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'preserve-fds', 'keep', 'process', 'p', 'cwd', 'cap', 'no-new-privs', 'additional-gids', 'ignore-paused', 'format']);
+const OCI_VERB_FLAGS = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'preserve-fds', 'keep', 'process', 'p', 'cwd', 'cap', 'no-new-privs', 'additional-gids', 'ignore-paused', 'format',
+  // checkpoint and restore as runc has them (every caller gives --image-path).
+  'image-path', 'work-path', 'parent-path', 'tcp-established', 'ext-unix-sk', 'shell-job', 'file-locks', 'pre-dump', 'manage-cgroups-mode', 'empty-ns', 'auto-dedup', 'lazy-pages', 'status-fd', 'page-server', 'no-subreaper']);
 
 /** The executor's dir in an OCI root: its presence marks the root as one of OCI containers. */
 const EXECUTOR_DIR_NAME = '.executor';

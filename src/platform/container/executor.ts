@@ -105,6 +105,18 @@ export class OciExecutor {
     return { done };
   }
 
+  /** `checkpoint --image-path DIR ID`: the container's state saved to DIR; it stops (runsc, runc with CRIU). */
+  async checkpoint(id: string, imageDir: string): Promise<void> {
+    await this.call(['checkpoint', '--image-path', imageDir, id], { id });
+  }
+
+  /** `restore --detach --image-path DIR --bundle B ID`: a new container from a checkpoint, running. */
+  async restore(id: string, bundle: string, imageDir: string, opts: ExecutorSpawnOptions): Promise<void> {
+    const args = ['restore', '--detach', '--image-path', imageDir, '--bundle', bundle];
+    if (opts.pidFile) args.push('--pid-file', opts.pidFile);
+    await this.call([...args, id], { id, stdio: opts.stdio });
+  }
+
   /** `start ID`. */
   async start(id: string): Promise<void> { await this.call(['start', id], { id }); }
 

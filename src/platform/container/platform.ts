@@ -1,6 +1,6 @@
 // The container platform: a sandbox is an OCI container (runc by default) whose bundle hutch
 // writes itself, with an overlay rootfs, a user namespace and the agent as init.
-import type { StdioOptions } from 'node:child_process';
+import { spawnSync, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, isHutchError } from '../../errors.js';
@@ -88,7 +88,7 @@ export class ContainerPlatform implements Platform {
    * Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. With `priv` (a
    * private id range), its idmapped lower dirs and host ids stand in for the shared ones.
    */
-  private prepare(cfg: SandboxConfig, priv?: PrivateIds): ContainerState {
+  protected prepare(cfg: SandboxConfig, priv?: PrivateIds, seedUpper?: string): ContainerState {
     const l = layout(cfg.dir);
     const ids = priv?.ids ?? hostIdRange();
     const state = this.stateFor(cfg.id);
@@ -104,6 +104,8 @@ export class ContainerPlatform implements Platform {
       // With a disk limit the upper and work dirs are on a tmpfs of that size (disk.ts).
       const { upper, work } = mountDisk(cfg.dir, cfg.limits) ?? { upper: l.upper, work: l.work };
       if (upper === l.upper) for (const d of [l.upper, l.work]) fs.mkdirSync(d, { mode: 0o755 });
+      // A restore: the writable layer as the checkpoint saved it.
+      if (seedUpper) copyTree(seedUpper, upper);
       // The merged root takes its owner from the upper dir. A rootfs owned by ids outside the
       // sandbox's range (a dir unpacked by host root) would leave / owned by nobody inside: its root
       // becomes the sandbox's root then, and the mount points runc needs are made in the upper
@@ -363,6 +365,16 @@ function makeWorkingDir(cfg: SandboxConfig, rootfs: string, root: { uid: number;
   } catch (e) {
     throw isHutchError(e) ? new HutchError(e.code, `sandbox ${cfg.id}: cannot make its working directory: ${e.message}`, { id: cfg.id, cause: e }) : e;
   }
+}
+
+/**
+ * Copies the contents of dir `from` into dir `to` as `cp -a` does: owners, modes, times, links,
+ * overlay whiteouts (devices) and xattrs (an upper dir's opaque marks) kept. Node's cp keeps none of
+ * the owners or devices.
+ */
+export function copyTree(from: string, to: string): void {
+  const r = spawnSync('cp', ['-a', '--', `${from}/.`, to], { encoding: 'utf8' });
+  if (r.status !== 0) throw new HutchError('EEXEC', `cannot copy ${from} to ${to}: ${(r.stderr || r.error?.message || `cp exited ${r.status}`).trim().slice(0, 300)}`, { path: from });
 }
 
 /**
