@@ -61,7 +61,7 @@ export function hutch(root: string, args: string[], opts: { input?: string; time
 }
 
 /** Runs hutch and insists on exit code 0; returns stdout. */
-export async function hutchOk(root: string, args: string[], opts: { input?: string } = {}): Promise<string> {
+export async function hutchOk(root: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   const r = await hutch(root, args, opts);
   if (r.code !== 0) throw new Error(`hutch ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;

@@ -80,7 +80,12 @@ function serveSocket(agent: Agent, socketPath: string): void {
   // SIGUSR2 from the host makes a new one.
   agent.onQuiesce = () => {
     stop();
-    quiesced = () => serveSocket(agent, socketPath);
+    // Without its listener an agent with no process to wait for has an empty event loop: node would exit.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    quiesced = () => {
+      clearInterval(keepAlive);
+      serveSocket(agent, socketPath);
+    };
   };
 }
 

@@ -1,4 +1,4 @@
-// Snapshots on disk: one dir each under <data root>/snapshots (not /run: a snapshot outlives a
+// Snapshots on disk: one dir each under <data root>/snapshots ($HUTCH_SNAPSHOT_ROOT; not /run: a snapshot outlives a
 // reboot of the state root and hutchd restarts), or a dir the user names (checkpoint --to DIR).
 // A dir holds the platform's files (gVisor: its image and the writable layer) and snapshot.json,
 // written last: a dir without it is an unfinished checkpoint, never listed or restored.
@@ -29,11 +29,11 @@ export interface SnapshotInfo extends SnapshotMeta { dir: string; sizeBytes: num
 const META = 'snapshot.json';
 const ID_RE = /^[0-9a-f]{16}$/;
 
-/** The snapshots of one data root. */
+/** The snapshots of one data root (in `$HUTCH_SNAPSHOT_ROOT` or `<dataRoot>/snapshots`). */
 export class SnapshotStore {
   readonly root: string;
   constructor(dataRoot: string) {
-    this.root = path.join(dataRoot, 'snapshots');
+    this.root = process.env.HUTCH_SNAPSHOT_ROOT ?? path.join(dataRoot, 'snapshots');
   }
 
   /** A new empty dir for a snapshot: under the store, or `to` (which must not exist or be empty). */

@@ -398,7 +398,7 @@ function isFrozen(cgroupsPath: string): boolean {
 }
 
 function withInitLog(e: unknown, log: string): unknown {
-  if (isHutchError(e) && e.message.endsWith('exit code 1')) {
+  if (isHutchError(e) && /exit code \d+$/.test(e.message)) {
     return new HutchError(e.code, `${e.message}${initLogTail(log)}`, { ...(e.id ? { id: e.id } : {}), cause: e });
   }
   return e;
