@@ -86,10 +86,10 @@ export interface DaemonFixture { root: string; daemon: Daemon; t: Transport }
  * Read `daemon` and `t` inside tests: node 20 does not await one top-level `before` hook before the
  * next, so another hook cannot copy them.
  */
-export function daemonFixture(tag: string, flags: string[] = []): DaemonFixture {
+export function daemonFixture(tag: string, flags: string[] = [], env: NodeJS.ProcessEnv = {}): DaemonFixture {
   const fx = { root: makeRoot(tag) } as DaemonFixture;
   test.before(async () => {
-    fx.daemon = await startDaemon(fx.root, flags);
+    fx.daemon = await startDaemon(fx.root, flags, undefined, env);
     fx.t = new Transport({ socketPath: fx.daemon.socketPath });
   });
   test.after(async () => {

@@ -1,5 +1,5 @@
 // The TypeScript SDK of hutchd (import from 'hutch/sdk'). It talks HTTP and WebSocket only.
-export { Sandbox, type SandboxInfo, type SandboxStats, type SandboxLimits, type CreateOptions, type ExecOptions, type ExecResult, type ConnectOptions } from './sandbox.js';
+export { Sandbox, type SandboxInfo, type SandboxStats, type SandboxLimits, type CreateOptions, type ExecOptions, type ExecResult, type ConnectOptions, type SnapshotInfo } from './sandbox.js';
 export { SandboxProcess, type SpawnOptions, type AttachOptions, type ExitInfo, type OutputChunk } from './process.js';
 export { SandboxProcesses, type StartedProcess, type ProcessInfo } from './processes.js';
 export { SandboxFiles, FileWatch, type FileInfo, type DirEntry, type UploadResult, type FileChange } from './files.js';

@@ -43,6 +43,17 @@ export interface SandboxLimits {
   diskInodes?: number;
 }
 
+/** A snapshot of a sandbox (Sandbox.snapshot). */
+export interface SnapshotInfo {
+  id: string;
+  createdAt: string;
+  /** The sandbox it was taken of. */
+  source: { id: string; name: string };
+  platform: string;
+  sizeBytes: number;
+  labels: Record<string, string>;
+}
+
 /** What a new sandbox is made from. */
 export interface CreateOptions {
   /** busybox (default) or an image reference. */
@@ -193,6 +204,35 @@ export class Sandbox {
   /** Freezes every process in it. */
   async pause(opts: CallOptions = {}): Promise<void> {
     this.info = await this.transport.json<SandboxInfo>({ ...opts, method: 'POST', path: this.route('/pause') });
+  }
+
+  /**
+   * Checkpoints it (gvisor platform): its processes with their memory and its writable layer, as a
+   * snapshot that Sandbox.fromSnapshot restores (several times: a fork). It stops unless leaveRunning.
+   */
+  async snapshot(opts: CallOptions & { leaveRunning?: boolean } = {}): Promise<SnapshotInfo> {
+    const { leaveRunning, ...call } = opts;
+    const snap = await this.transport.json<SnapshotInfo>({ ...call, method: 'POST', path: this.route('/snapshot'), json: leaveRunning ? { leaveRunning } : {} });
+    if (!leaveRunning) this.info = { ...this.info, status: 'stopped' };
+    return snap;
+  }
+
+  /** A new running sandbox from a snapshot: its processes go on where they were. */
+  static async fromSnapshot(snapshotId: string, opts: ConnectOptions & { name?: string; labels?: Record<string, string>; ttlMs?: number } = {}): Promise<Sandbox> {
+    const t = transportOf(opts);
+    const body: Record<string, unknown> = {};
+    for (const k of ['name', 'labels', 'ttlMs'] as const) if (opts[k] !== undefined) body[k] = opts[k];
+    return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'POST', path: `/v1/snapshots/${encodeURIComponent(snapshotId)}/sandboxes`, json: body }));
+  }
+
+  /** The snapshots of hutchd. */
+  static async listSnapshots(opts: ConnectOptions = {}): Promise<SnapshotInfo[]> {
+    return (await transportOf(opts).json<{ snapshots: SnapshotInfo[] }>({ ...callOpts(opts), method: 'GET', path: '/v1/snapshots' })).snapshots;
+  }
+
+  /** Removes a snapshot (sandboxes restored from it stay). */
+  static async deleteSnapshot(snapshotId: string, opts: ConnectOptions = {}): Promise<void> {
+    await transportOf(opts).json({ ...callOpts(opts), method: 'DELETE', path: `/v1/snapshots/${encodeURIComponent(snapshotId)}` });
   }
 
   /** Thaws it. */

@@ -6,6 +6,7 @@ const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json): Json => ({ content: { 'application/json': { schema } } });
 const ok = (description: string, schema?: Json, status = '200'): Json => ({ [status]: { description, ...(schema ? json(schema) : {}) } });
 const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id or name', schema: { type: 'string' } };
+const snapParam = { name: 'id', in: 'path', required: true, description: 'snapshot id', schema: { type: 'string' } };
 const pidParam = { name: 'pid', in: 'path', required: true, description: 'process id inside the sandbox', schema: { type: 'integer' } };
 const pathQuery = { name: 'path', in: 'query', required: true, description: 'absolute path inside the sandbox', schema: { type: 'string' } };
 const q = (name: string, description: string, type = 'string'): Json => ({ name, in: 'query', required: false, description, schema: { type } });
@@ -30,6 +31,18 @@ const OPERATIONS: Record<string, Json> = {
     summary: 'Set the time to live from now (the sandbox is removed when it runs out)', parameters: [idParam],
     requestBody: json({ type: 'object', required: ['ttlMs'], properties: { ttlMs: { type: 'integer', minimum: 1000 } } }),
     responses: ok('the new expiry', { type: 'object', properties: { id: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+  },
+  'POST /v1/sandboxes/{id}/snapshot': {
+    summary: 'Checkpoint a running sandbox (its processes\' memory and writable layer; gvisor platform) into a snapshot; it stops unless leaveRunning', parameters: [idParam],
+    requestBody: json({ type: 'object', properties: { leaveRunning: { type: 'boolean', default: false } } }), responses: ok('the snapshot', ref('Snapshot'), '201'),
+  },
+  'GET /v1/snapshots': { summary: 'List snapshots', responses: ok('the snapshots', { type: 'object', properties: { snapshots: { type: 'array', items: ref('Snapshot') } } }) },
+  'GET /v1/snapshots/{id}': { summary: 'Get a snapshot', parameters: [snapParam], responses: ok('the snapshot', ref('Snapshot')) },
+  'DELETE /v1/snapshots/{id}': { summary: 'Remove a snapshot (sandboxes restored from it stay)', parameters: [snapParam], responses: { '204': { description: 'removed' } } },
+  'POST /v1/snapshots/{id}/sandboxes': {
+    summary: 'Restore: a new running sandbox from a snapshot, its processes going on where they were (several from one snapshot: a fork)', parameters: [snapParam],
+    requestBody: json({ type: 'object', properties: { name: { type: 'string' }, labels: { type: 'object', additionalProperties: { type: 'string' } }, ttlMs: { type: 'integer', minimum: 1000 } } }),
+    responses: ok('the running sandbox', ref('Sandbox'), '201'),
   },
   'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory, pids and disk of a sandbox', parameters: [idParam], responses: ok('stats', ref('SandboxStats')) },
   'POST /v1/sandboxes/{id}/processes': {
@@ -119,6 +132,14 @@ const SCHEMAS: Record<string, Json> = {
       ttlMs: { type: 'integer', minimum: 1000, description: 'time to live (default: the server\'s --default-ttl)' },
       cmd: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'the main command (a string runs under /bin/sh -c): replaces the image\'s Cmd, follows its Entrypoint; the sandbox stops when it exits' },
       entrypoint: { type: 'array', items: { type: 'string' }, description: 'replaces the image\'s Entrypoint and drops its Cmd; [] with no cmd: no main command, the sandbox waits for exec' },
+    },
+  },
+  Snapshot: {
+    type: 'object', required: ['id', 'createdAt', 'source', 'platform', 'sizeBytes'],
+    properties: {
+      id: { type: 'string' }, createdAt: { type: 'string', format: 'date-time' }, platform: { type: 'string' }, sizeBytes: { type: 'integer' },
+      source: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } }, description: 'the sandbox it was taken of' },
+      labels: { type: 'object', additionalProperties: { type: 'string' }, description: 'the source\'s labels, which a restored sandbox gets' },
     },
   },
   Sandbox: {

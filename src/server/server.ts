@@ -22,6 +22,7 @@ import { Router } from './router.js';
 import { fileRoutes } from './routes-files.js';
 import { processRoutes } from './routes-processes.js';
 import { sandboxRoutes } from './routes-sandboxes.js';
+import { snapshotRoutes } from './routes-snapshots.js';
 import { serviceRoutes } from './routes-service.js';
 import { forgetServed, type ApiLimits, type Services } from './services.js';
 import { processSocketRoutes } from './ws-process.js';
@@ -117,7 +118,7 @@ export class Hutchd {
     });
     const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxJsonBytes });
     const router = new Router();
-    router.add(...sandboxRoutes(services), ...processRoutes(services), ...fileRoutes(services),
+    router.add(...sandboxRoutes(services), ...snapshotRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) });
     d.releaseRoot = claimRoot(engine.store.root);
