@@ -4,6 +4,9 @@ import { HutchError } from '../../errors.js';
 import type { Spec } from '../../oci/index.js';
 import type { SandboxConfig } from '../types.js';
 
+/** The smallest pids limit a gvisor sandbox gets (see adaptSpecForGvisor). */
+export const MIN_GVISOR_PIDS = 128;
+
 /**
  * Adapts a hutch bundle for runsc:
  * - `rro` (recursive read-only, runc 1.1): runsc refuses the option; its binds are not recursive
@@ -14,6 +17,11 @@ import type { SandboxConfig } from '../types.js';
  * - the host's network is not offered: runsc runs with --network=none in the sandbox's own netns.
  */
 export function adaptSpecForGvisor(spec: Spec, cfg: SandboxConfig): void {
+  // The host's pids cgroup counts the sentry's and gofer's threads (~80 for an idle sandbox), not the
+  // sandbox's processes: a small limit would stop the sentry itself.
+  if (cfg.limits.pids !== undefined && cfg.limits.pids < MIN_GVISOR_PIDS) {
+    throw new HutchError('EINVAL', `sandbox ${cfg.id}: on the gvisor platform the pids limit bounds the host threads of gVisor's sentry (about 80 for an idle sandbox), not the sandbox's processes: use --pids ${MIN_GVISOR_PIDS} or more`, { id: cfg.id });
+  }
   if (cfg.hardening.network === 'host') {
     throw new HutchError('EUNSUPPORTED', `sandbox ${cfg.id}: the gvisor platform has no host network yet (runsc runs with --network=none): use --network none`, { id: cfg.id });
   }
