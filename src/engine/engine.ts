@@ -1,20 +1,20 @@
 // The engine: sandbox lifecycle over a platform, with state kept in the SandboxStore.
-import { HutchError, errnoCode, isHutchError } from '../errors.js';
+import { HutchError, errnoCode } from '../errors.js';
 import { builtinPlatforms, platformEntry, type Platform, type PlatformCapabilities, type PlatformHandle, type PlatformRegistry, type SandboxConfig } from '../platform/index.js';
-import { SandboxStore, type SandboxLock } from './store.js';
+import { SandboxStore } from './store.js';
 import type { CreateOptions, EngineOptions, SandboxInfo, SandboxUpdate } from './types.js';
 import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
 import { handleOf, observeInit } from './liveness.js';
 import type { EngineContext } from './context.js';
 import { applyUpdate, brokenRecord, configOf, interruptedStartNote, recordEnd, recordFactory, refreshRecord } from './records.js';
-import { recordDirectExit, type InitEnd } from './exit-status.js';
+import type { InitEnd } from './exit-status.js';
 import { sandboxLogs, type LogOptions } from './logs.js';
 import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
 import { Snapshots } from './checkpoints.js';
+import { runInForeground } from './foreground.js';
 import { crashPoint } from '../faults.js';
-import { traceMark } from '../trace.js';
 import { openImageService, type ImageService } from './images.js';
 import { busyboxRootfs, resolveImage, userIn, type ResolvedRootfs } from './rootfs.js';
 
@@ -111,8 +111,8 @@ export class Engine implements EngineContext {
     return rootfs === 'busybox' ? busyboxRootfs(this.dataRoot) : checkRootfsDir(rootfs);
   }
 
-  /** Checks options and builds the first record of a sandbox. */
-  private async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
+  /** Checks options and builds the maker of a sandbox's first record (for the engine's helpers). */
+  async newRecord(o: CreateOptions): Promise<(id: string, name: string) => SandboxRecord> {
     const resolved = await this.resolveSandboxRootfs(o);
     // The caller's user, else the image's User: looked up only when it applies (as docker's -u overrides a broken one).
     const spec = o.user === undefined ? resolved.image?.config.User || undefined : o.user;
@@ -182,7 +182,7 @@ export class Engine implements EngineContext {
   }
 
   /** Undoes a failed create: everything the platform made goes, and so does the record. */
-  private async abandon(record: SandboxRecord, cause: unknown): Promise<void> {
+  async abandon(record: SandboxRecord, cause: unknown): Promise<void> {
     try {
       const platform = await this.platformOf(record);
       await platform.destroy(handleOf(platform, record, this.store.dir(record.id)));
@@ -263,59 +263,8 @@ export class Engine implements EngineContext {
    * Direct mode in the foreground (`hutch run` without an agent): the command is the sandbox's
    * init, with the caller's stdio; resolves to its exit code. The record stays unless `remove`.
    */
-  async runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore')[], remove: boolean): Promise<{ id: string; exitCode: number }> {
-    traceMark('engine: runForeground');
-    const initial = await this.newRecord({ ...o, mode: 'direct' });
-    const platform = await this.platform(o.platform ?? this.platformName);
-    traceMark('engine: platform loaded');
-    const { record, lock } = await this.store.allocate(o.name, initial);
-    traceMark('engine: allocated');
-    let exitCode: number;
-    let oomKilled: boolean;
-    try {
-      const result = await platform.runForeground(this.configOf(record), stdio, (handle) => {
-        record.handle = handle;
-        this.noteInit(record, platform);
-        record.phase = 'running';
-        record.startedAt = new Date().toISOString();
-        this.store.write(record);
-        crashPoint('run:started');
-        // Others may look at (ls) or stop (rm -f) a running sandbox while we wait for it.
-        lock.release();
-      });
-      exitCode = result.exitCode;
-      oomKilled = result.oomKilled;
-      traceMark('engine: command exited');
-    } catch (e) {
-      lock.release();
-      const relock = await this.store.lock(record.id, 'exclusive');
-      await this.abandon(record, e);
-      relock.release();
-      throw e;
-    }
-    let relock: SandboxLock;
-    try {
-      relock = await this.store.lock(record.id, 'exclusive');
-    } catch (e) {
-      if (isHutchError(e, 'ENOTFOUND')) return { id: record.id, exitCode }; // removed meanwhile (rm -f)
-      throw e;
-    }
-    try {
-      const now = this.store.read(record.id);
-      if (now === null) return { id: record.id, exitCode };
-      now.phase = 'stopped';
-      recordDirectExit(now, exitCode, oomKilled);
-      now.finishedAt = new Date().toISOString();
-      if (remove) {
-        await this.destroyLocked(now, false);
-        traceMark('engine: removed');
-      } else {
-        this.store.write(now);
-      }
-    } finally {
-      relock.release();
-    }
-    return { id: record.id, exitCode };
+  runForeground(o: CreateOptions, stdio: ('inherit' | 'ignore')[], remove: boolean): Promise<{ id: string; exitCode: number }> {
+    return runInForeground(this, o, stdio, remove);
   }
 
   /** Stops a sandbox: SIGTERM to every process, SIGKILL after `graceMs`. */
@@ -361,7 +310,7 @@ export class Engine implements EngineContext {
    * shows as an interrupted delete; a finished one-shot run skips it (a crash then leaves a record
    * whose init is gone, which shows as stopped and `rm -f` removes just the same).
    */
-  private async destroyLocked(record: SandboxRecord, markDeleting = true): Promise<void> {
+  async destroyLocked(record: SandboxRecord, markDeleting = true): Promise<void> {
     if (markDeleting) {
       if (record.phase !== 'creating' && record.phase !== 'deleting') record.deletingFrom = record.phase;
       record.phase = 'deleting';
