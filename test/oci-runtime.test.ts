@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeRoot } from './helpers.js';
+import { makeRoot, testPlatforms } from './helpers.js';
 import { cleanOciRoot, containerId, makeBundle, makeScratch, noTrace, oci, ociOk, removeScratch } from './oci-runtime-kit.js';
 
 let root: string;
@@ -268,4 +268,26 @@ test('spec, features, checkpoint and restore', async () => {
   assert.equal(rs.code, 1);
   assert.match(rs.stderr, /restore is not supported on this platform: /);
   await ociOk(root, ['delete', '--force', id]);
+});
+
+test('the gvisor platform through runc\'s contract: the annotation or --platform picks runsc; verbs and delete work', { skip: testPlatforms().find((p) => p.name === 'gvisor')?.skip ?? false }, async () => {
+  const annotated = makeBundle(scratch, 'gv-annotated', ['sh', '-c', 'uname -r'], (s) => { s.annotations = { 'dev.hutch.platform': 'gvisor' }; });
+  const id = containerId('gvrun');
+  const r = await oci(root, ['run', '--bundle', annotated, id]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '4.4.0', 'the sentry answers uname, not the host kernel');
+  const flagged = makeBundle(scratch, 'gv-flagged', ['sleep', '1000']);
+  const id2 = containerId('gvflag');
+  await ociOk(root, ['create', '--bundle', flagged, id2], { globals: ['--platform', 'gvisor'], files: true });
+  await ociOk(root, ['start', id2]);
+  const state = JSON.parse(await ociOk(root, ['state', id2])) as State;
+  assert.equal(state.status, 'running');
+  assert.match(fs.readFileSync(`/proc/${state.pid}/cmdline`, 'utf8'), /^runsc-sandbox/, 'the pid is runsc\'s sandbox process');
+  await ociOk(root, ['pause', id2]);
+  assert.equal((JSON.parse(await ociOk(root, ['state', id2])) as State).status, 'paused');
+  await ociOk(root, ['resume', id2]);
+  await ociOk(root, ['kill', id2, 'KILL']);
+  await ociOk(root, ['delete', '--force', id2]);
+  assert.equal((await oci(root, ['state', id2])).code, 1);
+  assert.deepEqual(fs.readdirSync(path.join(root, '.executor', 'runsc')).filter((f) => f.includes(id2) || f.includes(id)), [], 'runsc forgot both');
 });

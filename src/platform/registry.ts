@@ -44,6 +44,8 @@ export const builtinPlatforms: PlatformRegistry = {
       const { GvisorPlatform } = await import('./gvisor/index.js');
       return new GvisorPlatform(opts);
     },
+    // runsc takes runc's command line; it runs a CRI pod's containers in the pod's one sandbox itself.
+    ociExecutor: () => 'runsc',
   },
 };
 

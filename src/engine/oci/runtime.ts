@@ -85,7 +85,8 @@ export class OciRuntime {
     const spec = await loadBundleSpec(callerBundle);
     const platform = this.platformOf(spec);
     const pod = podMembershipOf(req.id, spec);
-    const join = pod?.role === 'container' ? await this.podNamespaces(pod.sandboxId, spec) : [];
+    // runsc puts a pod's containers in the pod's sandbox itself (from the CRI annotations): no joining.
+    const join = pod?.role === 'container' && platform.executor !== 'runsc' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
     traceMark('oci create: spec ready');
     const lock = await this.store.claim(req.id);
