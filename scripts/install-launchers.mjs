@@ -22,5 +22,8 @@ const launcher = fs.readFileSync(path.join(repo, 'scripts', 'launcher.sh'), 'utf
   .replace(/^node_bin=.*$/m, `node_bin=${quoted(process.execPath)}`)
   .replace(/^boot=.*$/m, `boot=${quoted(boot)}`);
 install('hutch', launcher);
+// `hutch-gvisor` = hutch as an OCI runtime on the gvisor platform, for a client that takes only a
+// binary's path (containerd's runc shim BinaryName: the hutch-gvisor RuntimeClass; docs/kubernetes.md).
+install('hutch-gvisor', `#!/bin/sh\nexec ${quoted(path.join(binDir, 'hutch'))} --platform gvisor "$@"\n`);
 // `hutchd` = `hutch serve`: the API server (docs/api.md).
 install('hutchd', `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${quoted(process.execPath)} ${quoted(boot)} serve "$@"\n`);

@@ -26,6 +26,9 @@ run_direct() {
       --systemd-cgroup|-systemd-cgroup) systemd_cgroup=1; shift ;;
       --rootless|-rootless) [ $# -ge 2 ] && [ -n "$2" ] || return; rootless=$2; shift 2 ;;
       --rootless=?*|-rootless=?*) rootless=${1#*=}; shift ;;
+      # The platform matters to create only: later verbs follow the container's record.
+      --platform|-platform) [ $# -ge 2 ] && [ -n "$2" ] || return; shift 2 ;;
+      --platform=?*|-platform=?*) shift ;;
       *) break ;;
     esac
   done

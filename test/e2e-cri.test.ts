@@ -11,14 +11,20 @@ import { removeDirSafely } from './e2e/host.js';
 import { networkSnapshot, prepareFixture } from './e2e/fixture.js';
 import { buildTestImage } from './e2e/oci-image.js';
 import { CriHarness, handlerContainers, type ContainerOptions, type PodOptions } from './e2e/cri.js';
+import { testPlatforms } from './helpers.js';
 
 // The 1.6 shims put their sockets under /run/containerd/s whatever containerd's state dir is.
 const fixture = await prepareFixture('cri', ['/run/containerd']);
 // A pod sandbox ("pause") image whose command keeps running, as the pause container's does.
 const pauseImage = buildTestImage(path.join(fixture.dir, 'pause-image'), { name: 'localhost/hutch-test/pause:test', cmd: ['sleep', '999999999'] });
 // hutch's annotations go from the pod to its containers' specs, as an operator would configure it.
-const harness = new CriHarness(path.join(fixture.dir, 'containerd'), Object.fromEntries(fixture.runtimes.map((r) => [r.name, r.path])),
-  [pauseImage, fixture.image], ['dev.hutch.*']);
+// The hutch-gvisor RuntimeClass handler: hutch's launcher for the gvisor platform (scripts/install-launchers.mjs).
+const hutchRuntime = fixture.runtimes.find((r) => r.name === 'hutch');
+const gvisorLauncher = path.join(path.dirname(hutchRuntime?.path ?? '/usr/local/bin/hutch'), 'hutch-gvisor');
+const gvisorSkip = hutchRuntime?.skip ?? testPlatforms().find((p) => p.name === 'gvisor')?.skip ?? (fs.existsSync(gvisorLauncher) ? undefined : `${gvisorLauncher} is not installed (scripts/setup.sh)`);
+const harness = new CriHarness(path.join(fixture.dir, 'containerd'), {
+  ...Object.fromEntries(fixture.runtimes.map((r) => [r.name, r.path])), ...(gvisorSkip ? {} : { 'hutch-gvisor': gvisorLauncher }),
+}, [pauseImage, fixture.image], ['dev.hutch.*']);
 const CASE = { timeout: 180_000 };
 
 /** What a container sees of its confinement, as key=value lines. */
@@ -89,3 +95,33 @@ for (const rt of fixture.runtimes) {
     });
   });
 }
+
+describe('CRI pods with the hutch-gvisor handler', { skip: gvisorSkip ?? false }, () => {
+  test('a pod\'s containers run in gVisor; ExecSync, ContainerStatus; the pod goes whole', CASE, async () => {
+    const p = await harness.runPod('gvisor-pod', 'hutch-gvisor');
+    try {
+      const a = await harness.runContainer(p, 'a', fixture.image.name, ['sleep', '999999999']);
+      const b = await harness.runContainer(p, 'b', fixture.image.name, ['sleep', '999999999']);
+      for (const id of [a, b]) {
+        const r = await harness.cri.execSync(id, ['uname', '-r']);
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.equal(r.stdout.trim(), '4.4.0', 'the container runs on gVisor\'s sentry');
+      }
+      const status = await harness.cri.containerStatus(a);
+      assert.equal(status.state, 'CONTAINER_RUNNING');
+      // A gVisor sandbox per container (containerd's runc shim cannot follow runsc's one sandbox per
+      // pod: docs/gvisor.md): the pod's sandbox container and its two containers.
+      const sandboxes = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+        try {
+          return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith('runsc-sandbox') && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(harness.containerd.runtimeRoot);
+        } catch {
+          return false; // gone meanwhile
+        }
+      });
+      assert.equal(sandboxes.length, 3, `a gVisor sandbox per container (found ${sandboxes.length})`);
+    } finally {
+      await harness.removePod(p);
+      assert.deepEqual(handlerContainers(harness, 'hutch-gvisor'), [], 'hutch-gvisor kept container state after the pod went');
+    }
+  });
+});

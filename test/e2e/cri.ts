@@ -76,6 +76,11 @@ export class CriClient {
     return { stdout: (r.stdout as Buffer).toString(), stderr: (r.stderr as Buffer).toString(), exitCode: r.exit_code as number };
   }
 
+  /** ContainerStatus: its state (CONTAINER_RUNNING...) and exit code. */
+  async containerStatus(containerId: string): Promise<{ id: string; state: string; exit_code: number }> {
+    return (await this.call('ContainerStatus', { container_id: containerId })).status as { id: string; state: string; exit_code: number };
+  }
+
   async stopContainer(containerId: string, timeoutS = 10): Promise<void> {
     await this.call('StopContainer', { container_id: containerId, timeout: timeoutS }, (timeoutS + 30) * 1000);
   }

@@ -31,7 +31,8 @@ const PASSED_GLOBALS = ['log', 'log-format', 'debug', 'systemd-cgroup'];
 /** The lines of a container's direct file, or null when one of its words cannot be written as a line. */
 export function directLines(record: OciRecord, executor: OciExecutor, privateBundle: string): string[] | null {
   const runc = executor.name === 'runc';
-  const verbs = ['start', 'kill', 'pause', 'resume'];
+  // runsc's kill of a stopped container needs node's translation of its error (runtime.passThrough).
+  const verbs = executor.name === 'runsc' ? ['start', 'pause', 'resume'] : ['start', 'kill', 'pause', 'resume'];
   // Deleting a pod's sandbox deletes its pod: node does that.
   if (record.pod?.role !== 'sandbox') verbs.push('delete');
   if (runc) verbs.push('state');

@@ -31,6 +31,17 @@ export function podMembershipOf(id: string, spec: Spec): PodMembership | undefin
   throw new HutchError('EINVAL', `config.json: annotations["${a[CONTAINERD_TYPE] !== undefined ? CONTAINERD_TYPE : CRIO_TYPE}"]: unknown container type "${type}" (want sandbox or container)`, { id });
 }
 
+/**
+ * Removes the pod annotations from a spec given to runsc: runsc would put a pod's containers into
+ * the pod's one sandbox, and report that sandbox's pid for each, which containerd's runc shim (it
+ * tracks containers by their init pids) cannot follow: StartContainer of the second hangs. Each
+ * container gets a gVisor sandbox of its own; hutch's record still knows the pod (docs/gvisor.md).
+ */
+export function withoutPodAnnotations(spec: Spec): void {
+  if (!spec.annotations) return;
+  for (const k of [CONTAINERD_TYPE, CONTAINERD_SANDBOX, CRIO_TYPE, CRIO_SANDBOX]) delete spec.annotations[k];
+}
+
 /** True when `record` is the sandbox container of the pod `sandboxId` (named by its container id or pod id). */
 export function isPodSandbox(record: { id: string; pod?: PodMembership }, sandboxId: string): boolean {
   return record.pod?.role === 'sandbox' && (record.id === sandboxId || record.pod.sandboxId === sandboxId);

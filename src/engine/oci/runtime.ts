@@ -78,16 +78,17 @@ export class OciRuntime {
     checkContainerId(req.id);
     const callerBundle = path.resolve(req.bundle);
     // Validation, profiles and pods are loaded only here: the other verbs never need them.
-    const [{ loadBundleSpec }, { hasHooks, privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf }] = await Promise.all([
+    const [{ loadBundleSpec }, { hasHooks, privateSpec, unraisableHardLimits, writePrivateBundle }, { podMembershipOf, withoutPodAnnotations }] = await Promise.all([
       import('../../oci/validate.js'), import('./bundle.js'), import('./pod.js'),
     ]);
     traceMark('oci create: modules loaded');
     const spec = await loadBundleSpec(callerBundle);
     const platform = this.platformOf(spec);
     const pod = podMembershipOf(req.id, spec);
-    // runsc puts a pod's containers in the pod's sandbox itself (from the CRI annotations): no joining.
+    // A gVisor sandbox has a kernel of its own: there are no host namespaces of the pod to join.
     const join = pod?.role === 'container' && platform.executor !== 'runsc' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
+    if (platform.executor === 'runsc') withoutPodAnnotations(executorSpec);
     traceMark('oci create: spec ready');
     const lock = await this.store.claim(req.id);
     traceMark('oci create: claimed');
@@ -271,7 +272,9 @@ export class OciRuntime {
       if (!byExecutor.has(name)) byExecutor.set(name, await this.executorList(this.executor(name)));
       const s = byExecutor.get(name)!.get(id);
       const bundle = record === 'broken' ? '' : record.bundle;
-      out.push(s ? { ...s, bundle } : lostState(id, bundle, record === 'broken' ? undefined : record.created));
+      // runsc's list has no created, rootfs or owner: runc's fields are filled in from the record.
+      const base = lostState(id, bundle, record === 'broken' ? undefined : record.created);
+      out.push(s ? { ...base, ...s, bundle } : base);
     }
     return out;
   }
@@ -290,6 +293,12 @@ export class OciRuntime {
   async passThrough(id: string, verbArgs: string[], extraFds = 0): Promise<number> {
     const record = this.store.get(id);
     const executor = this.executor(record === 'broken' ? undefined : record.executor);
+    if (executor.name === 'runsc' && verbArgs[0] === 'kill') {
+      // runsc says "sandbox is not running" where runc says "container not running", the words
+      // containerd's shim takes for a kill that has nothing left to do.
+      const s = await this.executorState(id, executor);
+      if (s === null || s.status === 'stopped') throw new HutchError('ESTATE', 'container not running', { id });
+    }
     return runAttached(executor, verbArgs, { extraGlobals: this.globalsFor(executor), extraFds });
   }
 
