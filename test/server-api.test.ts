@@ -203,6 +203,12 @@ test('each sandbox hutchd makes gets a host id range of its own (--userns privat
   }
   assert.deepEqual([...idSlotsInUse(ID_SLOTS_DIR).values()].filter((o) => o?.dir.startsWith(`${root}/`)), [], 'their ranges are free again');
   assert.deepEqual(await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--userns', 'bogus']).then((r) => [r.code, /invalid --userns "bogus"/.test(r.stderr)]), [1, true]);
+  // Platforms: of a pool, and the default.
+  for (const bad of ['busybox=2@', 'busybox=@gvisor', 'busybox=x@gvisor']) {
+    assert.match((await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--pool', bad])).stderr, /invalid --pool .*use IMAGE=N or IMAGE=N@PLATFORM/);
+  }
+  assert.match((await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--platform', 'warp'])).stderr, /unknown platform "warp"/);
+  assert.match((await serveFails(root, ['--socket', path.join(root, 'other.sock'), '--pool', 'busybox=1@warp'])).stderr, /unknown platform "warp"/);
 });
 
 test('the id range hutchd chooses: private when the host can, shared when asked; without idmapped mounts the default falls back and an explicit private is refused', async () => {

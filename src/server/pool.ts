@@ -131,8 +131,9 @@ export class WarmPool {
       const key = `${poolKey(spec.image)}@${platform}`;
       const twin = this.pools.get(key);
       if (twin) {
-        const same = twin.spec.image === spec.image ? spec.image : `${twin.spec.image} and ${spec.image} (both ${key})`;
-        throw new HutchError('EINVAL', `two pools for image ${same}: give each image one pool`);
+        const same = twin.spec.image === spec.image ? spec.image : `${twin.spec.image} and ${spec.image} (both ${poolKey(spec.image)})`;
+        const on = platform === engine.platformName ? '' : ` on ${platform}`;
+        throw new HutchError('EINVAL', `two pools for image ${same}${on}: give each image one pool per platform`);
       }
       const limits = checkLimits(spec.limits ?? {}); // EINVAL for bad limits, at configuration time
       const label = platform === engine.platformName ? spec.image : `${spec.image}@${platform}`;

@@ -88,6 +88,11 @@ export const command: Command = {
     const maxTtl = str(f, 'max-ttl');
     const maxUpload = str(f, 'max-upload');
     const sweep = str(f, 'sweep-interval');
+    // Platform names are checked before anything starts: a typo is one line, not a pool that never fills.
+    const { builtinPlatforms, platformEntry } = await import('../../platform/registry.js');
+    const platform = str(f, 'platform');
+    const pools = list(f, 'pool').map(parsePool);
+    for (const name of [platform, ...pools.map((p) => p.platform)]) if (name !== undefined) platformEntry(builtinPlatforms, name);
     const poolConcurrency = str(f, 'pool-concurrency');
     const userns = str(f, 'userns');
     if (userns !== undefined && userns !== 'private' && userns !== 'shared') throw new HutchError('EINVAL', `invalid --userns "${userns.slice(0, 80)}": use private or shared`);
@@ -107,9 +112,9 @@ export const command: Command = {
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
-      ...(str(f, 'platform') ? { platform: str(f, 'platform')! } : {}),
+      ...(platform ? { platform } : {}),
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
-      pools: list(f, 'pool').map(parsePool), limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
+      pools, limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
     });
     const r = d.recovered;
