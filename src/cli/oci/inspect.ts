@@ -103,20 +103,40 @@ export const INSPECT_VERBS: Record<string, OciVerb> = {
     },
   },
   checkpoint: {
-    usage: '[OPTIONS] ID', summary: 'checkpoint a container (needs a working CRIU)', flags: [], operands: [1, 1], lenient: true,
-    run: async ({ runtime, globals, args }) => {
-      runtime.store.get(args.operands[0]!);
+    usage: '[OPTIONS] ID', summary: 'checkpoint a container (gvisor: runsc\'s; runc\'s needs a working CRIU)', operands: [1, 1], lenient: true,
+    flags: [],
+    run: async ({ runtime, globals, raw }) => {
+      const id = raw.filter((a) => !a.startsWith('-')).at(-1)!;
       const { criuProblem } = await import('../../engine/oci/criu.js');
-      const problem = criuProblem(globals.criu ?? 'criu');
-      throw new HutchError('EUNSUPPORTED', `checkpoint is not supported on this platform: ${problem ?? 'hutch does not checkpoint containers yet'}`, { id: args.operands[0]! });
+      const v = valuedFlags(raw, ['image-path', 'work-path']);
+      const paths = { ...(v['image-path'] ? { imagePath: v['image-path'] } : {}), ...(v['work-path'] ? { workPath: v['work-path'] } : {}) };
+      return runtime.checkpoint(id, { ...paths, leaveRunning: raw.some((a) => /^--?leave-running$/.test(a)) }, () => criuProblem(globals.criu ?? 'criu'));
     },
   },
   restore: {
-    usage: '[OPTIONS] ID', summary: 'restore a container from a checkpoint (needs a working CRIU)', flags: [], operands: [1, 1], lenient: true,
-    run: async ({ globals, args }) => {
-      const { criuProblem } = await import('../../engine/oci/criu.js');
-      const problem = criuProblem(globals.criu ?? 'criu');
-      throw new HutchError('EUNSUPPORTED', `restore is not supported on this platform: ${problem ?? 'hutch does not restore containers yet'}`, { id: args.operands[0]! });
+    usage: '[OPTIONS] ID', summary: 'create and start a container from a checkpoint (gvisor: runsc\'s; runc\'s needs a working CRIU)', operands: [1, 1], lenient: true,
+    flags: [],
+    run: async ({ runtime, raw }) => {
+      const id = raw.filter((a) => !a.startsWith('-')).at(-1)!;
+      const v = valuedFlags(raw, ['image-path', 'work-path', 'bundle', 'pid-file', 'console-socket']);
+      return runtime.create('restore', {
+        id, bundle: v['bundle'] ?? '.', ...(v['image-path'] ? { imagePath: v['image-path'] } : {}), ...(v['work-path'] ? { workPath: v['work-path'] } : {}),
+        ...(v['pid-file'] ? { pidFile: v['pid-file'] } : {}), ...(v['console-socket'] ? { consoleSocket: v['console-socket'] } : {}),
+        ...(raw.some((a) => /^(--?detach|-d)$/.test(a)) ? { detach: true } : {}),
+      });
     },
   },
 };
+
+/** The values of `names` among runc-style flags (`--name V`, `--name=V`, one or two dashes; `-b` for bundle). */
+function valuedFlags(raw: string[], names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i++) {
+    const m = /^--?([a-z-]+)(?:=(.*))?$/.exec(raw[i]!);
+    const name = m?.[1] === 'b' ? 'bundle' : m?.[1];
+    if (!m || name === undefined || !names.includes(name)) continue;
+    const value = m[2] ?? raw[++i];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}

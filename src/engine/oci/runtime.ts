@@ -44,6 +44,9 @@ export interface CreateRequest {
   /** run only: return once started; keep: do not delete the container when it exits. */
   detach?: boolean;
   keep?: boolean;
+  /** restore only: the checkpoint's dir (and runc's work dir, which runsc also takes). */
+  imagePath?: string;
+  workPath?: string;
 }
 
 /** What `state` prints: the OCI state with the caller's bundle. */
@@ -74,7 +77,7 @@ export class OciRuntime {
   }
 
   /** `create` or `run`: validates the bundle, writes the private one and has the executor make the container. */
-  async create(verb: 'create' | 'run', req: CreateRequest): Promise<number> {
+  async create(verb: 'create' | 'run' | 'restore', req: CreateRequest): Promise<number> {
     checkContainerId(req.id);
     const callerBundle = path.resolve(req.bundle);
     // Validation, profiles and pods are loaded only here: the other verbs never need them.
@@ -84,7 +87,7 @@ export class OciRuntime {
     traceMark('oci create: modules loaded');
     const spec = await loadBundleSpec(callerBundle);
     const platform = this.platformOf(spec);
-    const pod = podMembershipOf(req.id, spec);
+    if (verb === 'restore' && platform.executor !== 'runsc') throw new HutchError('EUNSUPPORTED', `restore is not supported on the ${platform.name} platform: runc restores only through CRIU (criu check fails on this kernel); gvisor containers restore (--platform gvisor)`, { id: req.id });    const pod = podMembershipOf(req.id, spec);
     // A gVisor sandbox has a kernel of its own: there are no host namespaces of the pod to join.
     const join = pod?.role === 'container' && platform.executor !== 'runsc' ? await this.podNamespaces(pod.sandboxId, spec) : [];
     const executorSpec = privateSpec(spec, callerBundle, { join, hardLimits: unraisableHardLimits() });
@@ -104,7 +107,7 @@ export class OciRuntime {
       this.store.write(record, false);
       writePrivateBundle(this.store.bundleDir(req.id), executorSpec);
       const bundleFlags = target.flags();
-      if (verb === 'run') {
+      if (verb !== 'create') {
         // The executor makes and starts the container in one go; other verbs may act on it meanwhile.
         record.phase = 'ready';
         this.store.write(record);
@@ -133,7 +136,7 @@ export class OciRuntime {
         await this.discard(req.id, executor);
         return code;
       }
-      if (verb === 'run') await this.markDetachedRunReady(record, executor);
+      if (verb !== 'create') await this.markDetachedRunReady(record, executor);
       return code;
     }
     // A foreground run: the executor deleted the container when it exited, unless --keep.
@@ -183,8 +186,17 @@ export class OciRuntime {
     }
   }
 
-  private createFlags(verb: 'create' | 'run', req: CreateRequest): string[] {
+  private createFlags(verb: 'create' | 'run' | 'restore', req: CreateRequest): string[] {
     const flags: string[] = [];
+    if (verb === 'restore') {
+      // runsc's restore takes these of runc's (CRIU's tuning flags have no meaning to it).
+      if (req.imagePath !== undefined) flags.push('--image-path', path.resolve(req.imagePath));
+      if (req.workPath !== undefined) flags.push('--work-path', path.resolve(req.workPath));
+      if (req.pidFile !== undefined) flags.push('--pid-file', path.resolve(req.pidFile));
+      if (req.consoleSocket !== undefined) flags.push('--console-socket', path.resolve(req.consoleSocket));
+      if (req.detach) flags.push('--detach');
+      return flags;
+    }
     if (req.pidFile !== undefined) flags.push('--pid-file', path.resolve(req.pidFile));
     if (req.consoleSocket !== undefined) flags.push('--console-socket', path.resolve(req.consoleSocket));
     if (req.noPivot) flags.push('--no-pivot');
@@ -300,6 +312,20 @@ export class OciRuntime {
       if (s === null || s.status === 'stopped') throw new HutchError('ESTATE', 'container not running', { id });
     }
     return runAttached(executor, verbArgs, { extraGlobals: this.globalsFor(executor), extraFds });
+  }
+
+  /**
+   * `checkpoint`: runsc's, for a gvisor container (the container stops; runsc 2022-12's own
+   * --leave-running blocks until the container exits, so it is refused); CRIU's otherwise: refused.
+   */
+  async checkpoint(id: string, opts: { imagePath?: string; workPath?: string; leaveRunning: boolean }, criuProblem: () => string | null): Promise<number> {
+    const record = this.store.get(id);
+    const executor = this.executor(record === 'broken' ? undefined : record.executor);
+    if (executor.name !== 'runsc') throw new HutchError('EUNSUPPORTED', `checkpoint is not supported on this platform: ${criuProblem() ?? 'hutch does not checkpoint containers yet'}`, { id });
+    if (opts.leaveRunning) throw new HutchError('EUNSUPPORTED', 'checkpoint --leave-running is not supported on the gvisor platform (runsc 2022-12 blocks until the container exits): checkpoint, then restore', { id });
+    if (opts.imagePath === undefined) throw new HutchError('EINVAL', 'checkpoint needs --image-path DIR', { id });
+    const args = ['checkpoint', '--image-path', path.resolve(opts.imagePath), ...(opts.workPath ? ['--work-path', path.resolve(opts.workPath)] : []), id];
+    return runAttached(executor, args, { extraGlobals: this.globalsFor(executor) });
   }
 
   /** The caller's global flags as `executor` takes them: --rootless goes to runc only, whichever made the container. */
