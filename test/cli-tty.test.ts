@@ -1,56 +1,62 @@
 // Interactive terminals through a real pty: `run -t -i` (runc's console) and `exec -t -i` (the agent's pty):
 // a working shell, window resize, Ctrl-C reaching the foreground process; and no host tty handed in.
-import test, { after, before } from 'node:test';
+// Platform-independent: run on every platform (testPlatforms).
+import test, { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { HUTCH, cleanRoot, hutchOk, leftovers, makeRoot } from './helpers.js';
+import { HUTCH, cleanRoot, hutchOk, leftovers, platformRoot, rootEnv, testPlatforms } from './helpers.js';
 import { Terminal } from './e2e/terminal.js';
 
-let root: string;
-before(() => { root = makeRoot('tty'); });
-after(async () => {
-  await cleanRoot(root);
-  assert.deepEqual(leftovers(root), []);
-});
+for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}`, { ...(skip ? { skip } : {}) }, () => {
+  let root: string;
+  before(() => { root = platformRoot('tty', platform); });
+  after(async () => {
+    await cleanRoot(root);
+    assert.deepEqual(leftovers(root), []);
+  });
 
-/** hutch on a pty, driven like a person at a terminal would. */
-function hutchTerminal(args: string[]): Terminal {
-  return new Terminal(process.execPath, [HUTCH, '--root', root, ...args], process.env);
-}
-
-async function shellSession(t: Terminal): Promise<void> {
-  await t.waitFor(/\/ # /);
-  let mark = t.type('tty; stty size\r');
-  await t.waitFor(/\/dev\/pts\/\d+[\s\S]*24 80/, mark);
-  t.term.resize(100, 40);
-  await new Promise((r) => setTimeout(r, 300));
-  mark = t.type('stty size\r');
-  await t.waitFor(/40 100/, mark);
-  mark = t.type('sleep 1000\r');
-  await new Promise((r) => setTimeout(r, 300));
-  t.type('\x03'); // Ctrl-C: SIGINT to the foreground process group inside
-  await t.waitFor(/\^C/, mark);
-  mark = t.type('echo "after sleep rc=$?"\r');
-  await t.waitFor(/after sleep rc=130/, mark);
-  mark = t.type('exit 5\r');
-  assert.equal(await t.exit, 5);
-}
-
-test('run -t -i busybox -- sh: a working interactive shell', async () => {
-  await shellSession(hutchTerminal(['run', '--rm', '-t', '-i', 'busybox', '--', 'sh']));
-});
-
-test('exec -t -i ID -- sh: a working interactive shell through the agent', async () => {
-  const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
-  try {
-    await shellSession(hutchTerminal(['exec', '-t', '-i', id, '--', 'sh']));
-  } finally {
-    await hutchOk(root, ['rm', '-f', id]);
+  /** hutch on a pty, driven like a person at a terminal would. */
+  function hutchTerminal(args: string[]): Terminal {
+    return new Terminal(process.execPath, [HUTCH, '--root', root, ...args], rootEnv(root));
   }
-});
 
-test('without -t, a host terminal is never handed to the sandbox (it gets pipes)', async () => {
-  const t = hutchTerminal(['run', '--rm', '-i', 'busybox', '--', 'sh', '-c', 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done']);
-  assert.equal(await t.exit, 0);
-  assert.doesNotMatch(t.output, /\/dev\/pts|\/dev\/tty/);
-  assert.match(t.output, /pipe:/);
+  async function shellSession(t: Terminal): Promise<void> {
+    await t.waitFor(/\/ # /);
+    let mark = t.type('tty; stty size\r');
+    await t.waitFor(/\/dev\/pts\/\d+[\s\S]*24 80/, mark);
+    t.term.resize(100, 40);
+    await new Promise((r) => setTimeout(r, 300));
+    mark = t.type('stty size\r');
+    await t.waitFor(/40 100/, mark);
+    mark = t.type('sleep 1000\r');
+    await new Promise((r) => setTimeout(r, 300));
+    t.type('\x03'); // Ctrl-C: SIGINT to the foreground process group inside
+    // (gVisor's line discipline does not echo ^C: the exit status says the sleep was interrupted.)
+    await new Promise((r) => setTimeout(r, 300));
+    mark = t.type('echo "after sleep rc=$?"\r');
+    await t.waitFor(/after sleep rc=130/, mark);
+    mark = t.type('exit 5\r');
+    assert.equal(await t.exit, 5);
+  }
+
+  // Known gaps on gvisor (runsc 2022-12; docs/gvisor.md): they run as TODOs, so their output shows.
+  const gap = (why: string) => (platform === 'gvisor' ? { todo: why } : {});
+  test('run -t -i busybox -- sh: a working interactive shell', gap('runsc run gives a foreground run no terminal without a console socket'), async () => {
+    await shellSession(hutchTerminal(['run', '--rm', '-t', '-i', 'busybox', '--', 'sh']));
+  });
+
+  test('exec -t -i ID -- sh: a working interactive shell through the agent', gap('the sentry\'s pty does not turn ^C into SIGINT for the foreground job'), async () => {
+    const id = (await hutchOk(root, ['run', '-d', 'busybox'])).trim();
+    try {
+      await shellSession(hutchTerminal(['exec', '-t', '-i', id, '--', 'sh']));
+    } finally {
+      await hutchOk(root, ['rm', '-f', id]);
+    }
+  });
+
+  test('without -t, a host terminal is never handed to the sandbox (it gets pipes)', async () => {
+    const t = hutchTerminal(['run', '--rm', '-i', 'busybox', '--', 'sh', '-c', 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done']);
+    assert.equal(await t.exit, 0);
+    assert.doesNotMatch(t.output, /\/dev\/pts|\/dev\/tty/);
+    assert.match(t.output, platform === 'gvisor' ? /host:\[/ : /pipe:/, 'pipes (gVisor shows a host fd as host:[N])');
+  });
 });
