@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentClient } from '../src/agent/index.js';
 import { Engine } from '../src/engine/index.js';
 import { listCgroupChildren, removeCgroup, removeTreeSafely } from '../src/linux/index.js';
 
@@ -290,4 +292,23 @@ export function runBench(title: string, main: () => Promise<void>): void {
   process.on('beforeExit', () => { if (!finishing) void finish(1, new Error('the benchmark stopped waiting on nothing (a promise never settled)')); });
   console.log(`# ${title}\n${machineLine()}\n${nodeEnvLine()}\n`);
   main().then(() => finish(0), (e: unknown) => finish(interrupted ? 130 : 1, e));
+}
+
+/** Waits for the agent's socket and a ping, polling as hutch's platform does (1 ms, doubling to 20 ms). */
+export async function waitForAgent(socket: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+    if (fs.existsSync(socket)) {
+      try {
+        const client = await AgentClient.connectSocket(socket, { timeoutMs: 1000 });
+        await client.ping();
+        client.close();
+        return;
+      } catch {
+        // not listening yet: poll again
+      }
+    }
+    await sleep(delay);
+  }
+  throw new Error(`no agent answered on ${socket} within ${timeoutMs} ms`);
 }

@@ -3,33 +3,11 @@
 // init, polled the same way; runc with `sleep` as init shows what the agent's own boot costs; and the
 // `hutch run -d busybox` CLI against `node -e 0`. Every sandbox and container is removed after it is timed.
 // Usage: node dist/bench/create.js [--n 20]
-import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient } from '../src/agent/index.js';
 import { Engine } from '../src/engine/index.js';
-import { hutchCmd, interleave, intOption, makeBenchRoot, ms, NODE_FLOOR, printTable, runBench, summarize, timeCommand, timingRow } from './common.js';
+import { hutchCmd, interleave, waitForAgent, intOption, makeBenchRoot, ms, NODE_FLOOR, printTable, runBench, summarize, timeCommand, timingRow } from './common.js';
 import { hutchSpec, RuncPeer, type PeerContainer } from './runc-peer.js';
-
-/** Waits for the agent's socket and a ping, polling as hutch's platform does (1 ms, doubling to 20 ms). */
-async function waitForAgent(socket: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
-    if (fs.existsSync(socket)) {
-      try {
-        const client = await AgentClient.connectSocket(socket, { timeoutMs: 1000 });
-        await client.ping();
-        client.close();
-        return;
-      } catch {
-        // not listening yet: poll again
-      }
-    }
-    await sleep(delay);
-  }
-  throw new Error(`no agent answered on ${socket} within ${timeoutMs} ms`);
-}
 
 runBench('create: a sandbox until its agent answers', async () => {
   const n = intOption('n', 20);

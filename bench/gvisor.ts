@@ -8,31 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient } from '../src/agent/index.js';
 import { Engine, SandboxCalls } from '../src/engine/index.js';
-import { interleave, intOption, makeBenchRoot, ms, onCleanup, printTable, runBench, runQuiet, summarize, timeCommand, timingRow, verdict, type Cmd } from './common.js';
+import { interleave, waitForAgent, intOption, makeBenchRoot, ms, onCleanup, printTable, runBench, runQuiet, summarize, timeCommand, timingRow, verdict, type Cmd } from './common.js';
 import { RuncPeer, type PeerContainer, type Spec } from './runc-peer.js';
 import { cgroupMemory } from './procmem.js';
 
 const RUNSC_GLOBALS = ['--platform=ptrace', '--network=none', '--host-uds=all'];
-
-async function waitForAgent(socket: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
-    if (fs.existsSync(socket)) {
-      try {
-        const client = await AgentClient.connectSocket(socket, { timeoutMs: 1000 });
-        await client.ping();
-        client.close();
-        return;
-      } catch {
-        // not listening yet: poll again
-      }
-    }
-    await sleep(delay);
-  }
-  throw new Error(`no agent answered on ${socket} within ${timeoutMs} ms`);
-}
 
 /** One exec of `true` through the engine's calls, to its exit; ms. */
 async function execOnce(calls: SandboxCalls, id: string): Promise<number> {
