@@ -179,7 +179,16 @@ test('socket paths longer than sun_path work for both agent and client', { timeo
       assert.ok(i < 500, 'agent socket appears');
       await new Promise((r) => setTimeout(r, 10));
     }
-    const c = await AgentClient.connectSocket(sock);
+    // The file appears at bind(), a moment before listen(): a refused connect is tried again.
+    let c: AgentClient | undefined;
+    for (let i = 0; !c; i++) {
+      try {
+        c = await AgentClient.connectSocket(sock);
+      } catch (e) {
+        if (i >= 100 || !/ECONNREFUSED/.test(String(e))) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
     assert.equal((await c.ping()).pid, child.pid);
     c.close();
   } finally {
