@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRoot, hutch, hutchOk, leftovers, makeRoot, platformRoot, testPlatforms } from './helpers.js';
+import { buildTestImage } from './e2e/oci-image.js';
 
 const gvisor = testPlatforms().find((p) => p.name === 'gvisor');
 const skip = gvisor === undefined ? 'gvisor is not in HUTCH_TEST_PLATFORMS' : gvisor.skip;
@@ -23,7 +24,8 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-gvisor-'));
   // Snapshots go in a store of the test's own, so that it counts and removes only its own.
   snapRoot = path.join(tmp, 'snapshots');
-  env = { HUTCH_SNAPSHOT_ROOT: snapRoot };
+  // A private image store too: the image test loads one of its own.
+  env = { HUTCH_SNAPSHOT_ROOT: snapRoot, HUTCH_IMAGE_ROOT: path.join(tmp, 'images') };
 });
 after(async () => {
   await cleanRoot(root);
@@ -138,4 +140,14 @@ test('checkpoint and restore: what cannot be done says so in one line and leaves
   assert.equal((JSON.parse(await gv(['inspect', created])) as { status: string }[])[0]!.status, 'running', 'a refused checkpoint leaves the sandbox as it was');
   await gv(['rm', '-f', created]);
   assert.deepEqual(fs.readdirSync(snapRoot), [], 'no half-made snapshot is left');
+});
+
+test('gvisor: an image (its layers as the rootfs, its Cmd and Env) runs as on the container platform', { skip }, async () => {
+  const image = buildTestImage(path.join(tmp, 'image'), { name: 'localhost/hutch-test/gv:1', cmd: ['sh', '-c', 'echo "from the image: $(uname -r)"'] });
+  await gv(['load', '-i', image.archivePath]);
+  assert.equal((await gv(['run', '--rm', 'localhost/hutch-test/gv:1'])).trim(), 'from the image: 4.4.0');
+  const id = (await gv(['run', '-d', 'localhost/hutch-test/gv:1', '--', 'sleep', '600'])).trim();
+  assert.equal((await gv(['exec', id, '--', 'sh', '-c', 'echo layered > /f; cat /f'])).trim(), 'layered');
+  await gv(['rm', '-f', id]);
+  await gv(['rmi', 'localhost/hutch-test/gv:1']);
 });
