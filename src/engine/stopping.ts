@@ -23,12 +23,17 @@ export async function stopSandbox(engine: EngineContext, record: SandboxRecord, 
       if (!isHutchError(e)) throw e; // the agent did not answer: fall through to signals
     }
   }
+  // A kill that fails because the init is gone meanwhile has nothing left to do: seen from the init
+  // itself, not from the executor's words.
+  const signalAll = (signal: string) => platform.kill(handle, signal, true).catch((e: unknown) => {
+    if (observeInit(platform, record, engine.store.dir(record.id)).alive) throw e;
+  });
   if (!stopped && record.phase !== 'ready') {
-    await platform.kill(handle, 'SIGTERM', true).catch(ignoreGone);
+    await signalAll('SIGTERM');
     stopped = await waitInitGone(engine, record, graceMs);
   }
   if (!stopped) {
-    await platform.kill(handle, 'SIGKILL', true).catch(ignoreGone);
+    await signalAll('SIGKILL');
     if (!(await waitInitGone(engine, record, 5000))) {
       throw new HutchError('ETIMEDOUT', `sandbox ${record.id} did not stop after SIGKILL`, { id: record.id });
     }
@@ -46,9 +51,4 @@ async function waitInitGone(engine: EngineContext, record: SandboxRecord, timeou
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, delay));
   }
-}
-
-function ignoreGone(e: unknown): void {
-  if (isHutchError(e) && /not running|does not exist|container not running|no such process/i.test(e.message)) return;
-  throw e;
 }
