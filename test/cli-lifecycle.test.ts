@@ -25,6 +25,8 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
     const id = (await hutchOk(root, ['create', '--name', 'life1', '--memory', '128m', 'busybox'])).trim();
     assert.match(id, /^[0-9a-f]{16}$/);
     assert.equal(await status(id), 'ready');
+    const listed = (JSON.parse(await hutchOk(root, ['ls', '--json'])) as { id: string; platform: string }[]).find((x) => x.id === id);
+    assert.equal(listed?.platform, platform, 'the sandbox is on the platform it was made on');
     const r = await hutch(root, ['exec', id, '--', 'true']);
     assert.equal(r.code, 125);
     assert.match(r.stderr, /it is ready \(needs running\)/);
