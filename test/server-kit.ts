@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import test from 'node:test';
-import { cleanRoot, HUTCH, makeRoot } from './helpers.js';
+import { cleanRoot, HUTCH, makeRoot, rootEnv } from './helpers.js';
 import { Transport } from '../src/sdk/index.js';
 
 /** A running hutchd. */
@@ -14,7 +14,7 @@ export interface Daemon { child: ChildProcess; socketPath: string; url?: string;
 
 /** Starts `hutch serve` against `root`; resolves once it serves. Extra flags go after `serve`. */
 export async function startDaemon(root: string, flags: string[] = [], socketPath = path.join(root, 'hutchd.sock'), env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, [HUTCH, '--root', root, 'serve', '--socket', socketPath, ...flags], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [HUTCH, '--root', root, 'serve', '--socket', socketPath, ...flags], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...rootEnv(root), ...env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
