@@ -148,6 +148,13 @@ test('gvisor: an image (its layers as the rootfs, its Cmd and Env) runs as on th
   assert.equal((await gv(['run', '--rm', 'localhost/hutch-test/gv:1'])).trim(), 'from the image: 4.4.0');
   const id = (await gv(['run', '-d', 'localhost/hutch-test/gv:1', '--', 'sleep', '600'])).trim();
   assert.equal((await gv(['exec', id, '--', 'sh', '-c', 'echo layered > /f; cat /f'])).trim(), 'layered');
+  // A snapshot holds the image's layers as its sandbox did: a restore needs them.
+  const snap = (await gv(['checkpoint', id])).trim();
   await gv(['rm', '-f', id]);
+  assert.match((await gvRaw(['rmi', 'localhost/hutch-test/gv:1'])).stderr, new RegExp(`used by sandbox snapshot ${snap}`));
+  const restored = (await gv(['restore', snap])).trim();
+  assert.equal((await gv(['exec', restored, '--', 'cat', '/f'])).trim(), 'layered');
+  await gv(['rm', '-f', restored]);
+  await gv(['snapshot', 'rm', snap]);
   await gv(['rmi', 'localhost/hutch-test/gv:1']);
 });

@@ -96,7 +96,12 @@ export class Engine implements EngineContext {
 
   /** The image store, with the sandboxes' view of what is in use (loaded on first use). */
   async images(): Promise<ImageService> {
-    this.imageService ??= openImageService(this.dataRoot, () => this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null));
+    // A snapshot holds its image's layers as a sandbox does: a restore needs them.
+    const holders = () => [
+      ...this.store.ids().map((id) => this.store.read(id)).filter((x): x is SandboxRecord => x !== null),
+      ...this.snapshots().store.metas().map((m) => ({ id: `snapshot ${m.id}`, ...(m.image ? { image: m.image } : {}), ...(m.settings.lowerDirs ? { lowerDirs: m.settings.lowerDirs } : {}) })),
+    ];
+    this.imageService ??= openImageService(this.dataRoot, holders);
     return this.imageService;
   }
 

@@ -5,9 +5,12 @@ import { HutchError } from '../errors.js';
 import type { ImageRecord, ImageStore } from '../image/index.js';
 import type { SandboxRecord } from './state.js';
 
-/** The image store with the engine's view of which sandboxes use which layers. */
+/** What holds an image's layers: a sandbox (its record), or a snapshot (`snapshot ID`). */
+export type LayerHolder = Pick<SandboxRecord, 'id' | 'image' | 'lowerDirs'>;
+
+/** The image store with the engine's view of which sandboxes and snapshots use which layers. */
 export class ImageService {
-  constructor(readonly store: ImageStore, private readonly records: () => SandboxRecord[]) {}
+  constructor(readonly store: ImageStore, private readonly records: () => LayerHolder[]) {}
 
   /** Layer dirs that some sandbox's rootfs is made of. */
   layersInUse(): Set<string> {
@@ -40,7 +43,7 @@ export class ImageService {
 }
 
 /** The image store under `$HUTCH_IMAGE_ROOT` or `<dataRoot>/images`, with the sandboxes' records for what is in use. */
-export async function openImageService(dataRoot: string, records: () => SandboxRecord[]): Promise<ImageService> {
+export async function openImageService(dataRoot: string, records: () => LayerHolder[]): Promise<ImageService> {
   const [{ ImageStore }, { hostIdRange }] = await Promise.all([import('../image/index.js'), import('../linux/index.js')]);
   const r = hostIdRange();
   const root = process.env.HUTCH_IMAGE_ROOT ?? path.join(dataRoot, 'images');

@@ -76,6 +76,12 @@ export class SnapshotStore {
 
   /** The snapshot `ref` (id or dir); ENOTFOUND when there is none, EPROTO when its record is not one. */
   read(ref: string): SnapshotInfo {
+    const meta = this.readMeta(ref);
+    return { ...meta, sizeBytes: duBytes(meta.dir) };
+  }
+
+  /** What snapshot.json of `ref` says, and where it is (no size: that walks the whole dir). */
+  readMeta(ref: string): SnapshotMeta & { dir: string } {
     const dir = this.dirOf(ref);
     let text: string;
     try {
@@ -93,11 +99,16 @@ export class SnapshotStore {
     if (meta.version !== 1 || typeof meta.platform !== 'string' || typeof meta.settings !== 'object' || meta.settings === null || !ID_RE.test(String(meta.id))) {
       throw new HutchError('EPROTO', `snapshot ${ref.slice(0, 200)}: ${META} is not a hutch snapshot record`, { path: dir });
     }
-    return { ...meta, dir, sizeBytes: duBytes(dir) };
+    return { ...meta, dir };
   }
 
   /** The snapshots under the store, oldest first. */
   list(): SnapshotInfo[] {
+    return this.metas().map((m) => ({ ...m, sizeBytes: duBytes(m.dir) }));
+  }
+
+  /** The records of the snapshots under the store (unfinished and unreadable ones left out), oldest first. */
+  metas(): (SnapshotMeta & { dir: string })[] {
     let names: string[];
     try {
       names = fs.readdirSync(this.root).filter((n) => ID_RE.test(n));
@@ -105,10 +116,10 @@ export class SnapshotStore {
       if (errnoCode(e) === 'ENOENT') return [];
       throw e;
     }
-    const out: SnapshotInfo[] = [];
+    const out: (SnapshotMeta & { dir: string })[] = [];
     for (const n of names) {
       try {
-        out.push(this.read(n));
+        out.push(this.readMeta(n));
       } catch (e) {
         if (e instanceof HutchError && e.code === 'ENOTFOUND') continue; // being made
         throw e;
