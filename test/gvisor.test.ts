@@ -28,11 +28,15 @@ before(() => {
   env = { HUTCH_SNAPSHOT_ROOT: snapRoot, HUTCH_IMAGE_ROOT: path.join(tmp, 'images') };
 });
 after(async () => {
-  await cleanRoot(root);
-  await cleanRoot(runcRoot);
+  const snapshotsLeft = fs.existsSync(snapRoot) ? fs.readdirSync(snapRoot) : [];
+  try {
+    await cleanRoot(root);
+    await cleanRoot(runcRoot);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true }); // a failed clean-up must not leave it behind too
+  }
   assert.deepEqual(leftovers(root), []);
-  assert.deepEqual(fs.existsSync(snapRoot) ? fs.readdirSync(snapRoot) : [], [], 'every snapshot was removed');
-  fs.rmSync(tmp, { recursive: true, force: true });
+  assert.deepEqual(snapshotsLeft, [], 'every snapshot was removed');
 });
 
 const gv = (args: string[]) => hutchOk(root, args, { env });

@@ -14,8 +14,9 @@ const skip = gvisor === undefined ? 'gvisor is not in HUTCH_TEST_PLATFORMS' : gv
 const snapRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-sdk-snap-'));
 const fx = daemonFixture('sdksnap', ['--pool', 'busybox=1@gvisor'], { HUTCH_SNAPSHOT_ROOT: snapRoot });
 test.after(() => {
-  assert.deepEqual(fs.readdirSync(snapRoot), [], 'every snapshot was removed');
-  fs.rmSync(snapRoot, { recursive: true, force: true });
+  const left = fs.readdirSync(snapRoot);
+  fs.rmSync(snapRoot, { recursive: true, force: true }); // first: a failed check must not leave it
+  assert.deepEqual(left, [], 'every snapshot was removed');
 });
 
 async function readyPool(t: Transport): Promise<void> {
