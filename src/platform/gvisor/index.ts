@@ -32,6 +32,14 @@ export class GvisorPlatform extends ContainerPlatform {
     super(opts, GVISOR_VARIANT);
   }
 
+  /** As the container platform's, but for a terminal: runsc 2022-12 gives a foreground run one only through a console socket. */
+  override async runForeground(cfg: SandboxConfig, stdio: ('inherit' | 'ignore')[], onStarted: (h: PlatformHandle) => void): Promise<{ handle: PlatformHandle; exitCode: number; oomKilled: boolean }> {
+    if (cfg.terminal) {
+      throw new HutchError('EUNSUPPORTED', `sandbox ${cfg.id}: the gvisor platform gives a foreground run no terminal yet: use hutch run -d and hutch exec -t`, { id: cfg.id });
+    }
+    return super.runForeground(cfg, stdio, onStarted);
+  }
+
   /** runsc checkpoint, after the agent let go of its host socket; the writable layer is copied once the sandbox is gone. */
   async checkpoint(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<PlatformHandle | null> {
     const s = openHandle(h);
