@@ -79,6 +79,27 @@ test('masked and read-only /proc and /sys paths', async () => {
   assert.match(out.stdout, /sysrq=1/);
 });
 
+test('network host: the host\'s resolv.conf and hosts, read-only, so names resolve as on the host; none keeps the rootfs\'s', async () => {
+  const hostResolv = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  const hostHosts = fs.readFileSync('/etc/hosts', 'utf8');
+  for (const extra of [[], ['--read-only']]) {
+    const out = await hutchOk(root, ['run', '--rm', '--network', 'host', ...extra, 'busybox', '--', 'sh', '-c', 'cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo x >> /etc/resolv.conf 2>/dev/null && echo writable || echo read-only']);
+    assert.equal(out, `${hostResolv}---\n${hostHosts}read-only\n`, `with ${extra.join(' ') || 'a writable layer'}`);
+  }
+  // An image without the files gets them made in its writable layer for the mount.
+  const bare = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-bare-'));
+  try {
+    fs.chmodSync(bare, 0o755);
+    fs.cpSync(path.join(process.env.HUTCH_DATA_ROOT ?? '/var/lib/hutch', 'rootfs', 'busybox'), bare, { recursive: true, verbatimSymlinks: true });
+    fs.rmSync(path.join(bare, 'etc', 'resolv.conf'));
+    assert.equal(await hutchOk(root, ['run', '--rm', '--network', 'host', bare, '--', 'cat', '/etc/resolv.conf']), hostResolv);
+    assert.ok(!fs.existsSync(path.join(bare, 'etc', 'resolv.conf')), 'the base rootfs is not changed');
+  } finally {
+    fs.rmSync(bare, { recursive: true, force: true });
+  }
+  assert.equal(await hutchOk(root, ['run', '--rm', 'busybox', '--', 'cat', '/etc/resolv.conf']), fs.readFileSync(path.join(process.env.HUTCH_DATA_ROOT ?? '/var/lib/hutch', 'rootfs', 'busybox', 'etc', 'resolv.conf'), 'utf8'));
+});
+
 test('network: loopback only by default', async () => {
   const out = await hutchOk(root, ['run', '--rm', 'busybox', '--', 'sh', '-c', 'ls /sys/class/net; ip -o link show lo | grep -c UP']);
   assert.deepEqual(out.trim().split('\n'), ['lo', '1']);

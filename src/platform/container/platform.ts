@@ -1,6 +1,6 @@
 // The container platform: a sandbox is an OCI container (runc by default) whose bundle hutch
 // writes itself, with an overlay rootfs, a user namespace and the agent as init.
-import { spawnSync, type StdioOptions } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HutchError, isHutchError } from '../../errors.js';
@@ -15,6 +15,7 @@ import type { PlatformOptions } from '../registry.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { containerExitRecord, containerMainLog, layout, observeContainerInit, openHandle, sealHandle, type ContainerState } from './handle.js';
 import { initLogTail, waitForAgent } from './agent-wait.js';
+import { copyTree, hostNetworkFiles } from './host-files.js';
 import type { Spec } from '../../oci/index.js';
 import { killAndForgetRuncContainer } from './teardown.js';
 import { ensureRealMountPoints, mountPoints } from './mount-points.js';
@@ -163,6 +164,7 @@ export class ContainerPlatform implements Platform {
       cgroupsPath,
       annotations: { 'dev.hutch.sandbox.id': cfg.id, 'dev.hutch.sandbox.name': cfg.name, 'dev.hutch.init': cfg.mode },
     };
+    input.mounts = [...(input.mounts ?? []), ...hostNetworkFiles(cfg, rootfsPath, cfg.hardening.userns ? { uid: ids.hostUid, gid: ids.hostGid } : { uid: 0, gid: 0 })];
     const spec = buildSandboxSpec(input);
     this.variant.adaptSpec?.(spec, cfg);
     fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
@@ -365,16 +367,6 @@ function makeWorkingDir(cfg: SandboxConfig, rootfs: string, root: { uid: number;
   } catch (e) {
     throw isHutchError(e) ? new HutchError(e.code, `sandbox ${cfg.id}: cannot make its working directory: ${e.message}`, { id: cfg.id, cause: e }) : e;
   }
-}
-
-/**
- * Copies the contents of dir `from` into dir `to` as `cp -a` does: owners, modes, times, links,
- * overlay whiteouts (devices) and xattrs (an upper dir's opaque marks) kept. Node's cp keeps none of
- * the owners or devices.
- */
-export function copyTree(from: string, to: string): void {
-  const r = spawnSync('cp', ['-a', '--', `${from}/.`, to], { encoding: 'utf8' });
-  if (r.status !== 0) throw new HutchError('EEXEC', `cannot copy ${from} to ${to}: ${(r.stderr || r.error?.message || `cp exited ${r.status}`).trim().slice(0, 300)}`, { path: from });
 }
 
 /**
