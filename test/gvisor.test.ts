@@ -121,6 +121,26 @@ test('gvisor: a fork (two restores of one snapshot) shares nothing writable; --l
   assert.ok(!fs.existsSync(snapDir));
 });
 
+test('gvisor: --leave-running whose restore in place fails keeps the snapshot, stops the sandbox and says so', { skip }, async () => {
+  const id = (await gv(['run', '-d', 'busybox', '--', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done'])).trim();
+  // A runsc that refuses `restore`: the checkpoint is saved, the going-on fails.
+  const bin = fs.mkdtempSync(path.join(tmp, 'bin-'));
+  const real = spawnSync('sh', ['-c', 'command -v runsc'], { encoding: 'utf8' }).stdout.trim();
+  fs.writeFileSync(path.join(bin, 'runsc'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = restore ] && { echo "restore refused by the test" >&2; exit 1; }; done\nexec ${real} "$@"\n`, { mode: 0o755 });
+  await new Promise((r) => setTimeout(r, 400));
+  const r = await hutch(root, ['checkpoint', '--leave-running', id], { env: { ...env, PATH: `${bin}:${process.env.PATH}` } });
+  assert.notEqual(r.code, 0);
+  const snap = /checkpointed to snapshot ([0-9a-f]{16}) but could not go on/.exec(r.stderr)?.[1];
+  assert.ok(snap, r.stderr);
+  const [info] = JSON.parse(await gv(['inspect', id])) as { status: string; note: string }[];
+  assert.equal(info!.status, 'stopped');
+  assert.match(info!.note, new RegExp(`checkpointed to snapshot ${snap}; it could not go on`));
+  const back = (await gv(['restore', snap])).trim();
+  assert.ok(Number(await gv(['exec', back, '--', 'cat', '/tmp/n'])) > 1, 'the saved state is whole');
+  await gv(['rm', '-f', id, back]);
+  await gv(['snapshot', 'rm', snap]);
+});
+
 test('checkpoint and restore: what cannot be done says so in one line and leaves nothing', { skip }, async () => {
   const ct = (await hutchOk(runcRoot, ['run', '-d', 'busybox'])).trim();
   const r = await hutch(runcRoot, ['checkpoint', ct], { env });

@@ -49,28 +49,34 @@ export class Snapshots {
   async checkpoint(ref: string, opts: CheckpointOptions = {}): Promise<SnapshotInfo> {
     let snap: { id: string; dir: string } | undefined;
     let meta: SnapshotMeta | undefined;
+    let resumeError: string | undefined;
     try {
       await this.engine.locked(ref, async (record, platform) => {
         requireStatus(record.id, record.phase, ['running', 'paused'], 'checkpoint');
         if (!platform.capabilities.checkpoint || !platform.checkpoint) throw unsupported(platform, 'checkpoint', record.id);
         if (record.mode !== 'agent') throw new HutchError('EUNSUPPORTED', `sandbox ${record.id} runs its command as init (a foreground run): only a sandbox with an agent is checkpointed`, { id: record.id });
         snap = this.store.allocate(opts.to);
-        const handle = await platform.checkpoint(record.handle!, snap.dir, opts.leaveRunning === true);
+        const result = await platform.checkpoint(record.handle!, snap.dir, opts.leaveRunning === true);
         meta = metaOf(snap.id, record, platform.name);
-        if (handle) {
-          record.handle = handle;
+        if ('running' in result) {
+          record.handle = result.running;
           record.phase = 'running';
           this.engine.noteInit(record, platform);
         } else {
+          resumeError = result.resumeError;
           record.phase = 'stopped';
           record.finishedAt = new Date().toISOString();
-          record.note = `checkpointed to snapshot ${snap.id}${opts.to ? ` (${snap.dir})` : ''}`;
+          record.note = `checkpointed to snapshot ${snap.id}${opts.to ? ` (${snap.dir})` : ''}${resumeError ? `; it could not go on: ${resumeError}` : ''}`;
         }
         this.store.commit(snap.dir, meta);
       });
     } catch (e) {
       if (snap && !meta) this.store.discard(snap.dir);
       throw e;
+    }
+    if (resumeError !== undefined) {
+      const saved = opts.to ? snap!.dir : snap!.id;
+      throw new HutchError('EEXEC', `sandbox ${ref} was checkpointed to snapshot ${saved} but could not go on after it (it is stopped; hutch restore ${saved} makes it again): ${resumeError}`, { id: ref });
     }
     return this.store.read(opts.to ? snap!.dir : snap!.id);
   }

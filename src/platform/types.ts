@@ -96,6 +96,9 @@ export interface PlatformCapabilities {
   checkpoint: boolean;
 }
 
+/** How a sandbox is after its checkpoint was saved: going on (its new handle), or stopped (and why, when it was to go on). */
+export type CheckpointResult = { running: PlatformHandle } | { stopped: true; resumeError?: string };
+
 /** Resource usage read from the sandbox's cgroups. */
 export interface SandboxStats {
   cpuUsageNs: number | null;
@@ -153,10 +156,10 @@ export interface Platform {
   destroy(h: PlatformHandle): Promise<void>;
   /**
    * With capabilities.checkpoint: saves the running sandbox (its processes' memory and its writable
-   * layer) into the empty dir `dir`. The sandbox stops, unless `leaveRunning`: then it goes on, and
-   * the handle returned is its new one.
+   * layer) into the empty dir `dir`. The sandbox stops, unless `leaveRunning`: then it goes on with
+   * a new handle; when going on fails, the checkpoint still stands and the sandbox is stopped.
    */
-  checkpoint?(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<PlatformHandle | null>;
+  checkpoint?(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<CheckpointResult>;
   /** With capabilities.checkpoint: a new running sandbox from what checkpoint saved in `dir` (several from one: a fork). */
   restore?(cfg: SandboxConfig, dir: string): Promise<PlatformHandle>;
   /** With capabilities.privateIds: null when private id ranges work over base layers stored like `source`, else why not. */

@@ -11,7 +11,7 @@ import { makeExecutor, readPidFile } from '../container/executor.js';
 import { layout, openHandle, sealHandle, type ContainerState } from '../container/handle.js';
 import { waitForAgent } from '../container/agent-wait.js';
 import type { PlatformOptions } from '../registry.js';
-import type { PlatformHandle, SandboxConfig } from '../types.js';
+import type { CheckpointResult, PlatformHandle, SandboxConfig } from '../types.js';
 import { adaptSpecForGvisor } from './spec.js';
 import { killAndForgetRunscContainer } from './teardown.js';
 import { CHECKPOINT_IMAGE_DIR, CHECKPOINT_UPPER_DIR, quiesceAgent, upperDirOf, wakeAgent } from './checkpoint.js';
@@ -42,7 +42,7 @@ export class GvisorPlatform extends ContainerPlatform {
   }
 
   /** runsc checkpoint, after the agent let go of its host socket; the writable layer is copied once the sandbox is gone. */
-  async checkpoint(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<PlatformHandle | null> {
+  async checkpoint(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<CheckpointResult> {
     const s = openHandle(h);
     const id = s.containerId;
     // A paused sandbox's checkpoint leaves runsc unable to delete it: it goes on first.
@@ -54,10 +54,15 @@ export class GvisorPlatform extends ContainerPlatform {
     await this.waitGone(s);
     fs.mkdirSync(path.join(dir, CHECKPOINT_UPPER_DIR), { mode: 0o755 });
     copyTree(upperDirOf(h.dir), path.join(dir, CHECKPOINT_UPPER_DIR));
-    if (!leaveRunning) return null;
-    // Same id, same bundle and rootfs: runsc forgets the stopped container and restores it.
-    if (!(await killAndForgetRunscContainer(this.executor.config.stateDir, id, layout(h.dir).bundle, s.cgroupsPath))) await this.executor.delete(id, true);
-    return this.restoreInto({ ...s }, h.dir, image);
+    if (!leaveRunning) return { stopped: true };
+    // Same id, same bundle and rootfs: runsc forgets the stopped container and restores it. The
+    // image is saved by now: a restore that fails leaves the sandbox stopped, not the image lost.
+    try {
+      if (!(await killAndForgetRunscContainer(this.executor.config.stateDir, id, layout(h.dir).bundle, s.cgroupsPath))) await this.executor.delete(id, true);
+      return { running: await this.restoreInto({ ...s }, h.dir, image) };
+    } catch (e) {
+      return { stopped: true, resumeError: e instanceof Error ? e.message : String(e) };
+    }
   }
 
   /** A new sandbox from a checkpoint: its bundle as create makes it, over a copy of the saved writable layer. */
