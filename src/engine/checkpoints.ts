@@ -47,7 +47,7 @@ export class Snapshots {
 
   /** Saves a running (or paused) sandbox; it stops unless `leaveRunning`. */
   async checkpoint(ref: string, opts: CheckpointOptions = {}): Promise<SnapshotInfo> {
-    let snap: { id: string; dir: string } | undefined;
+    let snap: { id: string; dir: string; made: boolean } | undefined;
     let meta: SnapshotMeta | undefined;
     let resumeError: string | undefined;
     try {
@@ -71,7 +71,7 @@ export class Snapshots {
         this.store.commit(snap.dir, meta);
       });
     } catch (e) {
-      if (snap && !meta) this.store.discard(snap.dir);
+      if (snap && !meta) this.store.discard(snap);
       throw e;
     }
     if (resumeError !== undefined) {

@@ -37,22 +37,23 @@ export class SnapshotStore {
   }
 
   /** A new empty dir for a snapshot: under the store, or `to` (which must not exist or be empty). */
-  allocate(to?: string): { id: string; dir: string } {
+  allocate(to?: string): { id: string; dir: string; made: boolean } {
     const id = randomHex(8);
     if (to === undefined) {
       fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
       const dir = path.join(this.root, id);
       fs.mkdirSync(dir, { mode: 0o700 });
-      return { id, dir };
+      return { id, dir, made: true };
     }
     const dir = path.resolve(to);
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
+      return { id, dir, made: true };
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') throw new HutchError('EINVAL', `cannot make snapshot dir ${dir}: ${errnoCode(e) ?? String(e)}`, { path: dir, cause: e });
       if (!fs.statSync(dir).isDirectory() || fs.readdirSync(dir).length > 0) throw new HutchError('EEXIST', `snapshot dir ${dir} exists and is not an empty directory`, { path: dir });
     }
-    return { id, dir };
+    return { id, dir, made: false };
   }
 
   /** Writes snapshot.json last: from then on the snapshot exists. */
@@ -62,9 +63,10 @@ export class SnapshotStore {
     fs.renameSync(tmp, path.join(dir, META));
   }
 
-  /** Removes an unfinished or unwanted snapshot's dir. */
-  discard(dir: string): void {
-    fs.rmSync(dir, { recursive: true, force: true });
+  /** Removes an unfinished snapshot: its dir, or only what is in it when the caller gave the dir (--to). */
+  discard(snap: { dir: string; made: boolean }): void {
+    if (snap.made) return fs.rmSync(snap.dir, { recursive: true, force: true });
+    for (const name of fs.readdirSync(snap.dir)) fs.rmSync(path.join(snap.dir, name), { recursive: true, force: true });
   }
 
   /** The dir of snapshot `ref`: an id of this store, or a path to a snapshot dir. */
