@@ -149,10 +149,10 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
       // Both sleeps were killed when their calls ended.
       for (let i = 0; i < 50; i++) {
         const ps = await sb.processes.ps();
-        if (!ps.some((p) => p.comm === 'sleep')) break;
+        if (!ps.some((p) => p.comm === 'sleep' || p.argv.join(' ').includes('sleep 10'))) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.ok(!(await sb.processes.ps()).some((p) => p.comm === 'sleep'), 'the timed-out and aborted commands were killed');
+      assert.ok(!(await sb.processes.ps()).some((p) => p.comm === 'sleep' || p.argv.join(' ').includes('sleep 10')), 'the timed-out and aborted commands were killed');
     } finally {
       await sb.kill();
     }

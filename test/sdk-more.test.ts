@@ -72,8 +72,10 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
       ac.abort();
       await assert.rejects(aborted.wait(), (e: unknown) => e instanceof AbortError);
       await assert.rejects(sb.spawn('true', { signal: AbortSignal.abort() }), (e: unknown) => e instanceof AbortError);
-      for (let i = 0; i < 50 && (await sb.processes.ps()).some((x) => x.comm === 'sleep'); i++) await new Promise((r) => setTimeout(r, 100));
-      assert.ok(!(await sb.processes.ps()).some((x) => x.comm === 'sleep'), 'sleeps of timed-out and aborted streams were killed');
+      // By argv, not comm: a `sh -c 'sleep 30'` not yet exec'd into sleep is still called sh (a gVisor flake).
+      const sleeping = async () => (await sb.processes.ps()).some((x) => x.comm === 'sleep' || x.argv.join(' ').includes('sleep 30'));
+      for (let i = 0; i < 50 && (await sleeping()); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!(await sleeping()), 'sleeps of timed-out and aborted streams were killed');
       await assert.rejects(sb.spawn('true', { cwd: 'not/absolute' }), (e: unknown) => (e as { code?: string }).code === 'EINVAL');
     } finally {
       await sb.kill();
