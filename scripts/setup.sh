@@ -19,7 +19,10 @@ packages=(runc crun busybox-static iproute2 libc-bin util-linux procps
   # bench/pull.ts compares hutch pull with skopeo copy + umoci unpack.
   umoci
   # The gvisor platform (docs/gvisor.md): Debian's gVisor release, driven like runc.
-  runsc)
+  runsc
+  # Sandbox networks (docs/network.md): hutch's own nftables tables for NAT, isolation and egress
+  # policy; iperf3 for bench/network.ts.
+  nftables iperf3)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
