@@ -34,6 +34,7 @@ const VERBS: Record<string, () => Promise<{ command: Command }>> = {
   checkpoint: () => import('./commands/checkpoint.js'),
   restore: () => import('./commands/restore.js'),
   snapshot: () => import('./commands/snapshot.js'),
+  network: () => import('./commands/network.js'),
 };
 
 const USAGE = `Usage: hutch [--root DIR] [--executor runc|crun] [--debug] VERB [OPTIONS] ...
@@ -60,6 +61,7 @@ Verbs:
   checkpoint  save a running sandbox (memory too) as a snapshot (gvisor)
   restore   a new running sandbox from a snapshot (several: a fork)
   snapshot  snapshot subcommands: ls, inspect, rm
+  network   networks (create, ls, inspect, rm) and a sandbox's egress policy
   info      versions, cgroup mode, executor, hardening this machine supports
   setup     build the embedded busybox rootfs and the agent runtime
   pull      pull an image from a registry

@@ -3,7 +3,7 @@ import { HutchError, errnoCode } from '../errors.js';
 import { builtinPlatforms, platformEntry, type Platform, type PlatformCapabilities, type PlatformHandle, type PlatformRegistry, type SandboxConfig } from '../platform/index.js';
 import { SandboxStore } from './store.js';
 import type { CreateOptions, EngineOptions, SandboxInfo, SandboxUpdate } from './types.js';
-import { checkTransition, type SandboxRecord, type SandboxStatus } from './state.js';
+import { checkTransition, requireStatus, type SandboxRecord, type SandboxStatus } from './state.js';
 import { checkRootfsDir, isRootfsPath } from './options.js';
 import { handleOf, observeInit } from './liveness.js';
 import type { EngineContext } from './context.js';
@@ -14,6 +14,8 @@ import { waitUntilStopped } from './waiting.js';
 import { stopSandbox } from './stopping.js';
 import { Snapshots } from './checkpoints.js';
 import { runInForeground } from './foreground.js';
+import { attachNetwork, changePolicy, detachNetwork, networkManager } from './networks.js';
+import type { EgressPolicy, NetworkManager } from '../net/index.js';
 import { crashPoint } from '../faults.js';
 import { openImageService, type ImageService } from './images.js';
 import { busyboxRootfs, resolveImage, userIn, type ResolvedRootfs } from './rootfs.js';
@@ -173,6 +175,7 @@ export class Engine implements EngineContext {
     const { record, lock } = await this.store.allocate(o.name, initial);
     try {
       crashPoint('create:allocated');
+      await attachNetwork(this.store, record);
       record.handle = await platform.create(this.configOf(record));
       crashPoint('create:executor');
       record.phase = 'ready';
@@ -191,6 +194,7 @@ export class Engine implements EngineContext {
     try {
       const platform = await this.platformOf(record);
       await platform.destroy(handleOf(platform, record, this.store.dir(record.id)));
+      await detachNetwork(record);
       await this.store.remove(record.id, record.name);
     } catch (cleanupError) {
       // Keep the record so that `hutch rm -f` can finish the job; say why on it.
@@ -330,6 +334,7 @@ export class Engine implements EngineContext {
     }
     const platform = await this.platformOf(record);
     await platform.destroy(handleOf(platform, record, this.store.dir(record.id)));
+    await detachNetwork(record);
     crashPoint('delete:destroyed');
     await this.store.remove(record.id, record.name);
   }
@@ -340,6 +345,20 @@ export class Engine implements EngineContext {
    */
   async update(ref: string, patch: SandboxUpdate): Promise<SandboxInfo> {
     return this.locked(ref, async (record) => applyUpdate(record, patch));
+  }
+
+  /** Replaces the egress policy of a sandbox on a network; it holds from the next packet. */
+  async setNetworkPolicy(ref: string, policy: EgressPolicy): Promise<SandboxInfo> {
+    return this.locked(ref, async (record) => {
+      if (!record.network) throw new HutchError('ESTATE', `sandbox ${record.id} is on no network (none or host): it has no egress policy`, { id: record.id });
+      requireStatus(record.id, record.phase, ['ready', 'running', 'paused'], 'change the policy of');
+      await changePolicy(record, policy);
+    });
+  }
+
+  /** The network layer: networks to create, list and remove (docs/network.md). */
+  networks(): Promise<NetworkManager> {
+    return networkManager();
   }
 
   /** Writes the main command's output (`hutch logs`) to `out`; see sandboxLogs. */

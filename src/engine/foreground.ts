@@ -8,6 +8,7 @@ import type { CreateOptions } from './types.js';
 import { recordDirectExit } from './exit-status.js';
 import { crashPoint } from '../faults.js';
 import { traceMark } from '../trace.js';
+import { attachNetwork } from './networks.js';
 
 /** What a foreground run needs of the engine. */
 export interface ForegroundContext {
@@ -32,6 +33,7 @@ export async function runInForeground(engine: ForegroundContext, o: CreateOption
   let exitCode: number;
   let oomKilled: boolean;
   try {
+    await attachNetwork(engine.store, record);
     const result = await platform.runForeground(engine.configOf(record), stdio, (handle) => {
       record.handle = handle;
       engine.noteInit(record, platform);

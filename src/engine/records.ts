@@ -4,7 +4,7 @@ import path from 'node:path';
 import { HutchError } from '../errors.js';
 import { DEFAULT_HARDENING, type ExitRecord, type Hardening, type InitObservation, type SandboxConfig } from '../platform/index.js';
 import type { ImageRuntimeConfig } from '../image/index.js';
-import { checkName, type SandboxRecord } from './state.js';
+import { checkName, type SandboxNetworkRecord, type SandboxRecord } from './state.js';
 import { checkEnv, checkLimits, mergeEnv } from './options.js';
 import { recordAgentExit, type InitEnd } from './exit-status.js';
 import type { CreateOptions, SandboxUpdate } from './types.js';
@@ -35,6 +35,7 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, platfo
   const labels = checkLabels(o.labels ?? {});
   const hardening = { ...DEFAULT_HARDENING, ...(o.hardening ?? {}) };
   checkIdRange(hardening);
+  const network = networkOf(o, hardening);
   if (limits.diskBytes !== undefined && !hardening.overlay) throw new HutchError('EINVAL', 'a disk limit needs a writable layer: drop --read-only or --disk');
   return (id, name) => ({
     version: 1, id, name, phase: 'creating', mode, ...(platform !== 'container' ? { platform } : {}), executor, createdAt: new Date().toISOString(),
@@ -43,8 +44,23 @@ export function recordFactory(o: CreateOptions, resolved: ResolvedRootfs, platfo
     env: env.map((e) => (e === 'HOSTNAME=' ? `HOSTNAME=${name}` : e)), cwd, user,
     limits, hardening, ...(command ? { command } : {}), ...(o.terminal ? { terminal: true } : {}),
     ...(o.init ? { init: true } : {}), ...(o.autoRemove && mode === 'agent' ? { autoRemove: true } : {}),
-    ...(Object.keys(labels).length ? { labels } : {}),
+    ...(Object.keys(labels).length ? { labels } : {}), ...(network ? { network } : {}),
   });
+}
+
+/** The network a sandbox asks for: none and host are hardening modes; any other name is a network of src/net. */
+function networkOf(o: CreateOptions, h: Hardening): SandboxNetworkRecord | undefined {
+  const mode = o.network ?? h.network;
+  if (mode === 'none' || mode === 'host') {
+    if (o.ports?.length) throw new HutchError('EINVAL', `published ports need a network: --network ${mode} has none to publish them on (use bridge or a named network)`);
+    if (o.policy) throw new HutchError('EINVAL', `an egress policy needs a network: --network ${mode} has none (use bridge or a named network)`);
+    h.network = mode;
+    return undefined;
+  }
+  if (typeof mode !== 'string' || !mode) throw new HutchError('EINVAL', 'invalid network: use none, host, bridge or the name of a network');
+  if (h.network === 'host') throw new HutchError('EINVAL', `--network ${mode.slice(0, 60)} contradicts the host network`);
+  h.network = 'none'; // a netns of its own, which the network layer makes
+  return { name: mode, ...(o.ports?.length ? { ports: o.ports } : {}), ...(o.policy ? { policy: o.policy } : {}) };
 }
 
 /** The sandbox's user (the caller's or the image's, resolved by the engine), or root; with its home dir when passwd names one. */
@@ -78,11 +94,12 @@ function commandOf(o: CreateOptions, image: ImageRuntimeConfig, mode: string): s
 
 /** What a platform needs to make the sandbox of `r`, whose dir is `dir`. */
 export function configOf(r: SandboxRecord, dir: string): SandboxConfig {
-  const { id, name, mode, rootfs, lowerDirs, env, cwd, user, limits, hardening, command, terminal, init } = r;
+  const { id, name, mode, rootfs, lowerDirs, env, cwd, user, limits, hardening, command, terminal, init, network: n } = r;
   return {
     id, name, mode, rootfs, env, cwd, user, limits, hardening, dir,
     ...(lowerDirs ? { lowerDirs } : {}), ...(command ? { command } : {}), ...(terminal ? { terminal } : {}),
     ...(init ? { init } : {}),
+    ...(n?.netnsPath && n.resolvConf && n.hosts ? { network: { netnsPath: n.netnsPath, resolvConf: n.resolvConf, hosts: n.hosts } } : {}),
   };
 }
 

@@ -1,6 +1,18 @@
 // The sandbox model: its persistent record and the state machine ready → running ⇄ paused → stopped.
 import { HutchError } from '../errors.js';
 import type { PlatformHandle, SandboxSettings } from '../platform/index.js';
+import type { EgressPolicy, PortMapping } from '../net/index.js';
+
+/** A sandbox on a network of the network layer: what it asked for and, once attached, where it is. */
+export interface SandboxNetworkRecord {
+  name: string;
+  ports?: PortMapping[];
+  policy?: EgressPolicy;
+  address?: string;
+  netnsPath?: string;
+  resolvConf?: string;
+  hosts?: string;
+}
 
 /** The states a user sees. */
 export type SandboxStatus = 'ready' | 'running' | 'paused' | 'stopped';
@@ -42,6 +54,8 @@ export interface SandboxRecord extends SandboxSettings {
   note?: string;
   /** Removed by its exit watch when its init is gone (run --rm -d). */
   autoRemove?: boolean;
+  /** On a network (bridge or a named one); absent for none and host (hardening.network). */
+  network?: SandboxNetworkRecord;
   /** With phase `deleting`: the state it was in, shown again when a crash stopped the delete before its init was killed. */
   deletingFrom?: SandboxStatus;
 }

@@ -3,6 +3,7 @@
 import type { Hardening, InitMode, Limits, PlatformRegistry } from '../platform/index.js';
 import type { SandboxRecord, SandboxStatus } from './state.js';
 import type { PullPolicy, PullProgress } from './rootfs.js';
+import type { EgressPolicy, PortMapping } from '../net/index.js';
 
 /** Where the engine keeps things, and which platform and executor it uses. */
 export interface EngineOptions {
@@ -48,6 +49,12 @@ export interface CreateOptions {
   mode?: InitMode;
   /** The platform it runs on (default: the engine's). */
   platform?: string;
+  /** none (loopback only), host, bridge (the default network) or a named network; default none (or hardening.network). */
+  network?: string;
+  /** Host ports published to the sandbox (bridge and named networks). */
+  ports?: PortMapping[];
+  /** Its egress policy (bridge and named networks; default: allow, but not the host's networks). */
+  policy?: EgressPolicy;
 }
 
 /** What `update` changes: env entries merged over the sandbox's, its working dir, labels (null removes). */

@@ -24,8 +24,8 @@ export interface SandboxSpecInput {
   mounts?: { source: string; destination: string; readonly: boolean; type?: 'bind' }[];
   /** Container ids 0..size-1 map to host ids hostUid.. / hostGid..; null = no user namespace. */
   idMap: { hostUid: number; hostGid: number; size: number } | null;
-  /** network=true means a new network namespace (loopback only until someone adds more). */
-  namespaces: { user: boolean; pid: boolean; ipc: boolean; uts: boolean; mount: boolean; network: boolean; cgroup: boolean };
+  /** network: true = a new network namespace (loopback only); a path = join that one (made by src/net); false = the host's. */
+  namespaces: { user: boolean; pid: boolean; ipc: boolean; uts: boolean; mount: boolean; network: boolean | string; cgroup: boolean };
   seccomp: 'default' | 'strict' | 'off';
   /** Allows io_uring in the seccomp profile (off by default: seccomp cannot filter what it runs). */
   ioUring?: boolean;
@@ -120,7 +120,7 @@ export function defaultMounts(input: Pick<SandboxSpecInput, 'idMap' | 'namespace
   }
   // sysfs can only be mounted by a user namespace that owns the network namespace; otherwise
   // bind the host's /sys read-only (what rootless runc does).
-  if (ns.user && !ns.network) {
+  if (ns.user && ns.network !== true) {
     mounts.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', 'rro'] });
   } else {
     mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
@@ -132,7 +132,8 @@ export function defaultMounts(input: Pick<SandboxSpecInput, 'idMap' | 'namespace
 function namespaceList(ns: SandboxSpecInput['namespaces']): LinuxNamespace[] {
   const list: LinuxNamespace[] = [];
   if (ns.pid) list.push({ type: 'pid' });
-  if (ns.network) list.push({ type: 'network' });
+  if (typeof ns.network === 'string') list.push({ type: 'network', path: ns.network });
+  else if (ns.network) list.push({ type: 'network' });
   if (ns.ipc) list.push({ type: 'ipc' });
   if (ns.uts) list.push({ type: 'uts' });
   if (ns.mount) list.push({ type: 'mount' });

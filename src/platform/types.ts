@@ -59,8 +59,16 @@ export interface SandboxSettings {
   init?: boolean;
 }
 
+/**
+ * A network the network layer (src/net) made for the sandbox: the netns to join (its veth and
+ * address are in it already) and the host files to bind at /etc/resolv.conf and /etc/hosts.
+ */
+export interface SandboxNetwork { netnsPath: string; resolvConf: string; hosts: string }
+
 /** Everything a platform needs to make one sandbox. */
 export interface SandboxConfig extends SandboxSettings {
+  /** Absent: a netns with loopback only (hardening.network none) or the host's. */
+  network?: SandboxNetwork;
   /** The sandbox's private host dir, made and removed by the engine. */
   dir: string;
   /**

@@ -4,6 +4,7 @@ import type { CreateOptions } from '../../engine/index.js';
 import { checkUser, parseSize } from '../../engine/options.js';
 import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
 import { progressDisplay, type ProgressDisplay } from '../progress.js';
+import { parsePortMapping, parseRule, type EgressPolicy } from '../../net/index.js';
 
 /** Flags that describe a new sandbox. */
 export const SANDBOX_FLAGS: FlagSpec[] = [
@@ -24,7 +25,11 @@ export const SANDBOX_FLAGS: FlagSpec[] = [
   { name: 'cap-all', kind: 'bool', help: 'hardening off: give every capability' },
   { name: 'allow-new-privs', kind: 'bool', help: 'hardening off: no no_new_privs' },
   { name: 'no-mask-paths', kind: 'bool', help: 'hardening off: leave /proc and /sys paths unmasked and writable' },
-  { name: 'network', kind: 'string', value: 'MODE', help: 'none (loopback only, default) or host' },
+  { name: 'network', kind: 'string', value: 'MODE', help: 'none (loopback only, default), bridge (NAT to the internet, isolated), a named network (hutch network create) or host' },
+  { name: 'publish', short: 'p', kind: 'list', value: '[IP:]HOSTPORT:PORT[/udp]', help: 'publish a port of the sandbox on the host (bridge and named networks; repeatable)' },
+  { name: 'egress', kind: 'string', value: 'allow|deny', help: 'what a connection no --allow/--deny rule names gets (default allow: the internet, not the host\'s networks)' },
+  { name: 'allow', kind: 'list', value: 'RULE', help: 'allow egress to a CIDR, address or DNS name, optionally :tcp/PORT[-PORT] (repeatable; docs/network.md)' },
+  { name: 'deny', kind: 'list', value: 'RULE', help: 'deny egress to RULE; deny rules come first (repeatable)' },
   { name: 'read-only', kind: 'bool', help: 'no writable layer: the rootfs is mounted read-only' },
   { name: 'label', short: 'l', kind: 'list', value: 'K=V', help: 'set a label on the sandbox (repeatable)' },
   { name: 'pull', kind: 'string', value: 'POLICY', help: 'for an image: pull it when missing (default), always, or never' },
@@ -82,10 +87,11 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
   if (bool(f, 'allow-new-privs')) h.noNewPrivileges = false;
   if (bool(f, 'no-mask-paths')) h.maskPaths = false;
   const network = str(f, 'network');
-  if (network !== undefined) {
-    if (network !== 'none' && network !== 'host') throw new HutchError('EINVAL', `invalid --network "${network}": use none or host`);
-    h.network = network;
-  }
+  if (network !== undefined) o.network = network;
+  const publish = list(f, 'publish');
+  if (publish.length) o.ports = publish.map(parsePortMapping);
+  const policy = policyFlags(args);
+  if (policy) o.policy = policy;
   if (bool(f, 'read-only')) h.overlay = false;
   const labels = list(f, 'label');
   if (labels.length) o.labels = Object.fromEntries(labels.map(parseLabel));
@@ -104,6 +110,17 @@ export function createOptionsFrom(args: ParsedArgs, rootfs: string, command: str
     finish: () => display?.finish(),
   };
   return o;
+}
+
+/** The egress policy of --egress, --allow and --deny; undefined when none is given. */
+export function policyFlags(args: ParsedArgs): EgressPolicy | undefined {
+  const f = args.flags;
+  const egress = str(f, 'egress');
+  const allow = list(f, 'allow');
+  const deny = list(f, 'deny');
+  if (egress === undefined && !allow.length && !deny.length) return undefined;
+  if (egress !== undefined && egress !== 'allow' && egress !== 'deny') throw new HutchError('EINVAL', `invalid --egress "${egress.slice(0, 40)}": use allow or deny`);
+  return { default: egress ?? 'allow', allow: allow.map(parseRule), deny: deny.map(parseRule) };
 }
 
 /** A size flag's bytes; its name in the error. */

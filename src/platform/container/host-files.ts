@@ -7,26 +7,28 @@ import { HutchError } from '../../errors.js';
 import type { SandboxConfig } from '../types.js';
 
 /**
- * With the host's network, the host's /etc/resolv.conf and /etc/hosts, read-only: the sandbox
- * resolves names as the host does (docker does the same for --network host). A file the rootfs
- * lacks is made empty in the writable layer; without one (or when /etc is not a real dir, or the
- * file is a link the image planted) the host's file is not mounted there.
+ * The sandbox's /etc/resolv.conf and /etc/hosts, read-only: with the host's network the host's own
+ * (docker does the same for --network host); on a network of src/net the ones it wrote (it rewrites
+ * hosts in place as a named network's members change). A file the rootfs lacks is made empty in the
+ * writable layer; without one (or when /etc is not a real dir, or the file is a link the image
+ * planted) nothing is mounted there.
  */
-export function hostNetworkFiles(cfg: SandboxConfig, rootfs: string, owner: { uid: number; gid: number }): { source: string; destination: string; readonly: boolean }[] {
-  if (cfg.hardening.network !== 'host') return [];
+export function nameServiceFiles(cfg: SandboxConfig, rootfs: string, owner: { uid: number; gid: number }): { source: string; destination: string; readonly: boolean }[] {
+  const sources = cfg.network ? { 'resolv.conf': cfg.network.resolvConf, hosts: cfg.network.hosts }
+    : cfg.hardening.network === 'host' ? { 'resolv.conf': '/etc/resolv.conf', hosts: '/etc/hosts' } : null;
+  if (!sources) return [];
   const out: { source: string; destination: string; readonly: boolean }[] = [];
   const etc = path.join(rootfs, 'etc');
   if (!fs.lstatSync(etc, { throwIfNoEntry: false })?.isDirectory()) return out;
-  for (const name of ['resolv.conf', 'hosts']) {
-    const host = `/etc/${name}`;
-    if (!fs.statSync(host, { throwIfNoEntry: false })?.isFile()) continue;
+  for (const [name, source] of Object.entries(sources)) {
+    if (!fs.statSync(source, { throwIfNoEntry: false })?.isFile()) continue;
     const target = path.join(etc, name);
     const st = fs.lstatSync(target, { throwIfNoEntry: false });
     if (!st && cfg.hardening.overlay) {
       fs.writeFileSync(target, '', { mode: 0o644, flag: 'wx' });
       fs.chownSync(target, owner.uid, owner.gid);
     } else if (!st?.isFile()) continue;
-    out.push({ source: host, destination: host, readonly: true });
+    out.push({ source, destination: `/etc/${name}`, readonly: true });
   }
   return out;
 }

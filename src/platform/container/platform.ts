@@ -15,7 +15,7 @@ import type { PlatformOptions } from '../registry.js';
 import { makeExecutor, readPidFile, type OciExecutor } from './executor.js';
 import { containerExitRecord, containerMainLog, layout, observeContainerInit, openHandle, sealHandle, type ContainerState } from './handle.js';
 import { initLogTail, waitForAgent } from './agent-wait.js';
-import { copyTree, hostNetworkFiles } from './host-files.js';
+import { copyTree, nameServiceFiles } from './host-files.js';
 import type { Spec } from '../../oci/index.js';
 import { killAndForgetRuncContainer } from './teardown.js';
 import { ensureRealMountPoints, mountPoints } from './mount-points.js';
@@ -154,7 +154,7 @@ export class ContainerPlatform implements Platform {
         { source: l.run, destination: SANDBOX_RUN_DIR, readonly: false },
       ] : initBinary ? [{ source: initBinary, destination: SANDBOX_INIT, readonly: true }] : [],
       idMap: h.userns ? { hostUid: ids.hostUid, hostGid: ids.hostGid, size: ids.size } : null,
-      namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: h.network === 'none', cgroup: true },
+      namespaces: { user: h.userns, pid: true, ipc: true, uts: true, mount: true, network: cfg.network?.netnsPath ?? h.network === 'none', cgroup: true },
       seccomp: h.seccomp,
       ioUring: h.ioUring === true,
       capabilities: h.capabilities === 'all' ? hostBoundingCapabilities() : [...DEFAULT_CAPABILITIES],
@@ -164,7 +164,7 @@ export class ContainerPlatform implements Platform {
       cgroupsPath,
       annotations: { 'dev.hutch.sandbox.id': cfg.id, 'dev.hutch.sandbox.name': cfg.name, 'dev.hutch.init': cfg.mode },
     };
-    input.mounts = [...(input.mounts ?? []), ...hostNetworkFiles(cfg, rootfsPath, cfg.hardening.userns ? { uid: ids.hostUid, gid: ids.hostGid } : { uid: 0, gid: 0 })];
+    input.mounts = [...(input.mounts ?? []), ...nameServiceFiles(cfg, rootfsPath, cfg.hardening.userns ? { uid: ids.hostUid, gid: ids.hostGid } : { uid: 0, gid: 0 })];
     const spec = buildSandboxSpec(input);
     this.variant.adaptSpec?.(spec, cfg);
     fs.writeFileSync(path.join(l.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
