@@ -27,6 +27,8 @@ export interface ExecutorConfig {
   command: string[];
   stateDir: string;
   globalArgs: string[];
+  /** Global flags that depend on the bundle, for the verbs that make a container (create, run, restore); they follow globalArgs. */
+  bundleArgs?: (bundle: string) => string[];
 }
 
 /** A runc-compatible OCI executor. */
@@ -41,19 +43,19 @@ export class OciExecutor {
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     // The fds after stdio (3 on) go on to the init.
     if (opts.preserveFds) args.push('--preserve-fds', String(opts.preserveFds));
-    await this.call([...args, id], { id, stdio: opts.stdio });
+    await this.call([...this.bundleArgs(bundle), ...args, id], { id, stdio: opts.stdio });
   }
 
   /** `run -d --bundle B ID`: create and start in one call, detached. */
   async runDetached(id: string, bundle: string, opts: ExecutorSpawnOptions): Promise<void> {
     const args = ['run', '--detach', '--bundle', bundle];
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
-    await this.call([...args, id], { id, stdio: opts.stdio });
+    await this.call([...this.bundleArgs(bundle), ...args, id], { id, stdio: opts.stdio });
   }
 
   /** `run --bundle B ID` in the foreground with the caller's stdio; resolves to the exit status. */
   runForeground(id: string, bundle: string, opts: AttachedOptions & { pidFile: string }): { done: Promise<number> } {
-    return this.attached(id, ['run', '--bundle', bundle, '--pid-file', opts.pidFile, id], opts);
+    return this.attached(id, [...this.bundleArgs(bundle), 'run', '--bundle', bundle, '--pid-file', opts.pidFile, id], opts);
   }
 
   /** `exec [FLAGS] ID -- ARGS` in the foreground with the caller's stdio; resolves to the exit status. */
@@ -114,11 +116,15 @@ export class OciExecutor {
   async restore(id: string, bundle: string, imageDir: string, opts: ExecutorSpawnOptions): Promise<void> {
     const args = ['restore', '--detach', '--image-path', imageDir, '--bundle', bundle];
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
-    await this.call([...args, id], { id, stdio: opts.stdio });
+    await this.call([...this.bundleArgs(bundle), ...args, id], { id, stdio: opts.stdio });
   }
 
-  /** `start ID`. */
-  async start(id: string): Promise<void> { await this.call(['start', id], { id }); }
+  private bundleArgs(bundle: string): string[] {
+    return this.config.bundleArgs?.(bundle) ?? [];
+  }
+
+  /** `start ID` (runsc sets the sandbox's network up at start: it gets the bundle's flags too). */
+  async start(id: string, bundle?: string): Promise<void> { await this.call([...(bundle ? this.bundleArgs(bundle) : []), 'start', id], { id }); }
 
   /** `kill [--all] ID SIGNAL`. */
   async kill(id: string, signal: string, all = false): Promise<void> {
@@ -281,6 +287,16 @@ function signalNumber(signal: NodeJS.Signals | null): number {
   return signal ? (os.constants.signals[signal] ?? 0) : 0;
 }
 
+/** True when the bundle's spec joins a network namespace by path. */
+function joinsNetns(bundle: string): boolean {
+  try {
+    const spec = JSON.parse(fs.readFileSync(`${bundle}/config.json`, 'utf8')) as { linux?: { namespaces?: { type: string; path?: string }[] } };
+    return spec.linux?.namespaces?.some((n) => n.type === 'network' && typeof n.path === 'string' && n.path !== '') === true;
+  } catch {
+    return false; // no readable spec: the executor's own error says so
+  }
+}
+
 /** Chooses the executor: runc by default, crun when asked (it needs cgroups off on hybrid hosts). */
 export function makeExecutor(name: string, stateRoot: string, cgroupMode: 'v1' | 'v2' | 'hybrid'): OciExecutor {
   if (name === 'runc') return new OciExecutor({ name: 'runc', binary: 'runc', command: ['runc'], stateDir: `${stateRoot}/runc`, globalArgs: ['--root', `${stateRoot}/runc`] });
@@ -299,7 +315,13 @@ export function makeExecutor(name: string, stateRoot: string, cgroupMode: 'v1' |
     // host (the agent's); its network is the sandbox's own netns with loopback only.
     const platform = process.env.HUTCH_GVISOR_PLATFORM ?? 'ptrace';
     const globalArgs = ['--root', `${stateRoot}/runsc`, `--platform=${platform}`, '--network=none', '--host-uds=all'];
-    return new OciExecutor({ name: 'runsc', binary: 'runsc', command: ['runsc'], stateDir: `${stateRoot}/runsc`, globalArgs });
+    // A sandbox on a network of src/net joins the netns made for it. runsc's own netstack
+    // (--network=sandbox) cannot take it over here: this release's root-netns check fails on every
+    // netns of a recent kernel. So the sentry's sockets are the host kernel's, in that netns, where
+    // hutch's nftables rules hold (docs/gvisor.md); $HUTCH_GVISOR_NETWORK=sandbox picks the netstack.
+    const netMode = process.env.HUTCH_GVISOR_NETWORK ?? 'host';
+    const bundleArgs = (bundle: string) => (joinsNetns(bundle) ? [`--network=${netMode}`] : []);
+    return new OciExecutor({ name: 'runsc', binary: 'runsc', command: ['runsc'], stateDir: `${stateRoot}/runsc`, globalArgs, bundleArgs });
   }
   throw new HutchError('EINVAL', `unknown executor "${name}" (want runc, crun or runsc)`);
 }

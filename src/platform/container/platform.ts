@@ -45,6 +45,8 @@ export interface ContainerVariant {
   executor?: (opts: PlatformOptions, cgroupMode: 'v1' | 'v2' | 'hybrid') => OciExecutor;
   /** Changes the spec before it is written. */
   adaptSpec?(spec: Spec, cfg: SandboxConfig): void;
+  /** How the platform realises a sandbox's settings (hardening it does its own way); absent = as given. */
+  adaptConfig?(cfg: SandboxConfig): SandboxConfig;
   /** The exit watch's socket goes to the init as its stdin, not as fd 3 (an executor without --preserve-fds: runsc 2022-12). */
   exitWatchOnStdin?: boolean;
   /** Kills the container and removes the executor's state of it faster than its kill and delete; false: use those. */
@@ -89,7 +91,8 @@ export class ContainerPlatform implements Platform {
    * Writes the rootfs (overlay) and config.json of a sandbox; returns its handle. With `priv` (a
    * private id range), its idmapped lower dirs and host ids stand in for the shared ones.
    */
-  protected prepare(cfg: SandboxConfig, priv?: PrivateIds, seedUpper?: string): ContainerState {
+  protected prepare(given: SandboxConfig, priv?: PrivateIds, seedUpper?: string): ContainerState {
+    const cfg = this.variant.adaptConfig?.(given) ?? given;
     const l = layout(cfg.dir);
     const ids = priv?.ids ?? hostIdRange();
     const state = this.stateFor(cfg.id);
@@ -224,7 +227,7 @@ export class ContainerPlatform implements Platform {
   async start(h: PlatformHandle, mode: InitMode): Promise<void> {
     const s = openHandle(h);
     // A start that a crash interrupted may have started the init already: then only the agent is awaited.
-    if (this.initStarted(h) !== true) await this.executor.start(s.containerId);
+    if (this.initStarted(h) !== true) await this.executor.start(s.containerId, layout(h.dir).bundle);
     crashPoint('start:executor');
     if (mode === 'agent') await waitForAgent(s.containerId, h.dir, s.initPid, 10_000);
   }

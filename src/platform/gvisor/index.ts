@@ -12,7 +12,7 @@ import { layout, openHandle, sealHandle, type ContainerState } from '../containe
 import { waitForAgent } from '../container/agent-wait.js';
 import type { PlatformOptions } from '../registry.js';
 import type { CheckpointResult, PlatformHandle, SandboxConfig } from '../types.js';
-import { adaptSpecForGvisor } from './spec.js';
+import { adaptSpecForGvisor, configForGvisor } from './spec.js';
 import { killAndForgetRunscContainer } from './teardown.js';
 import { CHECKPOINT_IMAGE_DIR, CHECKPOINT_UPPER_DIR, quiesceAgent, upperDirOf, wakeAgent } from './checkpoint.js';
 
@@ -23,6 +23,7 @@ const GVISOR_VARIANT: ContainerVariant = {
   capabilities: { directExec: false, privateIds: false, checkpoint: true },
   executor: (opts) => makeExecutor('runsc', opts.stateRoot, 'v1'),
   adaptSpec: adaptSpecForGvisor,
+  adaptConfig: configForGvisor,
   exitWatchOnStdin: true,
   killAndForget: (e, s, bundle) => killAndForgetRunscContainer(e.config.stateDir, s.containerId, bundle, s.cgroupsPath),
 };

@@ -8,6 +8,15 @@ import type { SandboxConfig } from '../types.js';
 export const MIN_GVISOR_PIDS = 128;
 
 /**
+ * A sandbox on a network runs without an OCI user namespace: runsc's host network mode (the one
+ * that works here, see executor.ts) cannot set up its sandbox inside one. The sentry stays the
+ * boundary; the ids inside are then the rootfs's own.
+ */
+export function configForGvisor(cfg: SandboxConfig): SandboxConfig {
+  return cfg.network && cfg.hardening.userns ? { ...cfg, hardening: { ...cfg.hardening, userns: false } } : cfg;
+}
+
+/**
  * Adapts a hutch bundle for runsc:
  * - `rro` (recursive read-only, runc 1.1): runsc refuses the option; its binds are not recursive
  *   and `ro` makes them read-only;
