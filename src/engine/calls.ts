@@ -1,4 +1,5 @@
 // Calls into a running sandbox through its agent: processes, files, signals, ps, stats.
+import { networkManager } from './networks.js';
 import { HutchError } from '../errors.js';
 import type { AgentClient, ProcessHandle } from '../agent/index.js';
 import type { SandboxStats } from '../platform/index.js';
@@ -152,7 +153,10 @@ export class SandboxCalls {
   /** cpu, memory and pids of the sandbox, from its cgroups. */
   async stats(ref: string): Promise<SandboxStats> {
     const record = await this.readRunning(ref, 'read stats of', ['running', 'paused']);
-    return (await this.engine.platformOf(record)).stats(record.handle!);
+    const stats = await (await this.engine.platformOf(record)).stats(record.handle!);
+    // On a network: the packets its egress policy dropped (nftables counts them on the host).
+    if (record.network) stats.networkDroppedPackets = await (await networkManager()).droppedPackets(record.id);
+    return stats;
   }
 
   /** File calls, resolved inside the sandbox's own view by its agent. */

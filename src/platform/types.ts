@@ -120,6 +120,8 @@ export interface SandboxStats {
   diskLimitBytes?: number | null;
   diskInodes?: number | null;
   diskInodesLimit?: number | null;
+  /** On a network: packets its egress policy dropped (filled in by the engine from src/net's counters). */
+  networkDroppedPackets?: number | null;
 }
 
 /** One isolation platform (containers, gVisor, microVMs): docs/platforms.md. */

@@ -2,7 +2,7 @@
 // pool, fanned out synchronously to subscribers (the events stream of the API, tests, logs).
 
 /** What happened to a sandbox. */
-export type LifecycleEventType = 'created' | 'started' | 'paused' | 'resumed' | 'snapshotted' | 'restored' | 'stopped' | 'removed' | 'expired' | 'ttl-extended' | 'pool-claimed' | 'exec-started' | 'exec-exited';
+export type LifecycleEventType = 'created' | 'started' | 'paused' | 'resumed' | 'snapshotted' | 'restored' | 'stopped' | 'removed' | 'expired' | 'ttl-extended' | 'policy-changed' | 'pool-claimed' | 'exec-started' | 'exec-exited';
 
 /** One event: its type, the sandbox it is about, when (ISO time), and details. */
 export interface LifecycleEvent { type: LifecycleEventType; sandboxId: string; at: string; data?: Record<string, unknown> }

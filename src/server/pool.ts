@@ -28,6 +28,8 @@ export interface PoolOptions {
   checkIntervalMs?: number;
   /** The host id range of pooled sandboxes (default shared; hutchd passes its own). */
   idRange?: 'shared' | 'private';
+  /** The network its sandboxes are made on (hutchd's default; absent: none). */
+  network?: string;
   /**
    * Runs on each new pooled sandbox once started, before it is offered (hutchd: one exec, which
    * opens the agent connection the claimer will use and runs the agent's exec path once). A
@@ -104,6 +106,7 @@ export class WarmPool {
   private readonly concurrency: number;
   private readonly checkIntervalMs: number;
   private readonly idRange: 'shared' | 'private';
+  private readonly network: string;
   private readonly prepare: ((id: string) => Promise<void>) | undefined;
   private readonly refillDelayMs: number;
   private refillTimer: NodeJS.Timeout | undefined;
@@ -119,6 +122,7 @@ export class WarmPool {
     this.concurrency = opts.concurrency ?? 2;
     this.checkIntervalMs = opts.checkIntervalMs ?? 5000;
     this.idRange = opts.idRange ?? 'shared';
+    this.network = opts.network ?? 'none';
     this.prepare = opts.prepare;
     this.refillDelayMs = opts.refillDelayMs ?? 0;
     if (!Number.isFinite(this.refillDelayMs) || this.refillDelayMs < 0) throw new HutchError('EINVAL', `pool refill delay must be ≥ 0, not ${this.refillDelayMs}`);
@@ -289,7 +293,7 @@ export class WarmPool {
     try {
       // Nothing runs in a pooled sandbox before its claim: the image's Entrypoint and Cmd neither.
       const made = await this.engine.create({
-        rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.label, [MANAGED_LABEL]: MANAGED_BY }, platform: pool.platform,
+        rootfs: pool.spec.image, labels: { [POOL_LABEL]: pool.label, [MANAGED_LABEL]: MANAGED_BY }, platform: pool.platform, network: this.network,
         ...(pool.spec.limits ? { limits: pool.spec.limits } : {}), entrypoint: [],
         hardening: { idRange: (await this.engine.capabilities(pool.platform)).privateIds ? this.idRange : 'shared' },
       });

@@ -6,6 +6,7 @@ import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
 import { commandOf, envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import type { Route } from './router.js';
+import { networkOptionsOf } from './routes-network.js';
 import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, viewOf, type Services } from './services.js';
 
 const LIMIT_KEYS = ['memoryBytes', 'cpus', 'pids', 'diskBytes', 'diskInodes'];
@@ -37,7 +38,7 @@ export function ttlOf(s: Services, body: Record<string, unknown>): number {
   return ttl;
 }
 
-const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs', 'cmd', 'entrypoint', 'platform'];
+const CREATE_KEYS = ['image', 'name', 'limits', 'env', 'cwd', 'labels', 'ttlMs', 'cmd', 'entrypoint', 'platform', 'network', 'ports', 'policy'];
 
 /** The main command fields, as docker's: `cmd` replaces the image's Cmd, `entrypoint` its Entrypoint ([] = none, and no Cmd). */
 function mainOf(body: Record<string, unknown>): { cmd?: string[]; entrypoint?: string[] } {
@@ -65,7 +66,9 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   const limits = limitsOf(s, body);
   const main = mainOf(body);
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
-  if (name === undefined) {
+  const net = networkOptionsOf(s, body);
+  // Pooled sandboxes are on the server's default network with no published port and the default policy.
+  if (name === undefined && net.network === s.network.defaultMode && !net.ports && !net.policy) {
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main, platform });
     if (claimed) {
       // A cold create makes a missing working dir; a pooled sandbox was made before this one was known.
@@ -74,7 +77,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
     }
   }
   const made = await s.engine.create({
-    rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), platform,
+    rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), platform, ...net,
     hardening: { idRange: privateIds ? s.idRange : 'shared' },
     ...(main.cmd ? { command: main.cmd } : {}), ...(main.entrypoint ? { entrypoint: main.entrypoint } : {}),
   });

@@ -23,8 +23,9 @@ import { fileRoutes } from './routes-files.js';
 import { processRoutes } from './routes-processes.js';
 import { sandboxRoutes } from './routes-sandboxes.js';
 import { snapshotRoutes } from './routes-snapshots.js';
+import { networkRoutes } from './routes-network.js';
 import { serviceRoutes } from './routes-service.js';
-import { forgetServed, type ApiLimits, type Services } from './services.js';
+import { forgetServed, type ApiLimits, type NetworkSettings, type Services } from './services.js';
 import { processSocketRoutes } from './ws-process.js';
 import { watchSocketRoutes } from './ws-watch.js';
 
@@ -62,6 +63,8 @@ export interface HutchdOptions {
    * in another's; 'shared' = the one range the CLI's sandboxes use by default.
    */
   idRange?: 'shared' | 'private';
+  /** The network of sandboxes whose create names none (default none: loopback only), and whether clients may ask for the host's. */
+  network?: Partial<NetworkSettings>;
 }
 
 const DEFAULT_LIMITS: ApiLimits = {
@@ -105,10 +108,10 @@ export class Hutchd {
     const events = new EventBus();
     const calls = new SandboxCalls(engine);
     const services: Services = {
-      engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, outputBudget: new OutputBudget(limits.maxBufferedOutputBytes), servedIds: new Map(), idRange,
+      engine, calls, events, metrics: new Metrics(), processes: new ProcessTable(), limits, outputBudget: new OutputBudget(limits.maxBufferedOutputBytes), servedIds: new Map(), idRange, network: { defaultMode: opts.network?.defaultMode ?? 'none', allowHost: opts.network?.allowHost === true },
       lifetime: new LifetimeKeeper(engine, events, { defaultTtlMs: limits.defaultTtlMs, maxTtlMs: limits.maxTtlMs, sweepIntervalMs: opts.sweepIntervalMs ?? 5000 }),
       pool: new WarmPool(engine, events, (opts.pools ?? []).map((p) => ({ ...p, limits: { ...limits.defaultSandboxLimits, ...p.limits } })), {
-        concurrency: opts.poolConcurrency ?? 1, idRange, prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,
+        concurrency: opts.poolConcurrency ?? 1, idRange, network: opts.network?.defaultMode ?? 'none', prepare: (id) => warmUp(calls, id), refillDelayMs: POOL_REFILL_DELAY_MS,
       }),
     };
     events.subscribe((e) => {
@@ -118,13 +121,14 @@ export class Hutchd {
     });
     const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxJsonBytes });
     const router = new Router();
-    router.add(...sandboxRoutes(services), ...snapshotRoutes(services), ...processRoutes(services), ...fileRoutes(services),
+    router.add(...sandboxRoutes(services), ...snapshotRoutes(services), ...networkRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) });
     d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : defaultSocketOf(engine.store.root));
     try {
       d.recovered = await services.lifetime.recover();
+      await collectNetworkLeftovers(engine);
       services.lifetime.start();
       services.pool.start();
       if (socketPath) await d.listenUnix(socketPath);
@@ -287,4 +291,11 @@ async function warmUp(calls: SandboxCalls, id: string): Promise<void> {
   p.stderr.resume();
   const exit = await p.wait();
   if (exit.exitCode !== 0) throw new HutchError('EEXEC', `warming up pooled sandbox ${id}: true exited ${exit.exitCode ?? exit.signal}`, { id });
+}
+
+/** Detaches what a crash left on hutch's networks: leases whose sandbox's dir is gone (any state root's). */
+async function collectNetworkLeftovers(engine: Engine): Promise<void> {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  await (await engine.networks()).collectGarbage((l) => !fs.existsSync(path.join(l.root, 'sandboxes', l.id)));
 }

@@ -3,12 +3,16 @@
 import type { Engine, SandboxCalls, SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
+import type { PortMapping } from '../net/index.js';
 import { MANAGED_LABEL, POOL_LABEL, TTL_LABEL, type EventBus, type LifetimeKeeper, type Metrics, type WarmPool } from './parts.js';
 import type { OutputBudget } from './output-budget.js';
 import type { ProcessTable } from './processes.js';
 import { endOf, type SandboxEnd } from './sandbox-end.js';
 
 /** Limits and defaults of the API. */
+/** What hutchd does about networks (HutchdOptions.network). */
+export interface NetworkSettings { defaultMode: string; allowHost: boolean }
+
 export interface ApiLimits {
   /** Largest JSON request body (bytes). */
   maxJsonBytes: number;
@@ -41,6 +45,8 @@ export interface Services {
   servedIds: Map<string, string>;
   /** The host id range of every sandbox this hutchd makes (HutchdOptions.idRange). */
   idRange: 'shared' | 'private';
+  /** The network of a create that names none, and whether `host` may be asked for. */
+  network: NetworkSettings;
 }
 
 /** A sandbox as the API shows it. */
@@ -57,6 +63,8 @@ export interface SandboxView extends SandboxEnd {
   labels: Record<string, string>;
   limits: Limits;
   note?: string;
+  /** Its network: none, host, bridge or a named one, with its address and published ports on the last two. */
+  network: { name: string; address?: string; ports?: PortMapping[] };
 }
 
 /** Labels of hutch's own (hidden from the API's label map, refused from clients). */
@@ -75,6 +83,7 @@ export function viewOf(info: SandboxInfo): SandboxView {
     id: info.id, name: info.name, image: info.image?.ref ?? (info.rootfs.endsWith('/busybox') ? 'busybox' : info.rootfs), platform: info.platform ?? 'container',
     status: info.status, createdAt: info.createdAt, ...(info.startedAt ? { startedAt: info.startedAt } : {}),
     ...(expiresAt ? { expiresAt } : {}), labels, limits: info.limits, ...endOf(info), ...(info.note ? { note: info.note } : {}),
+    network: info.network ? { name: info.network.name, ...(info.network.address ? { address: info.network.address } : {}), ports: info.network.ports ?? [] } : { name: info.hardening.network },
   };
 }
 

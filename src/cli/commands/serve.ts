@@ -1,7 +1,7 @@
 // hutch serve: run hutchd, the HTTP + WebSocket API, until SIGTERM or SIGINT.
 import { HutchError } from '../../errors.js';
 import { parseSize } from '../../engine/options.js';
-import { list, str, type ParsedArgs } from '../args.js';
+import { bool, list, str, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import type { Limits } from '../../platform/index.js';
 
@@ -56,7 +56,7 @@ function defaultSandboxLimits(f: ParsedArgs['flags']): Limits {
 }
 
 export const command: Command = {
-  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--platform NAME] [--pool IMAGE=N[@PLATFORM]]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
+  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--platform NAME] [--network MODE] [--allow-host-network] [--pool IMAGE=N[@PLATFORM]]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
   flags: [
     { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default hutchd.sock in the state root: /run/hutch/hutchd.sock; mode 0600)' },
@@ -64,6 +64,8 @@ export const command: Command = {
     { name: 'token-file', kind: 'string', value: 'FILE', help: 'bearer tokens, one per line (at least 16 characters each)' },
     { name: 'pool', kind: 'list', value: 'IMAGE=N[@PLATFORM]', help: 'keep N ready sandboxes of IMAGE, on PLATFORM (default: --platform) (repeatable)' },
     { name: 'platform', kind: 'string', value: 'NAME', help: 'platform of sandboxes whose create names none: container (default, or $HUTCH_PLATFORM) or gvisor' },
+    { name: 'network', kind: 'string', value: 'MODE', help: 'network of sandboxes whose create names none: none (default), bridge or a named network (its pools\' too)' },
+    { name: 'allow-host-network', kind: 'bool', help: 'let clients ask for the host\'s network (network: host); refused otherwise' },
     { name: 'pool-concurrency', kind: 'string', value: 'N', help: 'pool sandboxes made at once (default 1)' },
     { name: 'default-ttl', kind: 'string', value: 'DURATION', help: 'time to live of a sandbox when the client gives none (default 10m)' },
     { name: 'max-ttl', kind: 'string', value: 'DURATION', help: 'the longest time to live a client may ask for (default 24h)' },
@@ -116,6 +118,7 @@ export const command: Command = {
       ...(socket ? { socketPath: socket } : {}), ...(listen ? { listen: parseListen(listen) } : {}), ...(tokenFile ? { tokenFile } : {}),
       pools, limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
+      network: { defaultMode: str(f, 'network') ?? 'none', allowHost: bool(f, 'allow-host-network') },
     });
     const r = d.recovered;
     if (r.adopted.length || r.removed.length || r.failed.length) {
