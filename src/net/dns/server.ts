@@ -7,6 +7,7 @@
 // the name does not exist, carries no SOA and so is cached as nothing, and shows as a policy
 // denial (not a typo) in the sandbox's dig or logs.
 import * as dgram from 'node:dgram';
+import { setMaxListeners } from 'node:events';
 import * as net from 'node:net';
 import { HutchError } from '../../errors.js';
 import {
@@ -79,6 +80,8 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   const listeners: Listener[] = [];
   const tcpConns = new Set<net.Socket>();
   const stop = new AbortController();
+  // Every upstream exchange in flight listens for close: up to maxInFlight of them, not a leak.
+  setMaxListeners(maxInFlight + 16, stop.signal);
   let inFlight = 0;
   let closed = false;
 

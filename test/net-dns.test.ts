@@ -1,0 +1,344 @@
+// The sandbox DNS server over real loopback sockets, against upstreams this file runs itself
+// (built with the same codec); and the codec alone. Every address used is 127.0.0.1.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isHutchError } from '../src/errors.js';
+import {
+  DnsRcode, DnsType, addressesInAnswer, buildFormatError, buildQuery, buildResponse, hostResolvers, parseQuery,
+  parseResponse, startDnsServer,
+  type DnsAddress, type DnsAnswerRecord, type DnsDecision, type DnsQuery, type DnsServerOptions,
+} from '../src/net/dns/index.js';
+import { formatIPv6, parseIPv6 } from '../src/net/dns/message.js';
+
+const LOOPBACK = '127.0.0.1';
+
+/** A fake upstream on loopback (UDP and TCP, one port): `reply` makes each answer, null for none. */
+async function fakeUpstream(reply: (q: DnsQuery, viaTcp: boolean) => Buffer | null) {
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, LOOPBACK, r));
+  const port = udp.address().port;
+  const conns = new Set<net.Socket>();
+  const stats = { udp: 0, tcp: 0 };
+  udp.on('message', (msg, rinfo) => {
+    stats.udp++;
+    const out = reply(parseQuery(msg), false);
+    if (out) udp.send(out, rinfo.port, rinfo.address);
+  });
+  const tcp = net.createServer((s) => {
+    conns.add(s);
+    s.on('close', () => conns.delete(s));
+    s.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        stats.tcp++;
+        const out = reply(parseQuery(msg), true);
+        if (out) { const p = Buffer.alloc(2); p.writeUInt16BE(out.length); s.write(Buffer.concat([p, out])); }
+      }
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(port, LOOPBACK, r));
+  return {
+    endpoint: { address: LOOPBACK, port },
+    stats,
+    async close() {
+      for (const s of conns) s.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+    },
+  };
+}
+
+/** An upstream answering from a table of name → records (NXDOMAIN for others). */
+function tableReply(table: Map<string, DnsAnswerRecord[]>) {
+  return (q: DnsQuery): Buffer => {
+    const records = table.get(q.question.name);
+    return records === undefined ? buildResponse(q, DnsRcode.NXDOMAIN) : buildResponse(q, DnsRcode.NOERROR, { records });
+  };
+}
+
+/** Sends one datagram to 127.0.0.1:port; resolves with the first reply, or null after `waitMs`. */
+async function askUdp(port: number, msg: Buffer, waitMs = 3000): Promise<Buffer | null> {
+  const s = dgram.createSocket('udp4');
+  try {
+    return await new Promise<Buffer | null>((resolve) => {
+      const t = setTimeout(() => resolve(null), waitMs);
+      s.on('message', (m) => { clearTimeout(t); resolve(m); });
+      s.send(msg, port, LOOPBACK);
+    });
+  } finally {
+    s.close();
+  }
+}
+
+/** Sends length-prefixed queries over one TCP connection; resolves with the `expect` replies in arrival order. */
+async function askTcp(port: number, msgs: Buffer[], expect = msgs.length): Promise<Buffer[]> {
+  const s = net.connect(port, LOOPBACK);
+  try {
+    return await new Promise<Buffer[]>((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      const out: Buffer[] = [];
+      s.on('error', reject);
+      s.on('connect', () => {
+        for (const m of msgs) { const p = Buffer.alloc(2); p.writeUInt16BE(m.length); s.write(Buffer.concat([p, m])); }
+      });
+      s.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          out.push(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+          buf = buf.subarray(2 + out[out.length - 1]!.length);
+        }
+        if (out.length >= expect) resolve(out);
+      });
+    });
+  } finally {
+    s.destroy();
+  }
+}
+
+type Reported = { clientIp: string; name: string; addrs: DnsAddress[] };
+
+/** A server on 127.0.0.1:0 with recording callbacks; `o` overrides any option. */
+async function server(o: Partial<DnsServerOptions> & { upstreams: DnsServerOptions['upstreams'] }) {
+  const reported: Reported[] = [];
+  const srv = await startDnsServer({
+    listen: [{ address: LOOPBACK, port: 0 }],
+    decide: (): DnsDecision => 'allow',
+    localAnswer: () => null,
+    onAnswer: (clientIp, name, addrs) => { reported.push({ clientIp, name, addrs }); },
+    timeoutMs: 1500,
+    ...o,
+  });
+  return { srv, port: srv.addresses()[0]!.port, reported };
+}
+
+const a = (data: string, ttl = 60): DnsAnswerRecord => ({ type: DnsType.A, ttl, data });
+
+test('codec: queries and answers round-trip; CNAME chains are followed with the smallest TTL', () => {
+  const q = parseQuery(buildQuery({ id: 0x1234, name: 'WWW.Example.org.', type: DnsType.A }));
+  assert.equal(q.header.id, 0x1234);
+  assert.deepEqual(q.question, { name: 'www.example.org', type: DnsType.A, class: 1 });
+  assert.equal(q.udpPayloadSize, 512);
+  const msg = buildResponse(q, DnsRcode.NOERROR, {
+    records: [
+      { type: DnsType.CNAME, ttl: 300, data: 'edge.cdn.net' },
+      { name: 'edge.cdn.net', type: DnsType.A, ttl: 30, data: '192.0.2.7' },
+      { name: 'edge.cdn.net', type: DnsType.AAAA, ttl: 900, data: '2001:db8::7' },
+      { name: 'other.net', type: DnsType.A, ttl: 60, data: '198.51.100.1' }, // not on the chain
+    ],
+  });
+  const r = parseResponse(msg);
+  assert.equal(r.header.id, 0x1234);
+  assert.equal(r.header.qr, true);
+  assert.equal(r.answers.length, 4);
+  assert.deepEqual(addressesInAnswer(r.answers, 'www.example.org'), [
+    { address: '192.0.2.7', ttl: 30, family: 4 },
+    { address: '2001:db8::7', ttl: 300, family: 6 },
+  ]);
+  assert.equal(parseResponse(buildResponse(q, DnsRcode.REFUSED)).header.rcode, DnsRcode.REFUSED);
+  const fe = buildFormatError(buildQuery({ id: 9, name: 'x', type: 1 }))!;
+  assert.equal(parseResponse(fe).header.rcode, DnsRcode.FORMERR);
+  for (const t of ['::', '::1', '2001:db8::1:0:0:1', 'fe80::1:2', '1:2:3:4:5:6:7:8', '::ffff:192.0.2.1']) {
+    assert.equal(formatIPv6(parseIPv6(t)), t === '::ffff:192.0.2.1' ? '::ffff:c000:201' : t);
+  }
+});
+
+test('codec: hostile names are typed errors (loops, forward pointers, 300 bytes, truncation, dots in labels)', () => {
+  const head = (qd: number) => Buffer.from([0, 1, 0, 0, 0, qd, 0, 0, 0, 0, 0, 0]);
+  const loop = Buffer.concat([head(1), Buffer.from([0xc0, 12, 0, 1, 0, 1])]);
+  const forward = Buffer.concat([head(1), Buffer.from([0xc0, 14, 1, 0x61, 0, 0, 1, 0, 1])]);
+  const long = Buffer.concat([head(1), ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([59]), Buffer.alloc(59, 0x61)])), Buffer.from([0, 0, 1, 0, 1])]);
+  const cut = Buffer.concat([head(1), Buffer.from([10, 0x61, 0x62])]);
+  for (const [what, m] of [['loop', loop], ['forward', forward], ['long', long], ['cut', cut], ['qd0', head(0)], ['qd5', head(5)], ['short', Buffer.alloc(3)]] as const) {
+    assert.throws(() => parseQuery(m), (e) => isHutchError(e, 'EPROTO'), what);
+  }
+  const dotted = parseQuery(Buffer.concat([head(1), Buffer.from([3, 0x61, 0x2e, 0x62, 3, 0x63, 0x6f, 0x6d, 0, 0, 1, 0, 1])]));
+  assert.equal(dotted.question.name, 'a\\.b.com');
+});
+
+test('forwards, reports addresses and TTLs, and reports a changed address on the next query', async () => {
+  const table = new Map([['api.example.com', [a('192.0.2.10', 120)]]]);
+  const up = await fakeUpstream(tableReply(table));
+  const { srv, port, reported } = await server({ upstreams: [up.endpoint] });
+  try {
+    const r1 = parseResponse((await askUdp(port, buildQuery({ id: 77, name: 'api.example.com', type: DnsType.A })))!);
+    assert.equal(r1.header.id, 77);
+    assert.equal(r1.answers[0]!.data, '192.0.2.10');
+    table.set('api.example.com', [a('192.0.2.11', 15)]);
+    const r2 = parseResponse((await askUdp(port, buildQuery({ id: 78, name: 'api.example.com', type: DnsType.A })))!);
+    assert.equal(r2.answers[0]!.data, '192.0.2.11');
+    assert.deepEqual(reported, [
+      { clientIp: LOOPBACK, name: 'api.example.com', addrs: [{ address: '192.0.2.10', ttl: 120, family: 4 }] },
+      { clientIp: LOOPBACK, name: 'api.example.com', addrs: [{ address: '192.0.2.11', ttl: 15, family: 4 }] },
+    ]);
+    const nx = parseResponse((await askUdp(port, buildQuery({ id: 79, name: 'nope.example.com', type: DnsType.A })))!);
+    assert.equal(nx.header.rcode, DnsRcode.NXDOMAIN);
+    assert.equal(reported.length, 2);
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('local names are answered from the table; refused names get REFUSED; neither reaches upstream', async () => {
+  const up = await fakeUpstream(tableReply(new Map()));
+  const decide = (_ip: string, name: string): DnsDecision => (name.endsWith('.hutch') ? 'local' : name === 'evil.com' ? 'refuse' : 'allow');
+  const localAnswer = (_ip: string, name: string) => (name === 'web.hutch' ? ['10.88.0.5', 'fd00::5'] : null);
+  const { srv, port, reported } = await server({ upstreams: [up.endpoint], decide, localAnswer });
+  try {
+    const r = parseResponse((await askUdp(port, buildQuery({ id: 1, name: 'Web.Hutch', type: DnsType.A })))!);
+    assert.equal(r.header.rcode, DnsRcode.NOERROR);
+    assert.equal(r.header.aa, true);
+    assert.deepEqual(r.answers.map((x) => [x.name, x.data, x.ttl]), [['web.hutch', '10.88.0.5', 5]]);
+    const six = parseResponse((await askUdp(port, buildQuery({ id: 2, name: 'web.hutch', type: DnsType.AAAA })))!);
+    assert.deepEqual(six.answers.map((x) => x.data), ['fd00::5']);
+    const mx = parseResponse((await askUdp(port, buildQuery({ id: 3, name: 'web.hutch', type: 15 })))!);
+    assert.deepEqual([mx.header.rcode, mx.answers.length], [DnsRcode.NOERROR, 0]);
+    const gone = parseResponse((await askUdp(port, buildQuery({ id: 4, name: 'db.hutch', type: DnsType.A })))!);
+    assert.equal(gone.header.rcode, DnsRcode.NXDOMAIN);
+    const evil = parseResponse((await askUdp(port, buildQuery({ id: 5, name: 'EVIL.com', type: DnsType.A })))!);
+    assert.equal(evil.header.rcode, DnsRcode.REFUSED);
+    assert.equal(evil.header.id, 5);
+    assert.deepEqual([up.stats.udp, up.stats.tcp, reported.length], [0, 0, 0]);
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('an upstream that never answers gives SERVFAIL within the timeout; a second upstream takes over', async () => {
+  const silent = await fakeUpstream(() => null);
+  const good = await fakeUpstream(tableReply(new Map([['x.org', [a('192.0.2.1')]]])));
+  const only = await server({ upstreams: [silent.endpoint], timeoutMs: 400 });
+  const both = await server({ upstreams: [silent.endpoint, good.endpoint], timeoutMs: 800 });
+  try {
+    let t0 = Date.now();
+    const r = parseResponse((await askUdp(only.port, buildQuery({ id: 5, name: 'x.org', type: DnsType.A })))!);
+    assert.equal(r.header.rcode, DnsRcode.SERVFAIL);
+    assert.ok(Date.now() - t0 < 1000, `SERVFAIL after ${Date.now() - t0} ms`);
+    t0 = Date.now();
+    const f = parseResponse((await askUdp(both.port, buildQuery({ id: 6, name: 'x.org', type: DnsType.A })))!);
+    assert.equal(f.answers[0]!.data, '192.0.2.1');
+    assert.ok(Date.now() - t0 < 1200);
+    assert.equal(both.reported.length, 1);
+  } finally {
+    await only.srv.close();
+    await both.srv.close();
+    await silent.close();
+    await good.close();
+  }
+});
+
+test('TCP queries are forwarded over TCP; a truncated UDP answer is fetched again over TCP', async () => {
+  const full = [a('192.0.2.21'), a('192.0.2.22')];
+  const up = await fakeUpstream((q, viaTcp) => (viaTcp
+    ? buildResponse(q, DnsRcode.NOERROR, { records: full })
+    : buildResponse(q, DnsRcode.NOERROR, { truncated: true })));
+  const { srv, port, reported } = await server({ upstreams: [up.endpoint] });
+  try {
+    const [r] = await askTcp(port, [buildQuery({ id: 11, name: 'big.example', type: DnsType.A })]);
+    assert.deepEqual(parseResponse(r!).answers.map((x) => x.data), ['192.0.2.21', '192.0.2.22']);
+    assert.deepEqual([up.stats.udp, up.stats.tcp], [0, 1]);
+    const u = parseResponse((await askUdp(port, buildQuery({ id: 12, name: 'big.example', type: DnsType.A })))!);
+    assert.equal(u.header.tc, false);
+    assert.equal(u.answers.length, 2);
+    assert.deepEqual([up.stats.udp, up.stats.tcp], [1, 2]);
+    assert.equal(reported.length, 2);
+    // Pipelined queries on one connection are all answered.
+    const many = await askTcp(port, Array.from({ length: 20 }, (_, i) => buildQuery({ id: 100 + i, name: 'big.example', type: DnsType.A })));
+    assert.deepEqual(many.map((m) => parseResponse(m).header.id).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => 100 + i));
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('hostile packets get no answer or FORMERR, and the server keeps answering', async () => {
+  const up = await fakeUpstream(tableReply(new Map([['ok.test', [a('192.0.2.9')]]])));
+  const { srv, port } = await server({ upstreams: [up.endpoint] });
+  const head = (qd: number) => Buffer.from([0xab, 0xcd, 1, 0, 0, qd, 0, 0, 0, 0, 0, 0]);
+  const label = Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]);
+  const hostile: [string, Buffer][] = [
+    ['empty', Buffer.alloc(0)],
+    ['garbage', Buffer.from('\x01\x02\x03 not dns at all, really not', 'latin1')],
+    ['random', Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 7919) & 0xff))],
+    ['loop', Buffer.concat([head(1), Buffer.from([0xc0, 12, 0, 1, 0, 1])])],
+    ['300-byte name', Buffer.concat([head(1), label, label, label, label, label, Buffer.from([0, 0, 1, 0, 1])])],
+    ['qdcount 0', head(0)],
+    ['qdcount 5', Buffer.concat([head(5), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)])],
+    ['a response', Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)])],
+    ['oversized', Buffer.concat([buildQuery({ id: 2, name: 'ok.test', type: 1 }), Buffer.alloc(600)])],
+  ];
+  try {
+    for (const [what, msg] of hostile) {
+      const reply = await askUdp(port, msg, 150);
+      if (reply !== null) assert.equal(parseResponse(reply).header.rcode, DnsRcode.FORMERR, what);
+    }
+    const [tcpReply] = await askTcp(port, [hostile[3]![1], buildQuery({ id: 3, name: 'ok.test', type: 1 })], 2);
+    assert.equal(parseResponse(tcpReply!).header.rcode, DnsRcode.FORMERR);
+    const ok = parseResponse((await askUdp(port, buildQuery({ id: 4, name: 'ok.test', type: DnsType.A })))!);
+    assert.equal(ok.answers[0]!.data, '192.0.2.9');
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('many queries at once are all answered; beyond maxInFlight they are dropped, not queued', async () => {
+  const up = await fakeUpstream(tableReply(new Map([['bulk.test', [a('192.0.2.50')]]])));
+  const { srv, port } = await server({ upstreams: [up.endpoint] });
+  const slow = await fakeUpstream(() => null);
+  const tight = await server({ upstreams: [slow.endpoint], maxInFlight: 2, timeoutMs: 300 });
+  try {
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => askUdp(port, buildQuery({ id: i, name: 'bulk.test', type: DnsType.A }))));
+    assert.ok(replies.every((r, i) => r !== null && parseResponse(r).header.id === i && parseResponse(r).answers.length === 1));
+    const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => askUdp(tight.port, buildQuery({ id: i, name: 'q.test', type: 1 }), 1000)));
+    assert.equal(burst.filter((r) => r !== null).length, 2);
+  } finally {
+    await srv.close();
+    await tight.srv.close();
+    await up.close();
+    await slow.close();
+  }
+});
+
+test('listeners come and go while the server runs; TCP connections are limited', async () => {
+  const up = await fakeUpstream(tableReply(new Map([['l.test', [a('192.0.2.60')]]])));
+  const { srv, port } = await server({ upstreams: [up.endpoint], maxTcpConnections: 1 });
+  try {
+    const second = await srv.addListener({ address: LOOPBACK, port: 0 });
+    assert.equal(srv.addresses().length, 2);
+    assert.ok(await askUdp(second.port, buildQuery({ id: 1, name: 'l.test', type: 1 })));
+    await srv.removeListener(second);
+    assert.equal(await askUdp(second.port, buildQuery({ id: 2, name: 'l.test', type: 1 }), 200), null);
+    await assert.rejects(srv.removeListener(second), (e) => isHutchError(e, 'ENOTFOUND'));
+    const held = net.connect(port, LOOPBACK);
+    await new Promise((r) => held.on('connect', r));
+    await new Promise((r) => setTimeout(r, 50));
+    const closedAtOnce = net.connect(port, LOOPBACK).on('error', () => undefined);
+    await new Promise((r) => closedAtOnce.on('close', r));
+    held.destroy();
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('hostResolvers reads nameserver lines of a resolv.conf', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hutch-dns-'));
+  try {
+    const file = path.join(dir, 'resolv.conf');
+    fs.writeFileSync(file, '# c\nsearch x\nnameserver 192.0.2.53\nnameserver   2001:db8::53\nnameserver bogus\noptions ndots:1\n');
+    assert.deepEqual(hostResolvers(file), [{ address: '192.0.2.53', port: 53 }, { address: '2001:db8::53', port: 53 }]);
+    assert.deepEqual(hostResolvers(path.join(dir, 'missing')), []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
