@@ -265,23 +265,30 @@ test('hostile packets get no answer or FORMERR, and the server keeps answering',
   const { srv, port } = await server({ upstreams: [up.endpoint] });
   const head = (qd: number) => Buffer.from([0xab, 0xcd, 1, 0, 0, qd, 0, 0, 0, 0, 0, 0]);
   const label = Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]);
-  const hostile: [string, Buffer][] = [
-    ['empty', Buffer.alloc(0)],
-    ['garbage', Buffer.from('\x01\x02\x03 not dns at all, really not', 'latin1')],
-    ['random', Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 7919) & 0xff))],
-    ['loop', Buffer.concat([head(1), Buffer.from([0xc0, 12, 0, 1, 0, 1])])],
-    ['300-byte name', Buffer.concat([head(1), label, label, label, label, label, Buffer.from([0, 0, 1, 0, 1])])],
-    ['qdcount 0', head(0)],
-    ['qdcount 5', Buffer.concat([head(5), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)])],
-    ['a response', Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)])],
-    ['oversized', Buffer.concat([buildQuery({ id: 2, name: 'ok.test', type: 1 }), Buffer.alloc(600)])],
+  // What each gets: FORMERR (a readable query header, an unreadable rest) or nothing at all.
+  const hostile: [string, Buffer, 'formerr' | 'none'][] = [
+    ['empty', Buffer.alloc(0), 'none'],
+    ['short', Buffer.from([1, 2, 3]), 'none'],
+    ['garbage', Buffer.from('\x01\x02\x03 not dns at all, really not', 'latin1'), 'formerr'],
+    ['random, QR set', Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 7919) & 0xff)), 'none'],
+    ['compression loop', Buffer.concat([head(1), Buffer.from([0xc0, 12, 0, 1, 0, 1])]), 'formerr'],
+    ['300-byte name', Buffer.concat([head(1), label, label, label, label, label, Buffer.from([0, 0, 1, 0, 1])]), 'formerr'],
+    ['qdcount 0', head(0), 'formerr'],
+    ['qdcount 5', Buffer.concat([head(5), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)]), 'formerr'],
+    ['a response', Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]), buildQuery({ id: 1, name: 'ok.test', type: 1 }).subarray(12)]), 'none'],
+    ['over 512 bytes', Buffer.concat([buildQuery({ id: 2, name: 'ok.test', type: 1 }), Buffer.alloc(600)]), 'none'],
   ];
   try {
-    for (const [what, msg] of hostile) {
-      const reply = await askUdp(port, msg, 150);
-      if (reply !== null) assert.equal(parseResponse(reply).header.rcode, DnsRcode.FORMERR, what);
+    for (const [what, msg, expected] of hostile) {
+      const reply = await askUdp(port, msg, expected === 'none' ? 150 : 2000);
+      if (expected === 'none') assert.equal(reply, null, what);
+      else {
+        const r = parseResponse(reply!);
+        assert.deepEqual([r.header.rcode, r.header.id], [DnsRcode.FORMERR, msg.readUInt16BE(0)], what);
+      }
     }
-    const [tcpReply] = await askTcp(port, [hostile[3]![1], buildQuery({ id: 3, name: 'ok.test', type: 1 })], 2);
+    assert.equal(up.stats.udp, 0);
+    const [tcpReply] = await askTcp(port, [hostile[4]![1], buildQuery({ id: 3, name: 'ok.test', type: 1 })], 2);
     assert.equal(parseResponse(tcpReply!).header.rcode, DnsRcode.FORMERR);
     const ok = parseResponse((await askUdp(port, buildQuery({ id: 4, name: 'ok.test', type: DnsType.A })))!);
     assert.equal(ok.answers[0]!.data, '192.0.2.9');
@@ -291,19 +298,23 @@ test('hostile packets get no answer or FORMERR, and the server keeps answering',
   }
 });
 
-test('many queries at once are all answered; beyond maxInFlight they are dropped, not queued', async () => {
+test('many queries at once are all answered; beyond maxInFlight (in all, per client) they are dropped, not queued', async () => {
   const up = await fakeUpstream(tableReply(new Map([['bulk.test', [a('192.0.2.50')]]])));
-  const { srv, port } = await server({ upstreams: [up.endpoint] });
+  const { srv, port } = await server({ upstreams: [up.endpoint], maxInFlightPerClient: 256 });
   const slow = await fakeUpstream(() => null);
   const tight = await server({ upstreams: [slow.endpoint], maxInFlight: 2, timeoutMs: 300 });
+  const perClient = await server({ upstreams: [slow.endpoint], maxInFlight: 100, maxInFlightPerClient: 3, timeoutMs: 300 });
   try {
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => askUdp(port, buildQuery({ id: i, name: 'bulk.test', type: DnsType.A }))));
     assert.ok(replies.every((r, i) => r !== null && parseResponse(r).header.id === i && parseResponse(r).answers.length === 1));
     const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => askUdp(tight.port, buildQuery({ id: i, name: 'q.test', type: 1 }), 1000)));
     assert.equal(burst.filter((r) => r !== null).length, 2);
+    const mine = await Promise.all(Array.from({ length: 6 }, (_, i) => askUdp(perClient.port, buildQuery({ id: i, name: 'q.test', type: 1 }), 1000)));
+    assert.equal(mine.filter((r) => r !== null).length, 3);
   } finally {
     await srv.close();
     await tight.srv.close();
+    await perClient.srv.close();
     await up.close();
     await slow.close();
   }
@@ -340,5 +351,48 @@ test('hostResolvers reads nameserver lines of a resolv.conf', () => {
     assert.deepEqual(hostResolvers(path.join(dir, 'missing')), []);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the answer waits for onAnswer; a failing or stuck callback gives SERVFAIL, not a hang', async () => {
+  const up = await fakeUpstream(tableReply(new Map([['slow.test', [a('192.0.2.70')]], ['fail.test', [a('192.0.2.71')]]])));
+  const events: string[] = [];
+  const { srv, port } = await server({
+    upstreams: [up.endpoint],
+    timeoutMs: 400,
+    decide: (_ip, name) => (name === 'stuck.test' ? new Promise<DnsDecision>(() => undefined) : 'allow'),
+    onAnswer: async (_ip, name) => {
+      if (name === 'fail.test') throw new Error('nft failed');
+      await new Promise((r) => setTimeout(r, 100));
+      events.push('allowed');
+    },
+  });
+  try {
+    const r = await askUdp(port, buildQuery({ id: 1, name: 'slow.test', type: 1 }));
+    events.push('answered');
+    assert.deepEqual(events, ['allowed', 'answered']);
+    assert.equal(parseResponse(r!).answers[0]!.data, '192.0.2.70');
+    assert.equal(parseResponse((await askUdp(port, buildQuery({ id: 2, name: 'fail.test', type: 1 })))!).header.rcode, DnsRcode.SERVFAIL);
+    const t0 = Date.now();
+    assert.equal(parseResponse((await askUdp(port, buildQuery({ id: 3, name: 'stuck.test', type: 1 })))!).header.rcode, DnsRcode.SERVFAIL);
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('an idle TCP connection is closed after tcpIdleMs', async () => {
+  const up = await fakeUpstream(() => null);
+  const { srv, port } = await server({ upstreams: [up.endpoint], tcpIdleMs: 150 });
+  try {
+    const s = net.connect(port, LOOPBACK).on('error', () => undefined);
+    const t0 = Date.now();
+    await new Promise((r) => s.on('close', r));
+    const took = Date.now() - t0;
+    assert.ok(took >= 100 && took < 1500, `closed after ${took} ms`);
+  } finally {
+    await srv.close();
+    await up.close();
   }
 });

@@ -35,8 +35,12 @@ export interface DnsServerOptions {
   timeoutMs?: number;
   /** Questions being answered at once; more are dropped, as a busy resolver does (default 256). */
   maxInFlight?: number;
+  /** Of those, from one client: one sandbox cannot take every slot from the others (default 32). */
+  maxInFlightPerClient?: number;
   /** TCP connections at once, over all listeners; more are closed at once (default 64). */
   maxTcpConnections?: number;
+  /** Of those, from one client (default 8). */
+  maxTcpConnectionsPerClient?: number;
   /** A TCP connection with nothing to read or write for this long is closed (default 10000 ms). */
   tcpIdleMs?: number;
   /** TTL of local answers (default 5 s: sandboxes come and go). */
@@ -67,6 +71,11 @@ function clientAddress(a: string | undefined): string {
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }
 
+function countDown(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 1) - 1;
+  if (n <= 0) counts.delete(key); else counts.set(key, n);
+}
+
 const sameEndpoint = (a: DnsEndpoint, b: DnsEndpoint): boolean => a.address === b.address && a.port === b.port;
 
 /** Starts the sandbox DNS server on `opts.listen`; resolves once every address is bound. */
@@ -74,7 +83,9 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   const upstreams = opts.upstreams ?? hostResolvers();
   const timeoutMs = opts.timeoutMs ?? 4000;
   const maxInFlight = opts.maxInFlight ?? 256;
+  const maxPerClient = opts.maxInFlightPerClient ?? 32;
   const maxTcp = opts.maxTcpConnections ?? 64;
+  const maxTcpPerClient = opts.maxTcpConnectionsPerClient ?? 8;
   const tcpIdleMs = opts.tcpIdleMs ?? 10_000;
   const localTtl = opts.localTtl ?? 5;
   const listeners: Listener[] = [];
@@ -83,6 +94,8 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   // Every upstream exchange in flight listens for close: up to maxInFlight of them, not a leak.
   setMaxListeners(maxInFlight + 16, stop.signal);
   let inFlight = 0;
+  const inFlightByClient = new Map<string, number>();
+  const tcpByClient = new Map<string, number>();
   let closed = false;
 
   /** The answer to one message from a client, or null for no answer at all. */
@@ -96,7 +109,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     if (query.header.opcode !== 0) return buildResponse(query, DnsRcode.NOTIMP);
     const { name } = query.question;
     try {
-      const decision = await opts.decide(clientIp, name);
+      const decision = await bounded(opts.decide(clientIp, name));
       if (decision === 'refuse') return buildResponse(query, DnsRcode.REFUSED);
       if (decision === 'local') return await answerLocally(query, clientIp);
       if (decision !== 'allow') return buildResponse(query, DnsRcode.SERVFAIL);
@@ -106,7 +119,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       if (got === null) return buildResponse(query, DnsRcode.SERVFAIL);
       if (got.response.header.rcode === DnsRcode.NOERROR) {
         const addrs = addressesInAnswer(got.response.answers, name);
-        if (addrs.length > 0) await opts.onAnswer(clientIp, name, addrs);
+        if (addrs.length > 0) await bounded(opts.onAnswer(clientIp, name, addrs));
       }
       const reply = withId(got.message, query.header.id);
       // An answer fetched over TCP may not fit the client's UDP size: TC sends the client to TCP.
@@ -119,8 +132,18 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     }
   }
 
+  /** A callback's result, or ETIMEDOUT after timeoutMs: a stuck callback must not hold a query (and its slot) forever. */
+  function bounded<T>(value: T | Promise<T>): Promise<T> {
+    if (!(value instanceof Promise)) return Promise.resolve(value);
+    let timer: NodeJS.Timeout | undefined;
+    const expiry = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new HutchError('ETIMEDOUT', 'a DNS policy callback did not return in time')), timeoutMs);
+    });
+    return Promise.race([value, expiry]).finally(() => clearTimeout(timer));
+  }
+
   async function answerLocally(query: DnsQuery, clientIp: string): Promise<Buffer> {
-    const addrs = await opts.localAnswer(clientIp, query.question.name);
+    const addrs = await bounded(opts.localAnswer(clientIp, query.question.name));
     if (addrs === null) return buildResponse(query, DnsRcode.NXDOMAIN, { authoritative: true });
     const { type } = query.question;
     const records: DnsAnswerRecord[] = query.question.class !== DNS_CLASS_IN ? [] : addrs.flatMap((a): DnsAnswerRecord[] => {
@@ -134,12 +157,18 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
 
   /** Runs `answer` within the in-flight limit; false when the limit dropped it. */
   function admit(raw: Buffer, clientIp: string, viaTcp: boolean, send: (reply: Buffer) => void, done?: () => void): boolean {
-    if (closed || inFlight >= maxInFlight) return false;
+    const mine = inFlightByClient.get(clientIp) ?? 0;
+    if (closed || inFlight >= maxInFlight || mine >= maxPerClient) return false;
     inFlight++;
+    inFlightByClient.set(clientIp, mine + 1);
     answer(raw, clientIp, viaTcp)
       .then((reply) => { if (reply !== null && !closed) send(reply); })
       .catch(() => undefined) // answer() catches its own; a send to a closed socket is no matter
-      .finally(() => { inFlight--; done?.(); });
+      .finally(() => {
+        inFlight--;
+        countDown(inFlightByClient, clientIp);
+        done?.();
+      });
     return true;
   }
 
@@ -152,16 +181,18 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   }
 
   function onConnection(l: Listener, sock: net.Socket): void {
-    if (closed || tcpConns.size >= maxTcp) {
+    const clientIp = clientAddress(sock.remoteAddress);
+    const mine = tcpByClient.get(clientIp) ?? 0;
+    if (closed || tcpConns.size >= maxTcp || mine >= maxTcpPerClient) {
       sock.destroy();
       return;
     }
     tcpConns.add(sock);
+    tcpByClient.set(clientIp, mine + 1);
     l.conns.add(sock);
-    sock.on('close', () => { tcpConns.delete(sock); l.conns.delete(sock); });
+    sock.on('close', () => { tcpConns.delete(sock); l.conns.delete(sock); countDown(tcpByClient, clientIp); });
     sock.on('error', () => undefined); // a client resetting is its business
     sock.setTimeout(tcpIdleMs, () => sock.destroy());
-    const clientIp = clientAddress(sock.remoteAddress);
     let buffered: Buffer = Buffer.alloc(0);
     let pending = 0;
     const send = (reply: Buffer): void => {
