@@ -163,6 +163,31 @@ test('codec: hostile names are typed errors (loops, forward pointers, 300 bytes,
   assert.equal(dotted.question.name, 'a\\.b.com');
 });
 
+test('codec: mutated and random messages only ever throw EPROTO', () => {
+  let seed = 0x2545f491;
+  const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  const q = parseQuery(buildQuery({ id: 1, name: 'a.b.example.com', type: DnsType.A }));
+  const seeds = [
+    buildQuery({ id: 1, name: 'a.b.example.com', type: DnsType.AAAA }),
+    buildResponse(q, DnsRcode.NOERROR, { records: [{ type: DnsType.CNAME, ttl: 5, data: 'c.example.com' }, { name: 'c.example.com', type: DnsType.A, ttl: 5, data: '192.0.2.1' }] }),
+  ];
+  let typed = 0;
+  for (let i = 0; i < 20000; i++) {
+    const base = seeds[i % 2]!;
+    const m = i % 10 === 0 ? Buffer.from(Array.from({ length: rand(80) }, () => rand(256))) : Buffer.from(base.subarray(0, rand(base.length + 1)));
+    for (let k = rand(4); k >= 0 && m.length > 0; k--) m[rand(m.length)] = rand(256);
+    for (const parse of [parseQuery, parseResponse, buildFormatError]) {
+      try {
+        parse(m);
+      } catch (e) {
+        assert.ok(isHutchError(e, 'EPROTO'), `${String(e)} on ${m.toString('hex')}`);
+        typed++;
+      }
+    }
+  }
+  assert.ok(typed > 1000);
+});
+
 test('forwards, reports addresses and TTLs, and reports a changed address on the next query', async () => {
   const table = new Map([['api.example.com', [a('192.0.2.10', 120)]]]);
   const up = await fakeUpstream(tableReply(table));
@@ -190,7 +215,8 @@ test('forwards, reports addresses and TTLs, and reports a changed address on the
 test('local names are answered from the table; refused names get REFUSED; neither reaches upstream', async () => {
   const up = await fakeUpstream(tableReply(new Map()));
   const decide = (_ip: string, name: string): DnsDecision => (name.endsWith('.hutch') ? 'local' : name === 'evil.com' ? 'refuse' : 'allow');
-  const localAnswer = (_ip: string, name: string) => (name === 'web.hutch' ? ['10.88.0.5', 'fd00::5'] : null);
+  const crowd = Array.from({ length: 100 }, (_, i) => `10.88.1.${i + 1}`);
+  const localAnswer = (_ip: string, name: string) => (name === 'web.hutch' ? ['10.88.0.5', 'fd00::5'] : name === 'crowd.hutch' ? crowd : null);
   const { srv, port, reported } = await server({ upstreams: [up.endpoint], decide, localAnswer });
   try {
     const r = parseResponse((await askUdp(port, buildQuery({ id: 1, name: 'Web.Hutch', type: DnsType.A })))!);
@@ -203,6 +229,11 @@ test('local names are answered from the table; refused names get REFUSED; neithe
     assert.deepEqual([mx.header.rcode, mx.answers.length], [DnsRcode.NOERROR, 0]);
     const gone = parseResponse((await askUdp(port, buildQuery({ id: 4, name: 'db.hutch', type: DnsType.A })))!);
     assert.equal(gone.header.rcode, DnsRcode.NXDOMAIN);
+    // 100 addresses do not fit 512 bytes: TC over UDP, all of them over TCP.
+    const cut = parseResponse((await askUdp(port, buildQuery({ id: 6, name: 'crowd.hutch', type: DnsType.A })))!);
+    assert.deepEqual([cut.header.tc, cut.answers.length], [true, 0]);
+    const [whole] = await askTcp(port, [buildQuery({ id: 7, name: 'crowd.hutch', type: DnsType.A })]);
+    assert.deepEqual(parseResponse(whole!).answers.map((x) => x.data), crowd);
     const evil = parseResponse((await askUdp(port, buildQuery({ id: 5, name: 'EVIL.com', type: DnsType.A })))!);
     assert.equal(evil.header.rcode, DnsRcode.REFUSED);
     assert.equal(evil.header.id, 5);
@@ -326,6 +357,7 @@ test('listeners come and go while the server runs; TCP connections are limited',
   try {
     const second = await srv.addListener({ address: LOOPBACK, port: 0 });
     assert.equal(srv.addresses().length, 2);
+    await assert.rejects(srv.addListener(second), (e) => isHutchError(e, 'EEXIST'));
     assert.ok(await askUdp(second.port, buildQuery({ id: 1, name: 'l.test', type: 1 })));
     await srv.removeListener(second);
     assert.equal(await askUdp(second.port, buildQuery({ id: 2, name: 'l.test', type: 1 }), 200), null);

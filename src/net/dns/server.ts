@@ -111,7 +111,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     try {
       const decision = await bounded(opts.decide(clientIp, name));
       if (decision === 'refuse') return buildResponse(query, DnsRcode.REFUSED);
-      if (decision === 'local') return await answerLocally(query, clientIp);
+      if (decision === 'local') return await answerLocally(query, clientIp, viaTcp);
       if (decision !== 'allow') return buildResponse(query, DnsRcode.SERVFAIL);
       // Never forward to ourselves: a host resolv.conf naming a bridge address would loop.
       const targets = upstreams.filter((u) => !listeners.some((l) => sameEndpoint(l.bound, u)));
@@ -121,12 +121,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
         const addrs = addressesInAnswer(got.response.answers, name);
         if (addrs.length > 0) await bounded(opts.onAnswer(clientIp, name, addrs));
       }
-      const reply = withId(got.message, query.header.id);
-      // An answer fetched over TCP may not fit the client's UDP size: TC sends the client to TCP.
-      if (!viaTcp && reply.length > Math.min(query.udpPayloadSize, 4096)) {
-        return buildResponse(query, got.response.header.rcode, { truncated: true });
-      }
-      return reply;
+      return fit(query, withId(got.message, query.header.id), got.response.header.rcode, viaTcp, false);
     } catch {
       return buildResponse(query, DnsRcode.SERVFAIL);
     }
@@ -142,7 +137,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     return Promise.race([value, expiry]).finally(() => clearTimeout(timer));
   }
 
-  async function answerLocally(query: DnsQuery, clientIp: string): Promise<Buffer> {
+  async function answerLocally(query: DnsQuery, clientIp: string, viaTcp: boolean): Promise<Buffer> {
     const addrs = await bounded(opts.localAnswer(clientIp, query.question.name));
     if (addrs === null) return buildResponse(query, DnsRcode.NXDOMAIN, { authoritative: true });
     const { type } = query.question;
@@ -152,7 +147,17 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       return [];
     });
     // A name that exists with no address of the asked type is NOERROR with no records (NODATA).
-    return buildResponse(query, DnsRcode.NOERROR, { records, authoritative: true });
+    return fit(query, buildResponse(query, DnsRcode.NOERROR, { records, authoritative: true }), DnsRcode.NOERROR, viaTcp, true);
+  }
+
+  /**
+   * `reply`, or what replaces it when it is too big for the transport: over UDP (an answer fetched
+   * over TCP, a long local list) header and question with TC set, which sends the client to TCP;
+   * over TCP, beyond the 64 KiB a length prefix can say, SERVFAIL.
+   */
+  function fit(query: DnsQuery, reply: Buffer, rcode: number, viaTcp: boolean, authoritative: boolean): Buffer {
+    if (viaTcp) return reply.length <= 0xffff ? reply : buildResponse(query, DnsRcode.SERVFAIL);
+    return reply.length <= Math.min(query.udpPayloadSize, 4096) ? reply : buildResponse(query, rcode, { truncated: true, authoritative });
   }
 
   /** Runs `answer` within the in-flight limit; false when the limit dropped it. */
@@ -245,6 +250,9 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   async function addListener(addr: DnsEndpoint): Promise<DnsEndpoint> {
     if (closed) throw new HutchError('ESTATE', 'the DNS server is closed');
     if (net.isIP(addr.address) === 0) throw new HutchError('EINVAL', `DNS listen address ${JSON.stringify(addr.address)} is not an IP address`);
+    if (addr.port !== 0 && listeners.some((l) => sameEndpoint(l.bound, addr))) {
+      throw new HutchError('EEXIST', `the DNS server already listens on ${addr.address}:${addr.port}`);
+    }
     // With port 0 the kernel picks UDP's port, which TCP may find taken: pick again a few times.
     for (let attempt = 0; ; attempt++) {
       const udp = await bindUdp(addr).catch((e: unknown) => {

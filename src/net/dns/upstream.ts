@@ -81,8 +81,15 @@ export function exchangeUdp(up: DnsEndpoint, query: Buffer, question: DnsQuestio
       if (answer) finish(null, answer);
     });
     // connect(): the kernel then delivers only the upstream's datagrams, and reports ICMP refusals.
-    sock.connect(up.port, up.address, () => {
-      sock.send(withId(query, id), (e) => { if (e) finish(new HutchError('ENETWORK', `DNS upstream ${up.address}:${up.port}: ${e.message}`, { cause: e })); });
+    const failed = (e: Error): void => finish(new HutchError('ENETWORK', `DNS upstream ${up.address}:${up.port}: ${e.message}`, { cause: e }));
+    sock.connect(up.port, up.address, (e?: Error) => {
+      if (settled) return;
+      if (e) { failed(e); return; }
+      try {
+        sock.send(withId(query, id), (err) => { if (err) failed(err); });
+      } catch (err) {
+        failed(err as Error);
+      }
     });
   });
 }
