@@ -6,6 +6,7 @@
 // Policy denials are answered REFUSED, not NXDOMAIN: REFUSED says "not for you" without claiming
 // the name does not exist, carries no SOA and so is cached as nothing, and shows as a policy
 // denial (not a typo) in the sandbox's dig or logs.
+// The contract in full: docs/dns.md.
 import * as dgram from 'node:dgram';
 import { setMaxListeners } from 'node:events';
 import * as net from 'node:net';
@@ -31,7 +32,7 @@ export interface DnsServerOptions {
   localAnswer(clientIp: string, name: string): string[] | null | Promise<string[] | null>;
   /** Called with a forwarded answer's addresses before the client gets it; a throw or rejection answers SERVFAIL instead. */
   onAnswer(clientIp: string, name: string, addrs: DnsAddress[]): void | Promise<void>;
-  /** Time for one forwarded question across all upstreams, then SERVFAIL (default 4000 ms). */
+  /** Time for one forwarded question across all upstreams, then SERVFAIL; also each callback's limit (default 4000 ms). */
   timeoutMs?: number;
   /** Questions being answered at once; more are dropped, as a busy resolver does (default 256). */
   maxInFlight?: number;
