@@ -383,3 +383,63 @@ test('a refused port fails over at once; answers with the wrong id or question a
     await spoofing.close();
   }
 });
+
+test('EDNS queries pass through to the upstream; close() with questions in flight ends them without an answer', async () => {
+  let sawOpt = false;
+  const up = await fakeUpstream((q) => {
+    sawOpt = q.header.arcount === 1 && q.udpPayloadSize === 1232;
+    return q.question.name === 'hang.test' ? null : buildResponse(q, DnsRcode.NOERROR, { records: [a('192.0.2.90')] });
+  });
+  const { srv, port } = await server({ upstreams: [up.endpoint], timeoutMs: 3000 });
+  try {
+    // An OPT record (RFC 6891): root name, type 41, class = UDP size 1232, no options.
+    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    const q = Buffer.concat([buildQuery({ id: 21, name: 'edns.test', type: 1 }), opt]);
+    q.writeUInt16BE(1, 10);
+    const r = parseResponse((await askUdp(port, q))!);
+    assert.equal(r.answers[0]!.data, '192.0.2.90');
+    assert.ok(sawOpt);
+    const pending = askUdp(port, buildQuery({ id: 22, name: 'hang.test', type: 1 }), 1500);
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = Date.now();
+    await srv.close();
+    assert.ok(Date.now() - t0 < 500, `close took ${Date.now() - t0} ms`);
+    assert.equal(await pending, null);
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('TCP: a client holds at most maxTcpConnectionsPerClient; empty frames are skipped; a half frame waits, then idles out', async () => {
+  const up = await fakeUpstream(tableReply(new Map([['t.test', [a('192.0.2.95')]]])));
+  const { srv, port } = await server({ upstreams: [up.endpoint], maxTcpConnectionsPerClient: 2, tcpIdleMs: 300 });
+  const opened: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const s = net.connect(port, LOOPBACK).on('error', () => undefined);
+      opened.push(s);
+      await new Promise((r) => s.on('connect', r));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const third = net.connect(port, LOOPBACK).on('error', () => undefined);
+    opened.push(third);
+    await new Promise((r) => third.on('close', r));
+    for (const s of opened) s.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    const q = buildQuery({ id: 31, name: 't.test', type: 1 });
+    const framed = Buffer.concat([Buffer.from([0, 0]), Buffer.from([0, q.length]), q]);
+    const s = net.connect(port, LOOPBACK).on('error', () => undefined);
+    opened.push(s);
+    const got = await new Promise<Buffer>((resolve) => {
+      s.on('connect', () => { s.write(framed); s.write(Buffer.from([0xff, 0xff, 1, 2, 3])); });
+      s.on('data', (c: Buffer) => resolve(c));
+    });
+    assert.equal(parseResponse(got.subarray(2)).answers[0]!.data, '192.0.2.95');
+    await new Promise((r) => s.on('close', r));
+  } finally {
+    for (const s of opened) s.destroy();
+    await srv.close();
+    await up.close();
+  }
+});
