@@ -9,126 +9,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isHutchError } from '../src/errors.js';
 import {
-  DnsRcode, DnsType, buildQuery, buildResponse, hostResolvers, parseQuery,
-  parseResponse, startDnsServer,
-  type DnsAddress, type DnsAnswerRecord, type DnsDecision, type DnsQuery, type DnsServerOptions,
+  DnsRcode, DnsType, buildQuery, buildResponse, hostResolvers, parseQuery, parseResponse,
+  type DnsDecision,
 } from '../src/net/dns/index.js';
-
-const LOOPBACK = '127.0.0.1';
-
-/** A fake upstream on loopback (UDP and TCP, one port): `reply` makes each answer, null for none. */
-async function fakeUpstream(reply: (q: DnsQuery, viaTcp: boolean) => Buffer | Buffer[] | null) {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, LOOPBACK, r));
-  const port = udp.address().port;
-  const conns = new Set<net.Socket>();
-  const stats = { udp: 0, tcp: 0 };
-  udp.on('message', (msg, rinfo) => {
-    stats.udp++;
-    const out = reply(parseQuery(msg), false);
-    for (const m of out === null ? [] : Array.isArray(out) ? out : [out]) udp.send(m, rinfo.port, rinfo.address);
-  });
-  const tcp = net.createServer((s) => {
-    conns.add(s);
-    s.on('close', () => conns.delete(s));
-    s.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + msg.length);
-        stats.tcp++;
-        const out = reply(parseQuery(msg), true);
-        for (const m of out === null ? [] : Array.isArray(out) ? out : [out]) { const p = Buffer.alloc(2); p.writeUInt16BE(m.length); s.write(Buffer.concat([p, m])); }
-      }
-    });
-  });
-  await new Promise<void>((r) => tcp.listen(port, LOOPBACK, r));
-  return {
-    endpoint: { address: LOOPBACK, port },
-    stats,
-    async close() {
-      for (const s of conns) s.destroy();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
-    },
-  };
-}
-
-/** An upstream answering from a table of name → records (NXDOMAIN for others). */
-function tableReply(table: Map<string, DnsAnswerRecord[]>) {
-  return (q: DnsQuery): Buffer => {
-    const records = table.get(q.question.name);
-    return records === undefined ? buildResponse(q, DnsRcode.NXDOMAIN) : buildResponse(q, DnsRcode.NOERROR, { records });
-  };
-}
-
-/** Sends one datagram to 127.0.0.1:port; resolves with the first reply, or null after `waitMs`. */
-async function askUdp(port: number, msg: Buffer, waitMs = 3000): Promise<Buffer | null> {
-  const s = dgram.createSocket('udp4');
-  try {
-    return await new Promise<Buffer | null>((resolve) => {
-      const t = setTimeout(() => resolve(null), waitMs);
-      s.on('message', (m) => { clearTimeout(t); resolve(m); });
-      s.send(msg, port, LOOPBACK);
-    });
-  } finally {
-    s.close();
-  }
-}
-
-/** Sends length-prefixed queries over one TCP connection; resolves with the `expect` replies in arrival order. */
-async function askTcp(port: number, msgs: Buffer[], expect = msgs.length): Promise<Buffer[]> {
-  const s = net.connect(port, LOOPBACK);
-  try {
-    return await new Promise<Buffer[]>((resolve, reject) => {
-      let buf = Buffer.alloc(0);
-      const out: Buffer[] = [];
-      s.on('error', reject);
-      s.on('connect', () => {
-        for (const m of msgs) { const p = Buffer.alloc(2); p.writeUInt16BE(m.length); s.write(Buffer.concat([p, m])); }
-      });
-      s.on('data', (c: Buffer) => {
-        buf = Buffer.concat([buf, c]);
-        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-          out.push(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
-          buf = buf.subarray(2 + out[out.length - 1]!.length);
-        }
-        if (out.length >= expect) resolve(out);
-      });
-    });
-  } finally {
-    s.destroy();
-  }
-}
-
-type Reported = { clientIp: string; name: string; addrs: DnsAddress[] };
-
-/** A server on 127.0.0.1:0 with recording callbacks; `o` overrides any option. */
-async function server(o: Partial<DnsServerOptions> & { upstreams: DnsServerOptions['upstreams'] }) {
-  const reported: Reported[] = [];
-  const srv = await startDnsServer({
-    listen: [{ address: LOOPBACK, port: 0 }],
-    decide: (): DnsDecision => 'allow',
-    localAnswer: () => null,
-    onAnswer: (clientIp, name, addrs) => { reported.push({ clientIp, name, addrs }); },
-    timeoutMs: 1500,
-    ...o,
-  });
-  return { srv, port: srv.addresses()[0]!.port, reported };
-}
-
-const a = (data: string, ttl = 60): DnsAnswerRecord => ({ type: DnsType.A, ttl, data });
-
+import { LOOPBACK, aRecord, askTcp, askUdp, fakeUpstream, startTestServer, tableReply } from './net-dns-kit.js';
 test('forwards, reports addresses and TTLs, and reports a changed address on the next query', async () => {
-  const table = new Map([['api.example.com', [a('192.0.2.10', 120)]]]);
+  const table = new Map([['api.example.com', [aRecord('192.0.2.10', 120)]]]);
   const up = await fakeUpstream(tableReply(table));
-  const { srv, port, reported } = await server({ upstreams: [up.endpoint] });
+  const { srv, port, reported } = await startTestServer({ upstreams: [up.endpoint] });
   try {
     const r1 = parseResponse((await askUdp(port, buildQuery({ id: 77, name: 'api.example.com', type: DnsType.A })))!);
     assert.equal(r1.header.id, 77);
     assert.equal(r1.answers[0]!.data, '192.0.2.10');
-    table.set('api.example.com', [a('192.0.2.11', 15)]);
+    table.set('api.example.com', [aRecord('192.0.2.11', 15)]);
     const r2 = parseResponse((await askUdp(port, buildQuery({ id: 78, name: 'api.example.com', type: DnsType.A })))!);
     assert.equal(r2.answers[0]!.data, '192.0.2.11');
     assert.deepEqual(reported, [
@@ -149,7 +42,7 @@ test('local names are answered from the table; refused names get REFUSED; neithe
   const decide = (_ip: string, name: string): DnsDecision => (name.endsWith('.hutch') ? 'local' : name === 'evil.com' ? 'refuse' : 'allow');
   const crowd = Array.from({ length: 100 }, (_, i) => `10.88.1.${i + 1}`);
   const localAnswer = (_ip: string, name: string) => (name === 'web.hutch' ? ['10.88.0.5', 'fd00::5'] : name === 'crowd.hutch' ? crowd : null);
-  const { srv, port, reported } = await server({ upstreams: [up.endpoint], decide, localAnswer });
+  const { srv, port, reported } = await startTestServer({ upstreams: [up.endpoint], decide, localAnswer });
   try {
     const r = parseResponse((await askUdp(port, buildQuery({ id: 1, name: 'Web.Hutch', type: DnsType.A })))!);
     assert.equal(r.header.rcode, DnsRcode.NOERROR);
@@ -178,9 +71,9 @@ test('local names are answered from the table; refused names get REFUSED; neithe
 
 test('an upstream that never answers gives SERVFAIL within the timeout; a second upstream takes over', async () => {
   const silent = await fakeUpstream(() => null);
-  const good = await fakeUpstream(tableReply(new Map([['x.org', [a('192.0.2.1')]]])));
-  const only = await server({ upstreams: [silent.endpoint], timeoutMs: 400 });
-  const both = await server({ upstreams: [silent.endpoint, good.endpoint], timeoutMs: 800 });
+  const good = await fakeUpstream(tableReply(new Map([['x.org', [aRecord('192.0.2.1')]]])));
+  const only = await startTestServer({ upstreams: [silent.endpoint], timeoutMs: 400 });
+  const both = await startTestServer({ upstreams: [silent.endpoint, good.endpoint], timeoutMs: 800 });
   try {
     let t0 = Date.now();
     const r = parseResponse((await askUdp(only.port, buildQuery({ id: 5, name: 'x.org', type: DnsType.A })))!);
@@ -200,11 +93,11 @@ test('an upstream that never answers gives SERVFAIL within the timeout; a second
 });
 
 test('TCP queries are forwarded over TCP; a truncated UDP answer is fetched again over TCP', async () => {
-  const full = [a('192.0.2.21'), a('192.0.2.22')];
+  const full = [aRecord('192.0.2.21'), aRecord('192.0.2.22')];
   const up = await fakeUpstream((q, viaTcp) => (viaTcp
     ? buildResponse(q, DnsRcode.NOERROR, { records: full })
     : buildResponse(q, DnsRcode.NOERROR, { truncated: true })));
-  const { srv, port, reported } = await server({ upstreams: [up.endpoint] });
+  const { srv, port, reported } = await startTestServer({ upstreams: [up.endpoint] });
   try {
     const [r] = await askTcp(port, [buildQuery({ id: 11, name: 'big.example', type: DnsType.A })]);
     assert.deepEqual(parseResponse(r!).answers.map((x) => x.data), ['192.0.2.21', '192.0.2.22']);
@@ -224,8 +117,8 @@ test('TCP queries are forwarded over TCP; a truncated UDP answer is fetched agai
 });
 
 test('hostile packets get no answer or FORMERR, and the server keeps answering', async () => {
-  const up = await fakeUpstream(tableReply(new Map([['ok.test', [a('192.0.2.9')]]])));
-  const { srv, port } = await server({ upstreams: [up.endpoint] });
+  const up = await fakeUpstream(tableReply(new Map([['ok.test', [aRecord('192.0.2.9')]]])));
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint] });
   const head = (qd: number) => Buffer.from([0xab, 0xcd, 1, 0, 0, qd, 0, 0, 0, 0, 0, 0]);
   const label = Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]);
   // What each gets: FORMERR (a readable query header, an unreadable rest) or nothing at all.
@@ -262,11 +155,11 @@ test('hostile packets get no answer or FORMERR, and the server keeps answering',
 });
 
 test('many queries at once are all answered; beyond maxInFlight (in all, per client) they are dropped, not queued', async () => {
-  const up = await fakeUpstream(tableReply(new Map([['bulk.test', [a('192.0.2.50')]]])));
-  const { srv, port } = await server({ upstreams: [up.endpoint], maxInFlightPerClient: 256 });
+  const up = await fakeUpstream(tableReply(new Map([['bulk.test', [aRecord('192.0.2.50')]]])));
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], maxInFlightPerClient: 256 });
   const slow = await fakeUpstream(() => null);
-  const tight = await server({ upstreams: [slow.endpoint], maxInFlight: 2, timeoutMs: 300 });
-  const perClient = await server({ upstreams: [slow.endpoint], maxInFlight: 100, maxInFlightPerClient: 3, timeoutMs: 300 });
+  const tight = await startTestServer({ upstreams: [slow.endpoint], maxInFlight: 2, timeoutMs: 300 });
+  const perClient = await startTestServer({ upstreams: [slow.endpoint], maxInFlight: 100, maxInFlightPerClient: 3, timeoutMs: 300 });
   try {
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => askUdp(port, buildQuery({ id: i, name: 'bulk.test', type: DnsType.A }))));
     assert.ok(replies.every((r, i) => r !== null && parseResponse(r).header.id === i && parseResponse(r).answers.length === 1));
@@ -284,8 +177,8 @@ test('many queries at once are all answered; beyond maxInFlight (in all, per cli
 });
 
 test('listeners come and go while the server runs; TCP connections are limited', async () => {
-  const up = await fakeUpstream(tableReply(new Map([['l.test', [a('192.0.2.60')]]])));
-  const { srv, port } = await server({ upstreams: [up.endpoint], maxTcpConnections: 1 });
+  const up = await fakeUpstream(tableReply(new Map([['l.test', [aRecord('192.0.2.60')]]])));
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], maxTcpConnections: 1 });
   try {
     const second = await srv.addListener({ address: LOOPBACK, port: 0 });
     assert.equal(srv.addresses().length, 2);
@@ -319,9 +212,9 @@ test('hostResolvers reads nameserver lines of a resolv.conf', () => {
 });
 
 test('the answer waits for onAnswer; a failing or stuck callback gives SERVFAIL, not a hang', async () => {
-  const up = await fakeUpstream(tableReply(new Map([['slow.test', [a('192.0.2.70')]], ['fail.test', [a('192.0.2.71')]]])));
+  const up = await fakeUpstream(tableReply(new Map([['slow.test', [aRecord('192.0.2.70')]], ['fail.test', [aRecord('192.0.2.71')]]])));
   const events: string[] = [];
-  const { srv, port } = await server({
+  const { srv, port } = await startTestServer({
     upstreams: [up.endpoint],
     timeoutMs: 400,
     decide: (_ip, name) => (name === 'stuck.test' ? new Promise<DnsDecision>(() => undefined) : 'allow'),
@@ -348,7 +241,7 @@ test('the answer waits for onAnswer; a failing or stuck callback gives SERVFAIL,
 
 test('an idle TCP connection is closed after tcpIdleMs', async () => {
   const up = await fakeUpstream(() => null);
-  const { srv, port } = await server({ upstreams: [up.endpoint], tcpIdleMs: 150 });
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], tcpIdleMs: 150 });
   try {
     const s = net.connect(port, LOOPBACK).on('error', () => undefined);
     const t0 = Date.now();
@@ -367,11 +260,11 @@ test('a refused port fails over at once; answers with the wrong id or question a
   const closedPort = gone.address().port;
   await new Promise<void>((r) => gone.close(() => r()));
   const spoofing = await fakeUpstream((q) => {
-    const wrongId = buildResponse({ ...q, header: { ...q.header, id: q.header.id ^ 1 } }, DnsRcode.NOERROR, { records: [a('203.0.113.66')] });
-    const otherQuestion = buildResponse(parseQuery(buildQuery({ id: q.header.id, name: 'other.test', type: 1 })), DnsRcode.NOERROR, { records: [a('203.0.113.67')] });
-    return [wrongId, otherQuestion, buildResponse(q, DnsRcode.NOERROR, { records: [a('192.0.2.80')] })];
+    const wrongId = buildResponse({ ...q, header: { ...q.header, id: q.header.id ^ 1 } }, DnsRcode.NOERROR, { records: [aRecord('203.0.113.66')] });
+    const otherQuestion = buildResponse(parseQuery(buildQuery({ id: q.header.id, name: 'other.test', type: 1 })), DnsRcode.NOERROR, { records: [aRecord('203.0.113.67')] });
+    return [wrongId, otherQuestion, buildResponse(q, DnsRcode.NOERROR, { records: [aRecord('192.0.2.80')] })];
   });
-  const { srv, port, reported } = await server({ upstreams: [{ address: LOOPBACK, port: closedPort }, spoofing.endpoint], timeoutMs: 4000 });
+  const { srv, port, reported } = await startTestServer({ upstreams: [{ address: LOOPBACK, port: closedPort }, spoofing.endpoint], timeoutMs: 4000 });
   try {
     const t0 = Date.now();
     const r = parseResponse((await askUdp(port, buildQuery({ id: 9, name: 'real.test', type: 1 })))!);
@@ -388,9 +281,9 @@ test('EDNS queries pass through to the upstream; close() with questions in fligh
   let sawOpt = false;
   const up = await fakeUpstream((q) => {
     sawOpt = q.header.arcount === 1 && q.udpPayloadSize === 1232;
-    return q.question.name === 'hang.test' ? null : buildResponse(q, DnsRcode.NOERROR, { records: [a('192.0.2.90')] });
+    return q.question.name === 'hang.test' ? null : buildResponse(q, DnsRcode.NOERROR, { records: [aRecord('192.0.2.90')] });
   });
-  const { srv, port } = await server({ upstreams: [up.endpoint], timeoutMs: 3000 });
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], timeoutMs: 3000 });
   try {
     // An OPT record (RFC 6891): root name, type 41, class = UDP size 1232, no options.
     const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
@@ -412,8 +305,8 @@ test('EDNS queries pass through to the upstream; close() with questions in fligh
 });
 
 test('TCP: a client holds at most maxTcpConnectionsPerClient; empty frames are skipped; a half frame waits, then idles out', async () => {
-  const up = await fakeUpstream(tableReply(new Map([['t.test', [a('192.0.2.95')]]])));
-  const { srv, port } = await server({ upstreams: [up.endpoint], maxTcpConnectionsPerClient: 2, tcpIdleMs: 300 });
+  const up = await fakeUpstream(tableReply(new Map([['t.test', [aRecord('192.0.2.95')]]])));
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], maxTcpConnectionsPerClient: 2, tcpIdleMs: 300 });
   const opened: net.Socket[] = [];
   try {
     for (let i = 0; i < 2; i++) {
