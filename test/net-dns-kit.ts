@@ -10,8 +10,15 @@ import {
 /** The only address these tests use, as listener, upstream and client. */
 export const LOOPBACK = '127.0.0.1';
 
+export interface FakeUpstream {
+  endpoint: { address: string; port: number };
+  /** Queries received, by transport. */
+  stats: { udp: number; tcp: number };
+  close(): Promise<void>;
+}
+
 /** A fake upstream on loopback (UDP and TCP, one port): `reply` makes each answer, null for none. */
-export async function fakeUpstream(reply: (q: DnsQuery, viaTcp: boolean) => Buffer | Buffer[] | null) {
+export async function fakeUpstream(reply: (q: DnsQuery, viaTcp: boolean) => Buffer | Buffer[] | null, attempt = 0): Promise<FakeUpstream> {
   const udp = dgram.createSocket('udp4');
   await new Promise<void>((r) => udp.bind(0, LOOPBACK, r));
   const port = udp.address().port;
@@ -38,7 +45,16 @@ export async function fakeUpstream(reply: (q: DnsQuery, viaTcp: boolean) => Buff
       }
     });
   });
-  await new Promise<void>((r) => tcp.listen(port, LOOPBACK, r));
+  const listening = await new Promise<boolean>((r) => {
+    tcp.once('error', () => r(false));
+    tcp.listen(port, LOOPBACK, () => r(true));
+  });
+  if (!listening) {
+    // The port the kernel gave UDP is taken on TCP (other work on this machine): pick another.
+    await new Promise<void>((r) => udp.close(() => r()));
+    if (attempt >= 5) throw new Error(`no port free for both UDP and TCP on ${LOOPBACK}`);
+    return fakeUpstream(reply, attempt + 1);
+  }
   return {
     endpoint: { address: LOOPBACK, port },
     stats,
@@ -71,7 +87,7 @@ export async function askUdp(port: number, msg: Buffer, waitMs = 3000): Promise<
   }
 }
 
-/** Sends length-prefixed queries over one TCP connection; resolves with the `expect` replies in arrival order. */
+/** Sends length-prefixed queries over one TCP connection; resolves with the `expect` replies in arrival order, or fewer if the server closes. */
 export async function askTcp(port: number, msgs: Buffer[], expect = msgs.length): Promise<Buffer[]> {
   const s = net.connect(port, LOOPBACK);
   try {
@@ -79,6 +95,7 @@ export async function askTcp(port: number, msgs: Buffer[], expect = msgs.length)
       let buf = Buffer.alloc(0);
       const out: Buffer[] = [];
       s.on('error', reject);
+      s.on('close', () => resolve(out)); // closed by the server: what came so far
       s.on('connect', () => {
         for (const m of msgs) { const p = Buffer.alloc(2); p.writeUInt16BE(m.length); s.write(Buffer.concat([p, m])); }
       });

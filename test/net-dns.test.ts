@@ -336,3 +336,28 @@ test('TCP: a client holds at most maxTcpConnectionsPerClient; empty frames are s
     await up.close();
   }
 });
+
+test('a listener removed while its questions are in flight: no crash, the other listener answers', async () => {
+  const up = await fakeUpstream((q) => buildResponse(q, DnsRcode.NOERROR, { records: [aRecord('192.0.2.99')] }));
+  const slowAllow = (): Promise<DnsDecision> => new Promise((r) => setTimeout(() => r('allow'), 150));
+  const { srv, port } = await startTestServer({ upstreams: [up.endpoint], decide: slowAllow });
+  try {
+    const second = await srv.addListener({ address: LOOPBACK, port: 0 });
+    const inFlight = askUdp(second.port, buildQuery({ id: 41, name: 'r.test', type: 1 }), 600);
+    const tcpInFlight = askTcp(second.port, [buildQuery({ id: 42, name: 'r.test', type: 1 })]).catch(() => []);
+    await new Promise((r) => setTimeout(r, 50));
+    await srv.removeListener(second);
+    assert.equal(await inFlight, null);
+    assert.deepEqual(await Promise.race([tcpInFlight, new Promise((r) => setTimeout(() => r('hung'), 600))]), []);
+    assert.ok(await askUdp(port, buildQuery({ id: 43, name: 'r.test', type: 1 })));
+  } finally {
+    await srv.close();
+    await up.close();
+  }
+});
+
+test('every socket and server of these tests is closed', async () => {
+  await new Promise((r) => setTimeout(r, 50));
+  const open = process.getActiveResourcesInfo().filter((k) => /UDP|TCP/.test(k));
+  assert.deepEqual(open, []);
+});
