@@ -244,7 +244,11 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     return new Promise((resolve, reject) => {
       const srv = net.createServer({ pauseOnConnect: false });
       srv.once('error', reject);
-      srv.listen({ host: address, port, exclusive: true }, () => { srv.off('error', reject); resolve(srv); });
+      srv.listen({ host: address, port, exclusive: true }, () => {
+        srv.off('error', reject);
+        srv.on('error', () => undefined); // after listening, an accept error (EMFILE) must not crash hutchd
+        resolve(srv);
+      });
     });
   }
 
