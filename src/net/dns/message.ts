@@ -9,7 +9,9 @@ import { HutchError } from '../../errors.js';
 export const DnsType = { A: 1, CNAME: 5, AAAA: 28, OPT: 41 } as const;
 /** The response codes the server gives or reads (RFC 1035 4.1.1). */
 export const DnsRcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+/** The Internet class, the only one whose records the server builds. */
 export const DNS_CLASS_IN = 1;
+/** Every message starts with a header this long. */
 export const DNS_HEADER_SIZE = 12;
 /** The UDP payload a client without EDNS accepts (RFC 1035 4.2.1). */
 export const DNS_UDP_CLASSIC_SIZE = 512;
@@ -21,6 +23,7 @@ const MAX_NAME_WIRE = 255;
 /** Most CNAME hops followed inside one answer. */
 const MAX_CNAME_CHAIN = 16;
 
+/** A message header (RFC 1035 4.1.1), flags as booleans. */
 export interface DnsHeader {
   id: number;
   qr: boolean;
@@ -39,6 +42,7 @@ export interface DnsHeader {
 /** `name` is lower case, without the trailing dot ('.' for the root); odd bytes are escaped as \DDD. */
 export interface DnsQuestion { name: string; type: number; class: number }
 
+/** A client's query as the server needs it. */
 export interface DnsQuery {
   header: DnsHeader;
   question: DnsQuestion;
@@ -51,6 +55,7 @@ export interface DnsQuery {
 /** One answer record: `data` is the address (A, AAAA), the target name (CNAME), or null (other types). */
 export interface DnsRecord { name: string; type: number; class: number; ttl: number; data: string | null }
 
+/** A response's header, its question (null when it has none) and its answer section. */
 export interface DnsResponse { header: DnsHeader; question: DnsQuestion | null; answers: DnsRecord[] }
 
 /** An address an answer gave for a name, with the time it may be used for. */
