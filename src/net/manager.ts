@@ -201,7 +201,7 @@ export class NetworkManager {
       setSysctl('net/ipv4/ip_forward', '1');
     }
     const present = this.listNetworks().filter((d) => d.bridge === def.bridge || linkExists(d.bridge));
-    const protectedBlocks = [...PROTECTED_BLOCKS, ...hostNetworks()];
+    const protectedBlocks = withoutCovered([...PROTECTED_BLOCKS, ...hostNetworks()]);
     await nftApply(baseScript(present.map((d) => d.bridge), present.filter((d) => !d.isolated).map((d) => d.bridge), protectedBlocks));
   }
 
@@ -254,6 +254,12 @@ export class NetworkManager {
       }
     }
   }
+}
+
+/** The blocks no other block of the list covers (nftables refuses overlapping intervals in one set). */
+function withoutCovered(blocks: string[]): string[] {
+  const parsed = [...new Set(blocks)].map((b) => parseCidr(b));
+  return parsed.filter((c, i) => !parsed.some((o, j) => j !== i && o.prefix <= c.prefix && cidrsOverlap(o, c) && (o.prefix < c.prefix || j < i))).map(cidrText);
 }
 
 function hostsText(name: string, address: string, peers: { name: string; address: string }[]): string {

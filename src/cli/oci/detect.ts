@@ -13,7 +13,7 @@ const OCI_ONLY_VERBS = new Set(['state', 'delete', 'list', 'spec', 'features', '
 const SHARED_VERBS = new Set(['create', 'run', 'start', 'exec', 'kill', 'ps', 'pause', 'resume', 'checkpoint', 'restore']);
 /** Flags of create/run/exec that hutch's own verbs do not have. */
 // (`--detach`, `--tty` and `-d`/`-t` are hutch's too.)
-const OCI_VERB_FLAGS = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'preserve-fds', 'keep', 'process', 'p', 'cwd', 'cap', 'no-new-privs', 'additional-gids', 'ignore-paused', 'format',
+const OCI_VERB_FLAGS = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'preserve-fds', 'keep', 'process', 'cwd', 'cap', 'no-new-privs', 'additional-gids', 'ignore-paused', 'format',
   // checkpoint and restore as runc has them (every caller gives --image-path).
   'image-path', 'work-path', 'parent-path', 'tcp-established', 'ext-unix-sk', 'shell-job', 'file-locks', 'pre-dump', 'manage-cgroups-mode', 'empty-ns', 'auto-dedup', 'lazy-pages', 'status-fd', 'page-server', 'no-subreaper']);
 
@@ -57,7 +57,11 @@ export function isOciInvocation(argv: string[], program: string | undefined, env
     if (arg === '--') break;
     const f = flagName(arg);
     if (f && OCI_VERB_FLAGS.has(f.name)) return true;
+    // runc exec's -p (--process); for hutch's run and create -p publishes a port.
+    if (f && f.name === 'p' && verb === 'exec') return true;
     if (!f) operands.push(arg);
+    // exec's words after its id are the command's own (hutch exec ID httpd -p 80).
+    if (!f && verb === 'exec') break;
   }
   // A root that holds OCI containers (podman: `--root R kill ID SIG`), or an id that names one.
   if (root !== undefined && fs.existsSync(path.join(root, EXECUTOR_DIR_NAME))) return true;
