@@ -23,6 +23,13 @@ export function forwardOver(sock: net.Socket, params: ConnectParams, timeoutMs: 
       sock.destroy();
       reject(e);
     };
+    // Read in paused mode ('readable'), so that once the listener goes the socket is neither flowing
+    // (bytes would be lost) nor paused for good (its next reader's 'data' listener starts it).
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while (!settled && (chunk = sock.read() as Buffer | null) !== null) onData(chunk);
+    };
+    let settled = false;
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       if (buffered.length < 5) return;
@@ -41,7 +48,6 @@ export function forwardOver(sock: net.Socket, params: ConnectParams, timeoutMs: 
       }
       if ('error' in answer) return fail(new HutchError(answer.error.code, answer.error.message));
       cleanup();
-      sock.pause();
       const rest = buffered.subarray(4 + length);
       if (rest.length > 0) sock.unshift(rest);
       // The caller may end its side (its request sent) and still read the answer.
@@ -52,13 +58,14 @@ export function forwardOver(sock: net.Socket, params: ConnectParams, timeoutMs: 
     const onError = (e: Error): void => fail(new HutchError('EPROTO', `agent connection: ${e.message}`, { cause: e }));
     const timer = setTimeout(() => fail(new HutchError('ETIMEDOUT', `the agent did not answer connect to port ${params.port} within ${timeoutMs} ms`)), timeoutMs);
     const cleanup = (): void => {
+      settled = true;
       clearTimeout(timer);
-      sock.off('data', onData);
+      sock.off('readable', onReadable);
       sock.off('end', onEnd);
       sock.off('close', onEnd);
       sock.off('error', onError);
     };
-    sock.on('data', onData);
+    sock.on('readable', onReadable);
     sock.on('end', onEnd);
     sock.on('close', onEnd);
     sock.on('error', onError);
