@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import WebSocket from 'ws';
-import { cleanRoot, makeRoot, testPlatforms } from './helpers.js';
+import { cleanRoot, cleanUpAll, makeRoot, testPlatforms } from './helpers.js';
 import { startDaemon, tokenFile, type Daemon } from './server-kit.js';
 import { Sandbox, HutchApiError, Transport } from '../src/sdk/index.js';
 
@@ -89,10 +89,7 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
   });
 
   test.after(async () => {
-    await sb?.kill().catch(() => undefined); // gone already when a test killed it
-    t?.close();
-    await daemon?.stop();
-    await cleanRoot(root);
+    await cleanUpAll(() => sb?.kill(), () => t?.close(), () => daemon?.stop(), () => cleanRoot(root));
   });
 
   test('GET, POST with a body and query, status and headers of the server in the sandbox', async () => {
