@@ -185,6 +185,29 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
     answers.forEach((a, i) => assert.equal(a, i % 2 ? '<h1>hello from the sandbox</h1>\n' : '{"answer":42}'));
   });
 
+  test('a server that closes without answering is 502; a stopped sandbox is 409', async () => {
+    // nc takes one connection and closes it at once (its program, true, exits).
+    await sb!.exec('busybox nc -l -p 8082 -e true </dev/null >/dev/null 2>&1 &');
+    let a: Answer | undefined;
+    for (let i = 0; i < 50; i++) {
+      a = await call(base, 'GET', `/v1/sandboxes/${sb!.id}/ports/8082/`, token);
+      if (!/nothing listens/.test(a.body.toString())) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(a!.status, 502);
+    assert.equal((JSON.parse(a!.body.toString()) as { error: { code: string } }).error.code, 'ENETWORK');
+    assert.match(a!.body.toString(), /port 8082 of sandbox .* did not answer/);
+    const done = await Sandbox.create({ transport: t!, cmd: 'true' });
+    try {
+      for (let i = 0; i < 100 && (await done.refresh()).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 100));
+      const stopped = await call(base, 'GET', `/v1/sandboxes/${done.id}/ports/8080/`, token);
+      assert.equal(stopped.status, 409);
+      assert.equal((JSON.parse(stopped.body.toString()) as { error: { code: string } }).error.code, 'ESTATE');
+    } finally {
+      await done.kill();
+    }
+  });
+
   test('a paused sandbox is refused (409), and works again once resumed', async () => {
     await sb!.pause();
     try {

@@ -1,6 +1,7 @@
 // A small router: routes are METHOD + a path template with {params}; WebSocket routes are GETs
 // that are answered on the upgrade. A route of method ANY takes every method; a path that ends in
-// /{name...} also matches every path below it (and the bare path), the rest given undecoded. The route list is also what the OpenAPI test checks.
+// /{name...} also matches every path below it (and the bare path), the rest given undecoded. The
+// route list is also what the OpenAPI test checks.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ApiError } from './http.js';
