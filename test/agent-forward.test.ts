@@ -3,10 +3,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { isHutchError } from '../src/errors.js';
-import type { LoopbackHost } from '../src/agent/index.js';
-import { startAgent, type TestAgent } from './agent-harness.test.js';
+import { AgentClient, type LoopbackHost } from '../src/agent/index.js';
+import { encodeFrame, encodeJsonFrame, FrameType } from '../src/agent/protocol.js';
+import { startAgent, tempDir, type TestAgent } from './agent-harness.test.js';
 import { cleanUpAll } from './helpers.js';
 
 let agent: TestAgent;
@@ -82,7 +84,6 @@ test('refusals: nothing listening (ENETWORK), a host off the loopback or a bad p
 });
 
 test('the agent drops a connect that is not the first call, and bytes sent before its answer', async () => {
-  const { encodeJsonFrame, FrameType } = await import('../src/agent/protocol.js');
   const raw = (frames: Buffer[]): Promise<Buffer> => new Promise((resolve, reject) => {
     const s = net.connect(agent.sock);
     const parts: Buffer[] = [];
@@ -104,4 +105,26 @@ test('the agent drops a connect that is not the first call, and bytes sent befor
   const c = await agent.connect();
   assert.equal((await c.ping()).version, 1);
   c.close();
+});
+
+test('an agent from before forwards: EUNSUPPORTED; a garbled answer: EPROTO', async () => {
+  const dir = tempDir();
+  const answers = [
+    encodeJsonFrame(FrameType.RESPONSE, { id: 1, error: { code: 'EINVAL', message: 'unknown method connect' } }),
+    encodeFrame(FrameType.EVENT, Buffer.from('{}')),
+  ];
+  const fake = net.createServer((s) => {
+    s.on('error', () => undefined); // dropped by the client: expected
+    s.once('data', () => s.write(answers.shift()!));
+  });
+  await new Promise<void>((r) => fake.listen(`${dir}/agent.sock`, r));
+  try {
+    await assert.rejects((await AgentClient.connectSocket(`${dir}/agent.sock`)).forwardPort({ host: '127.0.0.1', port: 80 }),
+      (e: unknown) => isHutchError(e) && e.code === 'EUNSUPPORTED' && /predates port forwards/.test(e.message));
+    await assert.rejects((await AgentClient.connectSocket(`${dir}/agent.sock`)).forwardPort({ host: '127.0.0.1', port: 80 }),
+      (e: unknown) => isHutchError(e) && e.code === 'EPROTO');
+  } finally {
+    await new Promise((r) => fake.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

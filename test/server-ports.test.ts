@@ -8,7 +8,7 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import { cleanRoot, cleanUpAll, makeRoot, testPlatforms } from './helpers.js';
 import { startDaemon, tokenFile, type Daemon } from './server-kit.js';
-import { Sandbox, HutchApiError, Transport } from '../src/sdk/index.js';
+import { Sandbox, HutchApiError, NotFoundError, Transport } from '../src/sdk/index.js';
 
 interface Answer { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
 
@@ -109,6 +109,9 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
     const missing = await call(base, 'GET', `${route}/no-such-file`, token);
     assert.equal(missing.status, 404);
     assert.match(String(missing.headers['via']), /hutchd/);
+    const bare = await call(base, 'GET', `${route}?a=b`, token);
+    assert.equal(bare.status, 308);
+    assert.equal(bare.headers['location'], `${route}/?a=b`);
     const bigOne = await call(base, 'GET', `${route}/big.bin`, token);
     assert.equal(bigOne.status, 200);
     assert.equal(createHash('sha256').update(bigOne.body).digest('hex'), createHash('sha256').update(big).digest('hex'));
@@ -203,9 +206,11 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
       const stopped = await call(base, 'GET', `/v1/sandboxes/${done.id}/ports/8080/`, token);
       assert.equal(stopped.status, 409);
       assert.equal((JSON.parse(stopped.body.toString()) as { error: { code: string } }).error.code, 'ESTATE');
+      await assert.rejects(done.fetch(8080, '/'), (e: unknown) => e instanceof HutchApiError && e.code === 'ESTATE' && e.status === 409);
     } finally {
       await done.kill();
     }
+    await assert.rejects(done.fetch(8080, '/'), NotFoundError);
   });
 
   test('a paused sandbox is refused (409), and works again once resumed', async () => {

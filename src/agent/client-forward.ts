@@ -46,7 +46,13 @@ export function forwardOver(sock: net.Socket, params: ConnectParams, timeoutMs: 
       } catch (e) {
         return fail(e instanceof HutchError ? e : new HutchError('EPROTO', `the agent answered connect wrongly: ${(e as Error).message}`, { cause: e }));
       }
-      if ('error' in answer) return fail(new HutchError(answer.error.code, answer.error.message));
+      if ('error' in answer) {
+        // An agent from before forwards answers as it does any method it does not know.
+        if (answer.error.code === 'EINVAL' && /^unknown method connect/.test(answer.error.message)) {
+          return fail(new HutchError('EUNSUPPORTED', 'its agent predates port forwards: a sandbox made by this hutch version has one that forwards'));
+        }
+        return fail(new HutchError(answer.error.code, answer.error.message));
+      }
       cleanup();
       const rest = buffered.subarray(4 + length);
       if (rest.length > 0) sock.unshift(rest);

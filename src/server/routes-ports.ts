@@ -73,6 +73,12 @@ export class PortForwards {
   }
 
   private async request({ req, res, url, params }: HttpContext): Promise<void> {
+    if (params['path'] === '' && !url.pathname.endsWith('/')) {
+      // …/ports/8080 → …/ports/8080/: relative links of the page then resolve under the forward (308 keeps method and body).
+      portOf(params['port']!);
+      res.writeHead(308, { location: `${url.pathname}/${url.search}`, 'content-length': 0 });
+      return void res.end();
+    }
     const { pipe, port, prefix } = await this.pipeTo(params);
     const headers = { ...endToEnd(req.headers), host: `localhost:${port}`, 'x-forwarded-prefix': prefix, connection: 'close' };
     await new Promise<void>((resolve, reject) => {
