@@ -85,7 +85,13 @@ export class PortForwards {
       const upstream = http.request({ createConnection: () => pipe, method: req.method!, path: `/${params['path']!}${url.search}`, headers }, (answer) => {
         const out = endToEnd(answer.headers);
         out['via'] = `${answer.httpVersion} hutchd`;
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+        try {
+          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+        } catch (e) {
+          // The sandbox's answer is untrusted: one node will not pass on is refused, not a crash.
+          pipe.destroy();
+          return reject(new HutchError('EPROTO', `port ${port} of sandbox ${params['id']!.slice(0, 80)} gave an answer that cannot be passed on: ${(e as Error).message}`, { cause: e }));
+        }
         // A cut on either side after the answer began can only cut the other: there is no status left to give.
         pipeline(answer, res).then(resolve, () => { pipe.destroy(); res.destroy(); resolve(); });
       });
@@ -102,7 +108,9 @@ export class PortForwards {
     const { pipe, port, prefix } = await this.pipeTo(params);
     this.track(socket);
     const lines = [`${req.method} /${params['path']!}${url.search} HTTP/1.1`, `host: localhost:${port}`, `x-forwarded-prefix: ${prefix}`, 'connection: Upgrade'];
-    for (const [k, v] of Object.entries(endToEnd(req.headers))) for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
+    for (const [k, v] of Object.entries(endToEnd(req.headers))) {
+      if (k !== 'x-forwarded-prefix') for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
+    }
     lines.push(`upgrade: ${String(req.headers.upgrade ?? 'websocket')}`);
     pipe.write(lines.join('\r\n') + '\r\n\r\n');
     if (head.length > 0) pipe.write(head);
