@@ -200,6 +200,16 @@ for (const { name: platform, skip } of testPlatforms()) describe(`on ${platform}
     assert.equal(a!.status, 502);
     assert.equal((JSON.parse(a!.body.toString()) as { error: { code: string } }).error.code, 'ENETWORK');
     assert.match(a!.body.toString(), /port 8082 of sandbox .* did not answer/);
+    // One that answers garbage instead of HTTP.
+    await sb!.files.write('/tmp/garbage.sh', '#!/bin/sh\nprintf "NOT HTTP\\r\\n\\r\\n"\nsleep 1\n', { mode: 0o755 });
+    await sb!.exec('busybox nc -l -p 8083 -e /tmp/garbage.sh </dev/null >/dev/null 2>&1 &');
+    for (let i = 0; i < 50; i++) {
+      a = await call(base, 'GET', `/v1/sandboxes/${sb!.id}/ports/8083/`, token);
+      if (!/nothing listens/.test(a.body.toString())) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(a!.status, 502, a!.body.toString());
+    assert.match(a!.body.toString(), /"code":"ENETWORK".*port 8083 of sandbox .* did not answer/);
     const done = await Sandbox.create({ transport: t!, cmd: 'true' });
     try {
       for (let i = 0; i < 100 && (await done.refresh()).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 100));
