@@ -136,6 +136,7 @@ export class Agent implements Dispatcher {
         this.watches.stop(session, (params as Params<'unwatch'>).watchId);
         return {};
       }
+      case 'connect': throw new HutchError('EPROTO', 'connect is answered by its connection, never dispatched');
       case 'quiesce':
         // After the reply is written: a checkpoint cannot save a socket bound on the host (gVisor's).
         setImmediate(() => void this.quiesce());

@@ -5,12 +5,13 @@ import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { FileTransfers, type ReadRange } from './client-files.js';
+import { forwardOver } from './client-forward.js';
 import { WatchChannels, type WatchHandle, type WatchListener } from './client-watch.js';
 import { ProcessChannel, type ChannelLink, type ProcessHandle } from './process-handle.js';
 import {
   checkEvent, checkResponse, decodeCredit, decodeData, encodeCreditFrame, encodeDataFrame, encodeJsonFrame,
   FrameDecoder, FrameType, MAX_REQUEST_ID, parseJsonPayload, resultChecks,
-  type DirEntry, type ExecParams, type ExitStatus, type FileStat, type Frame, type MethodName, type Params,
+  type ConnectParams, type DirEntry, type ExecParams, type ExitStatus, type FileStat, type Frame, type MethodName, type Params,
   type PingResult, type ProcessInfo, type Result, type SignalTarget, type StatsResult, type WatchParams,
 } from './protocol.js';
 
@@ -51,13 +52,17 @@ export class AgentClient {
   private closeReason: HutchError | null | undefined;
   private readonly files: FileTransfers;
   private readonly watches = new WatchChannels();
+  private readonly onData = (chunk: Buffer): void => this.onBytes(chunk);
+  private readonly onEnd = (): void => this.shutDown(new HutchError('EPROTO', 'the agent closed the connection'));
+  private readonly onClosed = (): void => this.shutDown(new HutchError('EPROTO', 'the agent connection closed'));
+  private readonly onError = (e: Error): void => this.shutDown(new HutchError('EPROTO', `agent connection: ${e.message}`, { cause: e }));
 
   private constructor(private readonly input: Readable, private readonly output: Writable) {
-    input.on('data', (chunk: Buffer) => this.onBytes(chunk));
-    input.on('end', () => this.shutDown(new HutchError('EPROTO', 'the agent closed the connection')));
-    input.on('close', () => this.shutDown(new HutchError('EPROTO', 'the agent connection closed')));
-    input.on('error', (e) => this.shutDown(new HutchError('EPROTO', `agent connection: ${e.message}`, { cause: e })));
-    if ((output as unknown) !== input) output.on('error', (e) => this.shutDown(new HutchError('EPROTO', `agent connection: ${e.message}`, { cause: e })));
+    input.on('data', this.onData);
+    input.on('end', this.onEnd);
+    input.on('close', this.onClosed);
+    input.on('error', this.onError);
+    if ((output as unknown) !== input) output.on('error', this.onError);
     this.link = {
       sendData: (pid, fd, bytes) => this.write(encodeDataFrame(pid, fd, bytes)),
       sendCredit: (pid, fd, bytes) => this.write(encodeCreditFrame(pid, fd, bytes)),
@@ -264,6 +269,27 @@ export class AgentClient {
     this.input.destroy();
     if ((this.output as unknown) !== this.input) this.output.destroy();
     for (const cb of this.closeListeners.splice(0)) cb(reason);
+  }
+
+  /**
+   * Makes this connection, before any call on it, a byte pipe to a TCP port on the sandbox's
+   * loopback (the `connect` call, client-forward.ts); the client is closed for calls afterwards.
+   */
+  forwardPort(params: ConnectParams, opts: { timeoutMs?: number } = {}): Promise<net.Socket> {
+    if (!(this.input instanceof net.Socket) || (this.output as unknown) !== this.input) {
+      return Promise.reject(new HutchError('EUNSUPPORTED', 'a forward needs a socket connection to the agent'));
+    }
+    if (this.closeReason !== undefined || this.nextId !== 1) {
+      return Promise.reject(new HutchError('ESTATE', 'a forward needs a fresh agent connection'));
+    }
+    const sock = this.input;
+    sock.off('data', this.onData);
+    sock.off('end', this.onEnd);
+    sock.off('close', this.onClosed);
+    sock.off('error', this.onError);
+    this.closeReason = new HutchError('ESTATE', 'the agent connection became a forward');
+    for (const cb of this.closeListeners.splice(0)) cb(this.closeReason);
+    return forwardOver(sock, params, opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
   }
 
   /** ping: the agent's protocol version, pid and uptime. */

@@ -10,6 +10,6 @@ export { AGENT_SOCKET_NAME, EXIT_FILE_NAME, MAX_EXIT_FILE_BYTES, openSandboxWrit
 export { MAIN_LOG_NAME, MAIN_LOG_CAP_BYTES } from './main-log.js';
 export {
   FILE_CHUNK, MAX_FRAME_BYTES, MAX_WATCH_DIRS, MAX_LIST_ENTRIES, MAX_PS_ENTRIES, OUTPUT_WINDOW, PROTOCOL_VERSION, STDIN_WINDOW,
-  type DirEntry, type ExecParams, type ExitStatus, type FileStat, type FileType, type PingResult, type ProcessInfo,
+  LOOPBACK_HOSTS, type ConnectParams, type LoopbackHost, type DirEntry, type ExecParams, type ExitStatus, type FileStat, type FileType, type PingResult, type ProcessInfo,
   type SignalTarget, type StatsResult, type TtySize, type WatchChange,
 } from './protocol.js';

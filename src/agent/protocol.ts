@@ -12,6 +12,9 @@
 // Watches: `watch` answers {watchId} before any of its EVENTs {event: 'watch', changes}; `unwatch`
 // stops it (no event of it follows the answer); a watch that ends by itself sends {event: 'watch-end'}.
 // A connection's watches end with it.
+// Forwards: `connect` {host, port} must be the only call of its connection; once the agent has
+// answered it (and the host sends nothing before that answer), the connection carries the raw bytes
+// of a TCP connection to that port on the sandbox's loopback, both ways, like HTTP CONNECT.
 // Anything malformed ends the connection: the agent sends EVENT {event: 'error'} first.
 import type { ErrorCode } from '../errors.js';
 import {
@@ -88,6 +91,11 @@ export interface WatchParams { path: string; recursive: boolean }
 export interface WatchResult { watchId: number; dirs: number; entries: number }
 export type ChangeKind = 'created' | 'modified' | 'removed';
 export interface WatchChange { kind: ChangeKind; path: string }
+/** The loopback names a forward may connect to. */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+export type LoopbackHost = (typeof LOOPBACK_HOSTS)[number];
+/** A TCP port on the sandbox's loopback to connect a forward to. */
+export interface ConnectParams { host: LoopbackHost; port: number }
 export interface PingResult { version: number; pid: number; uptimeMs: number }
 export type Empty = Record<string, never>;
 
@@ -114,6 +122,8 @@ export interface Methods {
   quiesce: { params: Empty; result: Empty };
   watch: { params: WatchParams; result: WatchResult };
   unwatch: { params: { watchId: number }; result: Empty };
+  /** Turns the connection into a byte pipe to a TCP port on the sandbox's loopback (see the header). */
+  connect: { params: ConnectParams; result: Empty };
 }
 export type MethodName = keyof Methods;
 export type Params<M extends MethodName> = Methods[M]['params'];
@@ -184,6 +194,7 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   quiesce: empty,
   watch: obj<WatchParams>({ path: absPath, recursive: bool }),
   unwatch: obj<{ watchId: number }>({ watchId: pid }),
+  connect: obj<ConnectParams>({ host: oneOf<LoopbackHost>(LOOPBACK_HOSTS), port: int(1, 65535) }),
 };
 
 /** A directory entry's name: one path component (the host joins it to paths it then asks about). */
@@ -233,6 +244,7 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   quiesce: empty,
   watch: obj<WatchResult>({ watchId: pid, dirs: int(0, MAX_WATCH_DIRS), entries: count }),
   unwatch: empty,
+  connect: empty,
 };
 
 /** True when `m` names a method of the protocol. */

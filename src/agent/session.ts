@@ -4,11 +4,13 @@
 import type { Readable, Writable } from 'node:stream';
 import { errnoCode, HutchError, isHutchError } from '../errors.js';
 import { fsError } from './files.js';
+import { connectLoopback, splice } from './forward.js';
+import type * as net from 'node:net';
 import type { ProcessOwner } from './output.js';
 import {
   checkRequest, decodeCredit, decodeData, encodeCreditFrame, encodeDataHeader, encodeJsonFrame, FrameDecoder,
   FrameType, isMethodName, paramChecks, parseJsonPayload, SchemaError,
-  type ErrorEvent, type EventMessage, type ExitEvent, type Frame, type MethodName, type ResponseMessage, type WireError,
+  type ConnectParams, type ErrorEvent, type EventMessage, type ExitEvent, type Frame, type MethodName, type ResponseMessage, type WireError,
 } from './protocol.js';
 import type { ProcessTable } from './processes.js';
 
@@ -41,15 +43,24 @@ export class Session implements ProcessOwner {
   private readonly decoder = new FrameDecoder([FrameType.REQUEST, FrameType.DATA, FrameType.CREDIT]);
   private readonly inFlight = new Set<number>();
   private closedFlag = false;
+  /** Calls received so far (a `connect` must be the first). */
+  private requests = 0;
+  /** 'connecting' once a `connect` came; 'raw' once its answer went out and the bytes are spliced. */
+  private forward: 'connecting' | 'raw' | undefined;
+  /** The forward's TCP connection, in raw mode. */
+  private forwardSocket: net.Socket | undefined;
+  private readonly onData = (chunk: Buffer): void => this.onBytes(chunk);
+  private readonly onEnd = (): void => this.close();
+  private readonly onInputError = (e: Error): void => { this.agent.log(`${this.label}: ${e.message}`); this.close(); };
   congested = false;
 
   constructor(private readonly input: Readable, private readonly output: Writable, private readonly agent: Dispatcher,
     readonly label: string) {
-    input.on('data', (chunk: Buffer) => this.onBytes(chunk));
-    input.on('end', () => this.close());
-    input.on('close', () => this.close());
-    input.on('error', (e) => { this.agent.log(`${label}: ${e.message}`); this.close(); });
-    if ((output as unknown) !== input) output.on('error', (e) => { this.agent.log(`${label}: ${e.message}`); this.close(); });
+    input.on('data', this.onData);
+    input.on('end', this.onEnd);
+    input.on('close', this.onEnd);
+    input.on('error', this.onInputError);
+    if ((output as unknown) !== input) output.on('error', this.onInputError);
     output.on('drain', () => {
       this.congested = false;
       this.agent.table.resumeOwned(this);
@@ -71,6 +82,7 @@ export class Session implements ProcessOwner {
   }
 
   private onFrame(frame: Frame): void {
+    if (this.forward) throw new HutchError('EPROTO', 'the host sent a frame after connect, before its answer');
     if (frame.type === FrameType.REQUEST) return this.onRequest(frame.payload);
     if (frame.type === FrameType.DATA) {
       const d = decodeData(frame.payload);
@@ -88,6 +100,8 @@ export class Session implements ProcessOwner {
     const { id, method, params } = checkRequest(parseJsonPayload(payload), 'request');
     if (this.inFlight.has(id)) throw new HutchError('EPROTO', `request id ${id} is already in flight`);
     if (this.inFlight.size >= MAX_IN_FLIGHT) throw new HutchError('EPROTO', `more than ${MAX_IN_FLIGHT} calls in flight`);
+    this.requests++;
+    if (method === 'connect') return this.startForward(id, params);
     this.inFlight.add(id);
     const run = async (): Promise<unknown> => {
       if (!isMethodName(method)) throw new HutchError('EINVAL', `unknown method ${method.slice(0, 64)}`);
@@ -101,6 +115,37 @@ export class Session implements ProcessOwner {
         this.respond({ id, error: toWireError(e) });
       },
     );
+  }
+
+  /** A `connect`: once the TCP connection stands and the answer is out, this connection is a byte pipe to it. */
+  private startForward(id: number, params: unknown): void {
+    if (this.requests !== 1) throw new HutchError('EPROTO', 'connect must be the first call of its connection');
+    this.forward = 'connecting';
+    let checked: ConnectParams;
+    try {
+      checked = paramChecks.connect(params, 'connect params');
+    } catch (e) {
+      // A bad port is the caller's error, answered; the connection can serve nothing else, so it ends.
+      this.respond({ id, error: toWireError(e) });
+      return this.close();
+    }
+    connectLoopback(checked).then((tcp) => {
+      if (this.closedFlag) return void tcp.destroy();
+      this.respond({ id, result: {} });
+      this.forward = 'raw';
+      this.forwardSocket = tcp;
+      this.input.off('data', this.onData);
+      this.input.off('end', this.onEnd);
+      this.input.off('close', this.onEnd);
+      this.input.off('error', this.onInputError);
+      this.output.off('error', this.onInputError);
+      // The host may end its side first (its request sent) and still read the answer.
+      (this.input as Partial<net.Socket>).allowHalfOpen = true;
+      splice(this.input, this.output, tcp, () => this.close());
+    }, (e: unknown) => {
+      this.respond({ id, error: toWireError(e) });
+      this.close();
+    });
   }
 
   private respond(msg: ResponseMessage): void {
@@ -169,6 +214,7 @@ export class Session implements ProcessOwner {
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.agent.table.detach(this);
+    this.forwardSocket?.destroy();
     // Flush what is queued (an error event, say), then release both directions; a peer that never
     // reads does not get to hold the connection open.
     if (!this.output.writableEnded) this.output.end(() => this.input.destroy());

@@ -1,7 +1,8 @@
 // Calls into a running sandbox through its agent: processes, files, signals, ps, stats.
 import { networkManager } from './networks.js';
 import { HutchError } from '../errors.js';
-import type { AgentClient, ProcessHandle } from '../agent/index.js';
+import type { Socket } from 'node:net';
+import type { AgentClient, LoopbackHost, ProcessHandle } from '../agent/index.js';
 import type { SandboxStats } from '../platform/index.js';
 import type { EngineContext } from './context.js';
 import { requireStatus, type SandboxRecord } from './state.js';
@@ -163,6 +164,23 @@ export class SandboxCalls {
   async files(ref: string): Promise<AgentClient> {
     const record = await this.readRunning(ref, 'access files of');
     return this.client(record, `copy files through exec (hutch exec -i ${record.name} -- sh -c 'cat > PATH' < FILE, hutch exec ${record.name} -- cat PATH > FILE); hutch run -d makes a sandbox whose agent answers hutch cp`);
+  }
+
+  /**
+   * A new TCP connection to `port` on the sandbox's loopback, through a dedicated agent connection
+   * (works in every network mode, none included): ENETWORK "nothing listens" when nobody does.
+   */
+  async forwardPort(ref: string, port: number, host: LoopbackHost = '127.0.0.1'): Promise<Socket> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HutchError('EINVAL', `port must be an integer from 1 to 65535: ${String(port).slice(0, 20)}`);
+    const record = await this.readRunning(ref, 'forward a port of');
+    if (record.mode !== 'agent') throw noAgent(record.id, 'run a server in a sandbox made with hutch run -d to reach its ports');
+    const client = await (await this.engine.platformOf(record)).connect(record.handle!);
+    try {
+      return await client.forwardPort({ host, port });
+    } catch (e) {
+      if (e instanceof HutchError) throw new HutchError(e.code, `sandbox ${record.id}: ${e.message}`, { id: record.id, cause: e });
+      throw e;
+    }
   }
 }
 

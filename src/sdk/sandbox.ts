@@ -1,6 +1,7 @@
 // A sandbox of hutchd, from TypeScript: create (or connect), exec, spawn, files, pause/resume,
 // time to live, kill.
 import { SandboxFiles } from './files.js';
+import { fetchPort, portRoute, type PortFetchInit, type PortResponse } from './ports.js';
 import { SandboxProcesses } from './processes.js';
 import { spawnProcess, type SandboxProcess, type SpawnOptions } from './process.js';
 import { Transport, type CallOptions, type ConnectionOptions } from './transport.js';
@@ -149,6 +150,20 @@ export class Sandbox {
     if (opts.states?.length) q.set('state', opts.states.join(','));
     const qs = q.toString();
     return (await t.json<{ sandboxes: SandboxInfo[] }>({ ...callOpts(opts), method: 'GET', path: `/v1/sandboxes${qs ? `?${qs}` : ''}` })).sandboxes;
+  }
+
+  /**
+   * The URL prefix of `port` inside the sandbox through hutchd (append a path): with a TCP transport
+   * http://HOST:PORT/v1/sandboxes/ID/ports/PORT, which any HTTP or WebSocket client can use with the
+   * bearer token; with a unix socket http+unix://SOCKET:/v1/sandboxes/ID/ports/PORT (the ws+unix form).
+   */
+  getHost(port: number): string {
+    return this.transport.httpUrl(portRoute(this.info.id, port));
+  }
+
+  /** A request to a server on the sandbox's loopback (`path` with its query): any network mode, none included. */
+  fetch(port: number, path = '/', init: PortFetchInit = {}): Promise<PortResponse> {
+    return fetchPort(this.transport, this.info.id, port, path, init);
   }
 
   private route(suffix = ''): string {

@@ -32,6 +32,8 @@ export interface RequestSpec extends CallOptions {
   json?: unknown;
   body?: Buffer | string | Readable | AsyncIterable<Uint8Array>;
   contentType?: string;
+  /** More headers (the token's authorization header is always hutchd's). */
+  headers?: Record<string, string>;
 }
 
 const DEFAULT_SOCKET = '/run/hutch/hutchd.sock';
@@ -76,6 +78,12 @@ export class Transport {
     return `ws+unix://${this.socketPath}:${p}`;
   }
 
+  /** The URL of a route: http(s)://HOST:PORT/route for TCP, http+unix://SOCKET:/route (the ws+unix form) for a unix socket. */
+  httpUrl(path: string): string {
+    if (this.baseUrl) return `${this.baseUrl.origin}${path}`;
+    return `http+unix://${this.socketPath}:${path}`;
+  }
+
   /** The abort signal of a call: its own signal, and its timeout (call's, else the connection's). */
   signalOf(o: CallOptions): { signal: AbortSignal | undefined; timeoutMs: number } {
     const timeoutMs = o.timeoutMs ?? this.timeoutMs;
@@ -92,10 +100,17 @@ export class Transport {
 
   /** Sends a request; resolves to the response once its headers are in (an error status throws). */
   async request(spec: RequestSpec): Promise<http.IncomingMessage> {
+    const res = await this.send(spec);
+    if ((res.statusCode ?? 500) >= 400) throw await errorOf(res);
+    return res;
+  }
+
+  /** Sends a request; resolves to the response once its headers are in, whatever its status. */
+  async send(spec: RequestSpec): Promise<http.IncomingMessage> {
     const { signal, timeoutMs } = this.signalOf(spec);
     const what = `${spec.method} ${spec.path}`;
     if (signal?.aborted) throw this.abortError(signal, timeoutMs, what);
-    const headers: Record<string, string> = { ...this.headers() };
+    const headers: Record<string, string> = { ...(spec.headers ?? {}), ...this.headers() };
     let payload: Buffer | string | Readable | AsyncIterable<Uint8Array> | undefined = spec.body;
     if (spec.json !== undefined) {
       payload = JSON.stringify(spec.json);
@@ -120,7 +135,6 @@ export class Transport {
       signal.addEventListener('abort', onAbort, { once: true });
       res.once('close', () => signal.removeEventListener('abort', onAbort));
     }
-    if ((res.statusCode ?? 500) >= 400) throw await errorOf(res);
     return res;
   }
 
@@ -151,7 +165,8 @@ export async function readAll(res: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function errorOf(res: http.IncomingMessage): Promise<HutchApiError> {
+/** The typed error of a hutchd error answer (JSON {error: {code, message}}). */
+export async function errorOf(res: http.IncomingMessage): Promise<HutchApiError> {
   const status = res.statusCode ?? 500;
   const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
   try {

@@ -12,6 +12,13 @@ const pathQuery = { name: 'path', in: 'query', required: true, description: 'abs
 const q = (name: string, description: string, type = 'string'): Json => ({ name, in: 'query', required: false, description, schema: { type } });
 const ws = (description: string): Json => ({ '101': { description: `WebSocket upgrade. ${description}` } });
 
+const portParam = { name: 'port', in: 'path', required: true, description: 'TCP port on the sandbox\'s loopback, 1-65535', schema: { type: 'integer', minimum: 1, maximum: 65535 } };
+const restParam = { name: 'path', in: 'path', required: true, description: 'the rest of the path (may be empty or hold slashes), passed on undecoded with the query string', schema: { type: 'string' } };
+/** The methods a route of method ANY is listed under. */
+const ANY_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'];
+/** A router path as OpenAPI writes it: /{name...} (the rest of the path) is /{name}. */
+const docPath = (p: string): string => p.replace(/\{(\w+)\.\.\.\}$/, '{$1}');
+
 /** Operations by "METHOD path". */
 const OPERATIONS: Record<string, Json> = {
   'POST /v1/sandboxes': {
@@ -43,6 +50,11 @@ const OPERATIONS: Record<string, Json> = {
     summary: 'Restore: a new running sandbox from a snapshot, its processes going on where they were (several from one snapshot: a fork)', parameters: [snapParam],
     requestBody: json({ type: 'object', properties: { name: { type: 'string' }, labels: { type: 'object', additionalProperties: { type: 'string' } }, ttlMs: { type: 'integer', minimum: 1000 } } }),
     responses: ok('the running sandbox', ref('Sandbox'), '201'),
+  },
+  'ANY /v1/sandboxes/{id}/ports/{port}/{path...}': {
+    summary: 'Forward: the request (any method, headers but hop-by-hop ones and Authorization, body streamed both ways) to http://127.0.0.1:PORT/PATH inside the sandbox, through its agent (every network mode, none included); a WebSocket upgrade is forwarded too',
+    parameters: [idParam, portParam, restParam],
+    responses: { default: { description: 'the answer of the server in the sandbox, with via: 1.1 hutchd' }, '502': { description: 'nothing listens on the port (ENETWORK)', ...json(ref('Error')) }, '101': { description: 'WebSocket upgrade answered by the server in the sandbox' } },
   },
   'GET /v1/sandboxes/{id}/stats': { summary: 'cpu, memory, pids and disk of a sandbox', parameters: [idParam], responses: ok('stats', ref('SandboxStats')) },
   'POST /v1/sandboxes/{id}/processes': {
@@ -206,8 +218,10 @@ const ERROR_RESPONSES = Object.fromEntries(
 export function openApiDocument(routes: { method: string; path: string }[]): Json {
   const paths: Record<string, Record<string, Json>> = {};
   for (const r of routes) {
-    const op = OPERATIONS[`${r.method} ${r.path}`] ?? { summary: 'undocumented', responses: {} };
-    (paths[r.path] ??= {})[r.method.toLowerCase()] = { ...op, responses: { ...(op['responses'] as Json), ...ERROR_RESPONSES } };
+    // The forward's WebSocket route shares the path with its ANY route, which describes both.
+    const op = OPERATIONS[`${r.method} ${r.path}`] ?? OPERATIONS[`ANY ${r.path}`] ?? { summary: 'undocumented', responses: {} };
+    const ops = (paths[docPath(r.path)] ??= {});
+    for (const m of r.method === 'ANY' ? ANY_METHODS : [r.method.toLowerCase()]) ops[m] = { ...op, responses: { ...(op['responses'] as Json), ...ERROR_RESPONSES } };
   }
   return {
     openapi: '3.1.0',
@@ -221,5 +235,8 @@ export function openApiDocument(routes: { method: string; path: string }[]): Jso
 
 /** The operations this document knows ("METHOD path"), for the test that compares it with the router. */
 export function documentedOperations(): string[] {
-  return Object.keys(OPERATIONS);
+  return Object.keys(OPERATIONS).flatMap((k) => {
+    const [method, p] = k.split(' ') as [string, string];
+    return (method === 'ANY' ? ANY_METHODS.map((m) => m.toUpperCase()) : [method]).map((m) => `${m} ${docPath(p)}`);
+  });
 }

@@ -1,5 +1,7 @@
 // A small router: routes are METHOD + a path template with {params}; WebSocket routes are GETs
-// that are answered on the upgrade. The route list is also what the OpenAPI test checks.
+// that are answered on the upgrade. A route of method ANY takes every method; a path that ends in
+// /{name...} also matches every path below it (and the bare path), the rest given undecoded. The
+// route list is also what the OpenAPI test checks.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ApiError } from './http.js';
@@ -23,10 +25,10 @@ export interface UpgradeContext {
 
 /** One route. */
 export type Route =
-  | { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; path: string; ws?: false; handle: (c: HttpContext) => Promise<void> }
+  | { method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'ANY'; path: string; ws?: false; handle: (c: HttpContext) => Promise<void> }
   | { method: 'GET'; path: string; ws: true; handle: (c: UpgradeContext) => Promise<void> };
 
-interface Compiled { route: Route; re: RegExp; names: string[] }
+interface Compiled { route: Route; re: RegExp; names: string[]; rest: string | undefined }
 
 /** Matches requests to routes; unknown paths are 404, known paths with another method 405. */
 export class Router {
@@ -36,11 +38,13 @@ export class Router {
   add(...routes: Route[]): this {
     for (const route of routes) {
       const names: string[] = [];
-      const re = new RegExp('^' + route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, n: string) => {
+      const restMatch = /\/\{(\w+)\.\.\.\}$/.exec(route.path);
+      const fixed = restMatch ? route.path.slice(0, restMatch.index) : route.path;
+      const re = new RegExp('^' + fixed.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, n: string) => {
         names.push(n);
         return '([^/]+)';
-      }) + '$');
-      this.compiled.push({ route, re, names });
+      }) + (restMatch ? '(?:/(.*))?' : '') + '$');
+      this.compiled.push({ route, re, names, rest: restMatch?.[1] });
     }
     return this;
   }
@@ -59,7 +63,7 @@ export class Router {
       if (!m) continue;
       pathKnown = true;
       if (c.route.method === method && c.route.ws === true && !ws) wsOnly = true;
-      if (c.route.method !== method || (c.route.ws === true) !== ws) continue;
+      if ((c.route.method !== method && c.route.method !== 'ANY') || (c.route.ws === true) !== ws) continue;
       const params: Record<string, string> = {};
       c.names.forEach((n, i) => {
         try {
@@ -68,6 +72,7 @@ export class Router {
           throw new ApiError(400, 'EINVAL', `malformed path parameter ${n}`);
         }
       });
+      if (c.rest !== undefined) params[c.rest] = m[c.names.length + 1] ?? '';
       return { route: c.route, params };
     }
     if (wsOnly) throw new ApiError(400, 'EINVAL', `${pathname.slice(0, 200)} is a WebSocket endpoint: connect with a WebSocket upgrade`);

@@ -20,6 +20,7 @@ import { OutputBudget } from './output-budget.js';
 import { ProcessTable } from './processes.js';
 import { Router } from './router.js';
 import { fileRoutes } from './routes-files.js';
+import { PortForwards } from './routes-ports.js';
 import { processRoutes } from './routes-processes.js';
 import { sandboxRoutes } from './routes-sandboxes.js';
 import { snapshotRoutes } from './routes-snapshots.js';
@@ -83,7 +84,7 @@ export class Hutchd {
   readonly addresses: { socketPath?: string; url?: string } = {};
 
   private constructor(readonly services: Services, private readonly router: Router, private readonly auth: TokenAuth | undefined,
-    private readonly wss: WebSocketServer, private readonly connections: ConnectionLimits) {}
+    private readonly wss: WebSocketServer, private readonly connections: ConnectionLimits, private readonly ports: PortForwards) {}
 
   /** Checks the options, recovers the sandboxes of an earlier hutchd, and starts listening. */
   static async start(opts: HutchdOptions): Promise<Hutchd> {
@@ -121,9 +122,10 @@ export class Hutchd {
     });
     const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxJsonBytes });
     const router = new Router();
+    const ports = new PortForwards(services);
     router.add(...sandboxRoutes(services), ...snapshotRoutes(services), ...networkRoutes(services), ...processRoutes(services), ...fileRoutes(services),
-      ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...serviceRoutes(services, () => openApiDocument(router.routes())));
-    const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) });
+      ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...ports.routes(), ...serviceRoutes(services, () => openApiDocument(router.routes())));
+    const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) }, ports);
     d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : defaultSocketOf(engine.store.root));
     try {
@@ -227,6 +229,7 @@ export class Hutchd {
   /** Stops listening, closes streams and agent connections; sandboxes stay (a later hutchd serves them). */
   async close(): Promise<void> {
     for (const c of this.wss.clients) c.terminate();
+    this.ports.closeAll();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => {
       if (!s.listening) return resolve();
       s.close(() => resolve());
