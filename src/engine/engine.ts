@@ -176,6 +176,7 @@ export class Engine implements EngineContext {
     try {
       crashPoint('create:allocated');
       await attachNetwork(this.store, record);
+      crashPoint('create:network');
       record.handle = await platform.create(this.configOf(record));
       crashPoint('create:executor');
       record.phase = 'ready';

@@ -118,7 +118,7 @@ export class NetworkManager {
       await this.makeNetns(who.id, def, attachment);
       this.writeNameFiles(who, attachment);
       await nftApply(sandboxScript(who.id, attachment.address, policy, dnsServers, ports, 0), { id: who.id });
-      await this.resolvePolicyNames(who.id, policy);
+      await this.resolvePolicyNames(who.id, policy, dnsServers);
       if (!def.isolated) {
         await using lock = await this.store.lock();
         void lock;
@@ -144,7 +144,7 @@ export class NetworkManager {
     await nftApply(sandboxScript(id, a.address, policy, a.dns, [], generation) + `flush set inet hutch sb_${id}_names\nflush set inet hutch sb_${id}_denied\n`, { id });
     const next = { ...a, policy, policyGeneration: generation };
     this.store.saveAttachment(id, next);
-    await this.resolvePolicyNames(id, policy);
+    await this.resolvePolicyNames(id, policy, a.dns);
     return next;
   }
 
@@ -244,11 +244,15 @@ export class NetworkManager {
     }
   }
 
-  private async resolvePolicyNames(id: string, policy: EgressPolicy): Promise<void> {
+  /** Resolves the policy's names with the sandbox's own DNS servers (what it would see) into its sets. */
+  private async resolvePolicyNames(id: string, policy: EgressPolicy, servers: string[]): Promise<void> {
+    const resolver = new dns.Resolver({ timeout: 2000, tries: 2 });
+    if (servers.length) resolver.setServers(servers);
     for (const [rules, denied] of [[policy.allow, false], [policy.deny, true]] as const) {
       for (const name of policyNames({ ...policy, allow: rules })) {
-        if (name.startsWith('*.')) continue; // a wildcard is learnt from the sandbox's own lookups
-        const found = await dns.resolve4(name, { ttl: true }).catch(() => []);
+        if (name.startsWith('*.')) continue; // a wildcard has no addresses of its own to look up
+        // A name that does not resolve allows nothing (yet): not an error of the policy.
+        const found = await resolver.resolve4(name, { ttl: true }).catch(() => []);
         const script = nameAddressesScript(id, found.map((r) => r.address), Math.min(...found.map((r) => r.ttl), 3600), denied);
         if (script) await nftApply(script, { id });
       }
