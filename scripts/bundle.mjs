@@ -57,6 +57,7 @@ fs.mkdirSync('dist/bundle/verbs', { recursive: true });
 const bundles = [
   ['src/cli/main.ts', 'dist/bundle/hutch.cjs', [verbsOfMain]],
   ['src/agent/main.ts', 'dist/bundle/agent.cjs', []],
+  ['src/net/dns-main.ts', 'dist/bundle/netdns.cjs', []],
   ['src/engine/index.ts', 'dist/bundle/engine.cjs', [imageOfEngine]],
   ['src/image/index.ts', 'dist/bundle/image.cjs', []],
   ['src/cli/oci/main.ts', 'dist/bundle/verbs/oci.cjs', []],

@@ -1,14 +1,19 @@
 // A stand-in for the internet in a network namespace the test makes: routed from the host over a
 // veth pair, with no route back to hutch's subnets (so only NAT lets a sandbox's packets return),
 // TCP servers that say which address was asked and who asked, and a DNS server whose records the
-// test changes. Only TEST-NET-2 addresses (198.51.100.0/24) and a /30 of the shared range are used.
+// test changes. Only TEST-NET-2 addresses (198.51.100.0/24) and a /30 of the shared range are used,
+// picked by the test process's pid, so that two test files (or runs) at once do not share them.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-/** The upstream's addresses: two web servers and a DNS server. */
-export const UPSTREAM = { web1: '198.51.100.10', web2: '198.51.100.11', dns: '198.51.100.53', port: 8080 } as const;
+const SLOT = process.pid % 60;
+/** The upstream's addresses: two web servers and a DNS server; and the host's end of its link. */
+export const UPSTREAM = {
+  web1: `198.51.100.${SLOT * 4 + 1}`, web2: `198.51.100.${SLOT * 4 + 2}`, dns: `198.51.100.${SLOT * 4 + 3}`, port: 8080,
+  hostSide: `100.127.${SLOT}.1`,
+} as const;
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -55,10 +60,10 @@ export class Upstream {
     try {
       ip(['netns', 'add', u.ns]);
       ip(['link', 'add', u.hostLink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', u.ns]);
-      ip(['addr', 'add', '100.127.255.1/30', 'dev', u.hostLink]);
+      ip(['addr', 'add', `${UPSTREAM.hostSide}/30`, 'dev', u.hostLink]);
       ip(['link', 'set', u.hostLink, 'up']);
-      for (const a of ['addr add 100.127.255.2/30 dev eth0', 'link set eth0 up', 'link set lo up', ...[UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns].map((x) => `addr add ${x}/32 dev lo`)]) ip(['-n', u.ns, ...a.split(' ')]);
-      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) ip(['route', 'add', `${x}/32`, 'via', '100.127.255.2']);
+      for (const a of [`addr add 100.127.${SLOT}.2/30 dev eth0`, 'link set eth0 up', 'link set lo up', ...[UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns].map((x) => `addr add ${x}/32 dev lo`)]) ip(['-n', u.ns, ...a.split(' ')]);
+      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) ip(['route', 'add', `${x}/32`, 'via', `100.127.${SLOT}.2`]);
       u.setRecords({});
       fs.writeFileSync(u.logFile, '');
       u.server = spawn('ip', ['netns', 'exec', u.ns, process.execPath, '-e', SERVER, u.recordsFile, u.logFile], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -43,8 +43,9 @@ for (const p of testPlatforms()) {
       const id = await sandbox(root, ['--network', 'bridge', '--name', `web-${p.name}`], DNS_ENV);
       const out = await connectFrom(root, id, UPSTREAM.web1, UPSTREAM.port);
       // The upstream has no route to hutch's subnet: it saw the host's address, so NAT did its job.
-      assert.match(out, new RegExp(`upstream ${UPSTREAM.web1} saw 100\\.127\\.255\\.1`));
-      assert.equal((await hutchOk(root, ['exec', id, 'cat', '/etc/resolv.conf'])).trim(), `nameserver ${UPSTREAM.dns}`);
+      assert.match(out, new RegExp(`upstream ${UPSTREAM.web1} saw ${UPSTREAM.hostSide}`));
+      // hutch's DNS service on the gateway answers it, forwarding to the upstream ($HUTCH_DNS).
+      assert.equal((await hutchOk(root, ['exec', id, 'cat', '/etc/resolv.conf'])).trim(), 'nameserver 10.77.0.1');
       assert.match(await hutchOk(root, ['exec', id, 'cat', '/etc/hosts']), new RegExp(`^10\\.77\\.\\d+\\.\\d+\\tweb-${p.name}$`, 'm'));
       upstream.setRecords({ 'web1.upstream.test': UPSTREAM.web1 });
       assert.match(await hutchOk(root, ['exec', id, 'nslookup', 'web1.upstream.test']), new RegExp(UPSTREAM.web1.replace(/\./g, '\\.')));
@@ -69,11 +70,20 @@ for (const p of testPlatforms()) {
       const changeMs = Date.now() - t0;
       assert.equal(await connectFrom(root, id, UPSTREAM.web1, UPSTREAM.port), '');
       assert.match(await connectFrom(root, id, UPSTREAM.web2, UPSTREAM.port), /upstream/);
-      // A DNS name: its addresses now, and after its record moves and the policy is set again, the new one.
-      upstream.setRecords({ 'allowed.upstream.test': UPSTREAM.web2 });
+      // A DNS name: the addresses it resolves to when the policy is set, and those the sandbox's own
+      // lookups get as the record moves; names the policy does not allow are refused by hutch's DNS.
+      upstream.setRecords({ 'allowed.upstream.test': UPSTREAM.web2, 'other.test': UPSTREAM.web1 });
       await hutchOk(root, ['network', 'policy', id, '--egress', 'deny', '--allow', `allowed.upstream.test:tcp/${UPSTREAM.port}`], { env: DNS_ENV });
       assert.match(await connectFrom(root, id, UPSTREAM.web2, UPSTREAM.port), /upstream/);
       assert.equal(await connectFrom(root, id, UPSTREAM.web1, UPSTREAM.port), '');
+      upstream.setRecords({ 'allowed.upstream.test': UPSTREAM.web1, 'other.test': UPSTREAM.web1 });
+      assert.match(await connectFrom(root, id, 'allowed.upstream.test', UPSTREAM.port), new RegExp(`upstream ${UPSTREAM.web1.replace(/\./g, '\\.')}`), 'the moved record, as the sandbox looked it up');
+      const refused = await hutch(root, ['exec', id, 'nslookup', 'other.test']);
+      assert.match(refused.stdout + refused.stderr, /REFUSED/, 'a name no rule allows is not even resolved');
+      await hutchOk(root, ['network', 'policy', id, '--allow', '*.upstream.test:tcp/8080', '--deny', 'other.test']);
+      assert.match(await hutchOk(root, ['exec', id, 'nslookup', 'allowed.upstream.test']), new RegExp(UPSTREAM.web1));
+      assert.match((await hutch(root, ['exec', id, 'nslookup', 'other.test'])).stdout, /REFUSED/, 'deny names are refused');
+      await hutchOk(root, ['network', 'policy', id, '--egress', 'deny', '--allow', `allowed.upstream.test:tcp/${UPSTREAM.port}`]);
       const shown = JSON.parse(await hutchOk(root, ['network', 'policy', id]));
       assert.deepEqual(shown, { default: 'deny', allow: [{ name: 'allowed.upstream.test', protocol: 'tcp', ports: [UPSTREAM.port, UPSTREAM.port] }], deny: [] });
       assert.ok(changeMs < 5000, `policy change took ${changeMs} ms (CLI included)`);
@@ -87,7 +97,7 @@ for (const p of testPlatforms()) {
       try {
         const id = await sandbox(root, ['--network', 'bridge']);
         assert.equal(await connectFrom(root, id, '10.77.0.1', port), '', 'the host\'s own services, by the gateway');
-        assert.equal(await connectFrom(root, id, '100.127.255.1', port), '', 'the host\'s other networks');
+        assert.equal(await connectFrom(root, id, UPSTREAM.hostSide, port), '', 'the host\'s other networks');
         assert.equal(await connectFrom(root, id, '169.254.169.254', 80), '', 'the metadata address');
         for (const cmd of ['ip route del default', 'ip addr add 10.77.200.200/16 dev eth0', 'ip link set eth0 down']) {
           const r = await hutch(root, ['exec', id, 'sh', '-c', cmd]);
@@ -120,6 +130,7 @@ describe('networks, ports and bad input (container platform)', () => {
     await hutchOk(root, ['exec', '-d', c, 'sh', '-c', 'nc -l -p 7000 -e echo hello-from-alpha']);
     await new Promise((r) => setTimeout(r, 300));
     assert.match(await connectFrom(root, d, `alpha-${process.pid}`, 7000), /hello-from-alpha/, 'by name, through /etc/hosts');
+    assert.match(await hutchOk(root, ['exec', d, 'nslookup', `alpha-${process.pid}`]), /10\.78\./, 'and through hutch\'s DNS');
     assert.equal(await connectFrom(root, a, JSON.parse(await hutchOk(root, ['inspect', c]))[0].network.address, 7000), '', 'a sandbox of another network cannot reach it');
     const rm = await hutch(root, ['network', 'rm', NET]);
     assert.notEqual(rm.code, 0);

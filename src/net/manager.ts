@@ -1,6 +1,7 @@
 // The network layer's one entry point: networks (create, list, remove), a sandbox's attachment
 // (attach, detach, policy) and cleanup after crashes. docs/network.md describes the design.
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,10 @@ import { policyNames } from './policy.js';
 import { baseScript, bridgeRemovalScript, nameAddressesScript, sandboxRemovalScript, sandboxScript, tableRemovalScript } from './rules.js';
 import { checkNetworkName, DEFAULT_NETWORK, type Lease, NetworkStore } from './store.js';
 import { ipBatch, nftApply, nftJson } from './tools.js';
+import { listeningMarker } from './dns-service.js';
+import { FileLock } from '../linux/filelock.js';
+import { readFileIfExists } from '../linux/optional-file.js';
+import { installDir } from '../install-dir.js';
 import { DEFAULT_POLICY, type EgressPolicy, type NetworkAttachment, type NetworkDef, type NetworkRequest } from './types.js';
 
 /** Where the network layer keeps things and what it gives sandboxes. */
@@ -116,8 +121,9 @@ export class NetworkManager {
         this.store.saveAttachment(who.id, attachment);
       }
       await this.makeNetns(who.id, def, attachment);
+      await this.ensureDnsService(def.gateway, who.id);
       this.writeNameFiles(who, attachment);
-      await nftApply(sandboxScript(who.id, attachment.address, policy, dnsServers, ports, 0), { id: who.id });
+      await nftApply(sandboxScript(who.id, attachment.address, policy, ports, 0), { id: who.id });
       await this.resolvePolicyNames(who.id, policy, dnsServers);
       if (!def.isolated) {
         await using lock = await this.store.lock();
@@ -141,7 +147,7 @@ export class NetworkManager {
     const a = this.store.attachment(id);
     if (!a) throw new HutchError('ESTATE', `sandbox ${id} is on no network (its mode is none or host): it has no egress policy`, { id });
     const generation = ((a.policyGeneration ?? 0) + 1) & 0xffff;
-    await nftApply(sandboxScript(id, a.address, policy, a.dns, [], generation) + `flush set inet hutch sb_${id}_names\nflush set inet hutch sb_${id}_denied\n`, { id });
+    await nftApply(sandboxScript(id, a.address, policy, [], generation) + `flush set inet hutch sb_${id}_names\nflush set inet hutch sb_${id}_denied\n`, { id });
     const next = { ...a, policy, policyGeneration: generation };
     this.store.saveAttachment(id, next);
     await this.resolvePolicyNames(id, policy, a.dns);
@@ -193,6 +199,35 @@ export class NetworkManager {
     return this.listNetworks().some((d) => linkExists(d.bridge)) || linkExists('hutch0');
   }
 
+  /**
+   * Makes sure hutch's DNS service (dns-service.ts, one process per host) listens on `gateway`:
+   * started when none runs (its lock is free), then awaited until its marker for the gateway is there.
+   */
+  private async ensureDnsService(gateway: string, id: string): Promise<void> {
+    const marker = listeningMarker(this.store.run, gateway);
+    const lockFile = path.join(this.store.run, 'dns.lock');
+    let spawnedAt = 0;
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+      const free = FileLock.tryAcquire(lockFile, 'exclusive');
+      free?.release();
+      if (!free && fs.existsSync(marker)) return;
+      if (free && Date.now() - spawnedAt > 1000) {
+        spawnedAt = Date.now();
+        const env = { ...process.env };
+        delete env.NODE_EXTRA_CA_CERTS; // ~40 ms of each node start, and nothing it needs
+        const log = fs.openSync(path.join(this.store.run, 'dns.log'), 'a', 0o600);
+        try {
+          spawn(process.execPath, [path.join(installDir(), 'dist/bundle/netdns.cjs'), '--root', this.store.root, '--run', this.store.run],
+            { detached: true, stdio: ['ignore', 'ignore', log], cwd: '/', env: { ...env, HUTCH_BRIDGE_SUBNET: this.store.defaultNetwork().subnet } }).unref();
+        } finally {
+          fs.closeSync(log);
+        }
+      }
+    }
+    const last = (readFileIfExists(path.join(this.store.run, 'dns.log')) ?? '').trim().split('\n').pop() ?? '';
+    throw new HutchError('EEXEC', `hutch's DNS server did not come up on ${gateway}:53${last ? `: ${last.slice(0, 200)}` : ''}`, { id });
+  }
+
   private async ensureBridge(def: NetworkDef): Promise<void> {
     if (!linkExists(def.bridge)) {
       await ipBatch([`link add ${def.bridge} type bridge`, `addr add ${def.gateway}/${parseCidr(def.subnet).prefix} dev ${def.bridge}`, `link set ${def.bridge} up`]);
@@ -202,11 +237,11 @@ export class NetworkManager {
     }
     const present = this.listNetworks().filter((d) => d.bridge === def.bridge || linkExists(d.bridge));
     const protectedBlocks = withoutCovered([...PROTECTED_BLOCKS, ...hostNetworks()]);
-    await nftApply(baseScript(present.map((d) => d.bridge), present.filter((d) => !d.isolated).map((d) => d.bridge), protectedBlocks));
+    await nftApply(baseScript(present.map((d) => d.bridge), present.filter((d) => !d.isolated).map((d) => d.bridge), present.map((d) => d.gateway), protectedBlocks));
   }
 
   private async dropBridge(def: NetworkDef): Promise<void> {
-    if (this.tableExists()) await nftApply(bridgeRemovalScript(def.bridge));
+    if (this.tableExists()) await nftApply(bridgeRemovalScript(def.bridge, def.gateway));
     if (linkExists(def.bridge)) await ipBatch([`link del ${def.bridge}`]);
   }
 
@@ -229,7 +264,8 @@ export class NetworkManager {
   }
 
   private writeNameFiles(who: SandboxIdentity, a: NetworkAttachment): void {
-    const resolv = a.dns.length ? a.dns.map((s) => `nameserver ${s}`).join('\n') + '\n' : '# hutch: no DNS server (the host has none outside its loopback; set $HUTCH_DNS)\n';
+    // hutch's DNS service on the gateway answers it (and forwards to a.dns, the upstreams).
+    const resolv = `nameserver ${a.gateway}\n`;
     fs.writeFileSync(a.resolvConf, resolv, { mode: 0o644 });
     fs.writeFileSync(a.hosts, hostsText(who.name, a.address, []), { mode: 0o644 });
   }

@@ -125,12 +125,12 @@ export function flowMark(g: number): string {
 /**
  * The statements of a sandbox's egress chain, evaluated for every packet it sends, so that a
  * policy change holds for flows already open too. Deny rules come first; replies (to connections
- * made to the sandbox) pass; then the DNS servers it was given, the allow rules, and the default,
+ * made to the sandbox) pass; then the allow rules (its DNS goes to hutch's service on the gateway, not through here), and the default,
  * which for `allow` still keeps the protected blocks (and the host's own networks) out. A flow a
  * name rule admitted is marked with the policy's generation, so that it outlives the TTL of the
  * addresses its name resolved to, but not a policy change.
  */
-export function policyChain(id: string, p: EgressPolicy, dns: string[], generation: number): string[] {
+export function policyChain(id: string, p: EgressPolicy, generation: number): string[] {
   const o = sandboxObjects(id);
   const lines: string[] = [];
   const drop = `counter name ${o.counter} drop`;
@@ -138,7 +138,6 @@ export function policyChain(id: string, p: EgressPolicy, dns: string[], generati
   for (const r of p.deny) for (const m of ruleMatch(r, o.denyNames)) lines.push(`${m} ${drop}`);
   lines.push('ct direction reply accept');
   lines.push(`ct mark ${mark} accept`);
-  if (dns.length) for (const proto of ['udp', 'tcp']) lines.push(`ip daddr { ${dns.join(', ')} } ${proto} dport 53 accept`);
   for (const r of p.allow) for (const m of ruleMatch(r, o.names)) lines.push(r.name ? `${m} ct mark set ${mark} accept` : `${m} accept`.trim());
   if (p.default === 'allow') {
     lines.push(`ip daddr @protected ${drop}`);

@@ -10,6 +10,7 @@ const DECLARATIONS = [
   `add table ${TABLE}`,
   `add set ${TABLE} bridges { type ifname; }`,
   `add set ${TABLE} peers { type ifname . ifname; }`,
+  `add set ${TABLE} gateways { type ipv4_addr; }`,
   `add set ${TABLE} protected { type ipv4_addr; flags interval; }`,
   `add map ${TABLE} egress { type ipv4_addr : verdict; }`,
   `add map ${TABLE} pub_tcp { type inet_service : ipv4_addr . inet_service; }`,
@@ -32,9 +33,10 @@ const dnatRules = ['tcp', 'udp'].flatMap((p) => [
  * sandboxes' own objects. `protectedBlocks` are the blocks a sandbox reaches only through an allow
  * rule (private ranges, link-local, the host's own networks).
  */
-export function baseScript(bridges: string[], peerBridges: string[], protectedBlocks: string[]): string {
+export function baseScript(bridges: string[], peerBridges: string[], gateways: string[], protectedBlocks: string[]): string {
   return [
     ...DECLARATIONS,
+    ...(gateways.length ? [`add element ${TABLE} gateways { ${gateways.join(', ')} }`] : []),
     ...(bridges.length ? [`add element ${TABLE} bridges { ${bridges.join(', ')} }`] : []),
     ...(peerBridges.length ? [`add element ${TABLE} peers { ${peerBridges.map((b) => `${b} . ${b}`).join(', ')} }`] : []),
     `flush set ${TABLE} protected`,
@@ -53,6 +55,9 @@ export function baseScript(bridges: string[], peerBridges: string[], protectedBl
     // The host's own services are not the sandboxes' business.
     ...chain('input', 'type filter hook input priority filter', [
       'iifname @bridges ct state established,related accept',
+      // hutch's DNS service, on each bridge's gateway.
+      'iifname @bridges ip daddr @gateways udp dport 53 accept',
+      'iifname @bridges ip daddr @gateways tcp dport 53 accept',
       'iifname @bridges drop',
     ]),
     ...chain('prerouting', 'type nat hook prerouting priority dstnat', dnatRules),
@@ -66,8 +71,9 @@ export function baseScript(bridges: string[], peerBridges: string[], protectedBl
 }
 
 /** A bridge removed from the sets the base chains match. */
-export function bridgeRemovalScript(bridge: string): string {
+export function bridgeRemovalScript(bridge: string, gateway: string): string {
   return [...DECLARATIONS, `add element ${TABLE} bridges { ${bridge} }`, `delete element ${TABLE} bridges { ${bridge} }`,
+    `add element ${TABLE} gateways { ${gateway} }`, `delete element ${TABLE} gateways { ${gateway} }`,
     `add element ${TABLE} peers { ${bridge} . ${bridge} }`, `delete element ${TABLE} peers { ${bridge} . ${bridge} }`].join('\n') + '\n';
 }
 
@@ -78,7 +84,7 @@ function portElements(address: string, ports: PortMapping[]): { map: string; ele
 }
 
 /** A sandbox's chain, sets and counter (made if missing), its policy written into the chain, and its map entries. */
-export function sandboxScript(id: string, address: string, policy: EgressPolicy, dns: string[], ports: PortMapping[], generation: number): string {
+export function sandboxScript(id: string, address: string, policy: EgressPolicy, ports: PortMapping[], generation: number): string {
   const o = sandboxObjects(id);
   return [
     ...DECLARATIONS,
@@ -87,7 +93,7 @@ export function sandboxScript(id: string, address: string, policy: EgressPolicy,
     `add set ${TABLE} ${o.denyNames} { type ipv4_addr; flags timeout; }`,
     `add chain ${TABLE} ${o.chain}`,
     `flush chain ${TABLE} ${o.chain}`,
-    ...policyChain(id, policy, dns, generation).map((r) => `add rule ${TABLE} ${o.chain} ${r}`),
+    ...policyChain(id, policy, generation).map((r) => `add rule ${TABLE} ${o.chain} ${r}`),
     `add element ${TABLE} egress { ${address} : jump ${o.chain} }`,
     ...portElements(address, ports).map((e) => `add element ${TABLE} ${e.map} { ${e.element} }`),
   ].join('\n') + '\n';

@@ -26,6 +26,8 @@ export interface DnsServerOptions {
   listen: DnsEndpoint[];
   /** Where forwarded questions go, tried in order; the host's resolv.conf nameservers when omitted. */
   upstreams?: DnsEndpoint[];
+  /** Where one client's questions go instead (its sandbox's own servers); null = `upstreams`. */
+  upstreamsFor?(clientIp: string): DnsEndpoint[] | null;
   /** The sandbox policy for a name (lower case, no trailing dot); a throw answers SERVFAIL. */
   decide(clientIp: string, name: string): DnsDecision | Promise<DnsDecision>;
   /** The addresses of a local name (a sandbox on the client's network), or null when there is no such name (NXDOMAIN). */
@@ -115,7 +117,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       if (decision === 'local') return await answerLocally(query, clientIp, viaTcp);
       if (decision !== 'allow') return buildResponse(query, DnsRcode.SERVFAIL);
       // Never forward to ourselves: a host resolv.conf naming a bridge address would loop.
-      const targets = upstreams.filter((u) => !listeners.some((l) => sameEndpoint(l.bound, u)));
+      const targets = (opts.upstreamsFor?.(clientIp) ?? upstreams).filter((u) => !listeners.some((l) => sameEndpoint(l.bound, u)));
       const got = await forwardQuery(targets, raw, query.question, { tcp: viaTcp, timeoutMs, signal: stop.signal });
       if (got === null) return buildResponse(query, DnsRcode.SERVFAIL);
       if (got.response.header.rcode === DnsRcode.NOERROR) {

@@ -1,5 +1,6 @@
 // The agent runtime: the host's node binary and the libraries it links, laid out once per
 // node version so that it can be bind-mounted read-only into any rootfs (busybox, musl, glibc).
+import { installDir } from '../../install-dir.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -33,23 +34,9 @@ export const AGENT_PACKAGES = ['koffi', `@koromix/koffi-${process.platform}-${pr
 const RUNTIME_LAYOUT = 3;
 
 /** The host-side layout of a prepared runtime. */
+export { installDir };
+
 export interface AgentRuntime { dir: string; installDir: string }
-
-let installDirCache: string | undefined;
-
-/** hutch's own install dir (holds dist/ and node_modules/): the nearest dir above this module with hutch's package.json. */
-export function installDir(): string {
-  if (installDirCache) return installDirCache;
-  // This code runs from dist/src/... (tsc) or dist/bundle/ (esbuild): walk up rather than count.
-  for (let dir = path.dirname(new URL(import.meta.url).pathname); dir !== '/'; dir = path.dirname(dir)) {
-    try {
-      if ((JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'hutch') return (installDirCache = dir);
-    } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw e;
-    }
-  }
-  throw new HutchError('ENOTFOUND', 'cannot find hutch\'s install dir (package.json) above its code');
-}
 
 /** Returns the runtime for the running node binary under `dataRoot`, building it the first time. */
 export function ensureAgentRuntime(dataRoot: string): AgentRuntime {
