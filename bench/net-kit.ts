@@ -141,7 +141,7 @@ export function sandboxNetLeftovers(ids: string[], tableMustGo: boolean): string
 /** Runs `iperf3 -c` (in `clientNs` when given) against a one-shot server in `serverNs` on `addr`; received bits/s. */
 export async function iperfOnce(serverNs: string, addr: string, clientNs: string | null, seconds: number): Promise<number> {
   const port = '5311';
-  const server = new Proc('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-B', addr, '-p', port]);
+  const server = new Proc('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-B', addr, '-p', port, '--forceflush']);
   try {
     await server.waitFor('listening');
     const args = ['iperf3', '-c', addr, '-p', port, '-t', String(seconds), '-J'];
@@ -229,9 +229,9 @@ export class Probe {
   }
 }
 
-/** Starts `hutch serve` on a socket; resolves once it serves; stopped at cleanup. */
-export async function startHutchd(root: string, socket: string): Promise<Proc> {
-  const p = new Proc(process.execPath, [HUTCH_CLI, '--root', root, 'serve', '--socket', socket]);
+/** Starts `hutch serve` on a socket (with `flags`); resolves once it serves; stopped at cleanup. */
+export async function startHutchd(root: string, socket: string, flags: string[]): Promise<Proc> {
+  const p = new Proc(process.execPath, [HUTCH_CLI, '--root', root, 'serve', '--socket', socket, ...flags]);
   const deadline = Date.now() + 15_000;
   while (!p.err.includes('serving on')) {
     if (p.child.exitCode !== null || Date.now() > deadline) throw new Error(`hutchd did not start: ${p.err.trim().slice(0, 400)}`);
