@@ -47,6 +47,10 @@ export class Upstream {
   readonly hostLink: string;
   readonly dir: string;
   private server?: ChildProcess;
+  /** What start made, so that stop removes only that (a start that failed halfway must not remove another's routes). */
+  private readonly madeRoutes: string[] = [];
+  private madeLink = false;
+  private madeNs = false;
 
   private constructor(tag: string) {
     this.ns = `htest-up-${tag}`;
@@ -59,11 +63,16 @@ export class Upstream {
     const u = new Upstream(String(process.pid % 100000));
     try {
       ip(['netns', 'add', u.ns]);
+      u.madeNs = true;
       ip(['link', 'add', u.hostLink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', u.ns]);
+      u.madeLink = true;
       ip(['addr', 'add', `${UPSTREAM.hostSide}/30`, 'dev', u.hostLink]);
       ip(['link', 'set', u.hostLink, 'up']);
       for (const a of [`addr add 100.127.${SLOT}.2/30 dev eth0`, 'link set eth0 up', 'link set lo up', ...[UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns].map((x) => `addr add ${x}/32 dev lo`)]) ip(['-n', u.ns, ...a.split(' ')]);
-      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) ip(['route', 'add', `${x}/32`, 'via', `100.127.${SLOT}.2`]);
+      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) {
+        ip(['route', 'add', `${x}/32`, 'via', `100.127.${SLOT}.2`]);
+        u.madeRoutes.push(x);
+      }
       u.setRecords({});
       fs.writeFileSync(u.logFile, '');
       u.server = spawn('ip', ['netns', 'exec', u.ns, process.execPath, '-e', SERVER, u.recordsFile, u.logFile], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -100,9 +109,9 @@ export class Upstream {
       this.server.kill('SIGKILL');
       await gone;
     }
-    for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) spawnSync('ip', ['route', 'del', `${x}/32`], { stdio: 'ignore' });
-    spawnSync('ip', ['link', 'del', this.hostLink], { stdio: 'ignore' });
-    spawnSync('ip', ['netns', 'del', this.ns], { stdio: 'ignore' });
+    for (const x of this.madeRoutes) spawnSync('ip', ['route', 'del', `${x}/32`], { stdio: 'ignore' });
+    if (this.madeLink) spawnSync('ip', ['link', 'del', this.hostLink], { stdio: 'ignore' });
+    if (this.madeNs) spawnSync('ip', ['netns', 'del', this.ns], { stdio: 'ignore' });
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

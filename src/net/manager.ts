@@ -115,7 +115,7 @@ export class NetworkManager {
       {
         await using lock = await this.store.lock();
         void lock;
-        await this.ensureBridge(def);
+        await this.ensureBridgeLink(def);
         attachment.address = this.store.claimAddress(def, { id: who.id, name: who.name, root: who.root });
         for (const p of ports) this.store.claimPort(p, who.id);
         this.store.saveAttachment(who.id, attachment);
@@ -123,7 +123,9 @@ export class NetworkManager {
       await this.makeNetns(who.id, def, attachment);
       await this.ensureDnsService(def.gateway, who.id);
       this.writeNameFiles(who, attachment);
-      await nftApply(sandboxScript(who.id, attachment.address, policy, ports, 0), { id: who.id });
+      // One transaction: the table's base (rewritten whole, so that it holds even if someone flushed
+      // it) and the sandbox's own chain, sets and map entries.
+      await nftApply(this.baseScriptFor(def) + sandboxScript(who.id, attachment.address, policy, ports, 0), { id: who.id });
       await this.resolvePolicyNames(who.id, policy, dnsServers);
       if (!def.isolated) {
         await using lock = await this.store.lock();
@@ -169,8 +171,9 @@ export class NetworkManager {
     const networks = [this.store.defaultNetwork(), ...this.store.named()];
     const held = networks.flatMap((d) => this.store.leases(d.name).filter((l) => l.id === id).map((l) => ({ def: d, lease: l })));
     const address = a?.address || held[0]?.lease.address || null;
-    if (linkExists(hostInterface)) await ipBatch([`link del ${hostInterface}`], undefined, { id });
-    if (fs.existsSync(`/run/netns/${netns}`)) await ipBatch([`netns del ${netns}`], undefined, { id });
+    // The host end first (that takes eth0 with it at once; a netns's own teardown is deferred).
+    const gone = [...(linkExists(hostInterface) ? [`link del ${hostInterface}`] : []), ...(fs.existsSync(`/run/netns/${netns}`) ? [`netns del ${netns}`] : [])];
+    if (gone.length) await ipBatch(gone, undefined, { id });
     if (this.tableExists()) await nftApply(sandboxRemovalScript(id, address, a?.ports ?? []), { id });
     {
       await using lock = await this.store.lock();
@@ -228,16 +231,25 @@ export class NetworkManager {
     throw new HutchError('EEXEC', `hutch's DNS server did not come up on ${gateway}:53${last ? `: ${last.slice(0, 200)}` : ''}`, { id });
   }
 
-  private async ensureBridge(def: NetworkDef): Promise<void> {
+  /** Makes the network's bridge if it is missing, and writes the table's base (alone, or first in `then`'s transaction). */
+  private async ensureBridge(def: NetworkDef, then = ''): Promise<void> {
+    await this.ensureBridgeLink(def);
+    await nftApply(this.baseScriptFor(def) + then);
+  }
+
+  private async ensureBridgeLink(def: NetworkDef): Promise<void> {
     if (!linkExists(def.bridge)) {
       await ipBatch([`link add ${def.bridge} type bridge`, `addr add ${def.gateway}/${parseCidr(def.subnet).prefix} dev ${def.bridge}`, `link set ${def.bridge} up`]);
       // Published ports reached on the host's loopback are forwarded into the bridge.
       setSysctl(`net/ipv4/conf/${def.bridge}/route_localnet`, '1');
       setSysctl('net/ipv4/ip_forward', '1');
     }
+  }
+
+  private baseScriptFor(def: NetworkDef): string {
     const present = this.listNetworks().filter((d) => d.bridge === def.bridge || linkExists(d.bridge));
     const protectedBlocks = withoutCovered([...PROTECTED_BLOCKS, ...hostNetworks()]);
-    await nftApply(baseScript(present.map((d) => d.bridge), present.filter((d) => !d.isolated).map((d) => d.bridge), present.map((d) => d.gateway), protectedBlocks));
+    return baseScript(present.map((d) => d.bridge), present.filter((d) => !d.isolated).map((d) => d.bridge), present.map((d) => d.gateway), protectedBlocks);
   }
 
   private async dropBridge(def: NetworkDef): Promise<void> {
