@@ -42,6 +42,8 @@ export class Upstream {
   readonly hostLink: string;
   readonly dir: string;
   private server?: ChildProcess;
+  /** The host routes this one added (stop removes only these: another Upstream's stay). */
+  private readonly routes: string[] = [];
 
   private constructor(tag: string) {
     this.ns = `htest-up-${tag}`;
@@ -51,6 +53,8 @@ export class Upstream {
 
   /** Makes it: netns, veth, addresses, routes on the host to its servers, and the servers. */
   static async start(): Promise<Upstream> {
+    const other = spawnSync('ip', ['netns', 'ls'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.startsWith('htest-up-'));
+    if (other) throw new Error(`another test's upstream (${other.split(' ')[0]}) is on this host: its addresses are fixed, run the network test files one at a time`);
     const u = new Upstream(String(process.pid % 100000));
     try {
       ip(['netns', 'add', u.ns]);
@@ -58,7 +62,10 @@ export class Upstream {
       ip(['addr', 'add', '100.127.255.1/30', 'dev', u.hostLink]);
       ip(['link', 'set', u.hostLink, 'up']);
       for (const a of ['addr add 100.127.255.2/30 dev eth0', 'link set eth0 up', 'link set lo up', ...[UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns].map((x) => `addr add ${x}/32 dev lo`)]) ip(['-n', u.ns, ...a.split(' ')]);
-      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) ip(['route', 'add', `${x}/32`, 'via', '100.127.255.2']);
+      for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) {
+        ip(['route', 'add', `${x}/32`, 'via', '100.127.255.2']);
+        u.routes.push(x);
+      }
       u.setRecords({});
       fs.writeFileSync(u.logFile, '');
       u.server = spawn('ip', ['netns', 'exec', u.ns, process.execPath, '-e', SERVER, u.recordsFile, u.logFile], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -95,7 +102,7 @@ export class Upstream {
       this.server.kill('SIGKILL');
       await gone;
     }
-    for (const x of [UPSTREAM.web1, UPSTREAM.web2, UPSTREAM.dns]) spawnSync('ip', ['route', 'del', `${x}/32`], { stdio: 'ignore' });
+    for (const x of this.routes.splice(0)) spawnSync('ip', ['route', 'del', `${x}/32`, 'dev', this.hostLink], { stdio: 'ignore' });
     spawnSync('ip', ['link', 'del', this.hostLink], { stdio: 'ignore' });
     spawnSync('ip', ['netns', 'del', this.ns], { stdio: 'ignore' });
     fs.rmSync(this.dir, { recursive: true, force: true });
