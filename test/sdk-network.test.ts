@@ -81,7 +81,7 @@ for (const [i, { name: platform, skip }] of testPlatforms().entries()) describe(
       assert.equal(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), '', 'denied by the default');
       assert.match(await connectFrom(sb, UPSTREAM.web2, UPSTREAM.port), /upstream/, 'allowed by its rule');
       // Absent fields take their defaults; deny wins over allow.
-      assert.deepEqual(await sb.network.setPolicy({ deny: [{ cidr: UPSTREAM.web2 }] }), { default: 'allow', allow: [], deny: [{ cidr: UPSTREAM.web2 }] });
+      assert.deepEqual(await sb.network.setPolicy({ deny: [{ cidr: UPSTREAM.web2 }] }), { default: 'allow', allow: [], deny: [{ cidr: `${UPSTREAM.web2}/32` }] }, 'an address is kept as its /32');
       assert.match(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), /upstream/);
       assert.equal(await connectFrom(sb, UPSTREAM.web2, UPSTREAM.port), '');
       assert.equal((await sb.refresh()).network.name, 'bridge');
@@ -93,7 +93,7 @@ for (const [i, { name: platform, skip }] of testPlatforms().entries()) describe(
     try {
       assert.match(await connectFrom(strict, UPSTREAM.web1, UPSTREAM.port), /upstream/);
       assert.equal(await connectFrom(strict, UPSTREAM.web2, UPSTREAM.port), '');
-      assert.deepEqual(await strict.network.getPolicy(), { default: 'deny', allow: [{ cidr: UPSTREAM.web1 }], deny: [] });
+      assert.deepEqual(await strict.network.getPolicy(), { default: 'deny', allow: [{ cidr: `${UPSTREAM.web1}/32` }], deny: [] });
     } finally {
       await strict.kill();
     }
@@ -127,7 +127,7 @@ for (const [i, { name: platform, skip }] of testPlatforms().entries()) describe(
     const cases: [Parameters<typeof Sandbox.create>[0], number, string, RegExp][] = [
       [{ network: 'bridge', policy: { default: 'deny', allow: [], deny: [], extra: 1 } as never }, 400, 'EINVAL', /unknown field "extra" in a policy/],
       [{ network: 'bridge', policy: { allow: [{ cidr: '10.0.0.0/8', port: 80 } as never] } }, 400, 'EINVAL', /unknown field "port" in a policy rule/],
-      [{ network: 'bridge', policy: { allow: [{ cidr: '300.1.1.1/8' }] } }, 400, 'EINVAL', /invalid block "300\.1\.1\.1\/8"/],
+      [{ network: 'bridge', policy: { allow: [{ cidr: '300.1.1.1/8' }] } }, 400, 'EINVAL', /invalid block in a policy rule "300\.1\.1\.1\/8"/],
       [{ network: 'bridge', policy: { allow: [{ cidr: '10.0.0.0/8', ports: [0, 5] }] } }, 400, 'EINVAL', /ports must be \[LOW, HIGH\], 1-65535/],
       [{ network: 'bridge', policy: { default: 'maybe' as never } }, 400, 'EINVAL', /invalid policy default "maybe"/],
       [{ network: 'bridge', ports: ['abc'] }, 400, 'EINVAL', /invalid host port "abc"/],
