@@ -53,8 +53,8 @@ export class Upstream {
 
   /** Makes it: netns, veth, addresses, routes on the host to its servers, and the servers. */
   static async start(): Promise<Upstream> {
-    const other = spawnSync('ip', ['netns', 'ls'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.startsWith('htest-up-'));
-    if (other) throw new Error(`another test's upstream (${other.split(' ')[0]}) is on this host: its addresses are fixed, run the network test files one at a time`);
+    const other = spawnSync('ip', ['route', 'show', `${UPSTREAM.web1}/32`], { encoding: 'utf8' }).stdout.trim();
+    if (other) throw new Error(`another test's upstream is on this host (${other}): its addresses are fixed, run the network test files one at a time`);
     const u = new Upstream(String(process.pid % 100000));
     try {
       ip(['netns', 'add', u.ns]);
