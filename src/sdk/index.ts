@@ -3,6 +3,7 @@ export { Sandbox, type SandboxInfo, type SandboxStats, type SandboxLimits, type 
 export { SandboxProcess, type SpawnOptions, type AttachOptions, type ExitInfo, type OutputChunk } from './process.js';
 export { SandboxProcesses, type StartedProcess, type ProcessInfo } from './processes.js';
 export { SandboxFiles, FileWatch, type FileInfo, type DirEntry, type UploadResult, type FileChange } from './files.js';
+export { SandboxNetwork, type EgressPolicy, type EgressRule, type PortMapping, type PortSpec, type SandboxNetworkInfo, type NetworkInfo } from './network.js';
 export { PortResponse, type PortFetchInit } from './ports.js';
 export { Transport, type ConnectionOptions, type CallOptions } from './transport.js';
 export { HutchApiError, NotFoundError, AuthError, TimeoutError, AbortError } from './errors.js';

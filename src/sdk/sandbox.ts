@@ -6,6 +6,7 @@ import { SandboxProcesses } from './processes.js';
 import { spawnProcess, type SandboxProcess, type SpawnOptions } from './process.js';
 import { Transport, type CallOptions, type ConnectionOptions } from './transport.js';
 import { AbortError, HutchApiError } from './errors.js';
+import { createNetwork, listNetworks, removeNetwork, SandboxNetwork, type EgressPolicy, type NetworkInfo, type PortSpec, type SandboxNetworkInfo } from './network.js';
 
 /** A sandbox as hutchd describes it. */
 export interface SandboxInfo {
@@ -31,6 +32,8 @@ export interface SandboxInfo {
   /** The agent died (killed or crashed) before the main command's exit was recorded; `note` says more. */
   agentDied?: boolean;
   note?: string;
+  /** Its network: none, host, bridge or a named one (with its address and published ports on the last two). */
+  network: SandboxNetworkInfo;
 }
 
 /** Resource limits of a sandbox; 0 = no limit. */
@@ -73,6 +76,12 @@ export interface CreateOptions {
   cmd?: string | string[];
   /** Replaces the image's Entrypoint and drops its Cmd; `[]` without cmd: no main command, the sandbox waits for exec. */
   entrypoint?: string[];
+  /** none (loopback only), bridge (the internet through NAT), a named network, or host (when hutchd --allow-host-network); default: hutchd --network. */
+  network?: string;
+  /** Host ports forwarded to ports of the sandbox (bridge or a named network). */
+  ports?: PortSpec[];
+  /** What it may connect to (default: the internet, not the host's networks); change it later with network.setPolicy. */
+  policy?: Partial<EgressPolicy>;
 }
 
 /** Resource use of a sandbox, from its cgroup and its writable layer (stats()); null where the kernel does not say. */
@@ -117,10 +126,13 @@ export class Sandbox {
   readonly files: SandboxFiles;
   /** Its processes: those hutchd started (list, connect, wait, kill) and all of them (ps). */
   readonly processes: SandboxProcesses;
+  /** Its egress policy (getPolicy, setPolicy); where it is: info.network. */
+  readonly network: SandboxNetwork;
 
   private constructor(readonly transport: Transport, public info: SandboxInfo) {
     this.files = new SandboxFiles(transport, info.id);
     this.processes = new SandboxProcesses(transport, info.id);
+    this.network = new SandboxNetwork(transport, info.id);
   }
 
   /** Its id. */
@@ -132,7 +144,7 @@ export class Sandbox {
   static async create(opts: CreateOptions & ConnectOptions = {}): Promise<Sandbox> {
     const t = transportOf(opts);
     const body: CreateOptions = {};
-    for (const k of ['image', 'platform', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs', 'cmd', 'entrypoint'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
+    for (const k of ['image', 'platform', 'name', 'env', 'cwd', 'labels', 'limits', 'ttlMs', 'cmd', 'entrypoint', 'network', 'ports', 'policy'] as const) if (opts[k] !== undefined) (body as Record<string, unknown>)[k] = opts[k];
     return new Sandbox(t, await t.json<SandboxInfo>({ ...callOpts(opts), method: 'POST', path: '/v1/sandboxes', json: body }));
   }
 
@@ -248,6 +260,21 @@ export class Sandbox {
   /** Removes a snapshot (sandboxes restored from it stay). */
   static async deleteSnapshot(snapshotId: string, opts: ConnectOptions = {}): Promise<void> {
     await transportOf(opts).json({ ...callOpts(opts), method: 'DELETE', path: `/v1/snapshots/${encodeURIComponent(snapshotId)}` });
+  }
+
+  /** The networks of hutchd (bridge and the named ones), with how many sandboxes each has. */
+  static listNetworks(opts: ConnectOptions = {}): Promise<NetworkInfo[]> {
+    return listNetworks(transportOf(opts), callOpts(opts));
+  }
+
+  /** Makes a named network: its sandboxes reach each other by name and the internet; `subnet` default: the next free /24 of hutch's. */
+  static createNetwork(name: string, opts: ConnectOptions & { subnet?: string } = {}): Promise<NetworkInfo> {
+    return createNetwork(transportOf(opts), name, opts.subnet, callOpts(opts));
+  }
+
+  /** Removes a named network; refused (ESTATE, 409) while sandboxes are on it. */
+  static removeNetwork(name: string, opts: ConnectOptions = {}): Promise<void> {
+    return removeNetwork(transportOf(opts), name, callOpts(opts));
   }
 
   /** Thaws it. */

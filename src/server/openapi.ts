@@ -116,6 +116,23 @@ const OPERATIONS: Record<string, Json> = {
     parameters: [idParam, pathQuery, q('recursive', 'also subdirectories', 'boolean'), q('mode', 'auto (default), inotify or poll', 'string'), q('intervalMs', 'poll interval when polling (min 100)', 'integer')],
     responses: ws('Messages: ready {mode}, change {kind, path}, error.'),
   },
+  'GET /v1/sandboxes/{id}/network/policy': {
+    summary: 'The egress policy of a sandbox on bridge or a named network (409 ESTATE on none and host)', parameters: [idParam], responses: ok('its policy', ref('EgressPolicy')),
+  },
+  'PUT /v1/sandboxes/{id}/network/policy': {
+    summary: 'Replace the egress policy of a running sandbox (takes effect at once; absent default: allow, absent lists: [])', parameters: [idParam],
+    requestBody: json(ref('EgressPolicy')), responses: ok('the policy as kept', ref('EgressPolicy')),
+  },
+  'GET /v1/networks': { summary: 'List networks (bridge and the named ones)', responses: ok('the networks', { type: 'object', properties: { networks: { type: 'array', items: ref('Network') } } }) },
+  'POST /v1/networks': {
+    summary: 'Make a named network: its sandboxes reach each other (by name) and the internet',
+    requestBody: json({ type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', description: 'lower-case letters, digits, - and _; not none, host or bridge' }, subnet: { type: 'string', description: 'IPv4 block A.B.C.D/N (default: the next free /24 of 10.78.0.0/16)' } } }),
+    responses: ok('the network', ref('Network'), '201'),
+  },
+  'DELETE /v1/networks/{name}': {
+    summary: 'Remove a named network (409 ESTATE while sandboxes are on it)', parameters: [{ name: 'name', in: 'path', required: true, description: 'network name', schema: { type: 'string' } }],
+    responses: { '204': { description: 'removed' } },
+  },
   'GET /v1/events': {
     summary: 'Lifecycle events as server-sent events (event: TYPE, data: JSON)', parameters: [q('sandbox', 'only events of this sandbox id')],
     responses: { '200': { description: 'an endless event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
@@ -144,6 +161,31 @@ const SCHEMAS: Record<string, Json> = {
       ttlMs: { type: 'integer', minimum: 1000, description: 'time to live (default: the server\'s --default-ttl)' },
       cmd: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'the main command (a string runs under /bin/sh -c): replaces the image\'s Cmd, follows its Entrypoint; the sandbox stops when it exits' },
       entrypoint: { type: 'array', items: { type: 'string' }, description: 'replaces the image\'s Entrypoint and drops its Cmd; [] with no cmd: no main command, the sandbox waits for exec' },
+      network: { type: 'string', description: 'none (loopback only), bridge (the internet through NAT), a named network, or host (403 EPERM unless hutchd --allow-host-network); default: hutchd --network (none unless given)' },
+      ports: { type: 'array', maxItems: 64, description: 'host ports forwarded to the sandbox (bridge or a named network)', items: { oneOf: [{ type: 'string', description: '[HOSTIP:]HOSTPORT:PORT[/udp]' }, ref('PortMapping')] } },
+      policy: ref('EgressPolicy'),
+    },
+  },
+  EgressRule: {
+    type: 'object', additionalProperties: false, description: 'a destination (cidr or name, not both; neither: any) and optionally a protocol and ports',
+    properties: {
+      cidr: { type: 'string', description: 'IPv4 block A.B.C.D/N or an address' }, name: { type: 'string', description: 'DNS name or *.name: the addresses it resolves to' },
+      protocol: { type: 'string', enum: ['tcp', 'udp'] }, ports: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 }, minItems: 2, maxItems: 2, description: '[LOW, HIGH] inclusive; absent: every port' },
+    },
+  },
+  EgressPolicy: {
+    type: 'object', additionalProperties: false, description: 'what a sandbox may connect to: deny rules first, then allow rules, then the default (the default policy allows the internet, not the host\'s networks)',
+    properties: { default: { type: 'string', enum: ['allow', 'deny'], default: 'allow' }, allow: { type: 'array', items: ref('EgressRule') }, deny: { type: 'array', items: ref('EgressRule') } },
+  },
+  PortMapping: {
+    type: 'object', required: ['hostPort', 'port'],
+    properties: { hostIp: { type: 'string', default: '0.0.0.0' }, hostPort: { type: 'integer', minimum: 1, maximum: 65535 }, port: { type: 'integer', minimum: 1, maximum: 65535 }, protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp' } },
+  },
+  Network: {
+    type: 'object', required: ['name', 'subnet', 'gateway', 'isolated', 'sandboxes'],
+    properties: {
+      name: { type: 'string' }, subnet: { type: 'string' }, gateway: { type: 'string' }, sandboxes: { type: 'integer', description: 'how many sandboxes are on it' },
+      isolated: { type: 'boolean', description: 'its sandboxes cannot reach each other (bridge); on a named network they can' },
     },
   },
   Snapshot: {
@@ -165,6 +207,7 @@ const SCHEMAS: Record<string, Json> = {
       signal: { type: 'string', description: 'the signal that ended the main command (SIGKILL...)' },
       oomKilled: { type: 'boolean', description: 'the main command was killed by the OOM killer' },
       agentDied: { type: 'boolean', description: 'the agent died (killed or crashed) without an exit record: see note' },
+      network: { type: 'object', required: ['name'], description: 'none, host, bridge or a named network; address and ports on the last two', properties: { name: { type: 'string' }, address: { type: 'string' }, ports: { type: 'array', items: ref('PortMapping') } } },
     },
   },
   StartProcess: {
@@ -210,7 +253,7 @@ const SCHEMAS: Record<string, Json> = {
 };
 
 const ERROR_RESPONSES = Object.fromEntries(
-  [['400', 'bad request (EINVAL)'], ['401', 'missing or wrong token (EAUTH)'], ['404', 'not found (ENOTFOUND)'], ['409', 'wrong state (ESTATE, EEXIST)'], ['413', 'body too large'], ['500', 'internal error']]
+  [['400', 'bad request (EINVAL)'], ['401', 'missing or wrong token (EAUTH)'], ['404', 'not found (ENOTFOUND)'], ['403', 'not allowed by this server (EPERM)'], ['409', 'wrong state (ESTATE, EEXIST)'], ['413', 'body too large'], ['500', 'internal error']]
     .map(([s, d]) => [s, { description: d, ...json(ref('Error')) }]),
 );
 
