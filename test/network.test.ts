@@ -216,11 +216,11 @@ describe('networks, ports and bad input (container platform)', () => {
       const before = await known();
       if (point.startsWith('create')) {
         const r = await hutch(root, ['create', '--network', 'bridge', '-p', `127.0.0.1:${30000 + (process.pid % 20000)}:80`, 'busybox'], { env: { HUTCH_CRASH_AT: point } });
-        assert.equal(r.signal, 'SIGKILL', `${point}: killed there`);
+        assert.equal(r.signal, 'SIGKILL', `${point}: killed there (${r.code}: ${r.stderr.trim()})`);
       } else {
         const id = (await hutchOk(root, ['create', '--network', 'bridge', 'busybox'])).trim();
         const r = await hutch(root, ['rm', '-f', id], { env: { HUTCH_CRASH_AT: point } });
-        assert.equal(r.signal, 'SIGKILL', `${point}: killed there`);
+        assert.equal(r.signal, 'SIGKILL', `${point}: killed there (${r.code}: ${r.stderr.trim()})`);
       }
       const left = (await known()).filter((id) => !before.includes(id));
       made.push(...left);

@@ -73,7 +73,7 @@ for (const [i, { name: platform, skip }] of testPlatforms().entries()) describe(
       assert.equal(sb.info.network.name, 'bridge');
       assert.match(sb.info.network.address ?? '', /^10\.77\./);
       assert.deepEqual(sb.info.network.ports, []);
-      assert.match(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), new RegExp(`upstream ${UPSTREAM.web1} saw 100\\.127\\.255\\.1`));
+      assert.match(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), new RegExp(`upstream ${UPSTREAM.web1} saw ${UPSTREAM.hostSide}`));
       assert.deepEqual(await sb.network.getPolicy(), { default: 'allow', allow: [], deny: [] });
       const deny = { default: 'deny' as const, allow: [{ cidr: `${UPSTREAM.web2}/32`, protocol: 'tcp' as const, ports: [UPSTREAM.port, UPSTREAM.port] as [number, number] }], deny: [] };
       assert.deepEqual(await sb.network.setPolicy(deny), deny);

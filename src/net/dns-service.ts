@@ -42,9 +42,11 @@ export async function runDnsService(store: NetworkStore, log: (line: string) => 
     }
     members = next;
   };
+  // The attachment is read for every question: a policy changed a moment ago must hold for the next lookup.
   const member = (ip: string): Member | undefined => {
-    if (!members.get(ip)?.attachment) refresh(); // a sandbox attached since the last look
-    return members.get(ip);
+    if (!members.get(ip)) refresh(); // a sandbox attached since the last look
+    const m = members.get(ip);
+    return m && { ...m, attachment: store.attachment(m.lease.id) };
   };
   const server: DnsServer = await startDnsServer({
     listen: [],
