@@ -41,8 +41,11 @@ function unescapeMountPath(p: string): string {
 
 /** Network links whose name is hutch's. */
 export function hutchLinks(): string[] {
-  return spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /hutch|hv[0-9a-f]|htap/.test(l))
+  const links = spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /hutch|hv[0-9a-f]|htap/.test(l))
     .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
+  // hutch's nftables table goes with its last bridge (src/net): counted with the links.
+  const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout ?? '';
+  return /^table inet hutch$/m.test(tables) ? [...links, 'nftables table inet hutch'] : links;
 }
 
 /**
