@@ -191,9 +191,20 @@ export class NetworkManager {
   /** Detaches every sandbox whose lease `isGone` says is no longer anyone's (a crash left it); returns their ids. */
   async collectGarbage(isGone: (lease: Lease) => boolean): Promise<string[]> {
     const stale = new Set<string>();
-    for (const d of this.listNetworks()) for (const l of d.members) if (!l.id || isGone(l)) stale.add(l.id);
-    for (const id of this.store.sandboxIds()) if (!this.listNetworks().some((d) => d.members.some((m) => m.id === id)) && !fs.existsSync(path.join(this.store.sandboxDir(id), 'attachment.json'))) stale.add(id);
-    for (const id of stale) if (id) await this.detach(id);
+    const networks = this.listNetworks();
+    for (const d of networks) {
+      // A torn lease (a crash while it was written) names nobody: only its address is freed.
+      if (d.members.some((l) => !l.id)) this.store.releaseAddresses(d.name, '');
+      for (const l of d.members) if (l.id && isGone(l)) stale.add(l.id);
+    }
+    // Files of a sandbox that holds no lease and has no attachment: an attach cut short before its
+    // claim (left a minute, so as not to race an attach under way).
+    for (const id of this.store.sandboxIds()) {
+      const dir = this.store.sandboxDir(id);
+      const old = (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) < Date.now() - 60_000;
+      if (old && !networks.some((d) => d.members.some((m) => m.id === id)) && !fs.existsSync(path.join(dir, 'attachment.json'))) stale.add(id);
+    }
+    for (const id of stale) await this.detach(id);
     return [...stale];
   }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { HutchError } from '../errors.js';
 import { FileLock } from '../linux/filelock.js';
 import { readFileIfExists } from '../linux/optional-file.js';
-import { cidrContains, cidrSize, ipv4Number, ipv4Text, parseCidr } from './addr.js';
+import { cidrSize, ipv4Number, ipv4Text, parseCidr } from './addr.js';
 import type { NetworkAttachment, NetworkDef, PortMapping } from './types.js';
 
 /** The name of the default network (`--network bridge`). */
@@ -186,11 +186,5 @@ export class NetworkStore {
   releasePorts(id: string): void {
     const dir = path.join(this.run, 'ports');
     for (const f of fs.readdirSync(dir)) if (readFileIfExists(path.join(dir, f))?.trim() === id) fs.rmSync(path.join(dir, f), { force: true });
-  }
-
-  /** True when some network's subnet holds the address (an address given out twice would be a bug). */
-  static inSubnet(def: NetworkDef, address: string): boolean {
-    const n = ipv4Number(address);
-    return n !== null && cidrContains(parseCidr(def.subnet), n);
   }
 }

@@ -288,7 +288,7 @@ function signalNumber(signal: NodeJS.Signals | null): number {
 }
 
 /** True when the bundle's spec joins a network namespace by path. */
-function joinsNetns(bundle: string): boolean {
+export function joinsNetns(bundle: string): boolean {
   try {
     const spec = JSON.parse(fs.readFileSync(`${bundle}/config.json`, 'utf8')) as { linux?: { namespaces?: { type: string; path?: string }[] } };
     return spec.linux?.namespaces?.some((n) => n.type === 'network' && typeof n.path === 'string' && n.path !== '') === true;

@@ -7,7 +7,7 @@ import { HutchError } from '../../errors.js';
 import { cgroupPids } from '../../linux/index.js';
 import { ContainerPlatform, type ContainerVariant } from '../container/platform.js';
 import { copyTree } from '../container/host-files.js';
-import { makeExecutor, readPidFile } from '../container/executor.js';
+import { joinsNetns, makeExecutor, readPidFile } from '../container/executor.js';
 import { layout, openHandle, sealHandle, type ContainerState } from '../container/handle.js';
 import { waitForAgent } from '../container/agent-wait.js';
 import type { PlatformOptions } from '../registry.js';
@@ -46,6 +46,10 @@ export class GvisorPlatform extends ContainerPlatform {
   async checkpoint(h: PlatformHandle, dir: string, leaveRunning: boolean): Promise<CheckpointResult> {
     const s = openHandle(h);
     const id = s.containerId;
+    // On a network the sentry uses the host's sockets (docs/network.md), which runsc cannot save.
+    if (joinsNetns(layout(h.dir).bundle)) {
+      throw new HutchError('EUNSUPPORTED', `sandbox ${id} is on a network: gVisor's host network mode, which it uses there, cannot be checkpointed (a sandbox on --network none can)`, { id });
+    }
     // A paused sandbox's checkpoint leaves runsc unable to delete it: it goes on first.
     if (this.executor.recordedStatus(id) === 'paused') await this.executor.resume(id);
     await quiesceAgent(id, h.dir, await this.connect(h));
