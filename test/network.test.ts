@@ -52,6 +52,11 @@ for (const p of testPlatforms()) {
       const info = JSON.parse(await hutchOk(root, ['inspect', id]))[0];
       assert.equal(info.network.name, 'bridge');
       assert.match(info.network.address, /^10\.77\./);
+      if (p.name === 'gvisor') {
+        const r = await hutch(root, ['checkpoint', id]);
+        assert.match(r.stderr, /is on a network: gVisor's host network mode.*cannot be checkpointed/, 'refused in one line, before anything is stopped');
+        assert.match(await connectFrom(root, id, UPSTREAM.web1, UPSTREAM.port), /upstream/, 'and it still runs');
+      }
       const none = await sandbox(root, []);
       assert.equal(await connectFrom(root, none, UPSTREAM.web1, UPSTREAM.port), '', 'a sandbox on none reaches nothing');
       await hutchOk(root, ['rm', '-f', id, none]);

@@ -80,6 +80,8 @@ for (const [i, { name: platform, skip }] of testPlatforms().entries()) describe(
       assert.deepEqual(await sb.network.getPolicy(), deny);
       assert.equal(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), '', 'denied by the default');
       assert.match(await connectFrom(sb, UPSTREAM.web2, UPSTREAM.port), /upstream/, 'allowed by its rule');
+      const dropped = new RegExp(`hutch_network_dropped_packets\\{sandbox="${sb.id}"\\} ([1-9]\\d*)`);
+      assert.match(await metrics(fx.t), dropped, 'the dropped packets are in /metrics');
       // Absent fields take their defaults; deny wins over allow.
       assert.deepEqual(await sb.network.setPolicy({ deny: [{ cidr: UPSTREAM.web2 }] }), { default: 'allow', allow: [], deny: [{ cidr: `${UPSTREAM.web2}/32` }] }, 'an address is kept as its /32');
       assert.match(await connectFrom(sb, UPSTREAM.web1, UPSTREAM.port), /upstream/);

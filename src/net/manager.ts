@@ -164,6 +164,18 @@ export class NetworkManager {
     return typeof c?.packets === 'number' ? c.packets : null;
   }
 
+  /** Packets each sandbox's policy dropped, by sandbox id (one nft call for all of them). */
+  async droppedPacketsAll(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!this.tableExists()) return out;
+    const json = await nftJson(['list', 'counters', 'table', 'inet', 'hutch']) as { nftables?: { counter?: { name?: string; packets?: number } }[] };
+    for (const x of json.nftables ?? []) {
+      const m = /^sb_(.+)_dropped$/.exec(x.counter?.name ?? '');
+      if (m && typeof x.counter?.packets === 'number') out.set(m[1]!, x.counter.packets);
+    }
+    return out;
+  }
+
   /** Removes everything a sandbox had on its network; idempotent, and works from the id alone after a crash. */
   async detach(id: string): Promise<void> {
     const a = this.store.attachment(id);

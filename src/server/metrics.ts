@@ -85,12 +85,14 @@ class Histogram {
 export interface MetricsSnapshot {
   sandboxesByState: Record<string, number>;
   pools: Record<string, { ready: number; target: number }>;
+  /** Packets each networked sandbox's egress policy dropped, by sandbox id. */
+  networkDropped?: Record<string, number>;
 }
 
 /**
  * hutchd's metrics. Names: hutch_sandbox_create_seconds{source}, hutch_exec_seconds,
  * hutch_http_requests_total{method,route,status}, hutch_http_request_duration_seconds{method,route},
- * hutch_sandboxes{state}, hutch_pool_ready{image}, hutch_pool_target{image}.
+ * hutch_sandboxes{state}, hutch_pool_ready{image}, hutch_pool_target{image}, hutch_network_dropped_packets{sandbox}.
  */
 export class Metrics {
   private readonly create = new Histogram('hutch_sandbox_create_seconds', 'Time from a create request until the sandbox is ready for exec, by source (pool claim or cold create).');
@@ -136,6 +138,11 @@ export class Metrics {
     for (const [image, p] of Object.entries(s.pools)) out.push(`hutch_pool_ready${labelText([['image', image]])} ${formatValue(p.ready)}`);
     out.push('# HELP hutch_pool_target Configured size of the warm pool, by image.', '# TYPE hutch_pool_target gauge');
     for (const [image, p] of Object.entries(s.pools)) out.push(`hutch_pool_target${labelText([['image', image]])} ${formatValue(p.target)}`);
+
+    if (s.networkDropped && Object.keys(s.networkDropped).length) {
+      out.push('# HELP hutch_network_dropped_packets Packets a sandbox\'s egress policy dropped, by sandbox.', '# TYPE hutch_network_dropped_packets counter');
+      for (const [id, n] of Object.entries(s.networkDropped)) out.push(`hutch_network_dropped_packets${labelText([['sandbox', id]])} ${formatValue(n)}`);
+    }
 
     this.create.render(out);
     this.exec.render(out);

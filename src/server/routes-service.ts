@@ -27,8 +27,12 @@ export function serviceRoutes(s: Services, openapi: () => unknown): Route[] {
     {
       method: 'GET', path: '/metrics', handle: async ({ res }) => {
         const byState: Record<string, number> = { ready: 0, running: 0, paused: 0, stopped: 0 };
-        for (const i of await s.engine.list()) if (isServed(i)) byState[i.status] = (byState[i.status] ?? 0) + 1;
-        const text = s.metrics.render({ sandboxesByState: byState, pools: s.pool.sizes() });
+        const served = (await s.engine.list()).filter(isServed);
+        for (const i of served) byState[i.status] = (byState[i.status] ?? 0) + 1;
+        const networked = served.filter((i) => i.network);
+        const dropped = networked.length ? await (await s.engine.networks()).droppedPacketsAll() : new Map<string, number>();
+        const networkDropped = Object.fromEntries(networked.filter((i) => dropped.has(i.id)).map((i) => [i.id, dropped.get(i.id)!]));
+        const text = s.metrics.render({ sandboxesByState: byState, pools: s.pool.sizes(), networkDropped });
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
         res.end(text);
       },
