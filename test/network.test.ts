@@ -104,7 +104,8 @@ for (const p of testPlatforms()) {
         assert.equal(await connectFrom(root, id, '10.77.0.1', port), '', 'the host\'s own services, by the gateway');
         assert.equal(await connectFrom(root, id, UPSTREAM.hostSide, port), '', 'the host\'s other networks');
         assert.equal(await connectFrom(root, id, '169.254.169.254', 80), '', 'the metadata address');
-        for (const cmd of ['ip route del default', 'ip addr add 10.77.200.200/16 dev eth0', 'ip link set eth0 down']) {
+        // No CAP_NET_ADMIN or CAP_NET_RAW over its netns: no route, address or link change, no raw or packet socket.
+        for (const cmd of ['ip route del default', 'ip addr add 10.77.200.200/16 dev eth0', 'ip link set eth0 down', 'arping -c 1 -w 1 -I eth0 10.77.0.1']) {
           const r = await hutch(root, ['exec', id, 'sh', '-c', cmd]);
           assert.notEqual(r.code, 0, `${cmd} is refused inside`);
         }
