@@ -9,7 +9,7 @@ import type { TokenAuth } from '../auth.js';
 import { closeAfterAnswer } from '../guard.js';
 import { ApiError } from '../http.js';
 import { Router } from '../router.js';
-import { servedSandbox, type Services } from '../services.js';
+import { isServed, servedSandbox, type Services } from '../services.js';
 import { sendConnectError, sendE2bError } from './answer.js';
 import { controlRoutes, ENVD_TOKEN_LABEL, type E2bOptions } from './control.js';
 import { envdHandlers } from './envd.js';
@@ -96,10 +96,18 @@ export class E2bApi {
     }
   }
 
-  /** The hutch id of the sandbox an envd call is for, once its X-Access-Token is checked. */
+  /**
+   * The hutch id of the sandbox an envd call is for, once its X-Access-Token is checked. Without
+   * E2b-Sandbox-Id (SDKs before 2.14.1 send it on RPCs only, not on /files and /health) the token
+   * names the sandbox: each sandbox's is its own.
+   */
   private async authorize(req: IncomingMessage): Promise<string> {
     const ref = req.headers['e2b-sandbox-id'];
-    if (typeof ref !== 'string' || ref === '') throw new HutchError('EINVAL', 'missing E2b-Sandbox-Id header: which sandbox is this call for?');
+    const given = req.headers['x-access-token'];
+    if (typeof ref !== 'string' || ref === '') {
+      if (typeof given !== 'string' || given === '') throw new HutchError('EINVAL', 'missing E2b-Sandbox-Id and X-Access-Token headers: which sandbox is this call for?');
+      return this.byToken(given);
+    }
     let want = this.tokens.get(ref);
     let id = ref;
     if (want === undefined) {
@@ -108,12 +116,31 @@ export class E2bApi {
       if (token === undefined) throw new HutchError('EAUTH', `sandbox ${info.id} was not made through the E2B API: it has no envd access token`);
       id = info.id;
       want = sha256(token);
-      if (this.tokens.size >= MAX_REMEMBERED) this.tokens.clear();
-      this.tokens.set(id, want);
+      this.remember(id, want);
     }
-    const given = req.headers['x-access-token'];
     if (typeof given !== 'string' || !timingSafeEqual(sha256(given), want)) throw new HutchError('EAUTH', 'missing or invalid X-Access-Token for this sandbox');
     return id;
+  }
+
+  /** The sandbox whose envd token `token` is (ENOTFOUND when none: it is gone, or never was). */
+  private async byToken(token: string): Promise<string> {
+    const hash = sha256(token);
+    const find = () => [...this.tokens].find(([, h]) => h.equals(hash))?.[0];
+    let id = find();
+    if (id === undefined) {
+      for (const info of (await this.s.engine.list()).filter(isServed)) {
+        const t = info.labels?.[ENVD_TOKEN_LABEL];
+        if (t !== undefined) this.remember(info.id, sha256(t));
+      }
+      id = find();
+    }
+    if (id === undefined) throw new HutchError('ENOTFOUND', 'no sandbox of this hutchd has this X-Access-Token: it is gone, or the token is wrong');
+    return id;
+  }
+
+  private remember(id: string, hash: Buffer): void {
+    if (this.tokens.size >= MAX_REMEMBERED) this.tokens.clear();
+    this.tokens.set(id, hash);
   }
 }
 
