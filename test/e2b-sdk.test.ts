@@ -234,6 +234,11 @@ test.describe(`e2b SDK ${CURRENT}`, { skip: 'skip' in currentSdk ? currentSdk.sk
       assert.equal((await health({ 'E2b-Sandbox-Id': 'nosuchsandbox0', 'X-Access-Token': 'x' })).status, 502);
       const unknown = await fetch(`${w().daemon.url}/no.Such/Method`, { method: 'POST', headers: { 'E2b-Sandbox-Id': id, 'X-Access-Token': 'forged' } });
       assert.equal(unknown.status, 401, 'the token is checked before the path');
+      const token = ok(await sdk(w().project, w().env, `return (await Sandbox.connect(${JSON.stringify(id)})).envdAccessToken ?? null;`)) as string;
+      assert.equal((await health({ 'E2b-Sandbox-Id': id, 'X-Access-Token': token })).status, 204);
+      const otherPort = await fetch(`${w().daemon.url}/`, { headers: { 'E2b-Sandbox-Id': id, 'E2b-Sandbox-Port': '8080', 'X-Access-Token': token } });
+      assert.equal(otherPort.status, 501);
+      assert.match(((await otherPort.json()) as { message: string }).message, /envd \(port 49983\) only/);
     });
   });
 });

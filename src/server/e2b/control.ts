@@ -3,6 +3,7 @@
 // Written from E2B's public API as its SDK calls it; answers are E2B's JSON shapes.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { SandboxInfo } from '../../engine/index.js';
 import { HutchError } from '../../errors.js';
 import type { EgressPolicy, EgressRule } from '../../net/index.js';
@@ -34,12 +35,19 @@ export interface E2bOptions {
 /** The E2B control-plane routes (paths as E2B's API names them). */
 export function controlRoutes(s: Services, opts: E2bOptions): Route[] {
   const templates = { base: 'busybox', ...opts.templates };
-  const create = async (body: Record<string, unknown>): Promise<SandboxInfo> => createE2b(s, templates, body);
   const info = async (id: string): Promise<SandboxInfo> => servedSandbox(s, id);
   return [
     ...['/v2/sandboxes', '/sandboxes'].map((path): Route => ({
       method: 'POST', path, handle: async ({ req, res }) => {
-        sendJson(res, 201, sandboxAnswer(await create(await readJson(req, s.limits.maxJsonBytes))));
+        const body = await readJson(req, s.limits.maxJsonBytes);
+        const t0 = performance.now();
+        let gone = false;
+        res.once('close', () => { gone = !res.writableFinished; });
+        const { info, source } = await createE2b(s, templates, body);
+        s.metrics.observeCreate((performance.now() - t0) / 1000, source);
+        // A client that gave up while it was made never learns its id: it is removed, as on hutch's own API.
+        if (gone) return removeSandbox(s, info.id, 'client gone before the create was answered');
+        sendJson(res, 201, sandboxAnswer(info));
       },
     })),
     ...['/v2/sandboxes', '/sandboxes'].map((path): Route => ({
@@ -125,7 +133,7 @@ export function controlRoutes(s: Services, opts: E2bOptions): Route[] {
 }
 
 /** Makes a sandbox from an E2B create body. */
-async function createE2b(s: Services, templates: Record<string, string>, body: Record<string, unknown>): Promise<SandboxInfo> {
+async function createE2b(s: Services, templates: Record<string, string>, body: Record<string, unknown>): Promise<{ info: SandboxInfo; source: 'pool' | 'cold' }> {
   const templateID = body['templateID'] ?? 'base';
   if (typeof templateID !== 'string' || templateID === '') throw new HutchError('EINVAL', 'templateID must be a template name');
   const image = Object.hasOwn(templates, templateID) ? templates[templateID]! : undefined;
@@ -146,10 +154,10 @@ async function createE2b(s: Services, templates: Record<string, string>, body: R
   const platform = s.engine.platformName;
   const { privateIds } = await s.engine.capabilities(platform);
   const limits = Object.keys(s.limits.defaultSandboxLimits).length ? { ...s.limits.defaultSandboxLimits } : undefined;
-  const { info } = await createServed(s, { image, platform, privateIds, env: envList(optStringMap(body, 'envVars')), labels, limits, ...networkOf(s, body) });
+  const made = await createServed(s, { image, platform, privateIds, env: envList(optStringMap(body, 'envVars')), labels, limits, ...networkOf(s, body) });
   // Connect to its agent now, so that the SDK's first envd call finds the connection open.
-  s.calls.files(info.id).catch(() => undefined);
-  return info;
+  s.calls.files(made.info.id).catch(() => undefined);
+  return made;
 }
 
 /** The `timeout` field (whole seconds); required or not. */

@@ -21,6 +21,8 @@ const ENVD_PATHS = new Set(['/health', '/files', '/envs', '/init']);
 const RPC_PATH = /^\/[a-z][\w]*\.[A-Z]\w*\/[A-Z]\w*$/;
 /** Paths of E2B's control plane (hutch's own are under /v1/ and never these). */
 const CONTROL_PATH = /^\/(?:v[2-9]\/)?(?:sandboxes|templates|snapshots|volumes|secrets|teams|nodes|api-keys|access-tokens)(?:\/|$)/;
+/** The port E2B's SDK names for envd (E2b-Sandbox-Port). */
+const ENVD_PORT = 49983;
 /** Envd tokens remembered by sandbox id (bounded; forgotten when the sandbox goes). */
 const MAX_REMEMBERED = 10_000;
 
@@ -79,6 +81,12 @@ export class E2bApi {
       // As E2B's proxy: 502 for a sandbox that is not there (the SDK's "not running anymore"), 401 for a bad token.
       closeAfterAnswer(req, res);
       return sendE2bError(res, isHutchError(e) && e.code === 'ENOTFOUND' ? new ApiError(502, 'ENOTFOUND', e.message) : e);
+    }
+    const port = req.headers['e2b-sandbox-port'];
+    if (port !== undefined && port !== String(ENVD_PORT)) {
+      sendE2bError(res, new HutchError('EUNSUPPORTED', `port ${String(port).slice(0, 10)}: hutchd's E2B API reaches envd (port ${ENVD_PORT}) only; reach a sandbox's own ports with hutch's port forwards (docs/api.md)`));
+      req.resume();
+      return;
     }
     const handler = Object.hasOwn(envdHandlers, url.pathname) ? envdHandlers[url.pathname] : undefined;
     try {
