@@ -210,7 +210,7 @@ function ruleOf(d: string): EgressRule {
 }
 
 /** Filters (metadata, state, template, startedAfter), order and paging of a list (nextToken = an offset). */
-function listPage(all: SandboxInfo[], url: URL): { page: SandboxInfo[]; next?: string } {
+export function listPage(all: SandboxInfo[], url: URL): { page: SandboxInfo[]; next?: string } {
   const q = url.searchParams;
   const wanted: [string, string][] = [];
   const meta = q.get('metadata');
