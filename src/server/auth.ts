@@ -31,10 +31,15 @@ export class TokenAuth {
     if (header === undefined) throw new HutchError('EAUTH', 'missing bearer token: send Authorization: Bearer TOKEN');
     const m = /^Bearer (\S+)$/.exec(header);
     if (!m) throw new HutchError('EAUTH', 'malformed Authorization header: use Bearer TOKEN');
-    const given = sha256(m[1]!);
+    if (!this.accepts(m[1]!)) throw new HutchError('EAUTH', 'the bearer token is not valid');
+  }
+
+  /** True when `token` is one of the tokens (the E2B API's X-API-KEY is checked with it). */
+  accepts(token: string): boolean {
+    const given = sha256(token);
     let ok = false;
     for (const h of this.hashes) ok = timingSafeEqual(h, given) || ok;
-    if (!ok) throw new HutchError('EAUTH', 'the bearer token is not valid');
+    return ok;
   }
 }
 

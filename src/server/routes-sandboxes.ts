@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { SandboxInfo } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import type { Limits } from '../platform/index.js';
+import type { EgressPolicy, PortMapping } from '../net/index.js';
 import { commandOf, envList, optNumber, optString, optStringMap, readJson, sendJson } from './http.js';
 import type { Route } from './router.js';
 import { networkOptionsOf } from './routes-network.js';
@@ -63,10 +64,34 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   for (const k of Object.keys(userLabels)) {
     if (k.startsWith(RESERVED_LABEL_PREFIX)) throw new HutchError('EINVAL', `label ${k.slice(0, 80)}: keys starting with ${RESERVED_LABEL_PREFIX} are hutch's own`);
   }
-  const limits = limitsOf(s, body);
-  const main = mainOf(body);
   const labels = { ...userLabels, ...s.lifetime.labelsFor(ttlOf(s, body)) };
-  const net = networkOptionsOf(s, body);
+  return createServed(s, { image, ...(name ? { name } : {}), platform, privateIds, ...(cwd ? { cwd } : {}), env, labels, limits: limitsOf(s, body), ...mainOf(body), ...networkOptionsOf(s, body) });
+}
+
+/** A create already checked: what the v1 API and the E2B control plane (e2b/control.ts) both make. */
+export interface CreateSpec {
+  image: string;
+  name?: string;
+  platform: string;
+  /** Whether the platform gives sandboxes id ranges of their own (engine.capabilities). */
+  privateIds: boolean;
+  cwd?: string;
+  env: string[];
+  /** Every label, hutch's own (TTL) included. */
+  labels: Record<string, string>;
+  limits: Limits | undefined;
+  cmd?: string[];
+  entrypoint?: string[];
+  network: string;
+  ports?: PortMapping[];
+  policy?: EgressPolicy;
+}
+
+/** Makes and starts a sandbox of this hutchd: a warm pool claim when one fits, else a cold create. */
+export async function createServed(s: Services, spec: CreateSpec): Promise<{ info: SandboxInfo; source: 'pool' | 'cold' }> {
+  const { image, name, platform, cwd, env, labels, limits } = spec;
+  const main = { ...(spec.cmd ? { cmd: spec.cmd } : {}), ...(spec.entrypoint ? { entrypoint: spec.entrypoint } : {}) };
+  const net = { network: spec.network, ...(spec.ports ? { ports: spec.ports } : {}), ...(spec.policy ? { policy: spec.policy } : {}) };
   // Pooled sandboxes are on the server's default network with no published port and the default policy.
   if (name === undefined && net.network === s.network.defaultMode && !net.ports && !net.policy) {
     const claimed = await s.pool.claim(image, { ...(limits ? { limits } : {}), env, ...(cwd ? { cwd } : {}), labels, ...main, platform });
@@ -78,7 +103,7 @@ async function create(s: Services, body: Record<string, unknown>): Promise<{ inf
   }
   const made = await s.engine.create({
     rootfs: image, ...(name ? { name } : {}), ...(cwd ? { cwd } : {}), env, labels, ...(limits ? { limits } : {}), platform, ...net,
-    hardening: { idRange: privateIds ? s.idRange : 'shared' },
+    hardening: { idRange: spec.privateIds ? s.idRange : 'shared' },
     ...(main.cmd ? { command: main.cmd } : {}), ...(main.entrypoint ? { entrypoint: main.entrypoint } : {}),
   });
   s.events.publish({ type: 'created', sandboxId: made.id, data: { image, platform } });

@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import { checkLimits, Engine, SandboxCalls } from '../engine/index.js';
 import { HutchError } from '../errors.js';
 import { TokenAuth } from './auth.js';
+import { E2bApi, type E2bOptions } from './e2b/index.js';
 import { claimRoot } from './instance.js';
 import { boundConnections, closeAfterAnswer, DEFAULT_CONNECTION_LIMITS, serverTimeouts, watchBodyIdle, type ConnectionLimits } from './guard.js';
 import { errorBody, sendError } from './http.js';
@@ -66,6 +67,8 @@ export interface HutchdOptions {
   idRange?: 'shared' | 'private';
   /** The network of sandboxes whose create names none (default none: loopback only), and whether clients may ask for the host's. */
   network?: Partial<NetworkSettings>;
+  /** Serve E2B's API too (docs/e2b.md), on the TCP listener only: E2B's SDK speaks HTTP to a URL. */
+  e2b?: E2bOptions;
 }
 
 const DEFAULT_LIMITS: ApiLimits = {
@@ -78,6 +81,8 @@ const DEFAULT_LIMITS: ApiLimits = {
 export class Hutchd {
   private readonly servers: http.Server[] = [];
   private releaseRoot: (() => void) | undefined;
+  /** The E2B API (hutchd --e2b), served on the TCP listener. */
+  private e2b: E2bApi | undefined;
   /** What recovery found at start: sandboxes of an earlier hutchd served again, and leftovers removed. */
   recovered: RecoveryResult = { adopted: [], removed: [], failed: [] };
   /** Where it listens: the socket path and/or the TCP URL. */
@@ -91,6 +96,7 @@ export class Hutchd {
     if (opts.listen && !opts.tokenFile) {
       throw new HutchError('EINVAL', `refusing to listen on TCP ${opts.listen.host}:${opts.listen.port} without a token file: give --token-file FILE`);
     }
+    if (opts.e2b && !opts.listen) throw new HutchError('EINVAL', '--e2b serves E2B\'s API on TCP: give --listen HOST:PORT and --token-file FILE');
     const auth = opts.tokenFile ? TokenAuth.fromFile(opts.tokenFile) : undefined;
     const limits = { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
     if (!(limits.defaultTtlMs > 0) || limits.defaultTtlMs > limits.maxTtlMs) {
@@ -126,6 +132,7 @@ export class Hutchd {
     router.add(...sandboxRoutes(services), ...snapshotRoutes(services), ...networkRoutes(services), ...processRoutes(services), ...fileRoutes(services),
       ...processSocketRoutes(services, wss), ...watchSocketRoutes(services, wss), ...ports.routes(), ...serviceRoutes(services, () => openApiDocument(router.routes())));
     const d = new Hutchd(services, router, auth, wss, { ...DEFAULT_CONNECTION_LIMITS, ...(opts.connections ?? {}) }, ports);
+    if (opts.e2b && auth) d.e2b = new E2bApi(services, auth, opts.e2b);
     d.releaseRoot = claimRoot(engine.store.root);
     const socketPath = opts.socketPath ?? (opts.listen ? undefined : defaultSocketOf(engine.store.root));
     try {
@@ -142,8 +149,8 @@ export class Hutchd {
     return d;
   }
 
-  private newServer(): http.Server {
-    const server = http.createServer(serverTimeouts(this.connections), (req, res) => void this.onRequest(req, res));
+  private newServer(e2b?: E2bApi): http.Server {
+    const server = http.createServer(serverTimeouts(this.connections), (req, res) => void this.onRequest(req, res, e2b));
     boundConnections(server, this.connections);
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     server.on('clientError', (_e, socket: Duplex) => {
@@ -178,19 +185,26 @@ export class Hutchd {
   }
 
   private async listenTcp(host: string, port: number): Promise<void> {
-    const server = this.newServer();
+    const server = this.newServer(this.e2b);
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()); });
     const a = server.address() as net.AddressInfo;
     this.addresses.url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse, e2b?: E2bApi): Promise<void> {
     const t0 = performance.now();
     let route = 'unmatched';
     res.once('finish', () => this.services.metrics.observeRequest(req.method ?? '?', route, res.statusCode, (performance.now() - t0) / 1000));
     let refused = false;
     try {
       const url = new URL(req.url ?? '/', 'http://hutchd');
+      const kind = e2b?.kindOf(req, url);
+      if (kind) {
+        // E2B's requests carry E2B's credentials (X-API-KEY, X-Access-Token), checked by its dispatcher.
+        route = `e2b-${kind}`;
+        watchBodyIdle(req, this.connections.bodyIdleTimeoutMs);
+        return await e2b!.handle(kind, req, res, url);
+      }
       if (url.pathname !== '/healthz') {
         refused = true;
         this.auth?.check(req);

@@ -20,6 +20,17 @@ function parseListen(text: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Parses the --e2b-template NAME=IMAGE flags into a map. */
+function parseTemplates(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const text of items) {
+    const eq = text.indexOf('=');
+    if (eq <= 0 || eq === text.length - 1) throw new HutchError('EINVAL', `invalid --e2b-template "${text.slice(0, 200)}": use NAME=IMAGE (e.g. base=busybox, python=python:3.12-slim)`);
+    out[text.slice(0, eq)] = text.slice(eq + 1);
+  }
+  return out;
+}
+
 /** Parses IMAGE=N[@PLATFORM]. */
 function parsePool(text: string): { image: string; size: number; platform?: string } {
   const eq = text.lastIndexOf('=');
@@ -56,7 +67,7 @@ function defaultSandboxLimits(f: ParsedArgs['flags']): Limits {
 }
 
 export const command: Command = {
-  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--platform NAME] [--network MODE] [--allow-host-network] [--pool IMAGE=N[@PLATFORM]]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE]',
+  usage: 'hutch serve [--root DIR] [--socket PATH] [--listen HOST:PORT] [--token-file FILE] [--platform NAME] [--network MODE] [--allow-host-network] [--pool IMAGE=N[@PLATFORM]]... [--default-ttl 10m] [--default-memory SIZE] [--default-cpus N] [--default-disk SIZE] [--e2b [--e2b-template NAME=IMAGE]...]',
   summary: 'Run hutchd: the HTTP + WebSocket API for sandboxes (unix socket by default; TCP needs --token-file).',
   flags: [
     { name: 'socket', kind: 'string', value: 'PATH', help: 'unix socket (default hutchd.sock in the state root: /run/hutch/hutchd.sock; mode 0600)' },
@@ -78,6 +89,8 @@ export const command: Command = {
     { name: 'userns', kind: 'string', value: 'MODE', help: 'host id range of the sandboxes it makes: private (default: one range each) or shared' },
     { name: 'max-connections', kind: 'string', value: 'N', help: 'open connections at once, in total (default 512)' },
     { name: 'max-client-connections', kind: 'string', value: 'N', help: 'open connections at once from one TCP address (default 64)' },
+    { name: 'e2b', kind: 'bool', help: 'also serve E2B\'s API on the --listen address, for E2B\'s SDKs (docs/e2b.md)' },
+    { name: 'e2b-template', kind: 'list', value: 'NAME=IMAGE', help: 'the image of E2B template NAME (repeatable; base is busybox unless given)' },
     { name: 'body-timeout', kind: 'string', value: 'DURATION', help: 'longest pause while a request body arrives (default 30s)' },
   ],
   async run(ctx, args) {
@@ -111,6 +124,8 @@ export const command: Command = {
       ...(maxUpload ? { maxUploadBytes: parseSize(maxUpload) } : {}),
       ...(str(f, 'max-buffered-output') ? { maxBufferedOutputBytes: parseSize(str(f, 'max-buffered-output')!) } : {}),
     };
+    const templates = parseTemplates(list(f, 'e2b-template'));
+    if (Object.keys(templates).length && !bool(f, 'e2b')) throw new HutchError('EINVAL', '--e2b-template needs --e2b');
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
@@ -119,6 +134,7 @@ export const command: Command = {
       pools, limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
       network: { defaultMode: str(f, 'network') ?? 'none', allowHost: bool(f, 'allow-host-network') },
+      ...(bool(f, 'e2b') ? { e2b: { templates } } : {}),
     });
     const r = d.recovered;
     if (r.adopted.length || r.removed.length || r.failed.length) {
