@@ -6,24 +6,25 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import { daemonFixture } from './server-kit.js';
+import { daemonFixture, type DaemonFixture } from './server-kit.js';
 import { Sandbox } from '../src/sdk/index.js';
 import { envelope, parseEnvelopes } from '../src/server/e2b/connect.js';
 
 let sb: Sandbox;
+let fx: DaemonFixture | undefined; // set below: its hooks must be registered after this file's (see after)
 test.before(async () => {
-  while (!fx.t) await new Promise((r) => setTimeout(r, 50)); // the fixture's hook runs beside this one
-  sb = await Sandbox.create({ transport: fx.t });
+  while (!fx?.t) await new Promise((r) => setTimeout(r, 50)); // the fixture's hook runs beside this one
+  sb = await Sandbox.create({ transport: fx.t! });
 });
 test.after(async () => { await sb?.kill(); }); // registered first: runs before the daemon stops
-const fx = daemonFixture('e2benvd', [], { HUTCHD_TEST_ENVD: '1' });
+fx = daemonFixture('e2benvd', [], { HUTCHD_TEST_ENVD: '1' });
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** One HTTP exchange with hutchd for the sandbox. */
 function request(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: fx.daemon.socketPath, method, path, headers: { 'e2b-sandbox-id': sb.id, ...headers } }, (res) => {
+    const req = http.request({ socketPath: fx!.daemon.socketPath, method, path, headers: { 'e2b-sandbox-id': sb.id, ...headers } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
@@ -45,7 +46,7 @@ function stream(path: string, message: object): { messages: Json[]; end: Promise
   const waiters: (() => void)[] = [];
   let req!: http.ClientRequest;
   const end = new Promise<Json>((resolve, reject) => {
-    req = http.request({ socketPath: fx.daemon.socketPath, method: 'POST', path, headers: { 'e2b-sandbox-id': sb.id, 'content-type': 'application/connect+json', 'keepalive-ping-interval': '50' } }, (res) => {
+    req = http.request({ socketPath: fx!.daemon.socketPath, method: 'POST', path, headers: { 'e2b-sandbox-id': sb.id, 'content-type': 'application/connect+json', 'keepalive-ping-interval': '50' } }, (res) => {
       assert.equal(res.headers['content-type'], 'application/connect+json');
       let buf = Buffer.alloc(0);
       res.on('data', (d: Buffer) => {
