@@ -1,6 +1,7 @@
 // E2B's control plane over hutch's sandboxes (docs/e2b.md): create (templates are images, metadata
 // are labels, the timeout is the TTL), list, info, kill, timeout, connect, pause/resume, metrics.
 // Written from E2B's public API as its SDK calls it; answers are E2B's JSON shapes.
+import { ENVD_VERSION } from './envd.js';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -14,7 +15,7 @@ import { createServed, removeSandbox, ttlOf } from '../routes-sandboxes.js';
 import { isServed, RESERVED_LABEL_PREFIX, servedSandbox, type Services } from '../services.js';
 
 /** The envd version hutchd reports: the SDK turns features on and off by it (docs/e2b.md). */
-export const ENVD_VERSION = '0.5.7';
+export { ENVD_VERSION };
 /** The label holding a sandbox's envd access token (reserved: never in a view). */
 export const ENVD_TOKEN_LABEL = 'dev.hutch.e2b.envd-token';
 /** The label holding the E2B template a sandbox was made from. */
