@@ -134,7 +134,13 @@ export class NetworkManager {
       }
       return attachment;
     } catch (e) {
-      await this.detach(who.id).catch(() => undefined); // the attach's own error is the one to report
+      try {
+        await this.detach(who.id);
+      } catch (cleanup) {
+        // Both are said: the attach's error first; what is left goes with hutch rm -f (detach is idempotent).
+        const msg = `${e instanceof Error ? e.message : String(e)}; undoing its network failed too (hutch rm -f finishes it): ${cleanup instanceof Error ? cleanup.message : String(cleanup)}`;
+        throw new HutchError(e instanceof HutchError ? e.code : 'EINTERNAL', msg, { id: who.id, cause: e });
+      }
       throw e;
     }
   }
@@ -159,7 +165,7 @@ export class NetworkManager {
   /** Packets of the sandbox its egress policy dropped; null when it has no rules. */
   async droppedPackets(id: string): Promise<number | null> {
     if (!this.store.attachment(id)) return null;
-    const out = await nftJson(['list', 'counter', 'inet', 'hutch', `sb_${id}_dropped`]).catch(() => null) as { nftables?: { counter?: { packets?: number } }[] } | null;
+    const out = await nftJson(['list', 'counter', 'inet', 'hutch', `sb_${id}_dropped`]).catch(() => null) /* no such counter (the table went with its last bridge): unknown */ as { nftables?: { counter?: { packets?: number } }[] } | null;
     const c = out?.nftables?.find((x) => x.counter)?.counter;
     return typeof c?.packets === 'number' ? c.packets : null;
   }
