@@ -120,12 +120,17 @@ export class NetworkManager {
         for (const p of ports) this.store.claimPort(p, who.id);
         this.store.saveAttachment(who.id, attachment);
       }
-      await this.makeNetns(who.id, def, attachment);
-      await this.ensureDnsService(def.gateway, who.id);
       this.writeNameFiles(who, attachment);
-      // One transaction: the table's base (rewritten whole, so that it holds even if someone flushed
-      // it) and the sandbox's own chain, sets and map entries.
-      await nftApply(this.baseScriptFor(def) + sandboxScript(who.id, attachment.address, policy, ports, 0), { id: who.id });
+      // At once (none needs another): the netns with its veth; one nft transaction with the table's
+      // base (rewritten whole, so that it holds even if someone flushed it) and the sandbox's own
+      // chain, sets and map entries; the DNS service. Nothing runs in the netns before all are done.
+      const steps = await Promise.allSettled([
+        this.makeNetns(who.id, def, attachment),
+        nftApply(this.baseScriptFor(def) + sandboxScript(who.id, attachment.address, policy, ports, 0), { id: who.id }),
+        this.ensureDnsService(def.gateway, who.id),
+      ]);
+      const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       await this.resolvePolicyNames(who.id, policy, dnsServers);
       if (!def.isolated) {
         await using lock = await this.store.lock();
@@ -191,8 +196,12 @@ export class NetworkManager {
     const address = a?.address || held[0]?.lease.address || null;
     // The host end first (that takes eth0 with it at once; a netns's own teardown is deferred).
     const gone = [...(linkExists(hostInterface) ? [`link del ${hostInterface}`] : []), ...(fs.existsSync(`/run/netns/${netns}`) ? [`netns del ${netns}`] : [])];
-    if (gone.length) await ipBatch(gone, undefined, { id });
-    if (this.tableExists()) await nftApply(sandboxRemovalScript(id, address, a?.ports ?? []), { id });
+    const steps = await Promise.allSettled([
+      gone.length ? ipBatch(gone, undefined, { id }) : Promise.resolve(''),
+      this.tableExists() ? nftApply(sandboxRemovalScript(id, address, a?.ports ?? []), { id }) : Promise.resolve(''),
+    ]);
+    const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     {
       await using lock = await this.store.lock();
       void lock;
