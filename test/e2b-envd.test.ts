@@ -222,4 +222,9 @@ test('bad input and missing things are Connect errors', async () => {
   assert.equal(missing.status, 404);
   assert.equal(JSON.parse(missing.body.toString())['code'], 404);
   assert.equal((await request('GET', '/health', {})).status, 204);
+  const polled = await unary('/filesystem.Filesystem/CreateWatcher', { path: '/tmp' });
+  assert.deepEqual({ status: polled.status, code: polled.json['code'] }, { status: 501, code: 'unimplemented' });
+  assert.match(polled.json['message'], /does not implement/);
+  assert.equal((await request('GET', '/envs', {})).status, 501);
+  assert.equal((await request('GET', '/health', { 'x-access-token': 'forged' })).status, 401);
 });

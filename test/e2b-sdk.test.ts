@@ -324,6 +324,13 @@ test.describe(`e2b SDK ${CURRENT}`, { skip: 'skip' in currentSdk ? currentSdk.sk
       return outs.sort();`, (r) => {
       assert.deepEqual(r, [0, 1, 2, 3, 4].flatMap((i) => [0, 1, 2].map((j) => `${i}-${j}`)).sort());
     });
+    envdCase(w, '/process.Process/Start', 'the default user is root; a user the image lacks is InvalidArgumentError', () => `${connect()}
+      const who = (await s.commands.run('id -un; echo $HOME; pwd')).stdout;
+      let named; try { await s.commands.run('id -un', { user: 'user' }); named = 'ran'; } catch (e) { named = e.constructor.name + ': ' + e.message; }
+      return { who, named };`, (r) => {
+      assert.equal(r.who, 'root\n/root\n/root\n');
+      assert.match(r.named, /^InvalidArgumentError: .*unknown user "user"/);
+    });
     test(`${CURRENT}: envd calls need the sandbox's access token`, async () => {
       const health = (headers: Record<string, string>) => fetch(`${w().daemon.url}/health`, { headers: { 'E2b-Sandbox-Port': '49983', ...headers } });
       const forged = await health({ 'E2b-Sandbox-Id': id, 'X-Access-Token': 'forged' });
