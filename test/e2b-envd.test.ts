@@ -1,30 +1,51 @@
-// E2B's envd services through a real hutchd: Connect-protocol requests over its socket, routed by
-// `E2b-Sandbox-Id` to handleEnvdRequest through the test-only stand-in for the dispatcher
-// (HUTCHD_TEST_ENVD=1). Processes (streams, stdin, pty, background, Connect, signals, List), the
-// filesystem (stat, list, mkdir, move, remove, watch), /files and the errors.
+// E2B's envd services through a real `hutchd --e2b` on TCP: the sandbox is made with the control
+// plane (POST /v2/sandboxes, X-API-KEY) and the envd calls are Connect-protocol requests carrying
+// E2b-Sandbox-Id, E2b-Sandbox-Port and its envdAccessToken (X-Access-Token), through the dispatcher.
+// Processes (streams, stdin, pty, background, Connect, signals, List), the filesystem (stat, list,
+// mkdir, move, remove, watch), /files and the errors.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import { daemonFixture, type DaemonFixture } from './server-kit.js';
-import { Sandbox } from '../src/sdk/index.js';
+import { cleanRoot, makeRoot } from './helpers.js';
+import { startDaemon, tokenFile, type Daemon } from './server-kit.js';
 import { envelope, parseEnvelopes } from '../src/server/e2b/connect.js';
 
-let sb: Sandbox;
-let fx: DaemonFixture | undefined; // set below: its hooks must be registered after this file's (see after)
+const root = makeRoot('e2benvd');
+let daemon: Daemon | undefined;
+let url!: URL;
+let sandboxId = '';
+let accessToken = '';
+let apiKey = '';
 test.before(async () => {
-  while (!fx?.t) await new Promise((r) => setTimeout(r, 50)); // the fixture's hook runs beside this one
-  sb = await Sandbox.create({ transport: fx.t! });
+  const tf = tokenFile(root);
+  apiKey = tf.token;
+  daemon = await startDaemon(root, ['--listen', '127.0.0.1:0', '--token-file', tf.file, '--e2b']);
+  assert.ok(daemon.url, `hutchd gave no TCP address: ${daemon.stderr()}`);
+  url = new URL(daemon.url);
+  const made = await fetch(`${daemon.url}/v2/sandboxes`, { method: 'POST', headers: { 'x-api-key': tf.token, 'content-type': 'application/json' }, body: JSON.stringify({ templateID: 'base', timeout: 300 }) });
+  assert.equal(made.status, 201, await made.clone().text());
+  const body = (await made.json()) as { sandboxID: string; envdAccessToken: string };
+  sandboxId = body.sandboxID;
+  accessToken = body.envdAccessToken;
+  assert.ok(sandboxId && accessToken, JSON.stringify(body));
 });
-test.after(async () => { await sb?.kill(); }); // registered first: runs before the daemon stops
-fx = daemonFixture('e2benvd', [], { HUTCHD_TEST_ENVD: '1' });
+test.after(async () => {
+  if (daemon && sandboxId) await fetch(`${daemon.url}/sandboxes/${sandboxId}`, { method: 'DELETE', headers: { 'x-api-key': apiKey } }).catch(() => undefined);
+  await daemon?.stop();
+  await cleanRoot(root);
+});
+
+/** What every envd call carries: which sandbox, envd's port, the sandbox's access token. */
+const envdHeaders = (): Record<string, string> => ({ 'e2b-sandbox-id': sandboxId, 'e2b-sandbox-port': '49983', 'x-access-token': accessToken });
+const target = () => ({ host: url.hostname, port: Number(url.port) });
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** One HTTP exchange with hutchd for the sandbox. */
 function request(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: fx!.daemon.socketPath, method, path, headers: { 'e2b-sandbox-id': sb.id, ...headers } }, (res) => {
+    const req = http.request({ ...target(), method, path, headers: { ...envdHeaders(), ...headers } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
@@ -46,7 +67,7 @@ function stream(path: string, message: object): { messages: Json[]; end: Promise
   const waiters: (() => void)[] = [];
   let req!: http.ClientRequest;
   const end = new Promise<Json>((resolve, reject) => {
-    req = http.request({ socketPath: fx!.daemon.socketPath, method: 'POST', path, headers: { 'e2b-sandbox-id': sb.id, 'content-type': 'application/connect+json', 'keepalive-ping-interval': '50' } }, (res) => {
+    req = http.request({ ...target(), method: 'POST', path, headers: { ...envdHeaders(), 'content-type': 'application/connect+json', 'keepalive-ping-interval': '50' } }, (res) => {
       assert.equal(res.headers['content-type'], 'application/connect+json');
       let buf = Buffer.alloc(0);
       res.on('data', (d: Buffer) => {
@@ -201,4 +222,9 @@ test('bad input and missing things are Connect errors', async () => {
   assert.equal(missing.status, 404);
   assert.equal(JSON.parse(missing.body.toString())['code'], 404);
   assert.equal((await request('GET', '/health', {})).status, 204);
+  const polled = await unary('/filesystem.Filesystem/CreateWatcher', { path: '/tmp' });
+  assert.deepEqual({ status: polled.status, code: polled.json['code'] }, { status: 501, code: 'unimplemented' });
+  assert.match(polled.json['message'], /does not implement/);
+  assert.equal((await request('GET', '/envs', {})).status, 501);
+  assert.equal((await request('GET', '/health', { 'x-access-token': 'forged' })).status, 401);
 });

@@ -226,6 +226,115 @@ test.describe(`e2b SDK ${CURRENT}`, { skip: 'skip' in currentSdk ? currentSdk.sk
     envdCase(w, '/filesystem.Filesystem/ListDir', 'files.list', () => `${connect()} return (await s.files.list('/')).map((e) => e.name);`, (r) => {
       assert.ok(r.includes('tmp'));
     });
+    // E2B's quick-start examples (busybox: /bin/sh, not bash; the user is root).
+    envdCase(w, '/process.Process/Start', 'commands.run streams onStdout and onStderr', () => `${connect()} const out = [], err = [];
+      const r = await s.commands.run('echo a; echo b >&2; sleep 0.2; echo c', { onStdout: (d) => out.push(d), onStderr: (d) => err.push(d) });
+      return { out: out.join(''), err: err.join(''), stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };`, (r) => {
+      assert.deepEqual(r, { out: 'a\nc\n', err: 'b\n', stdout: 'a\nc\n', stderr: 'b\n', exitCode: 0 });
+    });
+    envdCase(w, '/process.Process/Start', 'a failing command is CommandExitError with its exit code', () => `${connect()}
+      try { await s.commands.run('echo oops >&2; exit 7'); return 'no error'; } catch (e) { return { name: e.constructor.name, exitCode: e.exitCode, stderr: e.stderr }; }`, (r) => {
+      assert.deepEqual(r, { name: 'CommandExitError', exitCode: 7, stderr: 'oops\n' });
+    });
+    envdCase(w, '/process.Process/Start', 'background commands: wait, kill, list', () => `${connect()}
+      const quick = await s.commands.run('sleep 0.3; echo done', { background: true });
+      const waited = await quick.wait();
+      const slow = await s.commands.run('sleep 30', { background: true });
+      const listed = (await s.commands.list()).filter((p) => p.pid === slow.pid).map((p) => ({ cmd: p.cmd, args: p.args }));
+      const killed = await slow.kill();
+      let end; try { await slow.wait(); end = 'no error'; } catch (e) { end = e.constructor.name; }
+      const after = (await s.commands.list()).some((p) => p.pid === slow.pid);
+      return { stdout: waited.stdout, exitCode: waited.exitCode, listed, killed, end, after };`, (r) => {
+      assert.equal(r.stdout, 'done\n');
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.listed.length, 1);
+      assert.match(r.listed[0].args.join(' '), /sleep 30/);
+      assert.equal(r.killed, true);
+      assert.equal(r.end, 'CommandExitError');
+      assert.equal(r.after, false);
+    });
+    envdCase(w, '/process.Process/SendInput', 'stdin: sendStdin and closeStdin', () => `${connect()}
+      const h = await s.commands.run('cat', { background: true, stdin: true });
+      await h.sendStdin('hello ');
+      await s.commands.sendStdin(h.pid, 'world\\n');
+      await h.closeStdin();
+      return (await h.wait()).stdout;`, (r) => {
+      assert.equal(r, 'hello world\n');
+    });
+    envdCase(w, '/process.Process/Update', 'pty.create, sendInput, resize, output', () => `${connect()}
+      let out = '';
+      const dec = new TextDecoder();
+      const h = await s.pty.create({ cols: 80, rows: 24, onData: (d) => { out += dec.decode(d); } });
+      const until = async (re) => { for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 100)); return re.test(out); };
+      await s.pty.sendInput(h.pid, new TextEncoder().encode('stty size\\n'));
+      const first = await until(/24 80/);
+      await s.pty.resize(h.pid, { cols: 100, rows: 30 });
+      await s.pty.sendInput(h.pid, new TextEncoder().encode('stty size; echo $((6*7)); exit\\n'));
+      const second = await until(/30 100/);
+      const r = await h.wait();
+      return { first, second, answer: /42/.test(out), exitCode: r.exitCode };`, (r) => {
+      assert.deepEqual(r, { first: true, second: true, answer: true, exitCode: 0 });
+    });
+    envdCase(w, '/filesystem.Filesystem/Move', 'files: write, read, list, exists, getInfo, makeDir, rename, remove', () => `${connect()}
+      const f = s.files;
+      const made = await f.makeDir('/tmp/q/sub');
+      const again = await f.makeDir('/tmp/q/sub');
+      const w1 = await f.write('/tmp/q/a.txt', 'alpha');
+      await f.write([{ path: '/tmp/q/sub/b.txt', data: 'beta' }, { path: '/tmp/q/sub/c.bin', data: new Uint8Array([1, 2, 3]).buffer }]);
+      const list = (await f.list('/tmp/q')).map((e) => e.name + ':' + e.type).sort();
+      const deep = (await f.list('/tmp/q', { depth: 2 })).length;
+      const info = await f.getInfo('/tmp/q/a.txt');
+      const moved = await f.rename('/tmp/q/a.txt', '/tmp/q/sub/a2.txt');
+      const read = await f.read('/tmp/q/sub/a2.txt');
+      const bytes = Array.from(await f.read('/tmp/q/sub/c.bin', { format: 'bytes' }));
+      const existed = [await f.exists('/tmp/q/a.txt'), await f.exists('/tmp/q/sub/a2.txt')];
+      await f.remove('/tmp/q');
+      let missing; try { await f.read('/tmp/q/sub/b.txt'); missing = 'read it'; } catch (e) { missing = e.constructor.name; }
+      return { made, again, w1: w1.path, list, deep, info: { name: info.name, type: info.type, size: info.size }, moved: moved.path, read, bytes, existed, gone: await f.exists('/tmp/q'), missing };`, (r) => {
+      assert.deepEqual(r, {
+        made: true, again: false, w1: '/tmp/q/a.txt', list: ['a.txt:file', 'sub:dir'], deep: 4, info: { name: 'a.txt', type: 'file', size: 5 },
+        moved: '/tmp/q/sub/a2.txt', read: 'alpha', bytes: [1, 2, 3], existed: [false, true], gone: false, missing: 'FileNotFoundError',
+      });
+    });
+    envdCase(w, '/filesystem.Filesystem/WatchDir', 'files.watchDir (recursive) sees a file written', () => `${connect()}
+      await s.files.makeDir('/tmp/watched/in');
+      const seen = [];
+      const h = await s.files.watchDir('/tmp/watched', (ev) => { seen.push(ev.name + ':' + ev.type); }, { recursive: true });
+      await s.files.write('/tmp/watched/in/new.txt', 'x');
+      for (let i = 0; i < 50 && !seen.some((e) => e.startsWith('in/new.txt')); i++) await new Promise((r) => setTimeout(r, 100));
+      await h.stop();
+      return seen;`, (r) => {
+      assert.ok(r.some((e: string) => /^in\/new\.txt:(create|write)$/.test(e)), JSON.stringify(r));
+    });
+    envdCase(w, '/process.Process/Start', 'Sandbox.connect from a second client runs in the same sandbox', () => `${connect()}
+      await s.commands.run('echo shared > /tmp/shared.txt');
+      const other = await Sandbox.connect(s.sandboxId);
+      return (await other.commands.run('cat /tmp/shared.txt; echo $GREETING')).stdout;`, (r) => {
+      assert.equal(r, 'shared\nhi\n');
+    });
+    envdCase(w, '/process.Process/Start', 'a command timeoutMs that expires is the SDK\'s TimeoutError', () => `${connect()}
+      const t0 = Date.now();
+      let name = 'no error'; try { await s.commands.run('sleep 21', { timeoutMs: 1_000 }); } catch (e) { name = e.constructor.name; }
+      const fast = Date.now() - t0 < 10_000;
+      const left = (await s.commands.list()).filter((p) => p.args.join(' ').includes('sleep 21'));
+      for (const p of left) await s.commands.kill(p.pid);
+      return { name, fast, stillRunning: left.length };`, (r) => {
+      assert.deepEqual(r, { name: 'TimeoutError', fast: true, stillRunning: 1 }, 'the process outlives the timeout (docs/e2b.md)');
+    });
+    envdCase(w, '/process.Process/Start', 'several clients at once: 5 sandboxes x 3 commands', () => `
+      const boxes = await Promise.all([0, 1, 2, 3, 4].map(() => Sandbox.create({ timeoutMs: 60_000 })));
+      const outs = await Promise.all(boxes.flatMap((b, i) => [0, 1, 2].map(async (j) => (await b.commands.run('echo ' + i + '-' + j)).stdout.trim())));
+      await Promise.all(boxes.map((b) => b.kill()));
+      return outs.sort();`, (r) => {
+      assert.deepEqual(r, [0, 1, 2, 3, 4].flatMap((i) => [0, 1, 2].map((j) => `${i}-${j}`)).sort());
+    });
+    envdCase(w, '/process.Process/Start', 'the default user is root; a user the image lacks is InvalidArgumentError', () => `${connect()}
+      const who = (await s.commands.run('id -un; echo $HOME; pwd')).stdout;
+      let named; try { await s.commands.run('id -un', { user: 'user' }); named = 'ran'; } catch (e) { named = e.constructor.name + ': ' + e.message; }
+      return { who, named };`, (r) => {
+      assert.equal(r.who, 'root\n/root\n/root\n');
+      assert.match(r.named, /^InvalidArgumentError: .*unknown user "user"/);
+    });
     test(`${CURRENT}: envd calls need the sandbox's access token`, async () => {
       const health = (headers: Record<string, string>) => fetch(`${w().daemon.url}/health`, { headers: { 'E2b-Sandbox-Port': '49983', ...headers } });
       const forged = await health({ 'E2b-Sandbox-Id': id, 'X-Access-Token': 'forged' });

@@ -1,6 +1,5 @@
 // hutchd: the HTTP + WebSocket API over the engine, on a unix socket (mode 0600) and/or TCP
 // (TCP only with tokens). One SandboxCalls for the server's life keeps agent connections open.
-import { handleEnvdRequest } from './e2b/envd.js';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -212,12 +211,6 @@ export class Hutchd {
         refused = false;
       }
       watchBodyIdle(req, this.connections.bodyIdleTimeoutMs);
-      // Test-only stand-in for the E2B dispatcher (branch e2b-control): envd calls by E2b-Sandbox-Id.
-      const envdSandbox = process.env['HUTCHD_TEST_ENVD'] === '1' ? req.headers['e2b-sandbox-id'] : undefined;
-      if (typeof envdSandbox === 'string') {
-        route = 'envd';
-        return await handleEnvdRequest(this.services, envdSandbox, req, res);
-      }
       const m = this.router.match(req.method ?? '', url.pathname, false);
       route = m.route.path;
       if (m.route.ws) throw new HutchError('EINVAL', 'WebSocket route');
