@@ -257,7 +257,7 @@ runBench('E2B compatibility: the e2b SDK against hutchd --e2b, against hutch\'s 
   console.log('no sandbox left after either hutchd stopped (checked with the engine on the state root)\n');
   printTable(['ms', 'n', 'p50', 'p90', 'p99', 'mean'], rows);
   const g = (k: string) => summaries.get(k)!;
-  const ratio = (a: string, b: string) => `${(g(a).p50 / g(b).p50).toFixed(2)}× (+${ms(g(a).p50 - g(b).p50)} ms)`;
+  const ratio = (a: string, b: string) => `${(g(a).p50 / g(b).p50).toFixed(2)}× (${g(a).p50 >= g(b).p50 ? '+' : '−'}${ms(Math.abs(g(a).p50 - g(b).p50))} ms)`;
   const warm = `warm (pool ${poolSize})`;
   console.log('');
   console.log(`  e2b / hutch, p50: cold create → output ${ratio("cold: e2b create → commands.run('echo hi') output", "cold: hutch Sandbox.create → exec('echo hi') output")}`);
