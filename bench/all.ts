@@ -18,6 +18,7 @@ const BENCHMARKS: { file: string; quickArgs: string[] }[] = [
   { file: 'memory.js', quickArgs: ['--n', '5', '--settle', '1'] },
   { file: 'disk.js', quickArgs: ['--n', '3', '--n-loop', '1'] },
   { file: 'network.js', quickArgs: ['--quick'] },
+  { file: 'e2b.js', quickArgs: ['--quick'] },
   // Analysis: where the time of a CLI call and of runc goes.
   { file: 'phases.js', quickArgs: ['--n', '3'] },
   { file: 'spec-cost.js', quickArgs: ['--n', '3'] },
