@@ -91,7 +91,7 @@ async function world(sdkDir: { dir: string } | { skip: string }, tag: string): P
   fs.symlinkSync(path.join(sdkDir.dir, 'node_modules'), path.join(project, 'node_modules'));
   const root = makeRoot(tag);
   const tf = tokenFile(root);
-  const daemon = await startDaemon(root, ['--listen', '127.0.0.1:0', '--token-file', tf.file, '--e2b', '--e2b-template', 'tiny=busybox', '--sweep-interval', '500ms']);
+  const daemon = await startDaemon(root, ['--listen', '127.0.0.1:0', '--token-file', tf.file, '--e2b', '--e2b-template', 'tiny=busybox', '--e2b-domain', 'sandboxes.test', '--sweep-interval', '500ms']);
   assert.ok(daemon.url, `hutchd gave no TCP address: ${daemon.stderr()}`);
   // E2B_DOMAIN and E2B_DEBUG from the caller's environment must not send the SDK elsewhere.
   const env = { E2B_API_URL: daemon.url, E2B_SANDBOX_URL: daemon.url, E2B_API_KEY: tf.token, E2B_DOMAIN: '', E2B_DEBUG: '' };
@@ -320,6 +320,24 @@ test.describe(`e2b SDK ${CURRENT}`, { skip: 'skip' in currentSdk ? currentSdk.sk
       for (const p of left) await s.commands.kill(p.pid);
       return { name, fast, stillRunning: left.length };`, (r) => {
       assert.deepEqual(r, { name: 'TimeoutError', fast: true, stillRunning: 1 }, 'the process outlives the timeout (docs/e2b.md)');
+    });
+    envdCase(w, '/process.Process/Start', 'getHost: PORT-ID.DOMAIN reaches that port of the sandbox through hutchd', () => `${connect()}
+      await s.commands.run('mkdir -p /www && echo hello-host > /www/index.html');
+      const h = await s.commands.run('httpd -f -p 127.0.0.1:8080 -h /www', { background: true });
+      const host = s.getHost(8080);
+      const http = await import('node:http');
+      const api = new URL(process.env.E2B_API_URL);
+      const get = (hostHeader) => new Promise((resolve, reject) => http.get({ host: api.hostname, port: api.port, path: '/', headers: { host: hostHeader } }, (res) => {
+        let d = ''; res.on('data', (c) => { d += c; }); res.on('end', () => resolve(res.statusCode + ' ' + d));
+      }).on('error', reject));
+      let body = '';
+      for (let i = 0; i < 30 && !body.startsWith('200'); i++) { body = await get(host); if (!body.startsWith('200')) await new Promise((r) => setTimeout(r, 100)); }
+      const unknown = await get('8080-0123456789abcdef.sandboxes.test');
+      await h.kill();
+      return { host, body, unknown };`, (r) => {
+      assert.match(r.host, /^8080-[0-9a-f]{16}\.sandboxes\.test$/);
+      assert.equal(r.body, '200 hello-host\n');
+      assert.match(r.unknown, /^404 /);
     });
     envdCase(w, '/process.Process/Start', 'several clients at once: 5 sandboxes x 3 commands', () => `
       const boxes = await Promise.all([0, 1, 2, 3, 4].map(() => Sandbox.create({ timeoutMs: 60_000 })));

@@ -52,6 +52,16 @@ export class PortForwards {
     ];
   }
 
+  /**
+   * Forwards a request that names its sandbox and port by host (E2B's `PORT-ID.DOMAIN`) rather than
+   * by path: the whole path is the sandbox server's.
+   */
+  async forwardByHost(c: HttpContext | UpgradeContext, id: string, port: number): Promise<void> {
+    const params = { id, port: String(port), path: c.url.pathname.slice(1), prefix: '' };
+    if ('socket' in c) return this.upgrade({ ...c, params });
+    return this.request({ ...c, params });
+  }
+
   /** Cuts every forwarded connection. */
   closeAll(): void {
     for (const d of this.open) d.destroy();
@@ -69,11 +79,11 @@ export class PortForwards {
     const id = await servedId(this.s, params['id']!);
     const pipe = await this.s.calls.forwardPort(id, port);
     this.track(pipe);
-    return { pipe, port, prefix: `/v1/sandboxes/${encodeURIComponent(params['id']!)}/ports/${port}` };
+    return { pipe, port, prefix: params['prefix'] ?? `/v1/sandboxes/${encodeURIComponent(params['id']!)}/ports/${port}` };
   }
 
   private async request({ req, res, url, params }: HttpContext): Promise<void> {
-    if (params['path'] === '' && !url.pathname.endsWith('/')) {
+    if (params['prefix'] === undefined && params['path'] === '' && !url.pathname.endsWith('/')) {
       // …/ports/8080 → …/ports/8080/: relative links of the page then resolve under the forward (308 keeps method and body).
       portOf(params['port']!);
       res.writeHead(308, { location: `${url.pathname}/${url.search}`, 'content-length': 0 });

@@ -152,7 +152,7 @@ export class Hutchd {
   private newServer(e2b?: E2bApi): http.Server {
     const server = http.createServer(serverTimeouts(this.connections), (req, res) => void this.onRequest(req, res, e2b));
     boundConnections(server, this.connections);
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head, e2b));
     server.on('clientError', (_e, socket: Duplex) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n{"error":{"code":"EINVAL","message":"malformed HTTP request"}}');
       else socket.destroy();
@@ -198,6 +198,13 @@ export class Hutchd {
     let refused = false;
     try {
       const url = new URL(req.url ?? '/', 'http://hutchd');
+      const byHost = e2b?.portHost(req);
+      if (byHost) {
+        // E2B's sandbox hosts (PORT-ID.DOMAIN): public, as E2B's are (docs/e2b.md).
+        route = 'e2b-port';
+        if (!(await e2b!.isE2bSandbox(byHost.id))) throw new HutchError('ENOTFOUND', `sandbox ${byHost.id} not found`, { id: byHost.id });
+        return await this.ports.forwardByHost({ req, res, url, params: {} }, byHost.id, byHost.port);
+      }
       const kind = e2b?.kindOf(req, url);
       if (kind) {
         // E2B's requests carry E2B's credentials (X-API-KEY, X-Access-Token), checked by its dispatcher.
@@ -223,10 +230,15 @@ export class Hutchd {
     }
   }
 
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, e2b?: E2bApi): Promise<void> {
     socket.on('error', () => undefined); // a client that vanishes mid-handshake is not an error of ours
     try {
       const url = new URL(req.url ?? '/', 'http://hutchd');
+      const byHost = e2b?.portHost(req);
+      if (byHost) {
+        if (!(await e2b!.isE2bSandbox(byHost.id))) throw new HutchError('ENOTFOUND', `sandbox ${byHost.id} not found`, { id: byHost.id });
+        return await this.ports.forwardByHost({ req, socket, head, url, params: {} }, byHost.id, byHost.port);
+      }
       this.auth?.check(req);
       const m = this.router.match(req.method ?? '', url.pathname, true);
       if (!m.route.ws) throw new HutchError('EINVAL', 'not a WebSocket route');

@@ -20,6 +20,12 @@ function parseListen(text: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Checks --e2b-domain: a DNS name (sandbox hosts are PORT-ID.DOMAIN under it). */
+function checkDomain(d: string): string {
+  if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(d) || d.length > 200) throw new HutchError('EINVAL', `invalid --e2b-domain "${d.slice(0, 80)}": want a DNS name such as sandboxes.example.com`);
+  return d.toLowerCase();
+}
+
 /** Parses the --e2b-template NAME=IMAGE flags into a map. */
 function parseTemplates(items: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -90,6 +96,7 @@ export const command: Command = {
     { name: 'max-connections', kind: 'string', value: 'N', help: 'open connections at once, in total (default 512)' },
     { name: 'max-client-connections', kind: 'string', value: 'N', help: 'open connections at once from one TCP address (default 64)' },
     { name: 'e2b', kind: 'bool', help: 'also serve E2B\'s API on the --listen address, for E2B\'s SDKs (docs/e2b.md)' },
+    { name: 'e2b-domain', kind: 'string', value: 'DOMAIN', help: 'E2B sandbox hosts PORT-ID.DOMAIN reach that port of the sandbox (the SDK\'s getHost; needs a wildcard DNS record: docs/e2b.md)' },
     { name: 'e2b-template', kind: 'list', value: 'NAME=IMAGE', help: 'the image of E2B template NAME (repeatable; base is busybox unless given)' },
     { name: 'body-timeout', kind: 'string', value: 'DURATION', help: 'longest pause while a request body arrives (default 30s)' },
   ],
@@ -125,7 +132,7 @@ export const command: Command = {
       ...(str(f, 'max-buffered-output') ? { maxBufferedOutputBytes: parseSize(str(f, 'max-buffered-output')!) } : {}),
     };
     const templates = parseTemplates(list(f, 'e2b-template'));
-    if (Object.keys(templates).length && !bool(f, 'e2b')) throw new HutchError('EINVAL', '--e2b-template needs --e2b');
+    if ((Object.keys(templates).length || str(f, 'e2b-domain') !== undefined) && !bool(f, 'e2b')) throw new HutchError('EINVAL', '--e2b-template and --e2b-domain need --e2b');
     const { Hutchd } = await import('../../server/index.js');
     const d = await Hutchd.start({
       ...(ctx.globals.root ? { root: ctx.globals.root } : {}), ...(ctx.globals.executor ? { executor: ctx.globals.executor } : {}),
@@ -134,7 +141,7 @@ export const command: Command = {
       pools, limits, connections, ...(sweep ? { sweepIntervalMs: parseDuration(sweep) } : {}),
       ...(poolConcurrency ? { poolConcurrency: Number(poolConcurrency) } : {}), ...(userns ? { idRange: userns } : {}),
       network: { defaultMode: str(f, 'network') ?? 'none', allowHost: bool(f, 'allow-host-network') },
-      ...(bool(f, 'e2b') ? { e2b: { templates } } : {}),
+      ...(bool(f, 'e2b') ? { e2b: { templates, ...(str(f, 'e2b-domain') ? { domain: checkDomain(str(f, 'e2b-domain')!) } : {}) } } : {}),
     });
     const r = d.recovered;
     if (r.adopted.length || r.removed.length || r.failed.length) {

@@ -31,6 +31,8 @@ const MAX_PAGE = 1000;
 export interface E2bOptions {
   /** E2B template names to hutch images (hutchd --e2b-template NAME=IMAGE; `base` is busybox unless given). */
   templates: Record<string, string>;
+  /** The domain of sandbox hosts (`PORT-ID.DOMAIN`: the SDK's getHost); absent = none (the SDK's own default). */
+  domain?: string;
 }
 
 /** The E2B control-plane routes (paths as E2B's API names them). */
@@ -48,7 +50,7 @@ export function controlRoutes(s: Services, opts: E2bOptions): Route[] {
         s.metrics.observeCreate((performance.now() - t0) / 1000, source);
         // A client that gave up while it was made never learns its id: it is removed, as on hutch's own API.
         if (gone) return removeSandbox(s, info.id, 'client gone before the create was answered');
-        sendJson(res, 201, sandboxAnswer(info));
+        sendJson(res, 201, sandboxAnswer(info, opts.domain));
       },
     })),
     ...['/v2/sandboxes', '/sandboxes'].map((path): Route => ({
@@ -98,7 +100,7 @@ export function controlRoutes(s: Services, opts: E2bOptions): Route[] {
         } else if (sandbox.status !== 'running') {
           throw new HutchError('ESTATE', `sandbox ${sandbox.id} is ${sandbox.status}, not running or paused`, { id: sandbox.id });
         }
-        sendJson(res, wasPaused ? 201 : 200, sandboxAnswer(await info(sandbox.id)));
+        sendJson(res, wasPaused ? 201 : 200, sandboxAnswer(await info(sandbox.id), opts.domain));
       },
     })),
     {
@@ -260,10 +262,10 @@ function cpuCountOf(i: SandboxInfo): number {
 }
 
 /** The answer of create and connect. */
-function sandboxAnswer(i: SandboxInfo): Record<string, unknown> {
+function sandboxAnswer(i: SandboxInfo, domain: string | undefined): Record<string, unknown> {
   return {
     sandboxID: i.id, templateID: i.labels?.[TEMPLATE_LABEL] ?? 'base', clientID: CLIENT_ID, envdVersion: ENVD_VERSION,
-    envdAccessToken: i.labels?.[ENVD_TOKEN_LABEL], domain: null,
+    envdAccessToken: i.labels?.[ENVD_TOKEN_LABEL], domain: domain ?? null,
   };
 }
 

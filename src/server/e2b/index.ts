@@ -31,11 +31,37 @@ export class E2bApi {
   private readonly router = new Router();
   private readonly tokens = new Map<string, Buffer>();
 
+  private readonly domain: string | undefined;
+
   constructor(private readonly s: Services, private readonly auth: TokenAuth, opts: E2bOptions) {
+    this.domain = opts.domain?.toLowerCase();
     this.router.add(...controlRoutes(s, opts));
     s.events.subscribe((e) => {
       if (e.type === 'removed' || e.type === 'expired') this.tokens.delete(e.sandboxId);
     });
+  }
+
+  /**
+   * The sandbox and port a request names by its host (`PORT-ID.DOMAIN`, the SDK's getHost) when
+   * hutchd has an E2B domain; null otherwise. Only sandboxes made through E2B's API are reachable
+   * so: like E2B's, such a URL is public, its sandbox id the only secret (docs/e2b.md).
+   */
+  portHost(req: IncomingMessage): { id: string; port: number } | null {
+    if (!this.domain) return null;
+    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+    const m = /^(\d{1,5})-([0-9a-f]{16})\.(.+)$/.exec(host);
+    if (!m || m[3] !== this.domain) return null;
+    return { id: m[2]!, port: Number(m[1]) };
+  }
+
+  /** True when the sandbox was made through E2B's API (it has an envd token). */
+  async isE2bSandbox(id: string): Promise<boolean> {
+    try {
+      return (await this.s.engine.inspect(id)).labels?.[ENVD_TOKEN_LABEL] !== undefined;
+    } catch (e) {
+      if (isHutchError(e, 'ENOTFOUND')) return false; // gone or never there (the caller answers 404)
+      throw e;
+    }
   }
 
   /** Which side of the E2B API a request is for; undefined when it is hutch's own. */
