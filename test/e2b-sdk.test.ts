@@ -389,4 +389,19 @@ test.describe(`e2b SDK ${OLDEST}`, { skip: 'skip' in oldestSdk ? oldestSdk.skip 
     assert.deepEqual(r.listed, [r.id]);
     assert.deepEqual({ same: r.same, running: r.running, killed: r.killed, after: r.after }, { same: true, running: true, killed: true, after: false });
   });
+
+  test(`${OLDEST}: commands and files through envd (its calls find their sandbox by token where it sends no id)`, async () => {
+    const o = old as World;
+    const r = ok(await sdk(o.project, o.env, `
+      const s = await Sandbox.create({ timeoutMs: 60_000 });
+      const run = await s.commands.run('echo old-sdk; exit 3').catch((e) => ({ exitCode: e.exitCode, stdout: e.stdout }));
+      await s.files.write('/tmp/o.txt', 'from 2.7');
+      const back = await s.files.read('/tmp/o.txt');
+      const names = (await s.files.list('/tmp')).map((e) => e.name);
+      await s.kill();
+      return { run, back, names };`));
+    assert.deepEqual(r.run, { exitCode: 3, stdout: 'old-sdk\n' });
+    assert.equal(r.back, 'from 2.7');
+    assert.ok(r.names.includes('o.txt'), r.names.join(' '));
+  });
 });
