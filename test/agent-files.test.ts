@@ -177,3 +177,20 @@ test('a multi-chunk write that fails midway leaves the old file whole; one that 
   await assert.rejects(c.writeFile(path.join(dir, 'sub'), Readable.from([big])), code('EINVAL'));
   assert.deepEqual(fs.readdirSync(dir).sort(), ['keep.txt', 'link', 'sub']);
 });
+
+test('rename: a file over another, a dir, a missing source, /', { timeout: 60_000 }, async () => {
+  const a = path.join(root, 'ren-a');
+  const b = path.join(root, 'ren-b');
+  fs.writeFileSync(a, 'A');
+  fs.writeFileSync(b, 'B');
+  await c.rename(a, b);
+  assert.equal(fs.readFileSync(b, 'utf8'), 'A', 'the file at the target is replaced (rename(2))');
+  assert.ok(!fs.existsSync(a));
+  const d = path.join(root, 'ren-dir');
+  fs.mkdirSync(path.join(d, 'inner'), { recursive: true });
+  await c.rename(d, path.join(root, 'ren-dir2'));
+  assert.ok(fs.statSync(path.join(root, 'ren-dir2', 'inner')).isDirectory());
+  await assert.rejects(c.rename(path.join(root, 'nope'), path.join(root, 'x')), code('ENOTFOUND'));
+  await assert.rejects(c.rename('/', path.join(root, 'x')), code('EINVAL'));
+  await assert.rejects(c.rename(b, path.join(root, 'no/such/dir/x')), code('ENOTFOUND'));
+});

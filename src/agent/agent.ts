@@ -131,6 +131,7 @@ export class Agent implements Dispatcher {
       case 'symlink': return files.symlink(params as Params<'symlink'>);
       case 'replaceFile': return files.replaceFile(params as Params<'replaceFile'>);
       case 'link': return files.link(params as Params<'link'>);
+      case 'rename': return files.rename(params as Params<'rename'>);
       case 'watch': return this.watches.start(session, params as Params<'watch'>);
       case 'unwatch': {
         this.watches.stop(session, (params as Params<'unwatch'>).watchId);

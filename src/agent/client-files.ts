@@ -153,6 +153,11 @@ export class FileTransfers {
     await this.call('symlink', { path, target }, opts);
   }
 
+  /** Renames `from` to `path` inside the sandbox (rename(2)). */
+  async rename(from: string, path: string, opts: CallOptions = {}): Promise<void> {
+    await this.call('rename', { path, from }, opts);
+  }
+
   /** Makes a hard link at `path` to the existing file `existing`. */
   async hardLink(path: string, existing: string, opts: CallOptions = {}): Promise<void> {
     await this.call('link', { path, existing }, opts);

@@ -375,6 +375,11 @@ export class AgentClient {
     return this.files.symlink(path, target, opts);
   }
 
+  /** Renames `from` to `path` inside the sandbox (rename(2)). */
+  rename(from: string, path: string, opts?: CallOptions): Promise<void> {
+    return this.files.rename(from, path, opts);
+  }
+
   /** Makes a hard link at `path` to the existing file `existing`. */
   hardLink(path: string, existing: string, opts?: CallOptions): Promise<void> {
     return this.files.hardLink(path, existing, opts);

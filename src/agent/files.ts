@@ -8,7 +8,7 @@ import { errnoCode, HutchError, isHutchError, type ErrorCode } from '../errors.j
 import { fileKind } from './file-kind.js';
 import {
   FILE_CHUNK, MAX_LIST_ENTRIES,
-  type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type ReplaceFileParams, type SymlinkParams, type ListResult, type MkdirParams,
+  type DirEntry, type FileStat, type FileType, type LinkParams, type ListParams, type RenameParams, type ReplaceFileParams, type SymlinkParams, type ListResult, type MkdirParams,
   type ReadFileParams, type ReadFileResult, type RemoveParams, type StatParams, type WriteFileParams,
 } from './protocol.js';
 
@@ -157,6 +157,15 @@ export async function remove(params: RemoveParams): Promise<Record<string, never
 export async function symlink(params: SymlinkParams): Promise<Record<string, never>> {
   const p = normalizePath(params.path);
   await on('symlink', p, () => fsp.symlink(params.target, p));
+  return {};
+}
+
+/** Renames `from` to `path` (rename(2): atomic; a file or empty dir at `path` is replaced). */
+export async function rename(params: RenameParams): Promise<Record<string, never>> {
+  const p = normalizePath(params.path);
+  const from = normalizePath(params.from);
+  if (from === '/' || p === '/') throw new HutchError('EINVAL', 'refusing to rename /', { path: from });
+  await on('rename', from, () => fsp.rename(from, p));
   return {};
 }
 

@@ -84,6 +84,8 @@ export interface MkdirParams { path: string; parents?: boolean; mode?: number }
 export interface RemoveParams { path: string; recursive?: boolean }
 export interface SymlinkParams { path: string; target: string }
 export interface LinkParams { path: string; existing: string }
+/** rename(2): `from` becomes `path` (an existing file there is replaced, an empty dir too). */
+export interface RenameParams { path: string; from: string }
 /** Moves the staged file `staged` over `path` (through a symlink at `path`), with the owner of the file it replaces and its mode unless `mode` is given. */
 export interface ReplaceFileParams { path: string; staged: string; mode?: number }
 export interface WatchParams { path: string; recursive: boolean }
@@ -116,6 +118,7 @@ export interface Methods {
   remove: { params: RemoveParams; result: Empty };
   symlink: { params: SymlinkParams; result: Empty };
   link: { params: LinkParams; result: Empty };
+  rename: { params: RenameParams; result: Empty };
   replaceFile: { params: ReplaceFileParams; result: Empty };
   shutdown: { params: { graceMs: number }; result: { killed: number } };
   /** Before a checkpoint: the agent closes its listener and every connection (this one after the reply), and listens again on SIGUSR2. */
@@ -189,6 +192,7 @@ export const paramChecks: { [M in MethodName]: Check<Params<M>> } = {
   remove: obj<RemoveParams>({ path: absPath, recursive: optional(bool) }),
   symlink: obj<SymlinkParams>({ path: absPath, target: str({ max: 4096, nonEmpty: true, noNul: true }) }),
   link: obj<LinkParams>({ path: absPath, existing: absPath }),
+  rename: obj<RenameParams>({ path: absPath, from: absPath }),
   replaceFile: obj<ReplaceFileParams>({ path: absPath, staged: absPath, mode: optional(mode) }),
   shutdown: obj<{ graceMs: number }>({ graceMs: int(0, 600_000) }),
   quiesce: empty,
@@ -239,6 +243,7 @@ export const resultChecks: { [M in MethodName]: Check<Result<M>> } = {
   remove: empty,
   symlink: empty,
   link: empty,
+  rename: empty,
   replaceFile: empty,
   shutdown: obj<{ killed: number }>({ killed: count }),
   quiesce: empty,

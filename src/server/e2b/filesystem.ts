@@ -3,7 +3,7 @@
 // home of the call's user; entries carry owner and group by name.
 import { posix } from 'node:path';
 import type { AgentClient, FileStat, WatchChange, WatchHandle } from '../../agent/index.js';
-import { HutchError, isHutchError } from '../../errors.js';
+import { isHutchError } from '../../errors.js';
 import type { EnvdCall, EnvdHandler } from './types.js';
 import { accountFor, accountsOf, resolvePath, type Accounts } from './accounts.js';
 import { ConnectFault, ConnectStream, invalid, readStreamRequest, readUnary, sendUnary, sendUnaryError } from './connect.js';
@@ -77,16 +77,6 @@ async function listTree(files: AgentClient, accounts: Accounts, dir: string, dep
   return out;
 }
 
-/** Renames `from` to `to` in the sandbox: the agent's rename, or mv for an agent without one. */
-async function rename(call: EnvdCall, from: string, to: string): Promise<void> {
-  const h = await call.s.calls.exec(call.sandboxId, { argv: ['mv', '-f', '--', from, to] });
-  let err = '';
-  h.stdout.resume();
-  h.stderr.on('data', (d: Buffer) => { if (err.length < 4096) err += d.toString(); });
-  const st = await h.wait();
-  if (st.exitCode !== 0) throw new HutchError('EINVAL', `cannot move ${from} to ${to}: ${err.trim().split('\n')[0] ?? 'mv failed'}`, { path: from });
-}
-
 /** A unary handler. */
 function unary(fn: (call: EnvdCall, m: Record<string, unknown>) => Promise<object>): EnvdHandler {
   return async (call) => {
@@ -157,7 +147,7 @@ export const filesystemHandlers: Record<string, EnvdHandler> = {
     await mustStat(files, from);
     const parent = await files.stat(posix.dirname(to), { follow: true }).catch(() => null);
     if (parent?.type !== 'dir') throw new ConnectFault('not_found', `directory ${posix.dirname(to)} does not exist`, { path: to });
-    await rename(call, from, to);
+    await files.rename(from, to);
     return { entry: entryInfo(to, await mustStat(files, to), accounts) };
   }),
   '/filesystem.Filesystem/Remove': unary(async (call, m) => {
