@@ -8,6 +8,7 @@ import { FileTransfers, type ReadRange } from './client-files.js';
 import { forwardOver } from './client-forward.js';
 import { WatchChannels, type WatchHandle, type WatchListener } from './client-watch.js';
 import { ProcessChannel, type ChannelLink, type ProcessHandle } from './process-handle.js';
+import { connectedWithin } from './socket-connect.js';
 import {
   checkEvent, checkResponse, decodeCredit, decodeData, encodeCreditFrame, encodeDataFrame, encodeJsonFrame,
   FrameDecoder, FrameType, MAX_REQUEST_ID, parseJsonPayload, resultChecks,
@@ -398,12 +399,12 @@ export class AgentClient {
     return { ...r, close };
   }
 
-  /** Stops every process (SIGTERM, then SIGKILL after graceMs); the agent exits after replying. */
   /** Has the agent close its listener and every connection (this one too) before a checkpoint; SIGUSR2 to it listens again. */
   quiesce(opts?: CallOptions): Promise<Record<string, never>> {
     return this.call('quiesce', {}, opts);
   }
 
+  /** Stops every process (SIGTERM, then SIGKILL after graceMs); the agent exits after replying. */
   shutdown(params: { graceMs: number }, opts?: CallOptions): Promise<{ killed: number }> {
     return this.call('shutdown', params, opts);
   }
@@ -411,24 +412,12 @@ export class AgentClient {
 
 /** Connects to a unix socket path within `timeoutMs`. */
 function connectWithin(connectPath: string, shownPath: string, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(connectPath);
-    const fail = (e: HutchError): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new HutchError('ETIMEDOUT', `connecting to the agent at ${shownPath} timed out after ${timeoutMs} ms`, { path: shownPath })), timeoutMs);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.removeAllListeners('error');
-      resolve(sock);
-    });
-    sock.once('error', (e) => {
+  return connectedWithin(net.connect(connectPath), timeoutMs,
+    () => new HutchError('ETIMEDOUT', `connecting to the agent at ${shownPath} timed out after ${timeoutMs} ms`, { path: shownPath }),
+    (e) => {
       const c = errnoCode(e);
       const code = c === 'ECONNREFUSED' ? 'ENOTFOUND' : c === 'EACCES' ? 'EPERM' : 'EPROTO';
-      fail(new HutchError(code, `cannot connect to the agent at ${shownPath}: ${c ?? e.message}`, { path: shownPath, cause: e }));
+      return new HutchError(code, `cannot connect to the agent at ${shownPath}: ${c ?? e.message}`, { path: shownPath, cause: e });
     });
-  });
 }
 

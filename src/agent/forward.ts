@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { errnoCode, HutchError } from '../errors.js';
 import type { ConnectParams } from './protocol.js';
+import { connectedWithin } from './socket-connect.js';
 
 /** How long a connect to the loopback may take (it is answered at once unless the sandbox is overloaded). */
 export const LOOPBACK_CONNECT_TIMEOUT_MS = 5_000;
@@ -14,25 +15,13 @@ export function connectLoopback(params: ConnectParams, timeoutMs = LOOPBACK_CONN
   // localhost is not looked up: the sandbox's /etc/hosts could name any address.
   const host = params.host === 'localhost' ? '127.0.0.1' : params.host;
   const where = `${host.includes(':') ? `[${host}]` : host}:${params.port}`;
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port: params.port, allowHalfOpen: true });
-    const fail = (e: HutchError): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new HutchError('ETIMEDOUT', `connecting to ${where} timed out after ${timeoutMs} ms`)), timeoutMs);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.removeAllListeners('error');
-      resolve(sock);
-    });
-    sock.once('error', (e) => {
+  return connectedWithin(net.connect({ host, port: params.port, allowHalfOpen: true }), timeoutMs,
+    () => new HutchError('ETIMEDOUT', `connecting to ${where} timed out after ${timeoutMs} ms`),
+    (e) => {
       const c = errnoCode(e);
-      if (c === 'ECONNREFUSED') return fail(new HutchError('ENETWORK', `nothing listens on port ${params.port} (${where} refused the connection)`, { cause: e }));
-      fail(new HutchError('ENETWORK', `cannot connect to ${where}: ${c ?? e.message}`, { cause: e }));
+      if (c === 'ECONNREFUSED') return new HutchError('ENETWORK', `nothing listens on port ${params.port} (${where} refused the connection)`, { cause: e });
+      return new HutchError('ENETWORK', `cannot connect to ${where}: ${c ?? e.message}`, { cause: e });
     });
-  });
 }
 
 /**

@@ -237,7 +237,7 @@ export class NetworkManager {
 
   private tableExists(): boolean {
     // The table exists while any of hutch's bridges does (they are made and dropped together under the lock).
-    return this.listNetworks().some((d) => linkExists(d.bridge)) || linkExists('hutch0');
+    return this.listNetworks().some((d) => linkExists(d.bridge));
   }
 
   /**

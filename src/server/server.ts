@@ -324,7 +324,5 @@ async function warmUp(calls: SandboxCalls, id: string): Promise<void> {
 
 /** Detaches what a crash left on hutch's networks: leases whose sandbox's dir is gone (any state root's). */
 async function collectNetworkLeftovers(engine: Engine): Promise<void> {
-  const fs = await import('node:fs');
-  const path = await import('node:path');
   await (await engine.networks()).collectGarbage((l) => !fs.existsSync(path.join(l.root, 'sandboxes', l.id)));
 }
